@@ -1,0 +1,193 @@
+// The weight formats: GGUF block layouts and the one traits table that lists them.
+//
+// This is the only place that says which formats exist. Everything else (WeightFormat,
+// the GGUF loader, the kernel registry, tests, benchmarks, the sweep) iterates
+// `all_formats()` or looks a row up by enum, name or GGUF type id.
+//
+// Block layouts are the GGUF on-disk layouts, byte for byte (little-endian, packed as the
+// sizes below say). Scales stored as IEEE half are kept as raw uint16_t bits.
+#ifndef KERNELS_FORMATS_H_
+#define KERNELS_FORMATS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace fk {
+
+// Raw IEEE-754 binary16 bits.
+using fp16_t = uint16_t;
+
+// ---- Legacy 32-element blocks --------------------------------------------------------
+constexpr int kQK = 32;
+
+// w = d * (q - 8), q in [0, 15]; element j in low nibble of qs[j], element j+16 in high.
+struct BlockQ4_0 {
+  fp16_t d;
+  uint8_t qs[kQK / 2];
+};
+// w = d * q + m, q in [0, 15]; nibble order as Q4_0.
+struct BlockQ4_1 {
+  fp16_t d;
+  fp16_t m;
+  uint8_t qs[kQK / 2];
+};
+// w = d * (q - 16), q in [0, 31]; low 4 bits as Q4_0, bit 4 of element j is bit j of qh.
+struct BlockQ5_0 {
+  fp16_t d;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
+// w = d * q, q in [-127, 127].
+struct BlockQ8_0 {
+  fp16_t d;
+  int8_t qs[kQK];
+};
+
+// ---- K-quants: 256-element super-blocks --------------------------------------------------
+constexpr int kQK_K = 256;
+constexpr int kKScaleBytes = 12;
+
+// 8 sub-blocks of 32; 6-bit scale and 6-bit min per sub-block packed in `scales`;
+// w = d * sc * q - dmin * m, q in [0, 15].
+struct BlockQ4_K {
+  fp16_t d;
+  fp16_t dmin;
+  uint8_t scales[kKScaleBytes];
+  uint8_t qs[kQK_K / 2];
+};
+// As Q4_K with a fifth bit per weight in qh; q in [0, 31].
+struct BlockQ5_K {
+  fp16_t d;
+  fp16_t dmin;
+  uint8_t scales[kKScaleBytes];
+  uint8_t qh[kQK_K / 8];
+  uint8_t qs[kQK_K / 2];
+};
+// 16 sub-blocks of 16 with int8 scales; w = d * scale * (q - 32), q in [0, 63]
+// (low 4 bits in ql, high 2 bits in qh).
+struct BlockQ6_K {
+  uint8_t ql[kQK_K / 2];
+  uint8_t qh[kQK_K / 4];
+  int8_t scales[kQK_K / 16];
+  fp16_t d;
+};
+// Activation format of the K-quant int8 path: w = d * q, plus the sums of each group of 16 q.
+struct BlockQ8_K {
+  float d;
+  int8_t qs[kQK_K];
+  int16_t bsums[kQK_K / 16];
+};
+
+static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block is 18 bytes in GGUF");
+static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes in GGUF");
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block is 22 bytes in GGUF");
+static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 34 bytes in GGUF");
+static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes in GGUF");
+static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes in GGUF");
+static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes in GGUF");
+static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes in GGUF");
+
+// ---- The formats -----------------------------------------------------------------------
+// F32 is a row of the table too (a "block" of one float), so code can treat all alike.
+enum class Format : uint8_t {
+  kF32,
+  kQ4_0,
+  kQ4_1,
+  kQ5_0,
+  kQ8_0,
+  kQ4_K,
+  kQ5_K,
+  kQ6_K,
+  kQ8_K,
+};
+constexpr int kNumFormats = 9;
+
+// GGUF tensor type ids (ggml_type) of the formats above and of the types the loader
+// converts (F16, BF16).
+namespace gguf_type {
+constexpr uint32_t kF32 = 0;
+constexpr uint32_t kF16 = 1;
+constexpr uint32_t kQ4_0 = 2;
+constexpr uint32_t kQ4_1 = 3;
+constexpr uint32_t kQ5_0 = 6;
+constexpr uint32_t kQ8_0 = 8;
+constexpr uint32_t kQ4_K = 12;
+constexpr uint32_t kQ5_K = 13;
+constexpr uint32_t kQ6_K = 14;
+constexpr uint32_t kQ8_K = 15;
+constexpr uint32_t kBF16 = 30;
+}  // namespace gguf_type
+
+// Reference row converters. `k` is the number of elements, a multiple of block_elems.
+using DequantizeRowFn = void (*)(const void* blocks, float* out, int64_t k);
+using QuantizeRowFn = void (*)(const float* in, void* blocks, int64_t k);
+
+struct FormatTraits {
+  Format format;
+  const char* name;         // as llama.cpp spells it: "F32", "Q4_0", "Q4_K", ...
+  uint32_t gguf_type;       // ggml_type id
+  int block_elems;          // elements per block
+  int block_bytes;          // bytes per block
+  double bits_per_weight;   // 8 * block_bytes / block_elems
+  DequantizeRowFn dequantize_row;  // reference; bit-identical to gguf-py
+  QuantizeRowFn quantize_row;      // reference; byte-identical to ggml's *_ref
+};
+
+// All formats, in enum order.
+absl::Span<const FormatTraits> all_formats();
+const FormatTraits& traits(Format f);
+// Case-insensitive ("q4_k" and "Q4_K" both work). nullptr when unknown.
+const FormatTraits* find_format(absl::string_view name);
+const FormatTraits* find_format_by_gguf_type(uint32_t type);
+// Comma-separated list of names, for error messages and --help.
+const char* format_names();
+
+// ---- Scalar conversions (GGUF files carry F16/BF16 tensors; blocks carry f16 scales) ----
+float fp16_to_fp32(fp16_t h);
+// Round to nearest even; overflow to +-inf; NaN stays NaN (as ggml / F16C).
+fp16_t fp32_to_fp16(float f);
+float bf16_to_fp32(uint16_t b);
+// Round to nearest even; NaN stays a quiet NaN (as ggml).
+uint16_t fp32_to_bf16(float f);
+
+void fp16_to_fp32_row(const fp16_t* in, float* out, int64_t n);
+void bf16_to_fp32_row(const uint16_t* in, float* out, int64_t n);
+
+// ---- Reference quantizers / dequantizers (kernels/quants_ref.cc) -------------------------
+// Quantizers: byte-identical to ggml's quantize_row_*_ref. Dequantizers: bit-identical to
+// gguf-py's gguf.quants.dequantize (Q8_K: d * q in float32).
+void quantize_row_q4_0_ref(const float* x, void* y, int64_t k);
+void quantize_row_q4_1_ref(const float* x, void* y, int64_t k);
+void quantize_row_q5_0_ref(const float* x, void* y, int64_t k);
+void quantize_row_q8_0_ref(const float* x, void* y, int64_t k);
+void quantize_row_q4_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q5_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q6_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q8_K_ref(const float* x, void* y, int64_t k);
+
+void dequantize_row_q4_0_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q4_1_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q5_0_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q8_0_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q4_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q5_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q6_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q8_K_ref(const void* x, float* y, int64_t k);
+
+// Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) from the packed 12 bytes.
+inline void unpack_k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+}  // namespace fk
+
+#endif  // KERNELS_FORMATS_H_
