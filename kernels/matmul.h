@@ -1,0 +1,69 @@
+// dispatch_matmul: output = input x W^T straight from W's blocks (fused dequantize).
+//
+// The one entry point the runtime and the harness use. It validates shapes, picks a
+// registry entry (the best this CPU runs, or the one named in MatmulOptions or by the
+// environment variables FK_VARIANT / FK_PATH), quantizes the activations once per call
+// for the int8 path, and splits the n output columns over the caller's thread pool at
+// multiples of the entry's n_tile. Results are bit-identical for any thread count.
+#ifndef KERNELS_MATMUL_H_
+#define KERNELS_MATMUL_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kernels/registry.h"
+#include "kernels/thread_pool.h"
+#include "kernels/weight_format.h"
+
+namespace fk {
+
+struct MatmulOptions {
+  // Unset: FK_VARIANT / FK_PATH from the environment if set, else the best runnable
+  // variant and the default path (int8 for quantized formats, f32 for F32 weights).
+  std::optional<Variant> variant;
+  std::optional<Path> path;
+  ThreadPool* pool = nullptr;  // nullptr: run on the calling thread
+};
+
+// Reusable per-caller buffers (the int8 path's quantized activations), so repeated calls
+// do not allocate once warmed up. Not shared between concurrent calls.
+struct MatmulScratch {
+  std::vector<uint8_t> act;
+};
+
+// Picks the registry entry dispatch would use for `format` under `options`, or an error
+// naming the variant/path and what the CPU lacks (or that no such kernel exists).
+absl::StatusOr<const KernelEntry*> select_kernel(Format format,
+                                                 const MatmulOptions& options = {});
+
+// input: m x k row-major f32. weights: n rows x k. Returns m x n.
+absl::StatusOr<std::vector<float>> dispatch_matmul(const float* input,
+                                                   const WeightFormat& weights, int64_t m,
+                                                   int64_t k, int64_t n,
+                                                   const MatmulOptions& options = {});
+
+// Same, into the caller's buffer of output_size floats (>= m * n); no allocation once
+// `scratch` is warm (scratch may be nullptr: a temporary is used).
+absl::Status dispatch_matmul(const float* input, const WeightFormat& weights, int64_t m,
+                             int64_t k, int64_t n, float* output, int64_t output_size,
+                             const MatmulOptions& options = {},
+                             MatmulScratch* scratch = nullptr);
+
+// Runs one specific registry entry (tests, benchmarks, the sweep). Same checks as above,
+// plus: the entry's format must match the weights and the CPU must run it.
+absl::Status run_kernel(const KernelEntry& entry, const float* input,
+                        const WeightFormat& weights, int64_t m, float* output,
+                        int64_t output_size, ThreadPool* pool = nullptr,
+                        MatmulScratch* scratch = nullptr);
+
+// F32 weights: output = input x W^T (the seed's matmul_transposed), through dispatch.
+absl::StatusOr<std::vector<float>> matmul_transposed(const float* input, const float* w,
+                                                     int64_t m, int64_t k, int64_t n,
+                                                     const MatmulOptions& options = {});
+
+}  // namespace fk
+
+#endif  // KERNELS_MATMUL_H_

@@ -1,0 +1,53 @@
+// The kernel registry: every (format, variant, path) kernel, read from registry.inc.
+// Dispatch, tests, benchmarks and the sweep iterate all_kernels(); nothing else lists
+// kernels.
+#ifndef KERNELS_REGISTRY_H_
+#define KERNELS_REGISTRY_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "kernels/formats.h"
+#include "kernels/kernel_api.h"
+
+namespace fk {
+
+struct KernelEntry {
+  Format format;
+  Variant variant;
+  Path path;
+  uint32_t features;  // required CpuFeature bits
+  int m_tile;
+  int n_tile;
+  MatmulKernelFn fn;
+  const char* name;   // "<format>_<path>__<variant>", e.g. "q4_k_int8__avx2"
+};
+
+// Every registered kernel, in registry.inc order (scalar first).
+absl::Span<const KernelEntry> all_kernels();
+
+// The activation format of an entry's int8 path: Q8_K for K-quants, Q8_0 otherwise.
+// (F32 weights have no int8 path.)
+Format act_format(Format weights);
+
+const char* variant_name(Variant v);  // "scalar", "avx2", "avx512", "avx512_vnni"
+const char* path_name(Path p);        // "f32", "int8"
+// Parse names (case-insensitive); errors list the valid names.
+absl::StatusOr<Variant> parse_variant(absl::string_view name);
+absl::StatusOr<Path> parse_path(absl::string_view name);
+// "scalar, avx2, avx512, avx512_vnni" / "f32, int8" for --help and error messages.
+const char* variant_names();
+const char* path_names();
+
+// The entry for exactly (format, variant, path), or nullptr.
+const KernelEntry* find_kernel(Format format, Variant variant, Path path);
+
+// True when this CPU can run the entry.
+bool kernel_runnable(const KernelEntry& e);
+
+}  // namespace fk
+
+#endif  // KERNELS_REGISTRY_H_
