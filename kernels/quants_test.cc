@@ -1,0 +1,504 @@
+// Reference (de)quantizers against golden data from independent oracles (ggml's
+// quantize_row_*_ref, gguf-py's dequantize; see golden/README.md), the traits table,
+// fp16/bf16 conversion, and the golden reader itself.
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "kernels/formats.h"
+#include "kernels/golden_reader.h"
+
+namespace fk {
+namespace {
+
+uint32_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float FromBits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+std::vector<Format> QuantizedFormats() {
+  std::vector<Format> out;
+  for (const FormatTraits& t : all_formats()) {
+    if (t.format != Format::kF32) out.push_back(t.format);
+  }
+  return out;
+}
+
+std::string FormatName(const ::testing::TestParamInfo<Format>& info) {
+  return traits(info.param).name;
+}
+
+// ---- Golden: quantize byte-identical, dequantize bit-identical ------------------------------
+
+class GoldenQuantTest : public ::testing::TestWithParam<Format> {};
+
+TEST_P(GoldenQuantTest, CoversEveryDistribution) {
+  absl::StatusOr<std::vector<GoldenQuantRow>> rows = read_golden_quant(GetParam());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  std::set<uint32_t> dists;
+  std::set<int64_t> ks;
+  for (const GoldenQuantRow& r : *rows) {
+    dists.insert(r.distribution);
+    ks.insert(r.k);
+  }
+  // Ids 1..16 as documented in golden/README.md, with more than one row length; 17
+  // (knife-edge blocks for the scale searches) for Q4_K, Q5_K, Q6_K.
+  const bool searched = GetParam() == Format::kQ4_K || GetParam() == Format::kQ5_K ||
+                        GetParam() == Format::kQ6_K;
+  EXPECT_EQ(dists.size(), searched ? 17u : 16u);
+  EXPECT_EQ(*dists.begin(), 1u);
+  EXPECT_EQ(*dists.rbegin(), searched ? 17u : 16u);
+  EXPECT_GE(ks.size(), 3u);
+}
+
+TEST_P(GoldenQuantTest, QuantizeIsByteIdenticalToGgml) {
+  const FormatTraits& t = traits(GetParam());
+  absl::StatusOr<std::vector<GoldenQuantRow>> rows = read_golden_quant(GetParam());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  for (const GoldenQuantRow& r : *rows) {
+    // Pre-filled with a pattern: every byte must be written, as ggml writes every byte.
+    std::vector<uint8_t> got(r.blocks.size(), 0xAB);
+    t.quantize_row(r.x.data(), got.data(), r.k);
+    const auto mismatch = std::mismatch(got.begin(), got.end(), r.blocks.begin());
+    EXPECT_TRUE(mismatch.first == got.end())
+        << t.name << " distribution " << r.distribution << " k=" << r.k
+        << ": first differing byte at offset " << (mismatch.first - got.begin()) << " (block "
+        << (mismatch.first - got.begin()) / t.block_bytes << "): got "
+        << int(*mismatch.first) << ", ggml " << int(*mismatch.second);
+  }
+}
+
+TEST_P(GoldenQuantTest, DequantizeIsBitIdenticalToGgufPy) {
+  const FormatTraits& t = traits(GetParam());
+  absl::StatusOr<std::vector<GoldenQuantRow>> rows = read_golden_quant(GetParam());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  for (const GoldenQuantRow& r : *rows) {
+    std::vector<float> got(static_cast<size_t>(r.k), -12345.0f);
+    t.dequantize_row(r.blocks.data(), got.data(), r.k);
+    for (int64_t i = 0; i < r.k; ++i) {
+      // Bits, not values: NaN and -0.0 must match too.
+      if (Bits(got[i]) != Bits(r.dequant[i])) {
+        ADD_FAILURE() << t.name << " distribution " << r.distribution << " k=" << r.k
+                      << ": element " << i << " is " << got[i] << " (0x" << std::hex
+                      << Bits(got[i]) << "), gguf-py " << r.dequant[i] << " (0x"
+                      << Bits(r.dequant[i]) << std::dec << ")";
+        break;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllQuantized, GoldenQuantTest, ::testing::ValuesIn(QuantizedFormats()),
+                         FormatName);
+
+// ---- Golden matmul files agree with the dequantizers ---------------------------------------
+
+class GoldenMatmulTest : public ::testing::TestWithParam<Format> {};
+
+TEST_P(GoldenMatmulTest, ExpectedIsFloat64DotOfDequantizedWeights) {
+  const FormatTraits& t = traits(GetParam());
+  absl::StatusOr<std::vector<GoldenMatmulCase>> cases = read_golden_matmul(GetParam());
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  ASSERT_GE(cases->size(), 4u);
+  std::set<int64_t> ms;
+  for (const GoldenMatmulCase& c : *cases) {
+    ms.insert(c.m);
+    const size_t row_bytes = static_cast<size_t>(c.k / t.block_elems * t.block_bytes);
+    ASSERT_EQ(c.weights.size(), static_cast<size_t>(c.n) * row_bytes);
+    std::vector<float> w(static_cast<size_t>(c.n * c.k));
+    for (int64_t j = 0; j < c.n; ++j) {
+      t.dequantize_row(c.weights.data() + j * row_bytes, w.data() + j * c.k, c.k);
+    }
+    for (int64_t i = 0; i < c.m; ++i) {
+      for (int64_t j = 0; j < c.n; ++j) {
+        double dot = 0, abs_sum = 0;
+        for (int64_t l = 0; l < c.k; ++l) {
+          const double p = double{c.input[i * c.k + l]} * double{w[j * c.k + l]};
+          dot += p;
+          abs_sum += std::fabs(p);
+        }
+        // Products of two floats are exact in double (24+24 < 53 mantissa bits), so the two
+        // sides differ only by summation order: each is within (k-1)*2^-53*sum|p| of the
+        // exact sum, hence the bound 2*k*2^-53*abs_sum.
+        const double tol = 2.0 * c.k * std::ldexp(1.0, -53) * c.abs_sum[i * c.n + j];
+        const size_t o = static_cast<size_t>(i * c.n + j);
+        ASSERT_NEAR(dot, c.expected[o], tol)
+            << t.name << " m=" << c.m << " n=" << c.n << " k=" << c.k << " at (" << i << ","
+            << j << ")";
+        ASSERT_NEAR(abs_sum, c.abs_sum[o], tol) << t.name << " abs_sum at (" << i << "," << j
+                                                << ")";
+        ASSERT_GT(c.abs_sum[o], 0.0);  // the data is not degenerate
+      }
+    }
+  }
+  EXPECT_GE(ms.size(), 3u);  // several activation row counts
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, GoldenMatmulTest, ::testing::Values(
+    Format::kF32, Format::kQ4_0, Format::kQ4_1, Format::kQ5_0, Format::kQ8_0, Format::kQ4_K,
+    Format::kQ5_K, Format::kQ6_K, Format::kQ8_K), FormatName);
+
+TEST(GoldenMatmulTest, EveryTableFormatHasAGoldenFile) {
+  for (const FormatTraits& t : all_formats()) {
+    EXPECT_TRUE(read_golden_matmul(t.format).ok()) << t.name;
+    if (t.format != Format::kF32) {
+      EXPECT_TRUE(read_golden_quant(t.format).ok()) << t.name;
+    }
+  }
+}
+
+// ---- Round-trip error on random data ---------------------------------------------------------
+
+// Distance from x to the nearest of the values s*q - offset, q = 0..nmax (s >= 0).
+double DistanceToGrid(double x, double s, double offset, int nmax) {
+  double best = std::fabs(x + offset);
+  for (int q = 1; q <= nmax; ++q) best = std::min(best, std::fabs(x - (s * q - offset)));
+  return best;
+}
+
+// Largest |x - dequant(quant(x))| allowed for element `x` of sub-block `sub` of the quantized
+// block `blk`. u = 2^-11 is the relative rounding error of the fp16 scales.
+//   Q4_0/Q5_0: q = trunc(x/d + 8.5) hits the clamp at q = 15 (31) only for x/d = +8 (+16),
+//              the element opposite in sign to the max, so error <= 1 step |d|; the fp16
+//              rounding of d adds |q - 8| * |d| * u <= 8|d|u (16|d|u).
+//   Q4_1:      q = trunc((x - min)/d + 0.5) <= 15, error <= d/2, plus 15*d*u from fp16 d and
+//              |min|*u from fp16 m.
+//   Q8_0:      round(x/d), |x/d| <= 127: error <= d/2 + 127*d*u.
+//   Q8_K:      nearest_int(x * -127/max) in [-127, 127] with d kept in float32: error <= |d|/2
+//              plus float32 rounding of x*iscale and of d (~1e-5 |d|); we allow 0.501 |d|.
+//   Q4_K/Q5_K/Q6_K: the final pass requantizes every element with nearest_int and a clamp
+//              against exactly the stored sub-block scale s and offset, so the result is the
+//              grid point nearest to x: error == distance to the grid {s*q - offset}, up to
+//              float32 rounding of the division and of the dequantization (a few 2^-24
+//              relative to the magnitudes involved). How well the grid fits the data is
+//              checked by the RMS bound in the test.
+double AllowedError(Format f, const uint8_t* blk, int sub, float x) {
+  const double u = std::ldexp(1.0, -11);
+  const double f32_slop = 8 * std::ldexp(1.0, -24);
+  switch (f) {
+    case Format::kQ4_0: {
+      const double d = std::fabs(fp16_to_fp32(reinterpret_cast<const BlockQ4_0*>(blk)->d));
+      return d * (1 + 8 * u) + 1e-30;
+    }
+    case Format::kQ5_0: {
+      const double d = std::fabs(fp16_to_fp32(reinterpret_cast<const BlockQ5_0*>(blk)->d));
+      return d * (1 + 16 * u) + 1e-30;
+    }
+    case Format::kQ4_1: {
+      const auto* b = reinterpret_cast<const BlockQ4_1*>(blk);
+      const double d = fp16_to_fp32(b->d), m = fp16_to_fp32(b->m);
+      return d * (0.5 + 15 * u) + std::fabs(m) * u + 1e-30;
+    }
+    case Format::kQ8_0: {
+      const double d = fp16_to_fp32(reinterpret_cast<const BlockQ8_0*>(blk)->d);
+      return d * (0.5 + 127 * u) + 1e-30;
+    }
+    case Format::kQ8_K:
+      return std::fabs(reinterpret_cast<const BlockQ8_K*>(blk)->d) * 0.501 + 1e-30;
+    case Format::kQ4_K:
+    case Format::kQ5_K: {
+      const auto* b = reinterpret_cast<const BlockQ4_K*>(blk);  // same header as Q5_K
+      const int nmax = f == Format::kQ4_K ? 15 : 31;
+      uint8_t sc, m;
+      unpack_k4_scale_min(sub, b->scales, &sc, &m);
+      const double s = fp16_to_fp32(b->d) * static_cast<float>(sc);
+      const double offset = fp16_to_fp32(b->dmin) * static_cast<float>(m);
+      return DistanceToGrid(x, s, offset, nmax) +
+             f32_slop * (std::fabs(x) + nmax * s + offset) + 1e-30;
+    }
+    case Format::kQ6_K: {
+      const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
+      const double s = fp16_to_fp32(b->d) * static_cast<float>(b->scales[sub]);
+      // Values s*(q - 32), q = 0..63; written as a grid with step |s|.
+      const double dist = s >= 0 ? DistanceToGrid(x, s, 32 * s, 63)
+                                 : DistanceToGrid(-x, -s, -32 * s, 63);
+      return dist + f32_slop * (std::fabs(x) + 32 * std::fabs(s)) + 1e-30;
+    }
+    case Format::kF32:
+      break;
+  }
+  return 0;
+}
+
+class RoundTripTest : public ::testing::TestWithParam<Format> {};
+
+TEST_P(RoundTripTest, ErrorWithinDerivedBound) {
+  const FormatTraits& t = traits(GetParam());
+  const int64_t k = 4 * 256;
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(k);
+  for (float& v : x) v = dist(rng);
+  std::vector<uint8_t> blocks(static_cast<size_t>(k / t.block_elems * t.block_bytes));
+  std::vector<float> y(k);
+  t.quantize_row(x.data(), blocks.data(), k);
+  t.dequantize_row(blocks.data(), y.data(), k);
+
+  // Sub-block size for the K-quants' per-sub-block scales.
+  const int sub_elems = GetParam() == Format::kQ6_K ? 16
+                        : (GetParam() == Format::kQ4_K || GetParam() == Format::kQ5_K)
+                            ? 32
+                            : t.block_elems;
+  double sum_sq_err = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const int64_t b = i / t.block_elems;
+    const int sub = static_cast<int>((i % t.block_elems) / sub_elems);
+    const double bound = AllowedError(GetParam(), blocks.data() + b * t.block_bytes, sub, x[i]);
+    const double err = std::fabs(double{x[i]} - y[i]);
+    ASSERT_LE(err, bound) << t.name << " element " << i << " x=" << x[i] << " y=" << y[i];
+    sum_sq_err += err * err;
+  }
+  // The max bound alone would accept a grid far coarser than the format allows. Each format
+  // spreads `levels` values over at most [-amax, amax] of its block (amax <= the row's max
+  // |x|), so its step is at most 2*amax_row/(levels-1), and uniform rounding noise has RMS
+  // step/sqrt(12). Allow 1.5x that for the 6-bit quantization of the K-quant sub-block
+  // scales and the fits' clipping. (Q8_0 and Q8_K: 255 levels; Q6_K: 64; 5-bit: 32; 4-bit:
+  // 16.)
+  const Format f = GetParam();
+  const double levels = f == Format::kQ8_0 || f == Format::kQ8_K ? 255
+                        : f == Format::kQ6_K                     ? 64
+                        : f == Format::kQ5_0 || f == Format::kQ5_K ? 32
+                                                                   : 16;
+  double amax = 0;
+  for (float v : x) amax = std::max(amax, std::fabs(double{v}));
+  const double step = 2 * amax / (levels - 1);
+  const double rms = std::sqrt(sum_sq_err / k);
+  EXPECT_LE(rms, 1.5 * step / std::sqrt(12.0)) << t.name << ": RMS error " << rms << ", step "
+                                               << step;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllQuantized, RoundTripTest, ::testing::ValuesIn(QuantizedFormats()),
+                         FormatName);
+
+// ---- Traits table ------------------------------------------------------------------------
+
+TEST(TraitsTest, BlockSizesAndIdsFromTheIssue) {
+  struct Row {
+    Format f;
+    const char* name;
+    uint32_t gguf;
+    int elems, bytes;
+  };
+  const Row want[] = {
+      {Format::kF32, "F32", 0, 1, 4},        {Format::kQ4_0, "Q4_0", 2, 32, 18},
+      {Format::kQ4_1, "Q4_1", 3, 32, 20},    {Format::kQ5_0, "Q5_0", 6, 32, 22},
+      {Format::kQ8_0, "Q8_0", 8, 32, 34},    {Format::kQ4_K, "Q4_K", 12, 256, 144},
+      {Format::kQ5_K, "Q5_K", 13, 256, 176}, {Format::kQ6_K, "Q6_K", 14, 256, 210},
+      {Format::kQ8_K, "Q8_K", 15, 256, 292},
+  };
+  ASSERT_EQ(all_formats().size(), sizeof(want) / sizeof(want[0]));
+  for (size_t i = 0; i < all_formats().size(); ++i) {
+    const FormatTraits& t = all_formats()[i];
+    EXPECT_EQ(t.format, want[i].f);
+    EXPECT_STREQ(t.name, want[i].name);
+    EXPECT_EQ(t.gguf_type, want[i].gguf);
+    EXPECT_EQ(t.block_elems, want[i].elems);
+    EXPECT_EQ(t.block_bytes, want[i].bytes);
+    EXPECT_DOUBLE_EQ(t.bits_per_weight, 8.0 * want[i].bytes / want[i].elems);
+    EXPECT_EQ(&traits(want[i].f), &t);
+    EXPECT_EQ(find_format_by_gguf_type(want[i].gguf), &t);
+    EXPECT_NE(t.quantize_row, nullptr);
+    EXPECT_NE(t.dequantize_row, nullptr);
+  }
+  EXPECT_DOUBLE_EQ(traits(Format::kQ4_0).bits_per_weight, 4.5);
+  EXPECT_DOUBLE_EQ(traits(Format::kQ4_K).bits_per_weight, 4.5);
+  EXPECT_DOUBLE_EQ(traits(Format::kQ6_K).bits_per_weight, 6.5625);
+}
+
+TEST(TraitsTest, FindFormatIsCaseInsensitive) {
+  EXPECT_EQ(find_format("q4_k"), &traits(Format::kQ4_K));
+  EXPECT_EQ(find_format("Q4_K"), &traits(Format::kQ4_K));
+  EXPECT_EQ(find_format("q8_0"), &traits(Format::kQ8_0));
+  EXPECT_EQ(find_format("f32"), &traits(Format::kF32));
+  EXPECT_EQ(find_format("Q4_2"), nullptr);
+  EXPECT_EQ(find_format("Q4_K_M"), nullptr);
+  EXPECT_EQ(find_format(""), nullptr);
+  EXPECT_EQ(find_format_by_gguf_type(1), nullptr);  // F16 is converted, not a format
+  EXPECT_EQ(find_format_by_gguf_type(999), nullptr);
+}
+
+// ---- fp16 / bf16 -----------------------------------------------------------------------
+
+TEST(Fp16Test, HandKnownBitPatterns) {
+  EXPECT_EQ(fp32_to_fp16(1.0f), 0x3C00);
+  EXPECT_EQ(fp32_to_fp16(-2.0f), 0xC000);
+  EXPECT_EQ(fp32_to_fp16(0.0f), 0x0000);
+  EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
+  EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7BFF);  // largest finite half
+  EXPECT_EQ(fp32_to_fp16(0.1f), 0x2E66);
+  // Ties to even: 1 + 2^-11 is halfway between 0x3C00 and 0x3C01 -> 0x3C00 (even);
+  // 1 + 3*2^-11 is halfway between 0x3C01 and 0x3C02 -> 0x3C02; just above half rounds up.
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);
+  EXPECT_EQ(fp32_to_fp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3C02);
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)), 0x3C01);
+  // Overflow: 65519 rounds down to 65504; 65520 is the tie with 65536 -> even -> inf.
+  EXPECT_EQ(fp32_to_fp16(65519.0f), 0x7BFF);
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7C00);
+  EXPECT_EQ(fp32_to_fp16(-1e30f), 0xFC00);
+  EXPECT_EQ(fp32_to_fp16(INFINITY), 0x7C00);
+  EXPECT_EQ(fp32_to_fp16(-INFINITY), 0xFC00);
+  const fp16_t nan = fp32_to_fp16(NAN);
+  EXPECT_EQ(nan & 0x7C00, 0x7C00);
+  EXPECT_NE(nan & 0x03FF, 0);
+  // Subnormal halves: units of 2^-24; 2^-25 ties to 0, 3*2^-25 ties to 2 (even).
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -24)), 0x0001);
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);
+  EXPECT_EQ(fp32_to_fp16(3 * std::ldexp(1.0f, -25)), 0x0002);
+  EXPECT_EQ(fp32_to_fp16(-std::ldexp(1.0f, -24)), 0x8001);
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
+  // 1023.5 * 2^-24 ties between 0x03FF and 0x0400 -> 0x0400 (even).
+  EXPECT_EQ(fp32_to_fp16(1023.5f * std::ldexp(1.0f, -24)), 0x0400);
+  EXPECT_EQ(fp32_to_fp16(1e-10f), 0x0000);
+  EXPECT_EQ(fp32_to_fp16(FromBits(0x00000001)), 0x0000);  // float subnormal
+
+  EXPECT_EQ(fp16_to_fp32(0x3C00), 1.0f);
+  EXPECT_EQ(fp16_to_fp32(0x3555), 0.333251953125f);
+  EXPECT_EQ(fp16_to_fp32(0x7BFF), 65504.0f);
+  EXPECT_EQ(fp16_to_fp32(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(fp16_to_fp32(0x03FF), 1023.0f * std::ldexp(1.0f, -24));
+  EXPECT_EQ(Bits(fp16_to_fp32(0x8000)), 0x80000000u);
+  EXPECT_EQ(fp16_to_fp32(0x7C00), INFINITY);
+  EXPECT_EQ(fp16_to_fp32(0xFC00), -INFINITY);
+  EXPECT_TRUE(std::isnan(fp16_to_fp32(0x7E00)));
+}
+
+TEST(Fp16Test, EveryHalfRoundTrips) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = fp16_to_fp32(static_cast<fp16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(fp32_to_fp16(f), h) << std::hex << h;
+  }
+}
+
+TEST(Fp16Test, RowConversions) {
+  const fp16_t h[3] = {0x3C00, 0xC000, 0x0001};
+  float f[3];
+  fp16_to_fp32_row(h, f, 3);
+  EXPECT_EQ(f[0], 1.0f);
+  EXPECT_EQ(f[1], -2.0f);
+  EXPECT_EQ(f[2], std::ldexp(1.0f, -24));
+  const uint16_t b[2] = {0x3F80, 0x4049};
+  bf16_to_fp32_row(b, f, 2);
+  EXPECT_EQ(f[0], 1.0f);
+  EXPECT_EQ(f[1], 3.140625f);
+}
+
+TEST(Bf16Test, HandKnownBitPatterns) {
+  EXPECT_EQ(fp32_to_bf16(1.0f), 0x3F80);
+  EXPECT_EQ(fp32_to_bf16(-2.0f), 0xC000);
+  EXPECT_EQ(fp32_to_bf16(3.14159265f), 0x4049);
+  // Ties to even: 1 + 2^-8 -> 0x3F80; 1 + 3*2^-8 -> 0x3F82.
+  EXPECT_EQ(fp32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);
+  EXPECT_EQ(fp32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3F82);
+  EXPECT_EQ(fp32_to_bf16(INFINITY), 0x7F80);
+  EXPECT_EQ(fp32_to_bf16(FromBits(0x7F7FFFFF)), 0x7F80);  // FLT_MAX rounds up to inf
+  EXPECT_EQ(fp32_to_bf16(FromBits(0x7FA00000)), 0x7FE0);  // signalling NaN made quiet
+  EXPECT_EQ(fp32_to_bf16(FromBits(0x00000001)), 0x0000);  // subnormal rounds to zero
+  EXPECT_EQ(bf16_to_fp32(0x4049), 3.140625f);
+  EXPECT_EQ(Bits(bf16_to_fp32(0x8000)), 0x80000000u);
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(0x7FC0)));
+}
+
+// ---- Golden reader errors --------------------------------------------------------------
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteAll(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+class GoldenReaderErrorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    real_q4_0_ = ReadAll(golden_dir() + "/quant_q4_0.bin");
+    real_mm_q8_0_ = ReadAll(golden_dir() + "/matmul_q8_0.bin");
+    ASSERT_GT(real_q4_0_.size(), 100u);
+    ASSERT_GT(real_mm_q8_0_.size(), 100u);
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    dir_ = std::string(tmp != nullptr ? tmp : "/tmp") + "/golden_reader_test";
+    ASSERT_TRUE(::mkdir(dir_.c_str(), 0755) == 0 || errno == EEXIST) << dir_;
+    ASSERT_EQ(setenv("FK_GOLDEN_DIR", dir_.c_str(), 1), 0);
+  }
+  void TearDown() override { unsetenv("FK_GOLDEN_DIR"); }
+
+  std::string dir_, real_q4_0_, real_mm_q8_0_;
+};
+
+TEST_F(GoldenReaderErrorTest, TruncatedQuantFileNamesFileAndOffset) {
+  const std::string path = dir_ + "/quant_q4_0.bin";
+  for (size_t len : {size_t{0}, size_t{7}, size_t{12}, size_t{16}, size_t{20}, size_t{100},
+                     real_q4_0_.size() / 2, real_q4_0_.size() - 1}) {
+    WriteAll(path, real_q4_0_.substr(0, len));
+    absl::StatusOr<std::vector<GoldenQuantRow>> r = read_golden_quant(Format::kQ4_0);
+    ASSERT_FALSE(r.ok()) << "length " << len;
+    EXPECT_NE(r.status().message().find(path), absl::string_view::npos) << r.status();
+    EXPECT_NE(r.status().message().find("offset"), absl::string_view::npos) << r.status();
+  }
+  WriteAll(path, real_q4_0_);  // the intact copy reads fine
+  EXPECT_TRUE(read_golden_quant(Format::kQ4_0).ok());
+  WriteAll(path, real_q4_0_ + "x");  // trailing garbage is an error too
+  EXPECT_FALSE(read_golden_quant(Format::kQ4_0).ok());
+}
+
+TEST_F(GoldenReaderErrorTest, TruncatedMatmulFile) {
+  const std::string path = dir_ + "/matmul_q8_0.bin";
+  for (size_t len : {size_t{11}, size_t{20}, size_t{40}, real_mm_q8_0_.size() - 8}) {
+    WriteAll(path, real_mm_q8_0_.substr(0, len));
+    absl::StatusOr<std::vector<GoldenMatmulCase>> r = read_golden_matmul(Format::kQ8_0);
+    ASSERT_FALSE(r.ok()) << "length " << len;
+    EXPECT_NE(r.status().message().find(path), absl::string_view::npos) << r.status();
+  }
+}
+
+TEST_F(GoldenReaderErrorTest, BadMagicWrongTypeBadKAndMissingFile) {
+  std::string bad = real_q4_0_;
+  bad[0] = 'X';
+  WriteAll(dir_ + "/quant_q4_0.bin", bad);
+  absl::StatusOr<std::vector<GoldenQuantRow>> r = read_golden_quant(Format::kQ4_0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("magic"), absl::string_view::npos) << r.status();
+
+  WriteAll(dir_ + "/quant_q4_1.bin", real_q4_0_);  // a Q4_0 file where Q4_1 is expected
+  r = read_golden_quant(Format::kQ4_1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("gguf_type"), absl::string_view::npos) << r.status();
+
+  bad = real_q4_0_;
+  bad[16] = 33;  // first row's k = 33: not whole blocks
+  WriteAll(dir_ + "/quant_q4_0.bin", bad);
+  r = read_golden_quant(Format::kQ4_0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("offset 16"), absl::string_view::npos) << r.status();
+
+  absl::StatusOr<std::vector<GoldenMatmulCase>> m = read_golden_matmul(Format::kQ6_K);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("matmul_q6_k.bin"), absl::string_view::npos)
+      << m.status();
+}
+
+}  // namespace
+}  // namespace fk
