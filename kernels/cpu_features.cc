@@ -1,0 +1,83 @@
+#include "kernels/cpu_features.h"
+
+#include <cpuid.h>
+
+#include <string>
+
+#include "kernels/kernel_api.h"
+
+namespace fk {
+namespace {
+
+// XCR0 bits: which register state the OS saves on context switch.
+constexpr uint64_t kXcr0SseAvx = (1u << 1) | (1u << 2);              // XMM, YMM upper halves
+constexpr uint64_t kXcr0Avx512 = (1u << 5) | (1u << 6) | (1u << 7);  // opmask, ZMM0-15 upper, ZMM16-31
+
+uint64_t read_xcr0() {
+  uint32_t eax, edx;
+  // xgetbv with ecx = 0; spelled as asm so this file needs no -mxsave.
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+uint32_t probe() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return kCpuNone;
+  const bool osxsave = ecx & (1u << 27);
+  const bool avx = ecx & (1u << 28);
+  const bool fma = ecx & (1u << 12);
+  const bool f16c = ecx & (1u << 29);
+  // Without OSXSAVE the OS does not save YMM/ZMM state: no AVX-family feature is usable.
+  if (!osxsave || !avx) return kCpuNone;
+  const uint64_t xcr0 = read_xcr0();
+  if ((xcr0 & kXcr0SseAvx) != kXcr0SseAvx) return kCpuNone;
+
+  uint32_t f = kCpuNone;
+  if (fma) f |= kCpuFma;
+  if (f16c) f |= kCpuF16c;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
+  if (ebx & (1u << 5)) f |= kCpuAvx2;
+  if ((xcr0 & kXcr0Avx512) == kXcr0Avx512) {
+    if (ebx & (1u << 16)) f |= kCpuAvx512F;
+    if (ebx & (1u << 17)) f |= kCpuAvx512DQ;
+    if (ebx & (1u << 30)) f |= kCpuAvx512BW;
+    if (ebx & (1u << 31)) f |= kCpuAvx512VL;
+    if (ecx & (1u << 11)) f |= kCpuAvx512Vnni;
+  }
+  return f;
+}
+
+struct FeatureName {
+  uint32_t bit;
+  const char* name;
+};
+constexpr FeatureName kNames[] = {
+    {kCpuAvx2, "avx2"},         {kCpuFma, "fma"},           {kCpuF16c, "f16c"},
+    {kCpuAvx512F, "avx512f"},   {kCpuAvx512BW, "avx512bw"}, {kCpuAvx512DQ, "avx512dq"},
+    {kCpuAvx512VL, "avx512vl"}, {kCpuAvx512Vnni, "avx512vnni"},
+};
+
+}  // namespace
+
+uint32_t cpu_features() {
+  static const uint32_t features = probe();  // thread-safe static initialization
+  return features;
+}
+
+bool cpu_has(uint32_t required) { return (cpu_features() & required) == required; }
+
+std::string cpu_feature_names(uint32_t mask) {
+  std::string out;
+  for (const FeatureName& n : kNames) {
+    if (!(mask & n.bit)) continue;
+    if (!out.empty()) out += ", ";
+    out += n.name;
+  }
+  return out;
+}
+
+std::string missing_cpu_features(uint32_t required) {
+  return cpu_feature_names(required & ~cpu_features());
+}
+
+}  // namespace fk

@@ -1,0 +1,234 @@
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu_features.h"
+
+namespace fk {
+namespace {
+
+// Tasks per thread when splitting [0, n): a few, so dynamic hand-out evens out threads that
+// are slowed down by other work on the machine.
+constexpr int64_t kChunksPerThread = 4;
+
+absl::Status validate(const float* input, const WeightFormat& weights, int64_t m, int64_t k,
+                      int64_t n, const float* output, int64_t output_size) {
+  const FormatTraits& t = weights.format_traits();
+  if (m <= 0 || k <= 0 || n <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul: m, k and n must be positive (m=", m, ", k=", k, ", n=", n, ")"));
+  }
+  if (input == nullptr) return absl::InvalidArgumentError("matmul: input is null");
+  if (output == nullptr) return absl::InvalidArgumentError("matmul: output is null");
+  if (weights.data() == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul: weights (", t.name, ", ", weights.rows(), " x ", weights.cols(),
+                     ") have no data"));
+  }
+  if (k % t.block_elems != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("matmul: k=", k, " is not a multiple of ",
+                                                   t.name, "'s block of ", t.block_elems));
+  }
+  if (k != weights.cols()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "matmul: k=", k, " does not match the weights' columns (", weights.cols(), ")"));
+  }
+  if (n != weights.rows()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "matmul: n=", n, " does not match the weights' rows (", weights.rows(), ")"));
+  }
+  if (output_size < m * n) {
+    return absl::InvalidArgumentError(absl::StrCat("matmul: output_size=", output_size,
+                                                   " is less than m*n=", m * n, " (m=", m,
+                                                   ", n=", n, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// The variant / path asked for by FK_VARIANT / FK_PATH, if set and non-empty.
+absl::StatusOr<std::optional<Variant>> env_variant() {
+  const char* v = std::getenv("FK_VARIANT");
+  if (v == nullptr || *v == '\0') return std::optional<Variant>();
+  absl::StatusOr<Variant> parsed = parse_variant(v);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("FK_VARIANT: ", parsed.status().message()));
+  }
+  return std::optional<Variant>(*parsed);
+}
+
+absl::StatusOr<std::optional<Path>> env_path() {
+  const char* p = std::getenv("FK_PATH");
+  if (p == nullptr || *p == '\0') return std::optional<Path>();
+  absl::StatusOr<Path> parsed = parse_path(p);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("FK_PATH: ", parsed.status().message()));
+  }
+  return std::optional<Path>(*parsed);
+}
+
+absl::Status check_runnable(const KernelEntry& e) {
+  if (kernel_runnable(e)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "kernel ", e.name, " (variant ", variant_name(e.variant), ") needs ",
+      missing_cpu_features(e.features), ", which this CPU lacks"));
+}
+
+// Quantizes the m activation rows for the entry's int8 path into scratch->act (rows in
+// parallel when a pool is given) and points `args` at them.
+absl::Status quantize_activations(const KernelEntry& e, ThreadPool* pool, MatmulScratch* scratch,
+                                  MatmulArgs* args) {
+  const FormatTraits& act = traits(act_format(e.format));
+  absl::StatusOr<int64_t> row_bytes = WeightFormat::RowBytes(act.format, args->k);
+  if (!row_bytes.ok()) return row_bytes.status();
+  const size_t bytes = static_cast<size_t>(args->m * *row_bytes);
+  if (scratch->act.size() < bytes) scratch->act.resize(bytes);
+  uint8_t* out = scratch->act.data();
+  const float* in = args->input;
+  const int64_t k = args->k, rb = *row_bytes;
+  const auto quantize = [&](int64_t i) { act.quantize_row(in + i * k, out + i * rb, k); };
+  if (pool != nullptr && args->m > 1) {
+    pool->ParallelFor(args->m, quantize);
+  } else {
+    for (int64_t i = 0; i < args->m; ++i) quantize(i);
+  }
+  args->act = out;
+  args->act_row_bytes = rb;
+  return absl::OkStatus();
+}
+
+// Runs an entry already known to fit the weights and this CPU.
+absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFormat& weights,
+                       int64_t m, float* output, ThreadPool* pool, MatmulScratch* scratch) {
+  MatmulArgs args;
+  args.m = m;
+  args.k = weights.cols();
+  args.n = weights.rows();
+  args.input = input;
+  args.weights = weights.data();
+  args.row_bytes = weights.row_bytes();
+  args.output = output;
+  MatmulScratch local;
+  if (e.path == Path::kInt8) {
+    absl::Status s = quantize_activations(e, pool, scratch != nullptr ? scratch : &local, &args);
+    if (!s.ok()) return s;
+  }
+
+  const int threads = pool != nullptr ? pool->size() : 1;
+  const int64_t tile = std::max(1, e.n_tile);
+  const int64_t tiles = (args.n + tile - 1) / tile;
+  const int64_t chunks = std::min<int64_t>(tiles, threads * kChunksPerThread);
+  if (threads == 1 || chunks <= 1) {
+    e.fn(args, 0, args.n);
+    return absl::OkStatus();
+  }
+  // Chunks of whole tiles, so every chunk but the last starts and ends at a tile border.
+  const int64_t per_chunk = (tiles + chunks - 1) / chunks * tile;
+  const int64_t n_chunks = (args.n + per_chunk - 1) / per_chunk;
+  pool->ParallelFor(n_chunks, [&](int64_t c) {
+    e.fn(args, c * per_chunk, std::min(args.n, (c + 1) * per_chunk));
+  });
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOptions& options) {
+  std::optional<Variant> variant = options.variant;
+  if (!variant) {
+    absl::StatusOr<std::optional<Variant>> v = env_variant();
+    if (!v.ok()) return v.status();
+    variant = *v;
+  }
+  std::optional<Path> path = options.path;
+  if (!path) {
+    absl::StatusOr<std::optional<Path>> p = env_path();
+    if (!p.ok()) return p.status();
+    path = *p;
+  }
+  const Path want_path = path.value_or(format == Format::kF32 ? Path::kF32 : Path::kInt8);
+  if (format == Format::kF32 && want_path == Path::kInt8) {
+    return absl::InvalidArgumentError("no int8 path for F32 weights (path must be f32)");
+  }
+  if (variant) {
+    const KernelEntry* e = find_kernel(format, *variant, want_path);
+    if (e == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no kernel for format ", traits(format).name,
+                                              ", variant ", variant_name(*variant), ", path ",
+                                              path_name(want_path)));
+    }
+    absl::Status s = check_runnable(*e);
+    if (!s.ok()) return s;
+    return e;
+  }
+  // The best runnable variant: the highest Variant enumerator this CPU runs.
+  const KernelEntry* best = nullptr;
+  for (const KernelEntry& e : all_kernels()) {
+    if (e.format != format || e.path != want_path || !kernel_runnable(e)) continue;
+    if (best == nullptr || e.variant > best->variant) best = &e;
+  }
+  if (best == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no runnable kernel for format ", traits(format).name,
+                                            ", path ", path_name(want_path)));
+  }
+  return best;
+}
+
+absl::Status dispatch_matmul(const float* input, const WeightFormat& weights, int64_t m,
+                             int64_t k, int64_t n, float* output, int64_t output_size,
+                             const MatmulOptions& options, MatmulScratch* scratch) {
+  absl::Status s = validate(input, weights, m, k, n, output, output_size);
+  if (!s.ok()) return s;
+  absl::StatusOr<const KernelEntry*> e = select_kernel(weights.format(), options);
+  if (!e.ok()) return e.status();
+  return run_entry(**e, input, weights, m, output, options.pool, scratch);
+}
+
+absl::StatusOr<std::vector<float>> dispatch_matmul(const float* input,
+                                                   const WeightFormat& weights, int64_t m,
+                                                   int64_t k, int64_t n,
+                                                   const MatmulOptions& options) {
+  if (m <= 0 || n <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul: m, k and n must be positive (m=", m, ", k=", k, ", n=", n, ")"));
+  }
+  std::vector<float> out(static_cast<size_t>(m * n));
+  absl::Status s = dispatch_matmul(input, weights, m, k, n, out.data(), m * n, options);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status run_kernel(const KernelEntry& entry, const float* input,
+                        const WeightFormat& weights, int64_t m, float* output,
+                        int64_t output_size, ThreadPool* pool, MatmulScratch* scratch) {
+  if (entry.format != weights.format()) {
+    return absl::InvalidArgumentError(absl::StrCat("kernel ", entry.name, " is for ",
+                                                   traits(entry.format).name,
+                                                   " weights, got ", weights.format_name()));
+  }
+  absl::Status s = validate(input, weights, m, weights.cols(), weights.rows(), output,
+                            output_size);
+  if (!s.ok()) return s;
+  s = check_runnable(entry);
+  if (!s.ok()) return s;
+  return run_entry(entry, input, weights, m, output, pool, scratch);
+}
+
+absl::StatusOr<std::vector<float>> matmul_transposed(const float* input, const float* w,
+                                                     int64_t m, int64_t k, int64_t n,
+                                                     const MatmulOptions& options) {
+  if (w == nullptr) return absl::InvalidArgumentError("matmul_transposed: weights are null");
+  if (k <= 0 || n <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul_transposed: k and n must be positive (k=", k, ", n=", n, ")"));
+  }
+  absl::StatusOr<WeightFormat> view = WeightFormat::View(
+      Format::kF32, n, k, w, static_cast<size_t>(n * k) * sizeof(float), nullptr);
+  if (!view.ok()) return view.status();
+  return dispatch_matmul(input, *view, m, k, n, options);
+}
+
+}  // namespace fk

@@ -1,0 +1,594 @@
+// Correctness gates for the fused kernels and for dispatch:
+//   * every registry entry against the golden matmul cases of its format (float64 oracle),
+//   * every non-scalar entry against the scalar entry of the same format and path on random
+//     shapes, unaligned pointers and extreme-but-finite inputs,
+//   * bit-identical output for 1, 2, 3 and 7 threads,
+//   * dispatch's errors, selection rules and the registry's invariants.
+// Entries this CPU cannot run are skipped with the missing features named.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <ostream>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu_features.h"
+#include "kernels/golden_reader.h"
+#include "kernels/matmul.h"
+#include "kernels/registry.h"
+#include "kernels/thread_pool.h"
+#include "kernels/weight_format.h"
+
+namespace fk {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr double kEps = std::numeric_limits<float>::epsilon();  // 2^-23 = 2 u
+
+#define SKIP_IF_NOT_RUNNABLE(e)                                                       \
+  if (!kernel_runnable(e))                                                            \
+  GTEST_SKIP() << (e).name << " needs " << missing_cpu_features((e).features) \
+               << " (CPU lacks them)"
+
+// ---- Error bounds -------------------------------------------------------------------------
+//
+// Both bounds below are of the classic form |computed - exact| <= depth * u * S, where u is
+// the float unit roundoff (kEps / 2; using kEps doubles the margin), depth is the longest
+// chain of float roundings any one term goes through, and S a sum of magnitudes of the
+// terms:
+//   * depth. Kernels accumulate in >= 8 independent float lanes (k / 8 additions per lane)
+//     and/or per-block partial sums (up to block_elems additions), then reduce lanes (a few
+//     levels); +64 covers the reductions, products, scale products and int->float
+//     conversions. int8 path: one scaled float term per block (and one for the mins), so
+//     2 * blocks.
+//   * S = sum_k |x_k| * (|w_k| + 2 * max|w| over w_k's block). The 2 * max|w| term covers
+//     kernels that form w = d * q + m (or d*sc*q - dmin*m) with a fused multiply-add or as
+//     separate products: each part is at most about the block's largest |w|, so rounding
+//     those parts costs u * (|w| + 2 max|w|) per element instead of u * |w|.
+double magnitude(const float* x, const float* w, int64_t k, int64_t block) {
+  double s = 0.0;
+  for (int64_t b0 = 0; b0 < k; b0 += block) {
+    const int64_t end = std::min(k, b0 + block);
+    double mx = 0.0;
+    for (int64_t e = b0; e < end; ++e) mx = std::max(mx, std::fabs(static_cast<double>(w[e])));
+    for (int64_t e = b0; e < end; ++e)
+      s += std::fabs(static_cast<double>(x[e])) * (std::fabs(static_cast<double>(w[e])) + 2 * mx);
+  }
+  return s;
+}
+
+int64_t f32_depth(int64_t k, int64_t block) { return k / 8 + block + 64; }
+int64_t int8_depth(int64_t k, int64_t block) { return 2 * (k / block) + 64; }
+
+// The activations the int8 path sees: each row quantized by the act format's reference
+// quantizer and dequantized back.
+std::vector<float> int8_view_of_input(Format weights, const float* x, int64_t m, int64_t k) {
+  const FormatTraits& act = traits(act_format(weights));
+  const int64_t rb = k / act.block_elems * act.block_bytes;
+  std::vector<uint8_t> q(static_cast<size_t>(rb));
+  std::vector<float> out(static_cast<size_t>(m * k));
+  for (int64_t i = 0; i < m; ++i) {
+    act.quantize_row(x + i * k, q.data(), k);
+    act.dequantize_row(q.data(), out.data() + i * k, k);
+  }
+  return out;
+}
+
+// ---- Golden cases ---------------------------------------------------------------------------
+
+const std::vector<GoldenMatmulCase>* golden_cases(Format f, std::string* error) {
+  static std::map<Format, absl::StatusOr<std::vector<GoldenMatmulCase>>> cache;
+  auto it = cache.find(f);
+  if (it == cache.end()) it = cache.emplace(f, read_golden_matmul(f)).first;
+  if (!it->second.ok()) {
+    *error = std::string(it->second.status().message());
+    return nullptr;
+  }
+  return &*it->second;
+}
+
+struct GoldenParam {
+  size_t entry;
+  int golden_case;  // -1: the format's golden file could not be read
+};
+
+std::vector<GoldenParam> golden_params() {
+  std::vector<GoldenParam> out;
+  const auto entries = all_kernels();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    std::string error;
+    const std::vector<GoldenMatmulCase>* cases = golden_cases(entries[i].format, &error);
+    if (cases == nullptr || cases->empty()) {
+      out.push_back({i, -1});
+      continue;
+    }
+    for (size_t c = 0; c < cases->size(); ++c) out.push_back({i, static_cast<int>(c)});
+  }
+  return out;
+}
+
+void PrintTo(const GoldenParam& p, std::ostream* os) {
+  *os << all_kernels()[p.entry].name << " case " << p.golden_case;
+}
+
+class GoldenTest : public ::testing::TestWithParam<GoldenParam> {};
+
+TEST_P(GoldenTest, MatchesFloat64Oracle) {
+  const KernelEntry& e = all_kernels()[GetParam().entry];
+  std::string error;
+  const std::vector<GoldenMatmulCase>* cases = golden_cases(e.format, &error);
+  ASSERT_NE(cases, nullptr) << error;
+  ASSERT_GE(GetParam().golden_case, 0) << "no golden cases for " << traits(e.format).name;
+  SKIP_IF_NOT_RUNNABLE(e);
+  const GoldenMatmulCase& gc = (*cases)[GetParam().golden_case];
+  const int64_t m = gc.m, n = gc.n, k = gc.k;
+  absl::StatusOr<WeightFormat> w =
+      WeightFormat::FromBytes(e.format, n, k, gc.weights.data(), gc.weights.size());
+  ASSERT_TRUE(w.ok()) << w.status();
+  std::vector<float> out(static_cast<size_t>(m * n), std::nanf(""));
+  ASSERT_TRUE(run_kernel(e, gc.input.data(), *w, m, out.data(), m * n).ok());
+
+  absl::StatusOr<std::vector<float>> wf = w->ToF32();
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  const int64_t block = traits(e.format).block_elems;
+  std::vector<float> xq;
+  if (e.path == Path::kInt8) xq = int8_view_of_input(e.format, gc.input.data(), m, k);
+
+  int64_t discriminating = 0;  // outputs a kernel returning 0 would get wrong
+  for (int64_t i = 0; i < m; ++i) {
+    const float* x = gc.input.data() + i * k;
+    for (int64_t j = 0; j < n; ++j) {
+      const float* wr = wf->data() + j * k;
+      const double exp = gc.expected[i * n + j];
+      double tol;
+      if (e.path == Path::kF32) {
+        tol = f32_depth(k, block) * kEps * magnitude(x, wr, k, block);
+      } else {
+        // The activation quantization error, exactly: |sum (x - xq) w| <= sum |x - xq| |w|;
+        // then rounding of the int8 path's float scaling (on xq), and the golden dequantized
+        // weights' own roundings (gguf-py forms d*q + m with two roundings: 2u per element).
+        const float* xr = xq.data() + i * k;
+        double qerr = 0.0;
+        for (int64_t t = 0; t < k; ++t) qerr += std::fabs(double{x[t]} - xr[t]) * std::fabs(double{wr[t]});
+        tol = qerr + int8_depth(k, block) * kEps * magnitude(xr, wr, k, block) +
+              2 * kEps * magnitude(x, wr, k, block);
+      }
+      tol += 1e-30;  // all-zero rows: exp == 0 exactly
+      const double got = out[i * n + j];
+      EXPECT_LE(std::fabs(got - exp), tol)
+          << e.name << " case " << GetParam().golden_case << " (m=" << m << " n=" << n
+          << " k=" << k << ") output [" << i << "][" << j << "]: got " << got << ", expected "
+          << exp << ", abs_sum " << gc.abs_sum[i * n + j];
+      if (std::fabs(exp) > tol) ++discriminating;
+    }
+  }
+  // The tolerances must be tight enough that a kernel writing zeros (or reading the blocks
+  // as another format, which scrambles the values) fails on most outputs.
+  EXPECT_GE(discriminating * 2, m * n) << "tolerance too loose to tell outputs from 0";
+}
+
+std::string golden_name(const ::testing::TestParamInfo<GoldenParam>& info) {
+  const KernelEntry& e = all_kernels()[info.param.entry];
+  return absl::StrCat(e.name, "_case",
+                      info.param.golden_case < 0 ? std::string("missing")
+                                                 : std::to_string(info.param.golden_case));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKernels, GoldenTest, ::testing::ValuesIn(golden_params()),
+                         golden_name);
+
+// ---- Random shapes against the scalar entry -------------------------------------------------
+
+// n x k weights N(0, 0.02) quantized by the reference quantizer, held one byte past an
+// aligned address (kernels must not assume alignment).
+struct UnalignedWeights {
+  std::vector<uint8_t> buffer;
+  WeightFormat view;     // one byte past an aligned address
+  WeightFormat aligned;  // the same weights, owned and aligned (for the test's own decoding)
+};
+
+UnalignedWeights make_weights(Format f, int64_t n, int64_t k, std::mt19937_64& rng,
+                              bool extreme) {
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::uniform_real_distribution<float> expo(-3.0f, 3.0f);
+  std::vector<float> w(static_cast<size_t>(n * k));
+  for (float& v : w) v = nd(rng) * (extreme ? std::pow(10.0f, expo(rng)) : 1.0f);
+  absl::StatusOr<WeightFormat> q = WeightFormat::Quantize(w.data(), n, k, f);
+  EXPECT_TRUE(q.ok()) << q.status();
+  UnalignedWeights u;
+  u.buffer.assign(q->memory_bytes() + 1, 0);
+  std::memcpy(u.buffer.data() + 1, q->data(), q->memory_bytes());
+  absl::StatusOr<WeightFormat> v =
+      WeightFormat::View(f, n, k, u.buffer.data() + 1, q->memory_bytes(), nullptr);
+  EXPECT_TRUE(v.ok()) << v.status();
+  u.view = *v;
+  u.aligned = *q;
+  return u;
+}
+
+// m x k activations, starting one float past the buffer's start. Extreme inputs span
+// 1e-4 .. 3e4 in magnitude (finite, and their Q8 scales stay inside the fp16 range), with
+// whole-zero rows and single outliers.
+std::vector<float> make_input(int64_t m, int64_t k, std::mt19937_64& rng, bool extreme) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_real_distribution<float> expo(-4.0f, 4.0f);
+  std::vector<float> buf(static_cast<size_t>(m * k + 1), 0.0f);
+  for (int64_t i = 0; i < m * k; ++i) {
+    float v = nd(rng);
+    if (extreme) v = std::clamp(v * std::pow(10.0f, expo(rng)), -3e4f, 3e4f);
+    buf[i + 1] = v;
+  }
+  if (extreme && m > 1) std::fill(buf.begin() + 1, buf.begin() + 1 + k, 0.0f);  // zero row
+  return buf;
+}
+
+struct Shape {
+  int64_t m, n, blocks;
+  bool extreme;
+};
+
+// m in {1..9, 17, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
+// k from one block up to 14336 (the largest FFN width of the models we run).
+const Shape kShapes[] = {
+    {1, 13, 1, false},  {2, 7, 3, false},    {3, 9, 8, false},   {4, 5, 2, false},
+    {5, 11, 5, false},  {6, 6, 1, false},    {7, 3, 4, false},   {8, 17, 9, false},
+    {9, 10, 2, false},  {17, 13, 3, false},  {64, 9, 4, false},  {1, 21, -1, false},
+    {3, 5, -1, false},  {1, 19, 7, true},    {6, 10, 3, true},   {9, 7, 2, true},
+};
+constexpr int64_t kMaxK = 14336;
+
+std::vector<size_t> non_scalar_entries() {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < all_kernels().size(); ++i)
+    if (all_kernels()[i].variant != Variant::kScalar) out.push_back(i);
+  return out;
+}
+
+class VsScalarTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(VsScalarTest, RandomShapes) {
+  const KernelEntry& e = all_kernels()[GetParam()];
+  const KernelEntry* ref = find_kernel(e.format, Variant::kScalar, e.path);
+  ASSERT_NE(ref, nullptr) << "no scalar kernel for " << e.name;
+  SKIP_IF_NOT_RUNNABLE(e);
+  const int64_t block = e.format == Format::kF32 ? 1 : traits(e.format).block_elems;
+  std::mt19937_64 rng(0x5eed0000 + GetParam());
+  for (const Shape& s : kShapes) {
+    // F32 weights: k is a count of elements, deliberately not a multiple of 8 or 32.
+    int64_t k = s.blocks < 0 ? kMaxK : s.blocks * block;
+    if (e.format == Format::kF32 && s.blocks > 0) k = 37 * s.blocks;
+    const int64_t m = s.m, n = s.n;
+    SCOPED_TRACE(absl::StrCat(e.name, " m=", m, " n=", n, " k=", k, s.extreme ? " extreme" : ""));
+    UnalignedWeights w = make_weights(e.format, n, k, rng, s.extreme);
+    std::vector<float> buf = make_input(m, k, rng, s.extreme);
+    const float* x = buf.data() + 1;
+    std::vector<float> got(static_cast<size_t>(m * n)), want(static_cast<size_t>(m * n));
+    ASSERT_TRUE(run_kernel(e, x, w.view, m, got.data(), m * n).ok());
+    ASSERT_TRUE(run_kernel(*ref, x, w.view, m, want.data(), m * n).ok());
+
+    absl::StatusOr<std::vector<float>> wf = w.aligned.ToF32();
+    ASSERT_TRUE(wf.ok());
+    std::vector<float> xq;
+    if (e.path == Path::kInt8) xq = int8_view_of_input(e.format, x, m, k);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float* wr = wf->data() + j * k;
+        // Both compute the same sum: f32 path from the same dequantized values; int8 path
+        // with identical exact integer dots, so only the float scaling and accumulation
+        // order differ: the difference is at most the sum of both rounding bounds.
+        const double tol =
+            e.path == Path::kF32
+                ? 2 * f32_depth(k, block) * kEps * magnitude(x + i * k, wr, k, block)
+                : 2 * int8_depth(k, block) * kEps * magnitude(xq.data() + i * k, wr, k, block);
+        ASSERT_TRUE(std::isfinite(got[i * n + j])) << "[" << i << "][" << j << "]";
+        ASSERT_LE(std::fabs(double{got[i * n + j]} - want[i * n + j]), tol + 1e-30)
+            << "[" << i << "][" << j << "] got " << got[i * n + j] << " scalar "
+            << want[i * n + j];
+      }
+    }
+  }
+}
+
+std::string entry_name(const ::testing::TestParamInfo<size_t>& info) {
+  return all_kernels()[info.param].name;
+}
+
+INSTANTIATE_TEST_SUITE_P(NonScalar, VsScalarTest, ::testing::ValuesIn(non_scalar_entries()),
+                         entry_name);
+
+// ---- Thread-count determinism ----------------------------------------------------------------
+
+std::vector<size_t> all_entries() {
+  std::vector<size_t> out(all_kernels().size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = i;
+  return out;
+}
+
+class DeterminismTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
+  const KernelEntry& e = all_kernels()[GetParam()];
+  SKIP_IF_NOT_RUNNABLE(e);
+  static ThreadPool* pools[] = {new ThreadPool(1), new ThreadPool(2), new ThreadPool(3),
+                                new ThreadPool(7)};
+  const int64_t block = traits(e.format).block_elems;
+  std::mt19937_64 rng(0xd37e0000 + GetParam());
+  const Shape shapes[] = {{1, 67, 3, false}, {5, 41, 2, false}, {17, 30, 1, true}};
+  for (const Shape& s : shapes) {
+    const int64_t k = e.format == Format::kF32 ? 45 * s.blocks : s.blocks * block;
+    SCOPED_TRACE(absl::StrCat(e.name, " m=", s.m, " n=", s.n, " k=", k));
+    UnalignedWeights w = make_weights(e.format, s.n, k, rng, s.extreme);
+    std::vector<float> buf = make_input(s.m, k, rng, s.extreme);
+    std::vector<std::vector<float>> outs;
+    for (ThreadPool* pool : pools) {
+      std::vector<float> out(static_cast<size_t>(s.m * s.n));
+      ASSERT_TRUE(run_kernel(e, buf.data() + 1, w.view, s.m, out.data(), s.m * s.n, pool).ok());
+      outs.push_back(std::move(out));
+    }
+    for (size_t p = 1; p < outs.size(); ++p) {
+      EXPECT_EQ(std::memcmp(outs[0].data(), outs[p].data(), outs[0].size() * sizeof(float)), 0)
+          << pools[p]->size() << " threads differ from 1 thread";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKernels, DeterminismTest, ::testing::ValuesIn(all_entries()),
+                         entry_name);
+
+// ---- Registry -----------------------------------------------------------------------------
+
+TEST(RegistryTest, NamesAreUniqueAndFollowTheRule) {
+  std::set<std::string> names;
+  for (const KernelEntry& e : all_kernels()) {
+    EXPECT_TRUE(names.insert(e.name).second) << "duplicate " << e.name;
+    const std::string want = absl::StrCat(absl::AsciiStrToLower(traits(e.format).name), "_",
+                                          path_name(e.path), "__", variant_name(e.variant));
+    EXPECT_EQ(e.name, want);
+    EXPECT_NE(e.fn, nullptr) << e.name;
+    EXPECT_GE(e.n_tile, 1) << e.name;
+    EXPECT_GE(e.m_tile, 1) << e.name;
+    EXPECT_EQ(find_kernel(e.format, e.variant, e.path), &e) << e.name;
+    EXPECT_FALSE(e.format == Format::kF32 && e.path == Path::kInt8) << e.name;
+    if (e.variant == Variant::kScalar) {
+      EXPECT_EQ(e.features, kCpuNone) << e.name;
+    }
+  }
+}
+
+TEST(RegistryTest, EveryFormatHasScalarKernels) {
+  for (const FormatTraits& t : all_formats()) {
+    EXPECT_NE(find_kernel(t.format, Variant::kScalar, Path::kF32), nullptr) << t.name;
+    if (t.format != Format::kF32) {
+      EXPECT_NE(find_kernel(t.format, Variant::kScalar, Path::kInt8), nullptr) << t.name;
+    }
+  }
+  // Scalar entries come first (registry.inc order).
+  EXPECT_EQ(all_kernels()[0].variant, Variant::kScalar);
+}
+
+TEST(RegistryTest, NamesParseBack) {
+  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Vnni}) {
+    absl::StatusOr<Variant> p = parse_variant(variant_name(v));
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(*p, v);
+    EXPECT_THAT(variant_names(), HasSubstr(variant_name(v)));
+  }
+  EXPECT_EQ(*parse_variant("AVX2"), Variant::kAvx2);
+  EXPECT_EQ(*parse_path("INT8"), Path::kInt8);
+  EXPECT_EQ(*parse_path("f32"), Path::kF32);
+  absl::StatusOr<Variant> bad = parse_variant("sse9");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("sse9"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(variant_names()));
+  EXPECT_FALSE(parse_path("int4").ok());
+}
+
+TEST(RegistryTest, ActivationFormats) {
+  EXPECT_EQ(act_format(Format::kQ4_K), Format::kQ8_K);
+  EXPECT_EQ(act_format(Format::kQ5_K), Format::kQ8_K);
+  EXPECT_EQ(act_format(Format::kQ6_K), Format::kQ8_K);
+  EXPECT_EQ(act_format(Format::kQ8_K), Format::kQ8_K);
+  EXPECT_EQ(act_format(Format::kQ4_0), Format::kQ8_0);
+  EXPECT_EQ(act_format(Format::kQ4_1), Format::kQ8_0);
+  EXPECT_EQ(act_format(Format::kQ5_0), Format::kQ8_0);
+  EXPECT_EQ(act_format(Format::kQ8_0), Format::kQ8_0);
+}
+
+TEST(CpuFeaturesTest, NamesAndMissing) {
+  EXPECT_EQ(cpu_feature_names(kFeaturesAvx2), "avx2, fma, f16c");
+  EXPECT_EQ(cpu_feature_names(kCpuNone), "");
+  EXPECT_EQ(missing_cpu_features(kCpuNone), "");
+  EXPECT_TRUE(cpu_has(kCpuNone));
+  EXPECT_EQ(missing_cpu_features(cpu_features()), "");
+  EXPECT_EQ(cpu_has(kFeaturesAvx512Vnni), missing_cpu_features(kFeaturesAvx512Vnni).empty());
+  // AVX-512 is only ever reported with the AVX2 family (the registry's masks rely on it).
+  if (cpu_features() & kCpuAvx512F) {
+    EXPECT_TRUE(cpu_has(kFeaturesAvx2));
+  }
+}
+
+// ---- Thread pool ---------------------------------------------------------------------------
+
+TEST(ThreadPoolTest, RunsEveryTaskOnce) {
+  for (int threads : {1, 2, 3, 7}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (int64_t n : {0, 1, 2, 5, 64, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      for (int rep = 0; rep < 3; ++rep) {
+        pool.ParallelFor(n, [&](int64_t t) { hits[t].fetch_add(1); });
+      }
+      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(hits[t].load(), 3) << threads << " " << n;
+    }
+  }
+}
+
+// ---- Dispatch -----------------------------------------------------------------------------
+
+class EnvGuard {
+ public:
+  EnvGuard(const char* name, const char* value) : name_(name) {
+    setenv(name, value, 1);
+  }
+  ~EnvGuard() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+WeightFormat small_weights(Format f, int64_t n, int64_t k) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> w(static_cast<size_t>(n * k));
+  for (float& v : w) v = nd(rng);
+  return *WeightFormat::Quantize(w.data(), n, k, f);
+}
+
+TEST(DispatchTest, PicksTheBestRunnableVariantAndDefaultPath) {
+  for (const FormatTraits& t : all_formats()) {
+    absl::StatusOr<const KernelEntry*> e = select_kernel(t.format);
+    ASSERT_TRUE(e.ok()) << t.name << ": " << e.status();
+    EXPECT_EQ((*e)->path, t.format == Format::kF32 ? Path::kF32 : Path::kInt8) << t.name;
+    EXPECT_TRUE(kernel_runnable(**e));
+    for (const KernelEntry& other : all_kernels()) {
+      if (other.format == t.format && other.path == (*e)->path && kernel_runnable(other)) {
+        EXPECT_LE(other.variant, (*e)->variant) << other.name << " beats " << (*e)->name;
+      }
+    }
+  }
+}
+
+TEST(DispatchTest, OptionsAndEnvironmentChooseTheKernel) {
+  MatmulOptions opt;
+  opt.variant = Variant::kScalar;
+  opt.path = Path::kF32;
+  EXPECT_EQ(*select_kernel(Format::kQ4_K, opt), find_kernel(Format::kQ4_K, Variant::kScalar, Path::kF32));
+  {
+    EnvGuard v("FK_VARIANT", "scalar");
+    EnvGuard p("FK_PATH", "f32");
+    EXPECT_EQ(*select_kernel(Format::kQ6_K), find_kernel(Format::kQ6_K, Variant::kScalar, Path::kF32));
+    // Options win over the environment.
+    MatmulOptions int8;
+    int8.path = Path::kInt8;
+    EXPECT_EQ((*select_kernel(Format::kQ6_K, int8))->path, Path::kInt8);
+  }
+  {
+    EnvGuard v("FK_VARIANT", "bogus");
+    absl::StatusOr<const KernelEntry*> e = select_kernel(Format::kQ4_0);
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("FK_VARIANT"));
+    EXPECT_THAT(std::string(e.status().message()), HasSubstr("bogus"));
+    // ... and dispatch reports it too.
+    WeightFormat w = small_weights(Format::kQ4_0, 4, 32);
+    std::vector<float> x(32, 1.0f);
+    EXPECT_FALSE(dispatch_matmul(x.data(), w, 1, 32, 4).ok());
+  }
+  {
+    EnvGuard p("FK_PATH", "int3");
+    EXPECT_FALSE(select_kernel(Format::kQ4_0).ok());
+  }
+  MatmulOptions f32_int8;
+  f32_int8.path = Path::kInt8;
+  EXPECT_FALSE(select_kernel(Format::kF32, f32_int8).ok());
+}
+
+TEST(DispatchTest, VariantTheCpuLacksIsFailedPrecondition) {
+  bool tested = false;
+  for (const KernelEntry& e : all_kernels()) {
+    if (kernel_runnable(e)) continue;
+    MatmulOptions opt;
+    opt.variant = e.variant;
+    opt.path = e.path;
+    absl::StatusOr<const KernelEntry*> s = select_kernel(e.format, opt);
+    ASSERT_FALSE(s.ok()) << e.name;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(variant_name(e.variant)));
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(missing_cpu_features(e.features)));
+    tested = true;
+  }
+  if (!tested) GTEST_SKIP() << "this CPU runs every registered kernel";
+}
+
+TEST(DispatchTest, ShapeAndBufferErrors) {
+  const WeightFormat w = small_weights(Format::kQ4_0, 6, 64);
+  std::vector<float> x(3 * 64, 0.5f), out(3 * 6);
+  const auto msg = [](const absl::Status& s) { return std::string(s.message()); };
+  const auto bad = [&](const absl::Status& s, const std::string& part) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(msg(s), HasSubstr(part));
+  };
+  EXPECT_TRUE(dispatch_matmul(x.data(), w, 3, 64, 6, out.data(), 18).ok());
+  bad(dispatch_matmul(x.data(), w, 3, 32, 6, out.data(), 18), "k=32");    // k != cols
+  bad(dispatch_matmul(x.data(), w, 3, 64, 5, out.data(), 18), "n=5");     // n != rows
+  bad(dispatch_matmul(x.data(), w, 3, 40, 6, out.data(), 18), "block of 32");
+  bad(dispatch_matmul(x.data(), w, 0, 64, 6, out.data(), 18), "m=0");
+  bad(dispatch_matmul(x.data(), w, 3, -64, 6, out.data(), 18), "k=-64");
+  bad(dispatch_matmul(nullptr, w, 3, 64, 6, out.data(), 18), "input");
+  bad(dispatch_matmul(x.data(), w, 3, 64, 6, nullptr, 18), "output");
+  bad(dispatch_matmul(x.data(), w, 3, 64, 6, out.data(), 17), "output_size=17");
+  bad(dispatch_matmul(x.data(), WeightFormat(), 1, 64, 6, out.data(), 18), "");
+  EXPECT_FALSE(dispatch_matmul(x.data(), w, 3, 64, 7).ok());
+
+  const KernelEntry* q8 = find_kernel(Format::kQ8_0, Variant::kScalar, Path::kF32);
+  bad(run_kernel(*q8, x.data(), w, 3, out.data(), 18), "Q4_0");  // wrong format
+}
+
+TEST(DispatchTest, MatchesTheKernelAndUsesScratch) {
+  const int64_t m = 5, n = 23, k = 512;
+  const WeightFormat w = small_weights(Format::kQ4_K, n, k);
+  std::mt19937_64 rng(11);
+  std::vector<float> buf = make_input(m, k, rng, false);
+  const float* x = buf.data() + 1;
+  absl::StatusOr<const KernelEntry*> e = select_kernel(Format::kQ4_K);
+  ASSERT_TRUE(e.ok());
+  std::vector<float> want(m * n), got(m * n);
+  ASSERT_TRUE(run_kernel(**e, x, w, m, want.data(), m * n).ok());
+  ThreadPool pool(3);
+  MatmulOptions opt;
+  opt.pool = &pool;
+  MatmulScratch scratch;
+  for (int rep = 0; rep < 2; ++rep) {
+    ASSERT_TRUE(dispatch_matmul(x, w, m, k, n, got.data(), m * n, opt, &scratch).ok());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+  }
+  // m rows of Q8_K: 2 super-blocks each.
+  EXPECT_EQ(scratch.act.size(), static_cast<size_t>(m * 2 * sizeof(BlockQ8_K)));
+  absl::StatusOr<std::vector<float>> v = dispatch_matmul(x, w, m, k, n, opt);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(std::memcmp(v->data(), want.data(), want.size() * sizeof(float)), 0);
+}
+
+TEST(DispatchTest, MatmulTransposed) {
+  const int64_t m = 3, n = 10, k = 19;
+  std::vector<float> x(m * k), w(n * k);
+  for (int64_t i = 0; i < m * k; ++i) x[i] = static_cast<float>(i % 7) - 3.0f;
+  for (int64_t i = 0; i < n * k; ++i) w[i] = static_cast<float>(i % 5) * 0.25f - 0.5f;
+  absl::StatusOr<std::vector<float>> out = matmul_transposed(x.data(), w.data(), m, k, n);
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t t = 0; t < k; ++t) s += double{x[i * k + t]} * w[j * k + t];
+      // Small integers and quarters: every partial sum is exact in float.
+      EXPECT_EQ(double{(*out)[i * n + j]}, s) << i << " " << j;
+    }
+  }
+  EXPECT_FALSE(matmul_transposed(x.data(), nullptr, m, k, n).ok());
+}
+
+}  // namespace
+}  // namespace fk

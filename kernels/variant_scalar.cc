@@ -1,0 +1,317 @@
+// Scalar variant: the fused reference kernels, plain portable C++ (no intrinsics).
+//
+// Both paths walk one weight row at a time, decode each of its blocks once into a small
+// local buffer, and use that buffer for a group of up to kRowGroup activation rows (so an
+// m-row call is a GEMM that decodes every weight block m / kRowGroup times, not m times).
+//
+// Operation order, fixed for every output (so results never depend on how [0, n) is
+// split among calls):
+//   f32 path  - a block is decoded with the format's reference dequantizer (exactly the
+//               values of formats.h's dequantize_row_*_ref); its dot with the input is
+//               summed in float in element order, and the block sums are added up in
+//               double; the row total is rounded to float once at the end. F32 weights
+//               use chunks of kF32Chunk elements as their "blocks".
+//   int8 path - per (super-)block an exact integer dot of the weight quants with the
+//               activation quants (activations quantized by dispatch to Q8_0 / Q8_K), scaled
+//               in float as ggml's generic vec_dot does: legacy formats
+//               isum * (d_w * d_a) (+ m * (d_a * sum(q_a)) for Q4_1); K-quants
+//               isum * (d * d_a) - imin * (dmin * d_a), the mins taken from Q8_K's bsums.
+//               Block values are added up in double, rounded to float at the end.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/formats.h"
+#include "kernels/kernel_api.h"
+
+namespace fk {
+namespace {
+
+constexpr int kRowGroup = 64;   // activation rows sharing one decoded weight block
+constexpr int kF32Chunk = 32;   // F32 weights: elements per "block"
+
+// Unaligned little-endian field reads (blocks sit at any byte offset).
+float read_f16(const uint8_t* p) {
+  fp16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return fp16_to_fp32(h);
+}
+float read_f32(const uint8_t* p) {
+  float f;
+  std::memcpy(&f, p, sizeof f);
+  return f;
+}
+int read_i16(const uint8_t* p) {
+  int16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// ---- f32 path -----------------------------------------------------------------------------
+
+void f32_path(Format format, const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+  const FormatTraits& t = traits(format);
+  const bool raw = format == Format::kF32;
+  const int64_t be = raw ? kF32Chunk : t.block_elems;
+  const int64_t bb = raw ? kF32Chunk * static_cast<int64_t>(sizeof(float)) : t.block_bytes;
+  const int64_t nb = (a.k + be - 1) / be;  // only F32 can have a partial last chunk
+  float w[kQK_K];
+  alignas(16) uint8_t blk[sizeof(BlockQ8_K)];  // the largest block
+  double acc[kRowGroup];
+  for (int64_t j = n_begin; j < n_end; ++j) {
+    const uint8_t* row = a.weights + j * a.row_bytes;
+    for (int64_t i0 = 0; i0 < a.m; i0 += kRowGroup) {
+      const int64_t rows = a.m - i0 < kRowGroup ? a.m - i0 : kRowGroup;
+      for (int64_t r = 0; r < rows; ++r) acc[r] = 0.0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t len = a.k - b * be < be ? a.k - b * be : be;
+        if (raw) {
+          std::memcpy(w, row + b * bb, len * sizeof(float));
+        } else {
+          // The reference dequantizer reads block structs: hand it an aligned copy, since
+          // a view's rows may start at any byte.
+          std::memcpy(blk, row + b * bb, bb);
+          t.dequantize_row(blk, w, be);
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* x = a.input + (i0 + r) * a.k + b * be;
+          float s = 0.0f;
+          for (int64_t e = 0; e < len; ++e) s += w[e] * x[e];
+          acc[r] += s;
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r)
+        a.output[(i0 + r) * a.n + j] = static_cast<float>(acc[r]);
+    }
+  }
+}
+
+// ---- int8 path ----------------------------------------------------------------------------
+
+// One weight block decoded to integers: quants with the format's offset applied, and the
+// per-sub-block integer scales (and mins) for K-quants.
+struct IntBlock {
+  int8_t q[kQK_K];
+  int sc[kQK_K / 16];
+  int mn[8];
+  float d = 0.0f;
+  float m = 0.0f;  // Q4_1: the block's min; Q4_K/Q5_K: dmin
+};
+
+// Legacy formats against Q8_0 activations (32 elements; activation block = fp16 d + 32 q).
+struct Q4_0 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_0);
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(blk);
+    const uint8_t* qs = blk + 2;
+    for (int l = 0; l < kQK / 2; ++l) {
+      o->q[l] = static_cast<int8_t>((qs[l] & 0xF) - 8);
+      o->q[l + kQK / 2] = static_cast<int8_t>((qs[l] >> 4) - 8);
+    }
+  }
+};
+struct Q4_1 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_1);
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(blk);
+    o->m = read_f16(blk + 2);
+    const uint8_t* qs = blk + 4;
+    for (int l = 0; l < kQK / 2; ++l) {
+      o->q[l] = static_cast<int8_t>(qs[l] & 0xF);
+      o->q[l + kQK / 2] = static_cast<int8_t>(qs[l] >> 4);
+    }
+  }
+};
+struct Q5_0 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_0);
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(blk);
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, sizeof qh);
+    const uint8_t* qs = blk + 6;
+    for (int l = 0; l < kQK / 2; ++l) {
+      const int h0 = static_cast<int>((qh >> l) & 1u) << 4;
+      const int h1 = static_cast<int>((qh >> (l + kQK / 2)) & 1u) << 4;
+      o->q[l] = static_cast<int8_t>(((qs[l] & 0xF) | h0) - 16);
+      o->q[l + kQK / 2] = static_cast<int8_t>(((qs[l] >> 4) | h1) - 16);
+    }
+  }
+};
+struct Q8_0 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ8_0);
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(blk);
+    std::memcpy(o->q, blk + 2, kQK);
+  }
+};
+
+// sum of (d_w * d_a) * isum [+ m * (d_a * sum(q_a))] for one legacy block.
+template <class F>
+float legacy_block(const IntBlock& w, const uint8_t* act) {
+  const float da = read_f16(act);
+  const int8_t* y = reinterpret_cast<const int8_t*>(act + 2);
+  int isum = 0, ysum = 0;
+  for (int l = 0; l < kQK; ++l) {
+    isum += w.q[l] * y[l];
+    ysum += y[l];
+  }
+  float v = static_cast<float>(isum) * (w.d * da);
+  if constexpr (std::is_same_v<F, Q4_1>) v += w.m * (da * static_cast<float>(ysum));
+  return v;
+}
+
+// K-quants against Q8_K activations (256 elements; float d, 256 q, 16 int16 bsums).
+constexpr int kQ8KQs = 4, kQ8KBsums = 4 + kQK_K;
+
+template <bool kFive>
+struct Q45_K {
+  static constexpr int kElems = kQK_K;
+  static constexpr int kBytes = kFive ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+  static constexpr int kSub = 32;
+  static constexpr bool kMins = true;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(blk);
+    o->m = read_f16(blk + 2);
+    const uint8_t* scales = blk + 4;
+    const uint8_t* qh = blk + 16;
+    const uint8_t* ql = blk + 16 + (kFive ? kQK_K / 8 : 0);
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, mn;
+      unpack_k4_scale_min(s, scales, &sc, &mn);
+      o->sc[s] = sc;
+      o->mn[s] = mn;
+    }
+    // Sub-blocks 2g and 2g+1 are the low / high nibbles of ql[32 g .. 32 g + 31]; Q5_K's
+    // fifth bit of element l of sub-block s is bit s of qh[l].
+    for (int s = 0; s < 8; ++s) {
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = ql[32 * (s / 2) + l];
+        int v = (s & 1) ? (byte >> 4) : (byte & 0xF);
+        if (kFive) v |= ((qh[l] >> s) & 1) << 4;
+        o->q[32 * s + l] = static_cast<int8_t>(v);
+      }
+    }
+  }
+};
+
+struct Q6_K {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ6_K);
+  static constexpr int kSub = 16;
+  static constexpr bool kMins = false;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    const uint8_t* ql = blk;
+    const uint8_t* qh = blk + kQK_K / 2;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + kQK_K / 2 + kQK_K / 4);
+    o->d = read_f16(blk + kQK_K / 2 + kQK_K / 4 + kQK_K / 16);
+    for (int s = 0; s < 16; ++s) o->sc[s] = sc[s];
+    // Half h holds elements 128 h + 32 r + l (r = 0..3, l = 0..31): low 4 bits are nibble
+    // r / 2 of ql[64 h + 32 (r % 2) + l], high 2 bits are bits 2r, 2r+1 of qh[32 h + l].
+    for (int h = 0; h < 2; ++h) {
+      for (int r = 0; r < 4; ++r) {
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t lo = ql[64 * h + 32 * (r & 1) + l];
+          const int v = ((r >> 1) ? (lo >> 4) : (lo & 0xF)) | (((qh[32 * h + l] >> (2 * r)) & 3) << 4);
+          o->q[128 * h + 32 * r + l] = static_cast<int8_t>(v - 32);
+        }
+      }
+    }
+  }
+};
+
+struct Q8_K {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ8_K);
+  static constexpr int kSub = 32;
+  static constexpr bool kMins = false;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f32(blk);
+    for (int s = 0; s < 8; ++s) o->sc[s] = 1;
+    std::memcpy(o->q, blk + kQ8KQs, kQK_K);
+  }
+};
+
+// (d * d_a) * sum_s sc_s * dot_s [- (dmin * d_a) * sum_s mn_s * (bsum_2s + bsum_2s+1)].
+template <class F>
+float k_block(const IntBlock& w, const uint8_t* act) {
+  const float da = read_f32(act);
+  const int8_t* y = reinterpret_cast<const int8_t*>(act + kQ8KQs);
+  int isum = 0;
+  for (int s = 0; s < kQK_K / F::kSub; ++s) {
+    int dot = 0;
+    for (int l = 0; l < F::kSub; ++l) dot += w.q[F::kSub * s + l] * y[F::kSub * s + l];
+    isum += w.sc[s] * dot;
+  }
+  float v = static_cast<float>(isum) * (w.d * da);
+  if constexpr (F::kMins) {
+    int imin = 0;
+    for (int s = 0; s < 8; ++s)
+      imin += w.mn[s] * (read_i16(act + kQ8KBsums + 4 * s) + read_i16(act + kQ8KBsums + 4 * s + 2));
+    v -= static_cast<float>(imin) * (w.m * da);
+  }
+  return v;
+}
+
+template <class F, float (*kBlock)(const IntBlock&, const uint8_t*)>
+void int8_path(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+  const int64_t nb = a.k / F::kElems;
+  const int64_t act_bytes = F::kElems == kQK ? sizeof(BlockQ8_0) : sizeof(BlockQ8_K);
+  IntBlock w;
+  double acc[kRowGroup];
+  for (int64_t j = n_begin; j < n_end; ++j) {
+    const uint8_t* row = a.weights + j * a.row_bytes;
+    for (int64_t i0 = 0; i0 < a.m; i0 += kRowGroup) {
+      const int64_t rows = a.m - i0 < kRowGroup ? a.m - i0 : kRowGroup;
+      for (int64_t r = 0; r < rows; ++r) acc[r] = 0.0;
+      for (int64_t b = 0; b < nb; ++b) {
+        F::decode(row + b * F::kBytes, &w);
+        for (int64_t r = 0; r < rows; ++r)
+          acc[r] += kBlock(w, a.act + (i0 + r) * a.act_row_bytes + b * act_bytes);
+      }
+      for (int64_t r = 0; r < rows; ++r)
+        a.output[(i0 + r) * a.n + j] = static_cast<float>(acc[r]);
+    }
+  }
+}
+
+}  // namespace
+
+// ---- The registry's entry points (rows in the scalar section of kernels/registry.inc) ----
+
+#define FK_SCALAR_F32(name, format) \
+  void name(const MatmulArgs& a, int64_t nb, int64_t ne) { f32_path(format, a, nb, ne); }
+FK_SCALAR_F32(f32_f32__scalar, Format::kF32)
+FK_SCALAR_F32(q4_0_f32__scalar, Format::kQ4_0)
+FK_SCALAR_F32(q4_1_f32__scalar, Format::kQ4_1)
+FK_SCALAR_F32(q5_0_f32__scalar, Format::kQ5_0)
+FK_SCALAR_F32(q8_0_f32__scalar, Format::kQ8_0)
+FK_SCALAR_F32(q4_k_f32__scalar, Format::kQ4_K)
+FK_SCALAR_F32(q5_k_f32__scalar, Format::kQ5_K)
+FK_SCALAR_F32(q6_k_f32__scalar, Format::kQ6_K)
+FK_SCALAR_F32(q8_k_f32__scalar, Format::kQ8_K)
+#undef FK_SCALAR_F32
+
+void q4_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q4_0, legacy_block<Q4_0>>(a, nb, ne);
+}
+void q4_1_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q4_1, legacy_block<Q4_1>>(a, nb, ne);
+}
+void q5_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q5_0, legacy_block<Q5_0>>(a, nb, ne);
+}
+void q8_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q8_0, legacy_block<Q8_0>>(a, nb, ne);
+}
+void q4_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q45_K<false>, k_block<Q45_K<false>>>(a, nb, ne);
+}
+void q5_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q45_K<true>, k_block<Q45_K<true>>>(a, nb, ne);
+}
+void q6_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q6_K, k_block<Q6_K>>(a, nb, ne);
+}
+void q8_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q8_K, k_block<Q8_K>>(a, nb, ne);
+}
+
+}  // namespace fk
