@@ -12,9 +12,11 @@
 // an array element >= its scalar size, 8 for a string, 12 for an array), before anything
 // is reserved; every string length is checked against the remaining bytes before it is
 // copied. Each in-memory object is at most a fixed multiple of the smallest encoding it
-// came from (the largest ratio is a GgufValue, ~200 bytes, made from a 12-byte nested
-// array header or a 13-byte metadata entry), so the parser's heap use is at most about
-// 20x the file size plus a constant. runtime/gguf_mutation_test.cc measures it.
+// came from (the largest ratios: a GgufKv of ~230 bytes from a >= 13-byte metadata entry,
+// a GgufValue of ~200 bytes from a 12-byte nested array header; a uint8 array element
+// widened to 8 bytes), so the parser's heap use stays under about 20x the file size plus a
+// small constant. runtime/gguf_mutation_test.cc measures it (limit 24x + 4 KiB; worst
+// shapes measured at ~15x).
 #include "runtime/gguf.h"
 
 #include <fcntl.h>
