@@ -18,6 +18,7 @@
 //   FK_MUTATION_SEED=S  seed of the random mutations (default 1)
 //   FK_MUTATION_ONLY=I  run only input number I (to reproduce a report)
 //   FK_MUTATION_DUMP=P  with FK_MUTATION_ONLY: also write that input to file P
+#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <new>
 #include <string>
@@ -709,6 +711,29 @@ TEST(GgufMutation, WorstCaseShapesStayUnderTheMemoryBound) {
     EXPECT_LE(ratio, kMemFactor) << what;
     EXPECT_GT(ratio, 1.0) << what << ": the accounting must see the parser's allocations";
   }
+}
+
+// Every regression input in runtime/testdata goes through the same checks.
+TEST(GgufMutation, RegressionInputsStayWithinTheBounds) {
+  const std::string dir = "runtime/testdata";
+  DIR* d = opendir(dir.c_str());
+  ASSERT_NE(d, nullptr) << dir;
+  std::vector<std::string> files;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') files.push_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 8u);
+  Stats st;
+  for (size_t i = 0; i < files.size(); ++i) {
+    std::ifstream in(dir + "/" + files[i], std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Exercise(bytes, static_cast<int64_t>(i), &st);
+    for (const std::string& f : st.failures) ADD_FAILURE() << files[i] << ": " << f;
+    st.failures.clear();
+  }
+  EXPECT_EQ(st.inputs, static_cast<int64_t>(files.size()));
 }
 
 TEST(GgufMutation, MutatedInputsEndInOkOrAnErrorWithBoundedMemory) {

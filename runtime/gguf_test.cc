@@ -542,6 +542,9 @@ TEST(GgufTestdata, EachFileGivesItsError) {
       {"nested_too_deep.gguf",
        "metadata key #0 'deep' [element 0] [element 0] [element 0] [element 0] [element 0] "
        "[element 0] [element 0]: arrays nested deeper than 8 levels are not supported"},
+      {"mem_kv_count_nested.gguf",
+       "truncated: key of metadata key #4 needs 8 bytes at offset 5246, but the file ends at "
+       "5248"},
       {"tensor_data_past_eof.gguf",
        "tensor #0 'token_embd.weight' (Q8_0, dims [576, 49152]): data at offset 0 of the data "
        "section, 30081024 bytes long, runs past the end of the file (the data section holds "
