@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -313,6 +314,280 @@ TEST(GgufGetters, ConvertWhereLosslessAndNameTheKeyOtherwise) {
   EXPECT_THAT(msg(f->GetFloatArray("a.string").status()), HasSubstr("expected an array of numbers"));
   EXPECT_THAT(msg(f->GetIntArray("a.uint64").status()), HasSubstr("element 1 is 18446744073709551615"));
   EXPECT_THAT(msg(f->GetIntArray("a.float32").status()), HasSubstr("expected an array of integers"));
+}
+
+// ---- invalid input: every case gives an error naming the file and what was wrong -----------
+
+// Parses `bytes` as "bad.gguf" and expects an error whose message starts with the file name
+// and contains every one of `parts`.
+void ExpectError(const std::string& bytes, std::vector<std::string> parts) {
+  absl::StatusOr<GgufFile> f = Parse(bytes, "bad.gguf");
+  ASSERT_FALSE(f.ok()) << "accepted an invalid file; expected: " << parts[0];
+  const std::string msg(f.status().message());
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << msg;
+  EXPECT_TRUE(absl::StartsWith(msg, "bad.gguf: ")) << msg;
+  for (const std::string& p : parts) EXPECT_THAT(msg, HasSubstr(p));
+}
+
+// One F32 tensor of `n` floats, aligned data section, given metadata before it.
+std::string OneF32Tensor(uint64_t n, uint64_t offset = 0, size_t data_bytes = 0) {
+  Bytes b;
+  b.header(1, 0).tensor("w", {n}, gguf_type::kF32, offset).pad_to(32);
+  b.zeros(data_bytes ? data_bytes : n * 4);
+  return b.str();
+}
+
+TEST(GgufInvalid, HeaderProblems) {
+  ExpectError("", {"empty file (0 bytes), not a GGUF file"});
+  ExpectError("GG", {"not a GGUF file: starts with \"GG\""});
+  ExpectError(std::string("GGML\x03\0\0\0", 8), {"not a GGUF file", "\"GGML\"", "expected \"GGUF\""});
+  ExpectError(std::string("\x7f" "ELF\x02\x01\x01\0", 8), {"not a GGUF file", "hex 7f454c46"});
+  ExpectError(Bytes().header(0, 0, 1).str(), {"unsupported GGUF version 1 (supported: 2, 3)"});
+  ExpectError(Bytes().header(0, 0, 4).str(), {"unsupported GGUF version 4"});
+  ExpectError(Bytes().header(0, 0, 0x03000000).str(), {"big-endian GGUF", "only little-endian"});
+  ExpectError(Bytes().header(0, 0).str().substr(0, 6), {"truncated: version of header needs 4 bytes at offset 4, but the file ends at 6"});
+  ExpectError(Bytes().header(0, 0).str().substr(0, 12), {"truncated: tensor count of header needs 8 bytes at offset 8"});
+  ExpectError(Bytes().header(0, 0).str().substr(0, 20), {"truncated: metadata count"});
+  ExpectError(Bytes().header(1ull << 40, 0).zeros(100).str(),
+              {"tensor count 1099511627776 is impossible for a file of 124 bytes"});
+  ExpectError(Bytes().header(0, 1000).zeros(100).str(),
+              {"metadata count 1000 is impossible for a file of 124 bytes"});
+  ExpectError(Bytes().header(3, 5).zeros(100).str(),
+              {"tensor count 3 and metadata count 5 are impossible"});
+  ExpectError(Bytes().header(~0ull, ~0ull).str(), {"tensor count 18446744073709551615 is impossible"});
+}
+
+TEST(GgufInvalid, MetadataProblems) {
+  ExpectError(Bytes().header(0, 1).u64(1000000).raw("abcdefghijklm", 13).str(),
+              {"key of metadata key #0 has length 1000000 at offset 24, past the end of the file (45 bytes)"});
+  ExpectError(Bytes().header(0, 1).str("k").u32(4).u16(1).zeros(2).str().substr(0, 39),
+              {"truncated: uint32 value of metadata key #0 'k' needs 4 bytes at offset 37"});
+  ExpectError(Bytes().header(0, 1).str("name").u32(8).u64(99).raw("ab", 2).str(),
+              {"string value of metadata key #0 'name' has length 99", "past the end"});
+  ExpectError(Bytes().header(0, 1).str("arr").u32(9).u32(5).u64(1000).zeros(8).str(),
+              {"metadata key #0 'arr': array of 1000 int32 elements", "past the end"});
+  ExpectError(Bytes().header(0, 1).str("arr").u32(9).u32(9).u64(~0ull).zeros(8).str(),
+              {"array of 18446744073709551615 array elements"});
+  ExpectError(Bytes().header(0, 1).str("toks").u32(9).u32(8).u64(2).str("a").u64(1 << 20).zeros(8).str(),
+              {"string element of metadata key #0 'toks' [element 1] has length 1048576"});
+  ExpectError(Bytes().header(0, 1).str("k").u32(13).zeros(4).str(),
+              {"metadata key #0 'k' has unknown value type id 13 at offset 33"});
+  ExpectError(Bytes().header(0, 1).str("k").u32(9).u32(99).u64(0).str(),
+              {"metadata key #0 'k': array has unknown element type id 99"});
+  ExpectError(Bytes().header(0, 1).str("flag").u32(7).u8(2).str(),
+              {"metadata key #0 'flag': bool value 2 at offset 40 is neither 0 nor 1"});
+  ExpectError(Bytes().header(0, 1).str("flags").u32(9).u32(7).u64(3).u8(1).u8(0).u8(5).str(),
+              {"'flags' [element 2]: bool value 5"});
+  ExpectError(Bytes().header(0, 2).str("k").u32(4).u32(1).str("k").u32(8).str("x").str(),
+              {"duplicate metadata key 'k' (entries #0 and #1)"});
+  ExpectError(Bytes().header(0, 1).str("k\x01\xff").u32(4).u32(1).str().substr(0, 38),
+              {"'k\\x01\\xff'"});  // binary junk in keys is escaped in messages
+  {
+    Bytes b;
+    b.header(0, 1).str("deep").u32(9);  // value type: array
+    for (int d = 0; d < kGgufMaxArrayDepth; ++d) b.u32(9).u64(1);  // of 1 array, ...
+    b.zeros(64);
+    ExpectError(b.str(), {"arrays nested deeper than 8 levels", "'deep'"});
+  }
+  {
+    // Nesting exactly at the limit is fine.
+    Bytes b;
+    b.header(0, 1).str("deep").u32(9);
+    for (int d = 1; d < kGgufMaxArrayDepth; ++d) b.u32(9).u64(1);
+    b.u32(5).u64(1).i32(42);
+    absl::StatusOr<GgufFile> f = Parse(b.str());
+    ASSERT_TRUE(f.ok()) << f.status();
+  }
+}
+
+TEST(GgufInvalid, AlignmentProblems) {
+  ExpectError(Bytes().header(0, 1).str("general.alignment").u32(10).u64(32).str(),
+              {"metadata key 'general.alignment' has type uint64, expected uint32"});
+  ExpectError(Bytes().header(0, 1).str("general.alignment").u32(4).u32(48).str(),
+              {"metadata key 'general.alignment' is 48, which is not a power of two"});
+  ExpectError(Bytes().header(0, 1).str("general.alignment").u32(4).u32(0).str(),
+              {"'general.alignment' is 0, which is not a power of two"});
+}
+
+TEST(GgufInvalid, TensorInfoProblems) {
+  ExpectError(Bytes().header(1, 0).str("t").u32(3).u64(32).u64(1).str() + std::string(5, '\0'),
+              {"truncated: dimension of tensor #0 't' needs 8 bytes"});
+  ExpectError(Bytes().header(1, 0).u64(1 << 20).zeros(40).str(),
+              {"name of tensor #0 has length 1048576", "past the end"});
+  ExpectError(Bytes().header(1, 0).tensor("big", {32, 1, 1, 1, 1}, 0, 0).zeros(64).str(),
+              {"tensor #0 'big' has 5 dimensions; at most 4 are supported"});
+  ExpectError(Bytes().header(1, 0).str("t").u32(0).u32(0).u64(0).zeros(64).str(),
+              {"tensor #0 't' has 0 dimensions"});
+  ExpectError(Bytes().header(1, 0).tensor("z", {32, 0}, 0, 0).zeros(64).str(),
+              {"tensor #0 'z' (F32, dims [32, 0]): dimension 1 of [32, 0] is 0"});
+  ExpectError(Bytes().header(1, 0).tensor("o", {1ull << 32, 1ull << 32}, 0, 0).zeros(64).str(),
+              {"tensor #0 'o'", "dims [4294967296, 4294967296] overflow"});
+  ExpectError(Bytes().header(1, 0).tensor("o", {1ull << 62, 4}, 8, 0).zeros(64).str(),
+              {"overflow"});
+  ExpectError(Bytes().header(1, 0).tensor("q2", {256}, 10, 0).zeros(128).str(),
+              {"tensor #0 'q2' (type 10, dims [256]): unknown or unsupported tensor type id 10"});
+  ExpectError(Bytes().header(1, 0).tensor("t", {256}, 0xFFFFFFFFu, 0).zeros(128).str(),
+              {"unknown or unsupported tensor type id 4294967295"});
+  ExpectError(Bytes().header(1, 0).tensor("r", {33, 2}, gguf_type::kQ4_0, 0).zeros(128).str(),
+              {"tensor #0 'r' (Q4_0, dims [33, 2]): row length dims[0] = 33 is not a multiple of the Q4_0 block size 32"});
+  ExpectError(Bytes().header(1, 0).tensor("r", {128}, gguf_type::kQ6_K, 0).zeros(256).str(),
+              {"dims[0] = 128 is not a multiple of the Q6_K block size 256"});
+}
+
+TEST(GgufInvalid, TensorDataProblems) {
+  ExpectError(OneF32Tensor(8, 0, 16),
+              {"tensor #0 'w' (F32, dims [8]): data at offset 0 of the data section, 32 bytes long, runs past the end of the file (the data section holds 16 bytes"});
+  ExpectError(OneF32Tensor(8, ~0ull - 31, 32), {"tensor #0 'w'", "runs past the end of the file"});
+  ExpectError(OneF32Tensor(8, 16, 64), {"tensor #0 'w': data offset 16 is not a multiple of the alignment 32"});
+  {
+    // The data section itself would start past the end of the file.
+    const std::string b = Bytes().header(1, 0).tensor("w", {8}, 0, 0).str();
+    ASSERT_NE(b.size() % 32, 0u);
+    ExpectError(b, {"truncated: the tensor data section starts at offset 64, past the end of the file (57 bytes)"});
+  }
+  {
+    Bytes b;
+    b.header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {16}, 0, 32).pad_to(32).zeros(128);
+    ExpectError(b.str(), {"tensors 'a' (data [0, 64)) and 'b' (data [32, 96)) overlap"});
+  }
+  {
+    Bytes b;
+    b.header(2, 0).tensor("b", {8}, 0, 32).tensor("a", {8}, 0, 32).pad_to(32).zeros(128);
+    ExpectError(b.str(), {"tensors 'b' (data [32, 64)) and 'a' (data [32, 64)) overlap"});
+  }
+  {
+    Bytes b;
+    b.header(2, 0).tensor("w", {8}, 0, 0).tensor("w", {8}, 0, 32).pad_to(32).zeros(64);
+    ExpectError(b.str(), {"duplicate tensor name 'w' (tensors #0 and #1)"});
+  }
+  // Adjacent tensors that touch but do not overlap are fine, in any order of offsets.
+  Bytes ok;
+  ok.header(2, 0).tensor("hi", {8}, 0, 32).tensor("lo", {8}, 0, 0).pad_to(32).zeros(64);
+  absl::StatusOr<GgufFile> f = Parse(ok.str());
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->FindTensor("lo")->offset, 0u);
+}
+
+// Cutting a valid file anywhere before the end of its last tensor's data gives an error
+// (never a crash or a partial file); cutting only trailing padding is harmless.
+TEST(GgufInvalid, EveryTruncationIsAnError) {
+  absl::StatusOr<std::string> full = testing_util::SampleWriter(1, 1).ToBytes();
+  ASSERT_TRUE(full.ok());
+  absl::StatusOr<GgufFile> whole = Parse(*full);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  uint64_t end_of_data = 0;
+  for (const GgufTensorInfo& t : whole->tensors()) {
+    end_of_data = std::max(end_of_data, whole->data_offset() + t.offset + t.size_bytes);
+  }
+  int errors = 0;
+  for (size_t len = 0; len < full->size(); ++len) {
+    absl::StatusOr<GgufFile> f = Parse(full->substr(0, len), "cut.gguf");
+    if (len >= end_of_data) {
+      EXPECT_TRUE(f.ok()) << len << ": " << f.status();
+      continue;
+    }
+    ASSERT_FALSE(f.ok()) << "prefix of " << len << " bytes accepted";
+    const std::string msg(f.status().message());
+    EXPECT_TRUE(absl::StartsWith(msg, "cut.gguf: ")) << msg;
+    EXPECT_TRUE(absl::StrContains(msg, "truncated") || absl::StrContains(msg, "past the end") ||
+                absl::StrContains(msg, "impossible") || absl::StrContains(msg, "empty") ||
+                absl::StrContains(msg, "not a GGUF"))
+        << len << ": " << msg;
+    ++errors;
+  }
+  EXPECT_GT(errors, 1000);
+}
+
+TEST(GgufOpen, FileSystemProblemsNameThePath) {
+  const std::string dir = TempPath("");
+  absl::StatusOr<GgufFile> f = GgufFile::Open(TempPath("does-not-exist.gguf"));
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(f.status().message()),
+              HasSubstr("cannot open '" + TempPath("does-not-exist.gguf") + "': No such file"));
+
+  f = GgufFile::Open(dir);
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(std::string(f.status().message()), HasSubstr("is a directory, not a GGUF file"));
+
+  const std::string empty = TempPath("empty.gguf");
+  { std::ofstream(empty, std::ios::binary); }
+  f = GgufFile::Open(empty);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(std::string(f.status().message()), empty + ": empty file (0 bytes), not a GGUF file");
+
+  const std::string text = TempPath("notes.txt");
+  { std::ofstream(text, std::ios::binary) << "hello, this is not a model\n"; }
+  f = GgufFile::Open(text);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(std::string(f.status().message()),
+            text + ": not a GGUF file: starts with \"hell\" (hex 68656c6c), expected \"GGUF\"");
+}
+
+// ---- regression inputs in runtime/testdata ----------------------------------------------
+
+TEST(GgufTestdata, EachFileGivesItsError) {
+  const std::string dir = "runtime/testdata/";
+  const std::map<std::string, std::string> want = {
+      {"not_gguf.txt", "not a GGUF file: starts with \"this\" (hex 74686973), expected \"GGUF\""},
+      {"truncated_header.gguf",
+       "truncated: tensor count of header needs 8 bytes at offset 8, but the file ends at 10"},
+      {"big_endian.gguf",
+       "big-endian GGUF (version field reads 50331648, i.e. 3 byte-swapped): only "
+       "little-endian files are supported"},
+      {"q2_k_tensor.gguf",
+       "tensor #0 'blk.0.ffn_down.weight' (type 10, dims [256]): unknown or unsupported tensor "
+       "type id 10 (known: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K)"},
+      {"overlapping_tensors.gguf", "tensors 'a' (data [0, 64)) and 'b' (data [32, 96)) overlap"},
+      {"nested_too_deep.gguf",
+       "metadata key #0 'deep' [element 0] [element 0] [element 0] [element 0] [element 0] "
+       "[element 0] [element 0]: arrays nested deeper than 8 levels are not supported"},
+      {"mem_kv_count_nested.gguf",
+       "truncated: key of metadata key #4 needs 8 bytes at offset 5246, but the file ends at "
+       "5248"},
+      {"tensor_data_past_eof.gguf",
+       "tensor #0 'token_embd.weight' (Q8_0, dims [576, 49152]): data at offset 0 of the data "
+       "section, 30081024 bytes long, runs past the end of the file (the data section holds "
+       "1000 bytes, the file 1096)"},
+  };
+  for (const auto& [file, msg] : want) {
+    SCOPED_TRACE(file);
+    absl::StatusOr<GgufFile> f = GgufFile::Open(dir + file);
+    ASSERT_FALSE(f.ok());
+    EXPECT_EQ(std::string(f.status().message()), dir + file + ": " + msg);
+  }
+}
+
+// ---- the real model -------------------------------------------------------------------------
+
+TEST(GgufRealModel, SmolLM2Opens) {
+  const std::string path = testing_util::ModelPath();
+  absl::StatusOr<GgufFile> f = GgufFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status() << "\n" << testing_util::kMissingModelHelp;
+  // Expected values as gguf-py's GGUFReader reports them for this file.
+  EXPECT_EQ(f->version(), 3u);
+  EXPECT_EQ(f->alignment(), 32u);
+  EXPECT_EQ(f->metadata().size(), 33u);
+  EXPECT_EQ(f->tensors().size(), 272u);
+  EXPECT_EQ(*f->GetString("general.architecture"), "llama");
+  EXPECT_EQ(*f->GetUint("llama.block_count"), 30u);
+  EXPECT_EQ(*f->GetUint("llama.embedding_length"), 576u);
+  EXPECT_EQ(*f->GetUint("llama.attention.head_count_kv"), 3u);
+  EXPECT_EQ(*f->GetFloat("llama.rope.freq_base"), 100000.0);
+  EXPECT_FALSE(*f->GetBool("tokenizer.ggml.add_bos_token"));
+  absl::StatusOr<const std::vector<std::string>*> tokens = f->GetStringArray("tokenizer.ggml.tokens");
+  ASSERT_TRUE(tokens.ok());
+  ASSERT_EQ((*tokens)->size(), 49152u);
+  EXPECT_EQ((**tokens)[0], "<|endoftext|>");
+  EXPECT_EQ((*f->GetStringArray("tokenizer.ggml.merges"))->size(), 48900u);
+  EXPECT_EQ(f->GetIntArray("tokenizer.ggml.token_type")->size(), 49152u);
+  std::map<std::string, int> types;
+  for (const GgufTensorInfo& t : f->tensors()) types[gguf_type_name(t.type)]++;
+  EXPECT_EQ(types, (std::map<std::string, int>{{"F32", 61}, {"Q4_1", 210}, {"Q8_0", 1}}));
+  const GgufTensorInfo* emb = f->FindTensor("token_embd.weight");
+  ASSERT_NE(emb, nullptr);
+  EXPECT_EQ(emb->dims, (std::vector<uint64_t>{576, 49152}));
+  EXPECT_EQ(emb->size_bytes, 30081024u);
 }
 
 }  // namespace
