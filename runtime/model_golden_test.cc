@@ -156,26 +156,23 @@ class SmolLm2VsLlamaCpp : public ::testing::Test {
     if (c.cosine_checked()) {
       EXPECT_GE(cosine, min_cosine) << c.name;
     }
+    // Decode only as far as tokens are compared (keeps the test fast under ASan).
+    const size_t compared = c.compared_steps();
     std::vector<int32_t> greedy;
-    for (size_t i = 0; i < c.greedy_ids.size(); ++i) {
+    for (size_t i = 0; i < compared; ++i) {
       const int32_t t = Argmax(s.logits());
       greedy.push_back(t);
-      if (i + 1 < c.greedy_ids.size()) {
+      if (i + 1 < compared) {
         ASSERT_TRUE(s.Eval({&t, 1}).ok());
       }
     }
     size_t agree = 0;
     while (agree < greedy.size() && greedy[agree] == c.greedy_ids[agree]) ++agree;
-    const size_t compared = c.compared_steps();
     std::cout << "  " << c.name << " [" << s.kernel_summary() << "]: cosine " << cosine
               << (c.cosine_checked() ? "" : " (not checked)") << "; greedy tokens equal to "
-              << "llama.cpp's: " << agree << "/" << greedy.size() << ", compared " << compared
-              << (agree < greedy.size()
-                      ? absl::StrCat(" (first difference at step ", agree,
-                                     ", llama.cpp's margin there ", c.margins[agree], ")")
-                      : "")
+              << "llama.cpp's: " << agree << " of the " << compared << " compared"
               << "\n    ours: " << absl::CEscape(tokenizer_->Decode(greedy)) << "\n";
-    EXPECT_GE(agree, compared) << c.name << ": greedy tokens differ from llama.cpp's at step "
+    EXPECT_EQ(agree, compared) << c.name << ": greedy tokens differ from llama.cpp's at step "
                                << agree << ", where llama.cpp's choice is clear (margin "
                                << (agree < c.margins.size() ? c.margins[agree] : 0) << ")";
   }
