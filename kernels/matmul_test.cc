@@ -561,12 +561,16 @@ TEST(DispatchTest, MatchesTheKernelAndUsesScratch) {
   MatmulOptions opt;
   opt.pool = &pool;
   MatmulScratch scratch;
-  for (int rep = 0; rep < 2; ++rep) {
+  const uint8_t* first = nullptr;
+  for (int rep = 0; rep < 3; ++rep) {
     ASSERT_TRUE(dispatch_matmul(x, w, m, k, n, got.data(), m * n, opt, &scratch).ok());
     EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+    // Warm scratch is reused, never reallocated.
+    if (rep == 0) first = scratch.act.data();
+    EXPECT_EQ(scratch.act.data(), first);
   }
-  // m rows of Q8_K: 2 super-blocks each.
-  EXPECT_EQ(scratch.act.size(), static_cast<size_t>(m * 2 * sizeof(BlockQ8_K)));
+  // m packed rows of at least 2 Q8_K super-blocks each.
+  EXPECT_GE(scratch.act.size(), static_cast<size_t>(m * 2 * sizeof(BlockQ8_K)));
   absl::StatusOr<std::vector<float>> v = dispatch_matmul(x, w, m, k, n, opt);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(std::memcmp(v->data(), want.data(), want.size() * sizeof(float)), 0);
