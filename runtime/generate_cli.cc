@@ -35,6 +35,7 @@ struct Flags {
   std::optional<std::string> prompt;
   int64_t max_tokens = 128;
   bool chat = false;
+  bool ignore_eog = false;
   int threads = 1;
   std::optional<Variant> variant;
   std::optional<Path> path;
@@ -105,13 +106,17 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
     if (arg.find('=') != absl::string_view::npos) {
       value = std::string(arg.substr(arg.find('=') + 1));
     }
-    if (name == "chat" || name == "nochat") {
+    if (name == "chat" || name == "nochat" || name == "ignore_eog") {
       bool b = true;
       if (value) {
         absl::Status s = ParseBool(name, *value, &b);
         if (!s.ok()) return s;
       }
-      f.chat = name == "chat" ? b : !b;
+      if (name == "ignore_eog") {
+        f.ignore_eog = b;
+      } else {
+        f.chat = name == "chat" ? b : !b;
+      }
       continue;
     }
     bool known = false;
@@ -267,7 +272,7 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   while (generated < flags.max_tokens) {
     const int32_t token = sampler->Sample((*session)->logits());
     ++generated;
-    if (tokenizer->IsEog(token)) break;
+    if (tokenizer->IsEog(token) && !flags.ignore_eog) break;
     out << tokenizer->TokenToPiece(token) << std::flush;
     if (generated == flags.max_tokens || (*session)->n_past() >= context) break;
     const auto t = Clock::now();
@@ -302,6 +307,7 @@ std::string GenerateUsage() {
       "  --prompt=TEXT      the prompt\n"
       "  --chat             wrap the prompt as a user message in the model's chat template\n"
       "  --max_tokens=N     most tokens to generate (default 128; 0: prefill only)\n"
+      "  --ignore_eog       do not stop at end-of-generation tokens (for timing runs)\n"
       "  --threads=N        threads (default: the CPU count, here ",
       DefaultThreads(), "; 1 .. ", kMaxThreads,
       ")\n"

@@ -64,7 +64,7 @@ TEST(Generate, HelpExitsZero) {
   const Result r = Cli({"--help"});
   EXPECT_EQ(r.code, 0);
   for (const char* flag : {"--model", "--prompt", "--max_tokens", "--chat", "--threads",
-                           "--variant", "--path", "--weights", "--temperature", "--top_k",
+                           "--variant", "--path", "--weights", "--temperature", "--top_k", "--ignore_eog",
                            "--top_p", "--seed"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   }
@@ -105,6 +105,9 @@ TEST(Generate, ChatSamplingF32WeightsAndPrefillOnly) {
   r = Cli({"--model=" + model, "--prompt=hi", "--weights=f32", "--max_tokens=2"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("f32"), std::string::npos);
+  r = Cli({"--model=" + model, "--prompt=hi", "--max_tokens=6", "--ignore_eog"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("decode 5 tokens"), std::string::npos) << r.err;
   r = Cli({"--model=" + model, "--prompt=hi", "--max_tokens=0"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("decode 0 tokens"), std::string::npos) << r.err;
