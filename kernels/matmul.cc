@@ -191,6 +191,12 @@ absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOpti
                                               path_name(want_path)));
     }
     absl::Status s = check_runnable(*e);
+    if (!s.ok() && e->variant != *variant) {
+      // Name what was asked for, too: "--variant=avx512_vnni" must not read as avx512.
+      return absl::FailedPreconditionError(
+          absl::StrCat("variant ", variant_name(*variant), " runs its ", path_name(want_path),
+                       " path on ", variant_name(e->variant), "'s kernels: ", s.message()));
+    }
     if (!s.ok()) return s;
     return e;
   }

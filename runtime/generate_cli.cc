@@ -249,6 +249,14 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   RunOptions run;
   run.variant = flags.variant;
   run.path = flags.path;
+  // The CLI's default path is f32, not the dispatcher's int8: at batch 1 both stream the
+  // same weight bytes (decode speed is the same), and the f32 path adds no activation
+  // rounding. SmolLM2-135M Q4_1's greedy answer to the plain Paris chat prompt flips on
+  // that rounding (llama.cpp, which also quantizes activations, says "L'Etoile, ...").
+  if (!run.path) {
+    const char* env = std::getenv("FK_PATH");
+    if (env == nullptr || *env == '\0') run.path = Path::kF32;
+  }
   run.pool = &pool;
   absl::StatusOr<std::unique_ptr<LlamaSession>> session =
       LlamaSession::Create(**model, context, run);
@@ -316,7 +324,7 @@ std::string GenerateUsage() {
       " (default: $FK_VARIANT, else the best this CPU runs)\n"
       "  --path=NAME        activations: ",
       path_names(),
-      " (default: $FK_PATH, else int8 for quantized weights)\n"
+      " (default: $FK_PATH, else f32: no activation rounding)\n"
       "  --weights=MODE     native (as in the file, default) or f32 (dequantized at load)\n"
       "  --temperature=T    0 (default): greedy; > 0: sample\n"
       "  --top_k=K          sample among the K most likely tokens (default 40; 0: all)\n"
