@@ -48,6 +48,14 @@ FK_INLINE __m128i loadu128(const void* p) {
   return _mm_loadu_si128(static_cast<const __m128i*>(p));
 }
 
+// The value, pinned in a register: stops the compiler from re-loading a vector from memory
+// for each of its uses (it does so for vpermt2w's overwritten operand), which costs load
+// slots, the scarce resource of these kernels.
+FK_INLINE __m512i in_reg(__m512i v) {
+  __asm__("" : "+v"(v));
+  return v;
+}
+
 // Mask of the low `bytes` bits (bytes in [0, 64]).
 FK_INLINE __mmask64 low_bytes_mask(int bytes) {
   return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;

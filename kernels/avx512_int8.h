@@ -75,24 +75,41 @@ FK_INLINE __m512i dot_signed(__m512i acc, const SignedW& w, __m512i y) {
 
 // Word index into (raw0 = group bytes [0, 64), raw1 = bytes [G - 64, G)) of the 16-bit word
 // at byte offset `off` of a G-byte group.
+// A group's bytes past the first 64 are read with the smallest load that covers them
+// (8, 16 or 32 bytes) ending at the group's end: zmm loads are the scarce kind.
+constexpr int tail_load_bytes(int group_bytes) {
+  return group_bytes - 64 <= 8 ? 8 : group_bytes - 64 <= 16 ? 16 : 32;
+}
 constexpr uint16_t group_word(int off, int group_bytes) {
-  return off + 2 <= 64 ? static_cast<uint16_t>(off / 2)
-                       : static_cast<uint16_t>(32 + (off - (group_bytes - 64)) / 2);
+  return off + 2 <= 64
+             ? static_cast<uint16_t>(off / 2)
+             : static_cast<uint16_t>(32 + (off - (group_bytes - tail_load_bytes(group_bytes))) / 2);
 }
 
 // vpermt2w indices gathering, for block b = 0..3, the 8 words at byte offset `field` of the
 // block (16 bytes: a nibble block's quants) into words 8b .. 8b + 7.
 constexpr Words quant_words(int block_bytes, int field) {
   Words w{};
-  for (int t = 0; t < 32; ++t) w.v[t] = group_word(block_bytes * (t / 8) + field + 2 * (t % 8), 4 * block_bytes);
+  for (int t = 0; t < 32; ++t)
+    w.v[t] = group_word(block_bytes * (t / 8) + field + 2 * (t % 8), 4 * block_bytes);
   return w;
 }
+
+// raw0 = group bytes [0, 64), raw1 = its last tail_load_bytes bytes (zero-extended); a
+// partial group (valid_bytes < group_bytes) uses masked loads, missing bytes read as 0.
 FK_INLINE void load_group(const uint8_t* g, int group_bytes, int valid_bytes, __m512i* raw0,
                           __m512i* raw1) {
-  const int off1 = group_bytes - 64;
+  const int len = tail_load_bytes(group_bytes);
+  const int off1 = group_bytes - len;
   if (valid_bytes >= group_bytes) {
-    *raw0 = loadu512(g);
-    *raw1 = loadu512(g + off1);
+    *raw0 = in_reg(loadu512(g));
+    if (len == 8) {
+      *raw1 = _mm512_zextsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g + off1)));
+    } else if (len == 16) {
+      *raw1 = _mm512_zextsi128_si512(loadu128(g + off1));
+    } else {
+      *raw1 = _mm512_zextsi256_si512(loadu256(g + off1));
+    }
   } else {
     *raw0 = _mm512_maskz_loadu_epi8(low_bytes_mask(valid_bytes), g);
     *raw1 = valid_bytes > off1
@@ -125,10 +142,34 @@ struct NibbleCodec {
   static constexpr Words kD = tile_scale_words(kBlockBytes, 0, kGroupBytes);
   static constexpr Words kM = tile_scale_words(kBlockBytes, 2, kGroupBytes);
 
+  // Q4_0 / Q4_1: every block's d (and m) lies in the group's first 64 bytes, so two rows'
+  // scales are gathered by one permute (tile_scales); Q5_0's last d does not.
+  static constexpr bool kScalesInRaw0 = 4 * kBlockBytes - kBlockBytes + 4 <= 64;
+  // Word 4b + t (t = 0, 1) <- the scale at byte `field` of block b of row t of a pair.
+  static constexpr Words pair_scale_words(int field, int first_word) {
+    Words w{};
+    for (int t = 0; t < 32; ++t) {
+      const int b = t / 4 % 4, row = t % 4 - first_word;
+      w.v[t] = static_cast<uint16_t>((row == 1 ? 32 : 0) + (kBlockBytes * b + field) / 2);
+    }
+    return w;
+  }
+  static constexpr Words kPairD[2] = {pair_scale_words(0, 0), pair_scale_words(0, 2)};
+  static constexpr Words kPairM[2] = {pair_scale_words(2, 0), pair_scale_words(2, 2)};
+
   struct Dec {
     __m512i lo, hi;  // quants of elements 0..15 / 16..31 of block b in bytes 16b .. 16b+15
-    __m512i d, m;    // fp16 d (m) of block b in word 4b + j, other words 0
+    __m512i d, m;    // fp16 d (m) of block b in word 4b + j, other words 0 (per-row gather)
+    __m512i raw0;    // the group's first 64 bytes (pairwise gather)
   };
+
+  // The 4 rows' fp16 scales at byte `field` (0: d, 2: m) in word 4b + j.
+  static FK_INLINE __m512i tile_scales(const Dec (&d)[kNR], bool m) {
+    const Words* idx = m ? kPairM : kPairD;
+    const __m512i r01 = _mm512_permutex2var_epi16(d[0].raw0, load512(&idx[0]), d[1].raw0);
+    const __m512i r23 = _mm512_permutex2var_epi16(d[2].raw0, load512(&idx[1]), d[3].raw0);
+    return _mm512_mask_blend_epi16(0xCCCCCCCCu, r01, r23);
+  }
 
   // `blocks` valid blocks (1..4) at g, for row j of the tile.
   static FK_INLINE Dec decode(const uint8_t* g, int blocks, int j) {
@@ -152,9 +193,12 @@ struct NibbleCodec {
       d.lo = _mm512_mask_add_epi8(d.lo, _cvtu64_mask64(mlo), d.lo, sixteen);
       d.hi = _mm512_mask_add_epi8(d.hi, _cvtu64_mask64(mhi), d.hi, sixteen);
     }
-    d.d = _mm512_maskz_permutex2var_epi16(tile_scale_mask(j), raw0, load512(&kD), raw1);
-    if constexpr (kHasMin)
-      d.m = _mm512_maskz_permutex2var_epi16(tile_scale_mask(j), raw0, load512(&kM), raw1);
+    d.raw0 = raw0;
+    if constexpr (!kScalesInRaw0) {
+      d.d = _mm512_maskz_permutex2var_epi16(tile_scale_mask(j), raw0, load512(&kD), raw1);
+      if constexpr (kHasMin)
+        d.m = _mm512_maskz_permutex2var_epi16(tile_scale_mask(j), raw0, load512(&kM), raw1);
+    }
     return d;
   }
 
@@ -172,39 +216,32 @@ using CodecQ4_1 = NibbleCodec<sizeof(BlockQ4_1), 4, true, false>;
 using CodecQ5_0 = NibbleCodec<sizeof(BlockQ5_0), 6, false, true>;
 
 // Q8_0: w = d q, q signed. The first halves of the 4 blocks' quants (bytes 2..17 of each
-// block) and the second halves (18..33) are each gathered from two 64-byte loads.
+// block) and the second halves (18..33) are gathered from the group's bytes [0, 64) and
+// [64, 128); the last 8 bytes [128, 136) come from an 8-byte load.
 template <bool kVnni>
 struct CodecQ8_0 {
   static constexpr int kBlockBytes = sizeof(BlockQ8_0);
   static constexpr int kGroupBytes = 4 * kBlockBytes;  // 136
   static constexpr bool kMin = false;
-  // raw0 / raw1 = group bytes [0, 64) / [64, 128); raw2 / raw3 = [8, 72) / [72, 136).
-  static constexpr Words first_halves() {
+  static constexpr bool kScalesInRaw0 = false;
+  static FK_INLINE __m512i tile_scales(const void*, bool) { return _mm512_setzero_si512(); }
+  // Index of the word at byte `off` < 128 in (raw0, raw1).
+  static constexpr uint16_t word(int off) { return static_cast<uint16_t>(off / 2); }
+  static constexpr Words halves(int field) {
     Words w{};
     for (int t = 0; t < 32; ++t) {
-      const int off = kBlockBytes * (t / 8) + 2 + 2 * (t % 8);
-      w.v[t] = static_cast<uint16_t>(off + 2 <= 64 ? off / 2 : 32 + (off - 64) / 2);
-    }
-    return w;
-  }
-  static constexpr Words second_halves() {
-    Words w{};
-    for (int t = 0; t < 32; ++t) {
-      const int off = kBlockBytes * (t / 8) + 18 + 2 * (t % 8);
-      w.v[t] = static_cast<uint16_t>(off + 2 <= 72 ? (off - 8) / 2 : 32 + (off - 72) / 2);
+      const int off = kBlockBytes * (t / 8) + field + 2 * (t % 8);
+      w.v[t] = off < 128 ? word(off) : 0;  // [128, 136): merged in from the tail load
     }
     return w;
   }
   static constexpr Words scales() {
     Words w{};
-    for (int t = 0; t < 32; ++t) {
-      const int off = kBlockBytes * (t / 4 % 4);
-      w.v[t] = static_cast<uint16_t>(off + 2 <= 64 ? off / 2 : 32 + (off - 64) / 2);
-    }
+    for (int t = 0; t < 32; ++t) w.v[t] = word(kBlockBytes * (t / 4 % 4));
     return w;
   }
-  static constexpr Words kA = first_halves();
-  static constexpr Words kB = second_halves();
+  static constexpr Words kA = halves(2);
+  static constexpr Words kB = halves(18);
   static constexpr Words kD = scales();
 
   struct Dec {
@@ -212,19 +249,26 @@ struct CodecQ8_0 {
     __m512i d, m;  // d: fp16 d of block b in word 4b + j, other words 0; m unused
   };
 
-  static FK_INLINE __m512i masked(const uint8_t* g, int start, int valid) {
-    if (valid >= start + 64) return loadu512(g + start);
-    if (valid <= start) return _mm512_setzero_si512();
-    return _mm512_maskz_loadu_epi8(low_bytes_mask(valid - start), g + start);
-  }
-
   static FK_INLINE Dec decode(const uint8_t* g, int blocks, int j) {
     const int valid = blocks * kBlockBytes;
-    const __m512i r0 = masked(g, 0, valid), r1 = masked(g, 64, valid);
-    const __m512i r2 = masked(g, 8, valid), r3 = masked(g, 72, valid);
+    __m512i r0, r1;
+    __m128i r2;
+    if (valid >= kGroupBytes) {
+      r0 = in_reg(loadu512(g));
+      r1 = in_reg(loadu512(g + 64));
+      r2 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(g + 128));
+    } else {
+      r0 = _mm512_maskz_loadu_epi8(low_bytes_mask(valid), g);
+      r1 = valid > 64 ? _mm512_maskz_loadu_epi8(low_bytes_mask(valid - 64), g + 64)
+                      : _mm512_setzero_si512();
+      r2 = _mm_setzero_si128();  // valid <= 3 blocks = 102 bytes
+    }
     Dec d;
     d.a = prep_signed<kVnni>(_mm512_permutex2var_epi16(r0, load512(&kA), r1));
-    d.b = prep_signed<kVnni>(_mm512_permutex2var_epi16(r2, load512(&kB), r3));
+    // The second halves' last 8 bytes (block 3, elements 24..31) are the tail load's.
+    const __m512i b = _mm512_mask_broadcastq_epi64(_mm512_permutex2var_epi16(r0, load512(&kB), r1),
+                                                   0x80, r2);
+    d.b = prep_signed<kVnni>(b);
     d.d = _mm512_maskz_permutex2var_epi16(tile_scale_mask(j), r0, load512(&kD), r1);
     return d;
   }
@@ -259,10 +303,15 @@ struct LegacyInt8 {
     const int64_t off = g * C::kGroupBytes;
     typename C::Dec d[kNR];
     __m512i dw = _mm512_setzero_si512(), mw = _mm512_setzero_si512();
-    for (int j = 0; j < kNR; ++j) {
-      d[j] = C::decode(w[j] + off, blocks, j);
-      dw = _mm512_or_si512(dw, d[j].d);
-      if constexpr (C::kMin) mw = _mm512_or_si512(mw, d[j].m);
+    for (int j = 0; j < kNR; ++j) d[j] = C::decode(w[j] + off, blocks, j);
+    if constexpr (C::kScalesInRaw0) {
+      dw = C::tile_scales(d, false);
+      if constexpr (C::kMin) mw = C::tile_scales(d, true);
+    } else {
+      for (int j = 0; j < kNR; ++j) {
+        dw = _mm512_or_si512(dw, d[j].d);
+        if constexpr (C::kMin) mw = _mm512_or_si512(mw, d[j].m);
+      }
     }
     const __m512 df = words_to_f32(dw);
     for (int i = 0; i < MR; ++i) {
@@ -438,14 +487,14 @@ struct CodecQ45_K {
 
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
     Dec d;
-    const __m512i qs0 = loadu512(blk + kQs), qs1 = loadu512(blk + kQs + 64);
+    const __m512i qs0 = in_reg(loadu512(blk + kQs)), qs1 = in_reg(loadu512(blk + kQs + 64));
     const __m512i m4 = _mm512_set1_epi8(15);
     d.q[0] = _mm512_and_si512(qs0, m4);
     d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs0, 4), m4);
     d.q[2] = _mm512_and_si512(qs1, m4);
     d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs1, 4), m4);
     if constexpr (kFive) {
-      const __m512i qh = _mm512_broadcast_i64x4(loadu256(blk + 16));
+      const __m512i qh = in_reg(_mm512_broadcast_i64x4(loadu256(blk + 16)));
       const __m512i sixteen = _mm512_set1_epi8(16);
       for (int z = 0; z < 4; ++z)
         d.q[z] = _mm512_mask_add_epi8(d.q[z], _mm512_test_epi8_mask(qh, load512(&kQh[z])), d.q[z],
@@ -516,8 +565,8 @@ struct CodecQ6_K {
       // Elements 128 h + 32 r + l: low 4 bits are nibble r / 2 of ql[64 h + 32 (r % 2) + l],
       // high 2 bits are bits 2r, 2r+1 of qh[32 h + l]; q[2h] holds r = 0, 1 and q[2h+1]
       // r = 2, 3, in element order.
-      const __m512i ql = loadu512(blk + 64 * h);
-      const __m512i qh = _mm512_broadcast_i64x4(loadu256(blk + kQh + 32 * h));
+      const __m512i ql = in_reg(loadu512(blk + 64 * h));
+      const __m512i qh = in_reg(_mm512_broadcast_i64x4(loadu256(blk + kQh + 32 * h)));
       const __m512i hi0 = _mm512_sllv_epi16(qh, load512(&kShl));
       const __m512i hi1 = _mm512_srlv_epi16(qh, load512(&kShr));
       // (hi & 0x30) | nibble
