@@ -554,8 +554,9 @@ struct CodecQ6_K {
   };
 
   static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
-    const uint8_t* d[kNR] = {blk[0] + kD, blk[1] + kD, blk[2] + kD, blk[3] + kD};
-    h->d = fp16_pairs(d);  // the odd lanes (the next bytes) are never read
+    // d is the block's last field: read exactly its 2 bytes (the odd lanes get 0).
+    h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + kD), load_u16(blk[2] + kD),
+                                         load_u16(blk[1] + kD), load_u16(blk[0] + kD)));
   }
 
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
