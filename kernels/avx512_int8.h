@@ -460,14 +460,18 @@ struct CodecQ45_K {
     return b;
   }
   static constexpr Bytes kMinsPattern = mins_pattern();
-  // Q5_K: the fifth bit of element l of sub-block s is bit s of qh[l]; per q[z], the bit of
-  // sub-block A (bytes 0..31) and A + 2 (bytes 32..63).
-  static constexpr Bytes qh_bits(int z) {
-    Bytes b{};
-    for (int p = 0; p < 64; ++p) b.v[p] = static_cast<uint8_t>(1u << sub_k4(z, p));
-    return b;
+  // Q5_K: the fifth bit of element l of sub-block s is bit s of qh[l].
+  // Per 16-bit word of q[z]: the shift moving bit sub_k4(z, byte) of qh to bit 4 (left for
+  // z = 0, 1; right for z = 2, 3).
+  static constexpr Words shift_words(int z) {
+    Words w{};
+    for (int t = 0; t < 32; ++t) {
+      const int bit = sub_k4(z, 2 * t);
+      w.v[t] = static_cast<uint16_t>(bit <= 4 ? 4 - bit : bit - 4);
+    }
+    return w;
   }
-  static constexpr Bytes kQh[4] = {qh_bits(0), qh_bits(1), qh_bits(2), qh_bits(3)};
+  static constexpr Words kShift[4] = {shift_words(0), shift_words(1), shift_words(2), shift_words(3)};
 
   struct Dec {
     __m512i q[4];
@@ -494,11 +498,14 @@ struct CodecQ45_K {
     d.q[2] = _mm512_and_si512(qs1, m4);
     d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs1, 4), m4);
     if constexpr (kFive) {
+      // The fifth bit of q[z]'s bytes 0..31 / 32..63 (bit A / A + 2 of qh) shifted to bit 4,
+      // then OR-ed in: (shifted & 0x10) | q.
       const __m512i qh = in_reg(_mm512_broadcast_i64x4(loadu256(blk + 16)));
-      const __m512i sixteen = _mm512_set1_epi8(16);
-      for (int z = 0; z < 4; ++z)
-        d.q[z] = _mm512_mask_add_epi8(d.q[z], _mm512_test_epi8_mask(qh, load512(&kQh[z])), d.q[z],
-                                      sixteen);
+      const __m512i b4 = _mm512_set1_epi8(0x10);
+      d.q[0] = _mm512_ternarylogic_epi32(_mm512_sllv_epi16(qh, load512(&kShift[0])), b4, d.q[0], 0xEA);
+      d.q[1] = _mm512_ternarylogic_epi32(_mm512_sllv_epi16(qh, load512(&kShift[1])), b4, d.q[1], 0xEA);
+      d.q[2] = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(qh, load512(&kShift[2])), b4, d.q[2], 0xEA);
+      d.q[3] = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(qh, load512(&kShift[3])), b4, d.q[3], 0xEA);
     }
     const __m512i scb = _mm512_set1_epi64(static_cast<int64_t>(h.sc[j]));
     if constexpr (kVnni) {
