@@ -39,6 +39,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
 #include "harness/machine.h"
 #include "kernels/matmul.h"
@@ -61,6 +62,7 @@ constexpr Shape kShapes[] = {
 };
 
 struct Config {
+  std::vector<Shape> shapes{std::begin(kShapes), std::end(kShapes)};
   int threads = 1;
   bool hot = false;
   bool dram = true;
@@ -196,9 +198,10 @@ void register_all() {
     }
   }
   for (const FormatTraits& t : all_formats()) {
-    for (const Shape& s : kShapes) {
+    for (const Shape& s : g_config.shapes) {
       for (const KernelEntry& e : all_kernels()) {
         if (e.format != t.format || !kernel_runnable(e)) continue;
+        if (s.k % t.block_elems != 0) continue;
         benchmark::RegisterBenchmark(
             absl::StrCat(e.name, "/m:", s.m, "/n:", s.n, "/k:", s.k).c_str(),
             [entry = &e, s](benchmark::State& st) { run(st, entry, s); })
@@ -215,6 +218,8 @@ constexpr char kUsage[] =
     "  --hot         one copy of the weights (cache-resident when small) instead of\n"
     "                streaming copies from DRAM\n"
     "  --no_dram     skip the DRAM bandwidth probe (about 2 s) and the dram_frac counter\n"
+    "  --shapes=M:N:K[,M:N:K...]  kernel shapes instead of the defaults (K a multiple of 256\n"
+    "                for the K-quants; formats whose block K is not a multiple of are skipped)\n"
     "  e.g. --benchmark_filter='q4_k_int8__avx512_vnni/m:1/' --benchmark_repetitions=5\n";
 
 }  // namespace
@@ -241,6 +246,19 @@ int main(int argc, char** argv) {
       fk::g_config.hot = true;
     } else if (a == "--no_dram") {
       fk::g_config.dram = false;
+    } else if (absl::StartsWith(a, "--shapes=")) {
+      fk::g_config.shapes.clear();
+      for (absl::string_view part : absl::StrSplit(a.substr(9), ',')) {
+        std::vector<absl::string_view> f = absl::StrSplit(part, ':');
+        fk::Shape s{0, 0, 0};
+        if (f.size() != 3 || !absl::SimpleAtoi(f[0], &s.m) || !absl::SimpleAtoi(f[1], &s.n) ||
+            !absl::SimpleAtoi(f[2], &s.k) || s.m < 1 || s.n < 1 || s.k < 1) {
+          std::fprintf(stderr, "kernel_bench: --shapes wants M:N:K[,M:N:K...] with positive "
+                       "integers, got '%s'\n", std::string(part).c_str());
+          return 2;
+        }
+        fk::g_config.shapes.push_back(s);
+      }
     } else {
       rest.push_back(argv[i]);
     }

@@ -48,6 +48,14 @@ FK_INLINE __m128i loadu128(const void* p) {
   return _mm_loadu_si128(static_cast<const __m128i*>(p));
 }
 
+// The value, pinned in a register: stops the compiler from re-loading a vector from memory
+// for each of its uses (it does so for vpermt2w's overwritten operand), which costs load
+// slots, the scarce resource of these kernels.
+FK_INLINE __m512i in_reg(__m512i v) {
+  __asm__("" : "+v"(v));
+  return v;
+}
+
 // Mask of the low `bytes` bits (bytes in [0, 64]).
 FK_INLINE __mmask64 low_bytes_mask(int bytes) {
   return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
@@ -136,7 +144,8 @@ FK_INLINE void tile_rows(const MatmulArgs& a, int64_t j0, int nv, const uint8_t*
 // q_b[16 + t]. A dot over 64-byte vectors then leaves block b in int32 lanes 4b..4b+3.
 // Lane l (block l / 4) sees 8 quants: y[4l .. 4l+3] and y[64 + 4l .. 64 + 4l+3]; aux[l] is
 // `bias` times their sum (an integer, for Q4_0 / Q5_0 / Q8_0 offsets) or, for Q4_1, the
-// float da * sum. A partial last group is padded with zeros (da = 0).
+// float da_b * (sum of block b's 32 quants), b = l / 4. A partial last group is padded
+// with zeros (da = 0).
 struct alignas(64) ActQ8_0x4 {
   int8_t y[128];
   float da[16];     // lane l: the scale of block l / 4 (fp16 rounded, as a float)

@@ -86,8 +86,13 @@ void pack_q8_0x4(const float* x, int64_t k, uint8_t* out) {
     if constexpr (kBias != 0) {
       _mm512_store_si512(g->aux, _mm512_mullo_epi32(sums, _mm512_set1_epi32(kBias)));
     } else {
-      _mm512_store_ps(reinterpret_cast<float*>(g->aux),
-                      _mm512_mul_ps(_mm512_load_ps(g->da), _mm512_cvtepi32_ps(sums)));
+      alignas(64) int32_t lane[16];
+      _mm512_store_si512(lane, sums);
+      for (int b = 0; b < 4; ++b) {
+        const int32_t block = (lane[4 * b] + lane[4 * b + 1]) + (lane[4 * b + 2] + lane[4 * b + 3]);
+        const float v = g->da[4 * b] * static_cast<float>(block);
+        for (int t = 0; t < 4; ++t) std::memcpy(&g->aux[4 * b + t], &v, sizeof v);
+      }
     }
   }
 }
