@@ -21,8 +21,9 @@
 // Each input that parses goes through runtime/fuzz/tokenizer_model_checks.h (tokenizer,
 // encode/decode of fixed texts, chat template, model load in native and f32 weight modes,
 // scalar forward steps). Nothing may crash or trip a sanitizer, and the heap in use while
-// handling an input may not exceed kMemFactor x its size + kMemSlack + 2 x the longest
-// result a call returned (the derivation is at WorstCaseVocabulariesStayUnderTheMemoryBound).
+// handling an input may not exceed kMemFactor (32) x its size + a constant slack + 2 x the
+// longest result a call returned (the derivation is at
+// WorstCaseVocabulariesStayUnderTheMemoryBound).
 //
 // Environment:
 //   FK_MUTATIONS=N      inputs (default 50000)
@@ -764,8 +765,12 @@ TEST(TokenizerMutation, SeedsAreValidAndPassEveryCheck) {
 // The model: weights are views (0x) or, in f32 weight mode, F32 copies (<= 8x the bytes of
 // a >= 4-bit format); norms and F16 tensors are F32 copies (<= 2x). So kMemFactor = 32
 // leaves 45% headroom over the worst shape; the shapes below are measured against it.
-// kMemSlack (2 MiB) holds the compiled pre-tokenizer regexes and RE2's DFA caches, which
-// do not depend on the input.
+// The slack does not depend on the input: 1.5 MiB (kMemSlackBpe) when tokenizer.ggml.model
+// is "gpt2", for the pre-tokenizer regexes each Tokenizer compiles and RE2's reverse
+// programs and DFA caches (0.4-0.9 MiB measured), else 64 KiB (kMemSlack) for the fixed
+// texts' temporaries and the session's buffers. The longest result of a call is allowed
+// twice on top (a string's capacity may double), since a Decode legitimately returns as
+// many bytes as the pieces it concatenates.
 TEST(TokenizerMutation, WorstCaseVocabulariesStayUnderTheMemoryBound) {
   std::vector<std::pair<std::string, std::string>> cases;
   const auto bpe = [](std::vector<std::string> tokens, std::vector<std::string> merges,
@@ -831,6 +836,42 @@ TEST(TokenizerMutation, WorstCaseVocabulariesStayUnderTheMemoryBound) {
                 bytes.size(), ok ? "OK" : "error", ratio);
     EXPECT_LE(ratio, kMemFactor) << what;
     EXPECT_GT(ratio, 3.0) << what << ": the accounting must see the tokenizer's allocations";
+  }
+}
+
+// Regression (found while writing the chat template checks): ChatTemplate::Detect looked for
+// <|im_end|> from every "<|im_start|>system" marker to the end of the template and rescanned
+// the text after each marker up to a quote, so a template of N markers took O(N^2): 15 s
+// for 1 MiB, minutes for 4 MiB, in Tokenizer::FromGguf. Generated here rather than kept
+// in runtime/testdata (8 MiB each); before the fix this test took over half an hour.
+TEST(TokenizerMutation, HugeChatTemplatesLoadWithoutQuadraticScans) {
+  const std::string marker = "<|im_start|>system\n";
+  struct Case {
+    std::string what, tmpl, prompt;
+  };
+  std::vector<Case> cases;
+  const auto repeat = [](const std::string& unit, size_t bytes) {
+    std::string s;
+    while (s.size() < bytes) s += unit;
+    return s;
+  };
+  constexpr size_t kSize = 8 << 20;
+  cases.push_back({"markers, no <|im_end|>", repeat(marker, kSize), ""});
+  cases.push_back({"markers, each followed by a quote", repeat(marker + "'", kSize) + "<|im_end|>", ""});
+  cases.push_back({"markers, one quote at the end", repeat(marker + "ab", kSize) + "'<|im_end|>", ""});
+  cases.push_back({"markers without a newline, then a literal",
+                   repeat("<|im_start|>system ", kSize) + marker + "Be kind.<|im_end|>", "Be kind."});
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Doc d = Seeds().docs[4];  // spm_llama2: a cheap tokenizer
+    d.Set("tokenizer.chat_template", GgufValue::String(c.tmpl));
+    const std::string bytes = MustBytes(d);
+    absl::StatusOr<GgufFile> f = GgufFile::FromBuffer(bytes.data(), bytes.size(), "big.gguf");
+    ASSERT_TRUE(f.ok()) << f.status();
+    absl::StatusOr<Tokenizer> t = Tokenizer::FromGguf(*f);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(t->chat_template().format(), ChatFormat::kChatMl);
+    EXPECT_EQ(t->chat_template().default_system_prompt(), c.prompt);
   }
 }
 
