@@ -153,10 +153,11 @@ GgufValue RandomScalar(Rng& rng, int64_t hint) {
                              T::kFloat32, T::kBool, T::kString, T::kUint64, T::kInt64, T::kFloat64};
   const T type = kTypes[rng.Below(12)];
   uint64_t u;
-  switch (rng.Below(4)) {
+  switch (rng.Below(5)) {
     case 0: u = mutation::kInteresting[rng.Below(mutation::kNumInteresting)]; break;
     case 1: u = static_cast<uint64_t>(hint + static_cast<int64_t>(rng.Below(5)) - 2); break;
     case 2: u = rng.Below(8); break;
+    case 3: u = rng.Below(uint64_t{1} << (4 + rng.Below(20))); break;  // the in-range values
     default: u = rng.Next(); break;
   }
   switch (type) {
@@ -895,6 +896,13 @@ TEST(TokenizerMutation, RegressionInputsPassTheChecks) {
     st.failures.clear();
   }
   EXPECT_EQ(st.inputs, static_cast<int64_t>(files.size()));
+  // Found by gguf_fuzzer (436,113th execution): llama.block_count = 1793 with the tensors of
+  // no layer; LlamaModel::Load sized 1793 layers (~1 MB) before looking for blk.0.
+  absl::StatusOr<GgufFile> f = GgufFile::Open(dir + "/mem_block_count_layers.gguf");
+  ASSERT_TRUE(f.ok()) << f.status();
+  absl::StatusOr<std::unique_ptr<LlamaModel>> m = LlamaModel::Load(*f);
+  ASSERT_FALSE(m.ok());
+  EXPECT_TRUE(absl::StrContains(m.status().message(), "blk.0.attn_norm.weight")) << m.status();
 }
 
 TEST(TokenizerMutation, MutatedInputsEndInOkOrAnErrorWithBoundedMemory) {
