@@ -19,25 +19,38 @@ constexpr absl::string_view kImEnd = "<|im_end|>";
 // The newline after "system" may be a real newline or the escape \n. Returns "" if none.
 std::string FindLiteralSystemPrompt(absl::string_view source) {
   const std::string marker = absl::StrCat(kImStart, "system");
+  // Linear in the template's size: the next <|im_end|> is searched for onwards from the
+  // last one found, and after a bare quote the search for markers resumes past it (a
+  // later marker before that quote would reach the same quote before the same <|im_end|>).
+  size_t im_end = 0;
+  bool searched = false;
   for (size_t at = source.find(marker); at != absl::string_view::npos;
        at = source.find(marker, at + 1)) {
-    absl::string_view rest = source.substr(at + marker.size());
-    if (absl::StartsWith(rest, "\n")) {
-      rest.remove_prefix(1);
-    } else if (absl::StartsWith(rest, "\\n")) {
-      rest.remove_prefix(2);
+    size_t start = at + marker.size();
+    const absl::string_view after = source.substr(start);
+    if (absl::StartsWith(after, "\n")) {
+      start += 1;
+    } else if (absl::StartsWith(after, "\\n")) {
+      start += 2;
     } else {
       continue;
     }
-    const size_t end = rest.find(kImEnd);
-    if (end == absl::string_view::npos) continue;
+    if (!searched || im_end < start) {
+      im_end = source.find(kImEnd, start);
+      searched = true;
+    }
+    if (im_end == absl::string_view::npos) return "";  // none here, none further on
+    const absl::string_view rest = source.substr(start, im_end - start);
+    const size_t end = rest.size();
     // Undo the Jinja string escapes; a bare quote means the literal ended early.
     std::string prompt;
     bool literal = true;
-    for (size_t i = 0; i < end && literal; ++i) {
+    size_t i = 0;
+    for (; i < end && literal; ++i) {
       const char c = rest[i];
       if (c == '\'' || c == '"') {
         literal = false;
+        break;
       } else if (c == '\\' && i + 1 < end) {
         const char e = rest[++i];
         prompt += e == 'n' ? '\n' : e == 't' ? '\t' : e;
@@ -46,6 +59,7 @@ std::string FindLiteralSystemPrompt(absl::string_view source) {
       }
     }
     if (literal && !prompt.empty()) return prompt;
+    if (!literal) at = start + i;  // the quote
   }
   return "";
 }

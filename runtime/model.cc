@@ -264,9 +264,10 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const GgufFile& fil
 
   const int64_t q_dim = c.n_head * c.head_dim;
   const int64_t kv_dim = c.n_head_kv * c.head_dim;
-  m->layers_.resize(static_cast<size_t>(c.n_layer));
+  // One layer at a time: llama.block_count alone (up to kMaxLayers) must not size anything
+  // before the file has shown the tensors of that many layers.
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    LlamaLayer& layer = m->layers_[l];
+    LlamaLayer& layer = m->layers_.emplace_back();
     const std::string p = absl::StrCat("blk.", l, ".");
     if (!(s = load_vector(p + "attn_norm.weight", c.n_embd, &layer.attn_norm)).ok() ||
         !(s = load(p + "attn_q.weight", q_dim, c.n_embd, &layer.attn.wq)).ok() ||

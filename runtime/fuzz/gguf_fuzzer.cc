@@ -1,14 +1,16 @@
-// libFuzzer target over the GGUF reader and TensorLoader (issue 7).
+// libFuzzer target over the GGUF reader, TensorLoader, the tokenizer metadata parsing and
+// the llama model loader (issue 7).
 //
 // Every input must end in a valid load or an error Status that names the file; anything
-// else (a crash, a sanitizer report, an error without the file name, heap in use above
-// 24x the input size + 4 KiB while handling it, an allocation over -malloc_limit_mb) is a
-// finding. The heap check uses the sanitizer's malloc/free hooks, so it runs in ASan builds
-// (--config=fuzz, --config=asan). With --config=fuzz this is a libFuzzer binary; in normal
-// builds replay_main.cc turns it into a corpus replayer (//runtime/fuzz:gguf_fuzzer_corpus_test).
-//
-// The tokenizer's metadata parsing is not wired in yet (//runtime:tokenizer has no BUILD
-// target on this branch); add it here once it has one.
+// else is a finding: a crash, a sanitizer report, an error without the file name, a broken
+// invariant of runtime/fuzz/tokenizer_model_checks.h (tokenizer errors name the key;
+// encode/decode/TokenToPiece/chat template on a loaded tokenizer; model load, scalar
+// forward steps), or too much heap: while the reader and loader run, 24x the input size +
+// 4 KiB; through the tokenizer and model, 32x + the regex slack + 2x the longest result
+// (tokenizer_model_checks.h). The heap checks use the sanitizer's malloc/free hooks, so they
+// run in ASan builds (--config=fuzz, --config=asan); -malloc_limit_mb catches any single
+// huge allocation. With --config=fuzz this is a libFuzzer binary; in normal builds
+// replay_main.cc turns it into a corpus replayer (//runtime/fuzz:gguf_fuzzer_corpus_test).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 #include "absl/strings/match.h"
 #include "kernels/weight_format.h"
+#include "runtime/fuzz/tokenizer_model_checks.h"
 #include "runtime/gguf.h"
 #include "runtime/tensor_loader.h"
 
@@ -62,12 +65,13 @@ struct HeapTracker {
     g_live = g_peak = 0;
     g_tracking = true;
   }
-  ~HeapTracker() {
-    g_tracking = false;
-    const int64_t limit = 24 * static_cast<int64_t>(size_) + 4096;
+  ~HeapTracker() { g_tracking = false; }
+  // The peak so far (since the input started) may not exceed `limit`.
+  void Check(int64_t limit, const char* phase) const {
     if (g_peak > limit) {
-      std::fprintf(stderr, "gguf_fuzzer: heap peak %lld bytes for a %zu-byte input (limit %lld)\n",
-                   static_cast<long long>(g_peak), size_, static_cast<long long>(limit));
+      g_tracking = false;
+      std::fprintf(stderr, "gguf_fuzzer: heap peak %lld bytes for a %zu-byte input in %s (limit %lld)\n",
+                   static_cast<long long>(g_peak), size_, phase, static_cast<long long>(limit));
       std::abort();
     }
   }
@@ -76,6 +80,7 @@ struct HeapTracker {
 #else
 struct HeapTracker {
   explicit HeapTracker(size_t) {}
+  void Check(int64_t, const char*) const {}
 };
 #endif
 
@@ -124,5 +129,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)f->GetFloatArray(kv.key);
     (void)f->GetIntArray(kv.key);
   }
+  const int64_t n = static_cast<int64_t>(size);
+  heap.Check(24 * n + 4096, "the reader and loader");
+
+  // Tokenizer and model. The options vary with the input size, so a corpus covers them all.
+  fk::fuzz::CheckOptions options;
+  options.f32_weights = size % 4 == 0;
+  options.int8_path = size % 2 == 1;
+  options.encode_modes = 1 + static_cast<int>((size / 2) % 2);
+  options.seed = size;
+  fk::fuzz::CheckStats stats;
+  size_t max_output = 0;
+  const std::vector<std::string> failures =
+      fk::fuzz::CheckTokenizerAndModel(*f, options, &stats, &max_output);
+  for (const std::string& failure : failures) {
+    std::fprintf(stderr, "gguf_fuzzer: %s\n", failure.c_str());
+  }
+  if (!failures.empty()) std::abort();
+  const int64_t slack = fk::fuzz::HasBpeTokenizer(*f) ? fk::fuzz::kMemSlackBpe : fk::fuzz::kMemSlack;
+  heap.Check(fk::fuzz::kMemFactor * n + slack + 2 * static_cast<int64_t>(max_output),
+             "the tokenizer and model checks");
   return 0;
 }

@@ -1,9 +1,12 @@
-// Writes the seed corpus of gguf_fuzzer (runtime/fuzz/corpus/) with our own writer:
+// Writes the seed corpus of gguf_fuzzer (runtime/fuzz/corpus/) with our own writer: the
+// reader / loader seeds, and tok_<name>.gguf with tokenizer metadata and tiny models
+// (runtime/fuzz/tokenizer_seeds.h).
 //   bazel run //runtime/fuzz:make_corpus -- $PWD/runtime/fuzz/corpus
 #include <cstdio>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/fuzz/tokenizer_seeds.h"
 #include "runtime/gguf.h"
 #include "runtime/gguf_test_util.h"
 
@@ -59,6 +62,14 @@ int main(int argc, char** argv) {
       if (!w.AddTensor(t.name, t.dims, t.type, t.bytes).ok()) return 2;
     }
     Write(dir, "tensors_only.gguf", w);
+  }
+  for (const fk::mutation::NamedDoc& d : fk::mutation::MakeTokenizerSeeds()) {
+    GgufWriter w;
+    for (const fk::GgufKv& kv : d.doc.kvs) w.Add(kv.key, kv.value);
+    for (const fk::mutation::Doc::Tensor& t : d.doc.tensors) {
+      if (!w.AddTensor(t.name, t.dims, t.type, t.bytes).ok()) return 2;
+    }
+    Write(dir, "tok_" + d.name + ".gguf", w);
   }
   return 0;
 }
