@@ -74,14 +74,17 @@ struct alignas(64) Dwords {
 
 // Software prefetch of bytes [off, off + bytes) of the 4 weight rows that follow a tile's
 // rows (the next tile, 4 * row_bytes further on). Rows are only a few KB long, too short
-// for the hardware prefetchers to ramp up on. Address arithmetic in uintptr_t: past the
-// last row the addresses point outside the weights, which prefetch tolerates.
+// for the hardware prefetchers to ramp up on. Into L2 (T1), not L1: a tile's worth of
+// lines in flight would overrun L1's few miss buffers and stall the loads the kernel
+// needs now (prefetching into L1 halved streaming GEMV speed). Address arithmetic in
+// uintptr_t: past the last row the addresses point outside the weights, which prefetch
+// tolerates.
 FK_INLINE void prefetch_next_tile(const uint8_t* const (&w)[4], int64_t row_bytes, int64_t off,
                                   int64_t bytes) {
   for (int j = 0; j < 4; ++j) {
     const uintptr_t p = reinterpret_cast<uintptr_t>(w[j]) + 4 * row_bytes + off;
     for (int64_t o = 0; o < bytes; o += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
   }
 }
 

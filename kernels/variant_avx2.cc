@@ -157,15 +157,16 @@ struct NoPrep {
 // Software prefetch of bytes [off, off + bytes) of the NR weight rows that follow this
 // tile's rows (the next tile, NR * row_bytes further on). Rows are only a few KB long, too
 // short for the hardware prefetchers to ramp up on; without this, batch-1 GEMV alternates
-// between computing and waiting on DRAM. Address arithmetic in uintptr_t: past the last
+// between computing and waiting on DRAM. Into L2 (T1): a tile in flight into L1 would
+// overrun its miss buffers. Address arithmetic in uintptr_t: past the last
 // row the addresses point outside the weights, which prefetch tolerates.
 template <int NR>
 FK_INLINE void prefetch_next_tile(const uint8_t* const (&w)[NR], int64_t row_bytes, int64_t off,
                                   int64_t bytes) {
   for (int j = 0; j < NR; ++j) {
     const uintptr_t p = reinterpret_cast<uintptr_t>(w[j]) + NR * row_bytes + off;
-    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T0);
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T1);
   }
 }
 
