@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "re2/re2.h"
+#include "runtime/gguf.h"
 
 namespace fk {
 namespace {
@@ -778,6 +779,130 @@ std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
     after_special = special;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// GGUF metadata
+
+namespace {
+
+// An optional token id key: absent -> `fallback` (or -1 when the vocabulary of n_vocab
+// tokens is too small for it); present -> a value that fits int32 (Create checks range).
+absl::Status ReadTokenId(const GgufFile& file, absl::string_view key, int32_t fallback,
+                         size_t n_vocab, int32_t* out) {
+  if (file.Find(key) == nullptr) {
+    *out = fallback >= 0 && static_cast<size_t>(fallback) < n_vocab ? fallback : -1;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> v = file.GetInt(key);
+  if (!v.ok()) return v.status();
+  if (*v < -1 || *v > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: %s = %d is not a token id", file.name(), key, *v));
+  }
+  *out = static_cast<int32_t>(*v);
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const GgufFile& file, absl::string_view key, bool fallback, bool* out) {
+  if (file.Find(key) == nullptr) {
+    *out = fallback;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<bool> v = file.GetBool(key);
+  if (!v.ok()) return v.status();
+  *out = *v;
+  return absl::OkStatus();
+}
+
+bool IsLlama3Family(absl::string_view pre) {
+  const PreTokenizerSpec* spec = FindPreTokenizer(pre);
+  return spec != nullptr && spec->regexes.size() == 1 && spec->regexes[0] == kLlama3Regex &&
+         spec->ignore_merges;
+}
+
+}  // namespace
+
+absl::StatusOr<TokenizerData> TokenizerDataFromGguf(const GgufFile& file) {
+  TokenizerData data;
+  absl::StatusOr<std::string> model = file.GetString("tokenizer.ggml.model");
+  if (!model.ok()) return model.status();
+  data.model = *std::move(model);
+  if (data.model != "gpt2" && data.model != "llama") {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: unsupported tokenizer model '%s' (tokenizer.ggml.model); supported: gpt2, llama",
+        file.name(), data.model));
+  }
+  const bool spm = data.model == "llama";
+  if (file.Find("tokenizer.ggml.pre") != nullptr) {
+    absl::StatusOr<std::string> pre = file.GetString("tokenizer.ggml.pre");
+    if (!pre.ok()) return pre.status();
+    data.pre = *std::move(pre);
+  }
+  absl::StatusOr<const std::vector<std::string>*> tokens =
+      file.GetStringArray("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return tokens.status();
+  data.tokens = **tokens;
+  if (file.Find("tokenizer.ggml.scores") != nullptr) {
+    absl::StatusOr<std::vector<float>> scores = file.GetFloatArray("tokenizer.ggml.scores");
+    if (!scores.ok()) return scores.status();
+    data.scores = *std::move(scores);
+  }
+  if (file.Find("tokenizer.ggml.token_type") != nullptr) {
+    absl::StatusOr<std::vector<int64_t>> types = file.GetIntArray("tokenizer.ggml.token_type");
+    if (!types.ok()) return types.status();
+    data.token_types.reserve(types->size());
+    for (size_t i = 0; i < types->size(); ++i) {
+      const int64_t t = (*types)[i];
+      if (t < INT32_MIN || t > INT32_MAX) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: tokenizer.ggml.token_type[%d] = %d is not a token type", file.name(), i, t));
+      }
+      data.token_types.push_back(static_cast<int32_t>(t));
+    }
+  }
+  if (file.Find("tokenizer.ggml.merges") != nullptr) {
+    absl::StatusOr<const std::vector<std::string>*> merges =
+        file.GetStringArray("tokenizer.ggml.merges");
+    if (!merges.ok()) return merges.status();
+    data.merges = **merges;
+  }
+  const size_t n = data.tokens.size();
+  absl::Status s;
+  if (!(s = ReadTokenId(file, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n, &data.bos_id))
+           .ok() ||
+      !(s = ReadTokenId(file, "tokenizer.ggml.eos_token_id", spm ? 2 : -1, n, &data.eos_id))
+           .ok() ||
+      !(s = ReadTokenId(file, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, n,
+                        &data.unk_id)).ok() ||
+      !(s = ReadTokenId(file, "tokenizer.ggml.padding_token_id", -1, n, &data.pad_id)).ok()) {
+    return s;
+  }
+  const bool default_add_bos = (spm || IsLlama3Family(data.pre)) && data.bos_id >= 0;
+  if (!(s = ReadBool(file, "tokenizer.ggml.add_bos_token", default_add_bos, &data.add_bos))
+           .ok() ||
+      !(s = ReadBool(file, "tokenizer.ggml.add_eos_token", false, &data.add_eos)).ok() ||
+      !(s = ReadBool(file, "tokenizer.ggml.add_space_prefix", spm, &data.add_space_prefix))
+           .ok()) {
+    return s;
+  }
+  if (file.Find("tokenizer.chat_template") != nullptr) {
+    absl::StatusOr<std::string> tmpl = file.GetString("tokenizer.chat_template");
+    if (!tmpl.ok()) return tmpl.status();
+    data.chat_template = *std::move(tmpl);
+  }
+  return data;
+}
+
+absl::StatusOr<Tokenizer> Tokenizer::FromGguf(const GgufFile& file) {
+  absl::StatusOr<TokenizerData> data = TokenizerDataFromGguf(file);
+  if (!data.ok()) return data.status();
+  absl::StatusOr<Tokenizer> t = Create(*std::move(data));
+  if (!t.ok()) {
+    return absl::Status(t.status().code(),
+                        absl::StrCat(file.name(), ": ", t.status().message()));
+  }
+  return t;
 }
 
 }  // namespace fk

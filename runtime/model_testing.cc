@@ -1,0 +1,162 @@
+#include "runtime/model_testing.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/golden_reader.h"
+#include "kernels/weight_format.h"
+
+namespace fk {
+namespace {
+
+// GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the other 68 bytes
+// get U+0100 onwards, in order.
+std::string ByteChar(int b, uint32_t* next) {
+  const bool printable =
+      (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+  const uint32_t cp = printable ? static_cast<uint32_t>(b) : (*next)++;
+  std::string s;
+  if (cp < 0x80) {
+    s.push_back(static_cast<char>(cp));
+  } else {
+    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
+  GgufWriter w;
+  std::mt19937_64 rng(spec.seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  std::vector<std::string> merges;
+  if (spec.tokenizer) {
+    uint32_t next = 0x100;
+    for (int b = 0; b < 256; ++b) {
+      tokens.push_back(ByteChar(b, &next));
+      types.push_back(1);
+    }
+    for (const char* m : {"h e", "l l", "he ll"}) {
+      merges.push_back(m);
+      std::string merged = m;
+      merged.erase(merged.find(' '), 1);
+      tokens.push_back(merged);
+      types.push_back(1);
+    }
+    for (const char* special : {"<|im_start|>", "<|im_end|>"}) {
+      tokens.push_back(special);
+      types.push_back(3);
+    }
+  }
+  const int64_t n_vocab = spec.tokenizer ? static_cast<int64_t>(tokens.size()) : 300;
+
+  w.Add("general.architecture", GgufValue::String(spec.architecture));
+  w.Add("general.name", GgufValue::String("tiny random llama"));
+  const std::string a = spec.architecture;
+  w.Add(a + ".context_length", GgufValue::Uint32(static_cast<uint32_t>(spec.n_ctx)));
+  w.Add(a + ".embedding_length", GgufValue::Uint32(static_cast<uint32_t>(spec.n_embd)));
+  w.Add(a + ".block_count", GgufValue::Uint32(static_cast<uint32_t>(spec.n_layer)));
+  w.Add(a + ".feed_forward_length", GgufValue::Uint32(static_cast<uint32_t>(spec.n_ff)));
+  w.Add(a + ".attention.head_count", GgufValue::Uint32(static_cast<uint32_t>(spec.n_head)));
+  w.Add(a + ".attention.head_count_kv",
+        GgufValue::Uint32(static_cast<uint32_t>(spec.n_head_kv)));
+  w.Add(a + ".rope.freq_base", GgufValue::Float32(10000.0f));
+  w.Add(a + ".attention.layer_norm_rms_epsilon", GgufValue::Float32(1e-5f));
+  w.Add(a + ".vocab_size", GgufValue::Uint32(static_cast<uint32_t>(n_vocab)));
+  if (spec.tokenizer) {
+    w.Add("tokenizer.ggml.model", GgufValue::String("gpt2"));
+    w.Add("tokenizer.ggml.pre", GgufValue::String("gpt-2"));
+    w.Add("tokenizer.ggml.tokens", GgufValue::StringArray(tokens));
+    w.Add("tokenizer.ggml.token_type", GgufValue::Int32Array(types));
+    w.Add("tokenizer.ggml.merges", GgufValue::StringArray(merges));
+    w.Add("tokenizer.ggml.eos_token_id", GgufValue::Uint32(static_cast<uint32_t>(n_vocab - 1)));
+    w.Add("tokenizer.ggml.add_bos_token", GgufValue::Bool(false));
+    w.Add("tokenizer.chat_template",
+          GgufValue::String("{% for message in messages %}{{'<|im_start|>' + message['role'] + "
+                            "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+  }
+
+  const auto add_matrix = [&](const std::string& name, int64_t rows, int64_t cols,
+                              float stddev) -> absl::Status {
+    if (name == spec.omit_tensor) return absl::OkStatus();
+    if (name == spec.misshape_tensor) rows /= 2;
+    std::vector<float> data(static_cast<size_t>(rows * cols));
+    for (float& x : data) x = normal(rng) * stddev;
+    absl::StatusOr<WeightFormat> q = WeightFormat::Quantize(data.data(), rows, cols, spec.format);
+    if (!q.ok()) return q.status();
+    return w.AddTensor(name, {static_cast<uint64_t>(cols), static_cast<uint64_t>(rows)},
+                       traits(spec.format).gguf_type,
+                       std::string(reinterpret_cast<const char*>(q->data()), q->memory_bytes()));
+  };
+  const auto add_norm = [&](const std::string& name, int64_t n) -> absl::Status {
+    if (name == spec.omit_tensor) return absl::OkStatus();
+    std::vector<float> data(static_cast<size_t>(n));
+    for (float& x : data) x = 1.0f + 0.1f * normal(rng);
+    return w.AddTensor(name, {static_cast<uint64_t>(n)}, gguf_type::kF32,
+                       std::string(reinterpret_cast<const char*>(data.data()), n * sizeof(float)));
+  };
+
+  const int64_t e = spec.n_embd, hd = spec.n_embd / spec.n_head;
+  absl::Status s = add_matrix("token_embd.weight", n_vocab, e, 1.0f);
+  if (!s.ok()) return s;
+  if (!(s = add_norm("output_norm.weight", e)).ok()) return s;
+  if (!spec.tied && !(s = add_matrix("output.weight", n_vocab, e, 1.0f / std::sqrt(e))).ok()) {
+    return s;
+  }
+  for (int64_t l = 0; l < spec.n_layer; ++l) {
+    const std::string p = absl::StrCat("blk.", l, ".");
+    const float se = 1.0f / std::sqrt(static_cast<float>(e));
+    const float sf = 1.0f / std::sqrt(static_cast<float>(spec.n_ff));
+    if (!(s = add_norm(p + "attn_norm.weight", e)).ok() ||
+        !(s = add_matrix(p + "attn_q.weight", spec.n_head * hd, e, se)).ok() ||
+        !(s = add_matrix(p + "attn_k.weight", spec.n_head_kv * hd, e, se)).ok() ||
+        !(s = add_matrix(p + "attn_v.weight", spec.n_head_kv * hd, e, se)).ok() ||
+        !(s = add_matrix(p + "attn_output.weight", e, spec.n_head * hd, se)).ok() ||
+        !(s = add_norm(p + "ffn_norm.weight", e)).ok() ||
+        !(s = add_matrix(p + "ffn_gate.weight", spec.n_ff, e, se)).ok() ||
+        !(s = add_matrix(p + "ffn_up.weight", spec.n_ff, e, se)).ok() ||
+        !(s = add_matrix(p + "ffn_down.weight", e, spec.n_ff, sf)).ok()) {
+      return s;
+    }
+  }
+  return w;
+}
+
+absl::StatusOr<std::string> WriteTinyLlama(const TinyLlamaSpec& spec, absl::string_view name) {
+  absl::StatusOr<GgufWriter> w = MakeTinyLlama(spec);
+  if (!w.ok()) return w.status();
+  const std::string path = absl::StrCat(TestTempDir(), "/", name);
+  absl::Status s = w->Write(path);
+  if (!s.ok()) return s;
+  return path;
+}
+
+std::string TestTempDir() {
+  const char* d = std::getenv("TEST_TMPDIR");
+  return d != nullptr && *d != '\0' ? d : "/tmp";
+}
+
+std::string GoldenPath(absl::string_view name) { return absl::StrCat(golden_dir(), "/", name); }
+
+std::string SmolLm2Path() {
+  std::string cache;
+  if (const char* c = std::getenv("FK_CACHE"); c != nullptr && *c != '\0') {
+    cache = c;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    cache = absl::StrCat(x, "/fused-kernels");
+  } else {
+    const char* home = std::getenv("HOME");
+    cache = absl::StrCat(home != nullptr ? home : "", "/.cache/fused-kernels");
+  }
+  return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+}  // namespace fk
