@@ -7,14 +7,16 @@
 // element type, a u64 count and the elements.
 //
 // Memory bound of the reader. Nothing is allocated before the bytes it describes have been
-// shown to be in the file: every count is checked against the bytes that remain, using the
-// smallest encoding of one item (a metadata entry >= 13 bytes, a tensor info >= 32 bytes,
-// an array element >= its scalar size, 8 for a string, 12 for an array), before anything
-// is reserved; every string length is checked against the remaining bytes before it is
-// copied. Each in-memory object is at most a fixed multiple of the smallest encoding it
-// came from (the largest ratio is a GgufValue, ~200 bytes, made from a 12-byte nested
-// array header or a 13-byte metadata entry), so the parser's heap use is at most about
-// 20x the file size plus a constant. runtime/gguf_mutation_test.cc measures it.
+// shown to be in the file. The metadata is read in two passes: the first validates every
+// entry (types, lengths, counts, nesting) without allocating; the second stores, reserving
+// exactly the counts the first pass saw complete. So each in-memory object is backed by
+// file bytes that no other object counts: a GgufKv (~220 bytes) by a >= 13-byte entry, a
+// nested GgufValue (~184 bytes) by a >= 12-byte array header, a widened number (8 bytes)
+// by >= 1 byte, a std::string (32 bytes + text) by >= 8 bytes + text. Tensor infos (~80
+// bytes + dims + name) are checked against the bytes left after the metadata, >= 32 each.
+// The parser's heap use therefore stays below ~20x the file size plus a small constant;
+// runtime/gguf_mutation_test.cc checks 24x + 4 KiB on every mutated input and measures
+// the worst shapes at ~15x.
 #include "runtime/gguf.h"
 
 #include <fcntl.h>
@@ -333,10 +335,10 @@ class GgufParser {
     std::string w;
     if (kv_ >= 0) {
       w = absl::StrFormat("metadata key #%d", kv_);
-      if (have_name_) absl::StrAppend(&w, " '", Printable(f_.kvs_[kv_].key), "'");
+      if (have_name_) absl::StrAppend(&w, " '", Printable(name_), "'");
     } else if (tensor_ >= 0) {
       w = absl::StrFormat("tensor #%d", tensor_);
-      if (have_name_) absl::StrAppend(&w, " '", Printable(f_.tensors_[tensor_].name), "'");
+      if (have_name_) absl::StrAppend(&w, " '", Printable(name_), "'");
     } else {
       w = "header";
     }
@@ -363,18 +365,23 @@ class GgufParser {
   absl::Status ReadScalar(D* dst, const char* what) {
     T x{};
     if (absl::Status s = Read(&x, what); !s.ok()) return s;
-    *dst = static_cast<D>(x);
+    if (dst != nullptr) *dst = static_cast<D>(x);
     return absl::OkStatus();
   }
 
-  absl::Status ReadString(std::string* out, const char* what) {
+  // Reads a string into `out` (when not null); `view` (when not null) gets the bytes.
+  absl::Status ReadString(std::string* out, const char* what,
+                          absl::string_view* view = nullptr) {
     uint64_t len = 0;
     if (absl::Status s = Read(&len, what); !s.ok()) return s;
     if (len > Remaining()) {
       return Error("%s of %s has length %d at offset %d, past the end of the file (%d bytes)",
                    what, Where(), len, pos_ - 8, size_);
     }
-    out->assign(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
+    const absl::string_view bytes(reinterpret_cast<const char*>(data_ + pos_),
+                                  static_cast<size_t>(len));
+    if (out != nullptr) out->assign(bytes.data(), bytes.size());
+    if (view != nullptr) *view = bytes;
     pos_ += len;
     return absl::OkStatus();
   }
@@ -422,22 +429,38 @@ class GgufParser {
     return absl::OkStatus();
   }
 
+  // Two passes over the metadata: the first only validates (allocating nothing), the
+  // second stores. So every reservation is sized by items known to be complete in the
+  // file, and no file byte is counted twice towards the memory bound.
   absl::Status ParseMetadata() {
-    f_.kvs_.reserve(static_cast<size_t>(n_kv_));
-    for (uint64_t i = 0; i < n_kv_; ++i) {
-      kv_ = static_cast<int64_t>(i);
-      have_name_ = false;
-      f_.kvs_.emplace_back();
-      GgufKv& kv = f_.kvs_.back();
-      if (absl::Status s = ReadString(&kv.key, "key"); !s.ok()) return s;
-      have_name_ = true;
-      uint32_t type = 0;
-      if (absl::Status s = Read(&type, "value type"); !s.ok()) return s;
-      if (!IsKnownValueType(type)) {
-        return Error("%s has unknown value type id %d at offset %d", Where(), type, pos_ - 4);
-      }
-      if (absl::Status s = ReadValue(static_cast<GgufValueType>(type), &kv.value, 1); !s.ok()) {
-        return s;
+    const uint64_t start = pos_;
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool store = pass == 1;
+      pos_ = start;
+      if (store) f_.kvs_.reserve(static_cast<size_t>(n_kv_));
+      for (uint64_t i = 0; i < n_kv_; ++i) {
+        kv_ = static_cast<int64_t>(i);
+        have_name_ = false;
+        GgufKv* kv = nullptr;
+        if (store) {
+          f_.kvs_.emplace_back();
+          kv = &f_.kvs_.back();
+        }
+        if (absl::Status s = ReadString(kv ? &kv->key : nullptr, "key", &name_); !s.ok()) {
+          return s;
+        }
+        have_name_ = true;
+        uint32_t type = 0;
+        if (absl::Status s = Read(&type, "value type"); !s.ok()) return s;
+        if (!IsKnownValueType(type)) {
+          return Error("%s has unknown value type id %d at offset %d", Where(), type,
+                       pos_ - 4);
+        }
+        if (absl::Status s = ReadValue(static_cast<GgufValueType>(type),
+                                       kv ? &kv->value : nullptr, 1);
+            !s.ok()) {
+          return s;
+        }
       }
     }
     kv_ = -1;
@@ -458,20 +481,24 @@ class GgufParser {
     return absl::OkStatus();
   }
 
-  // Reads a value of `type`; `depth` counts array levels (1 = the value of a key).
+  // Reads a value of `type` into `v`, or only validates it when `v` is null; `depth`
+  // counts array levels (1 = the value of a key).
   absl::Status ReadValue(GgufValueType type, GgufValue* v, int depth) {
-    v->type = type;
+    uint64_t* u = v ? &v->u : nullptr;
+    int64_t* i = v ? &v->i : nullptr;
+    double* f = v ? &v->f : nullptr;
+    if (v != nullptr) v->type = type;
     switch (type) {
-      case GgufValueType::kUint8: return ReadScalar<uint8_t>(&v->u, "uint8 value");
-      case GgufValueType::kInt8: return ReadScalar<int8_t>(&v->i, "int8 value");
-      case GgufValueType::kUint16: return ReadScalar<uint16_t>(&v->u, "uint16 value");
-      case GgufValueType::kInt16: return ReadScalar<int16_t>(&v->i, "int16 value");
-      case GgufValueType::kUint32: return ReadScalar<uint32_t>(&v->u, "uint32 value");
-      case GgufValueType::kInt32: return ReadScalar<int32_t>(&v->i, "int32 value");
-      case GgufValueType::kUint64: return ReadScalar<uint64_t>(&v->u, "uint64 value");
-      case GgufValueType::kInt64: return ReadScalar<int64_t>(&v->i, "int64 value");
-      case GgufValueType::kFloat32: return ReadScalar<float>(&v->f, "float32 value");
-      case GgufValueType::kFloat64: return ReadScalar<double>(&v->f, "float64 value");
+      case GgufValueType::kUint8: return ReadScalar<uint8_t>(u, "uint8 value");
+      case GgufValueType::kInt8: return ReadScalar<int8_t>(i, "int8 value");
+      case GgufValueType::kUint16: return ReadScalar<uint16_t>(u, "uint16 value");
+      case GgufValueType::kInt16: return ReadScalar<int16_t>(i, "int16 value");
+      case GgufValueType::kUint32: return ReadScalar<uint32_t>(u, "uint32 value");
+      case GgufValueType::kInt32: return ReadScalar<int32_t>(i, "int32 value");
+      case GgufValueType::kUint64: return ReadScalar<uint64_t>(u, "uint64 value");
+      case GgufValueType::kInt64: return ReadScalar<int64_t>(i, "int64 value");
+      case GgufValueType::kFloat32: return ReadScalar<float>(f, "float32 value");
+      case GgufValueType::kFloat64: return ReadScalar<double>(f, "float64 value");
       case GgufValueType::kBool: {
         uint8_t x = 0;
         if (absl::Status s = Read(&x, "bool value"); !s.ok()) return s;
@@ -479,11 +506,11 @@ class GgufParser {
           return Error("%s: bool value %d at offset %d is neither 0 nor 1", Where(), x,
                        pos_ - 1);
         }
-        v->u = x;
+        if (u != nullptr) *u = x;
         return absl::OkStatus();
       }
       case GgufValueType::kString:
-        return ReadString(&v->s, "string value");
+        return ReadString(v ? &v->s : nullptr, "string value");
       case GgufValueType::kArray:
         return ReadArray(v, depth);
     }
@@ -502,7 +529,7 @@ class GgufParser {
       return Error("%s: arrays nested deeper than %d levels are not supported", Where(),
                    kGgufMaxArrayDepth);
     }
-    v->elem_type = et;
+    if (v != nullptr) v->elem_type = et;
     uint64_t count = 0;
     if (absl::Status s = Read(&count, "array length"); !s.ok()) return s;
     const uint64_t min_bytes = MinElemBytes(et);
@@ -516,7 +543,17 @@ class GgufParser {
       // Bulk decode of fixed-size elements (bounds checked above).
       const uint8_t* p = data_ + pos_;
       const size_t w = static_cast<size_t>(min_bytes);
-      if (IsUnsignedType(et)) {
+      if (v == nullptr) {  // validate only: bools must be 0 or 1
+        for (size_t j = 0; et == GgufValueType::kBool && j < n; ++j) {
+          if (p[j] > 1) {
+            path_.push_back(j);
+            absl::Status s = Error("%s: bool value %d at offset %d is neither 0 nor 1",
+                                   Where(), p[j], p + j - data_);
+            path_.pop_back();
+            return s;
+          }
+        }
+      } else if (IsUnsignedType(et)) {
         v->arr_u.resize(n);
         for (size_t j = 0; j < n; ++j, p += w) {
           uint64_t x = 0;
@@ -558,22 +595,30 @@ class GgufParser {
       return absl::OkStatus();
     }
     if (et == GgufValueType::kString) {
-      v->arr_s.reserve(n);
+      if (v != nullptr) v->arr_s.reserve(n);
       for (size_t j = 0; j < n; ++j) {
         path_.push_back(j);
-        v->arr_s.emplace_back();
-        absl::Status s = ReadString(&v->arr_s.back(), "string element");
+        std::string* dst = nullptr;
+        if (v != nullptr) {
+          v->arr_s.emplace_back();
+          dst = &v->arr_s.back();
+        }
+        absl::Status s = ReadString(dst, "string element");
         path_.pop_back();
         if (!s.ok()) return s;
       }
       return absl::OkStatus();
     }
     // Arrays of arrays.
-    v->arr_v.reserve(n);
+    if (v != nullptr) v->arr_v.reserve(n);
     for (size_t j = 0; j < n; ++j) {
       path_.push_back(j);
-      v->arr_v.emplace_back();
-      absl::Status s = ReadValue(GgufValueType::kArray, &v->arr_v.back(), depth + 1);
+      GgufValue* dst = nullptr;
+      if (v != nullptr) {
+        v->arr_v.emplace_back();
+        dst = &v->arr_v.back();
+      }
+      absl::Status s = ReadValue(GgufValueType::kArray, dst, depth + 1);
       path_.pop_back();
       if (!s.ok()) return s;
     }
@@ -597,13 +642,19 @@ class GgufParser {
   }
 
   absl::Status ParseTensorInfos() {
+    if (n_tensors_ > Remaining() / kMinTensorInfoBytes) {
+      return Error("tensor count %d is impossible: the tensor infos need at least %d bytes "
+                   "each, but only %d bytes follow the metadata (file %d bytes)",
+                   n_tensors_, kMinTensorInfoBytes, Remaining(), size_);
+    }
+    // Each tensor info takes >= 32 file bytes and ~80 bytes here (+ its dims and name).
     f_.tensors_.reserve(static_cast<size_t>(n_tensors_));
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       tensor_ = static_cast<int64_t>(i);
       have_name_ = false;
       f_.tensors_.emplace_back();
       GgufTensorInfo& t = f_.tensors_.back();
-      if (absl::Status s = ReadString(&t.name, "name"); !s.ok()) return s;
+      if (absl::Status s = ReadString(&t.name, "name", &name_); !s.ok()) return s;
       have_name_ = true;
       uint32_t n_dims = 0;
       if (absl::Status s = Read(&n_dims, "dimension count"); !s.ok()) return s;
@@ -692,6 +743,7 @@ class GgufParser {
   int64_t kv_ = -1;      // metadata entry being read, or -1
   int64_t tensor_ = -1;  // tensor info being read, or -1
   bool have_name_ = false;
+  absl::string_view name_;  // key or tensor name being read (points into the file)
   std::vector<uint64_t> path_;  // element indices inside nested arrays (for messages)
 };
 

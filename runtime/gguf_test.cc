@@ -524,6 +524,40 @@ TEST(GgufOpen, FileSystemProblemsNameThePath) {
             text + ": not a GGUF file: starts with \"hell\" (hex 68656c6c), expected \"GGUF\"");
 }
 
+// ---- regression inputs in runtime/testdata ----------------------------------------------
+
+TEST(GgufTestdata, EachFileGivesItsError) {
+  const std::string dir = "runtime/testdata/";
+  const std::map<std::string, std::string> want = {
+      {"not_gguf.txt", "not a GGUF file: starts with \"this\" (hex 74686973), expected \"GGUF\""},
+      {"truncated_header.gguf",
+       "truncated: tensor count of header needs 8 bytes at offset 8, but the file ends at 10"},
+      {"big_endian.gguf",
+       "big-endian GGUF (version field reads 50331648, i.e. 3 byte-swapped): only "
+       "little-endian files are supported"},
+      {"q2_k_tensor.gguf",
+       "tensor #0 'blk.0.ffn_down.weight' (type 10, dims [256]): unknown or unsupported tensor "
+       "type id 10 (known: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K)"},
+      {"overlapping_tensors.gguf", "tensors 'a' (data [0, 64)) and 'b' (data [32, 96)) overlap"},
+      {"nested_too_deep.gguf",
+       "metadata key #0 'deep' [element 0] [element 0] [element 0] [element 0] [element 0] "
+       "[element 0] [element 0]: arrays nested deeper than 8 levels are not supported"},
+      {"mem_kv_count_nested.gguf",
+       "truncated: key of metadata key #4 needs 8 bytes at offset 5246, but the file ends at "
+       "5248"},
+      {"tensor_data_past_eof.gguf",
+       "tensor #0 'token_embd.weight' (Q8_0, dims [576, 49152]): data at offset 0 of the data "
+       "section, 30081024 bytes long, runs past the end of the file (the data section holds "
+       "1000 bytes, the file 1096)"},
+  };
+  for (const auto& [file, msg] : want) {
+    SCOPED_TRACE(file);
+    absl::StatusOr<GgufFile> f = GgufFile::Open(dir + file);
+    ASSERT_FALSE(f.ok());
+    EXPECT_EQ(std::string(f.status().message()), dir + file + ": " + msg);
+  }
+}
+
 // ---- the real model -------------------------------------------------------------------------
 
 TEST(GgufRealModel, SmolLM2Opens) {
