@@ -423,12 +423,14 @@ TEST(BadModel, TensorShapeDisagreesWithMetadata) {
   TinyLlamaSpec spec;
   spec.misshape_tensor = "blk.1.attn_k.weight";
   EXPECT_MENTIONS(LoadError(spec), "blk.1.attn_k.weight");
-  // The metadata says more heads than the tensors have rows for.
+  // The metadata says more KV heads than the tensors have rows for (8 heads of 32: Q
+  // keeps its 256 rows, K should have 256 instead of 2 x 64).
   const std::string e = LoadError(TinyLlamaSpec{}, [](GgufWriter* w) {
     w->Add("llama.attention.head_count", GgufValue::Uint32(8));
     w->Add("llama.attention.head_count_kv", GgufValue::Uint32(8));
   });
-  EXPECT_MENTIONS(e, "blk.0.attn_q.weight");
+  EXPECT_MENTIONS(e, "blk.0.attn_k.weight");
+  EXPECT_MENTIONS(e, "expected 256 x 256");
   EXPECT_MENTIONS(LoadError(TinyLlamaSpec{}, [](GgufWriter* w) {
                     w->Add("llama.vocab_size", GgufValue::Uint32(1000));
                   }),

@@ -16,7 +16,8 @@
 // Text that is not valid UTF-8 never fails. For "gpt2" each byte that does not start a
 // valid UTF-8 sequence is replaced by U+FFFD, as llama.cpp does (so decode(encode(s))
 // gives s with those bytes replaced). For "llama" the bytes are kept and come back
-// unchanged through byte tokens.
+// unchanged through byte tokens (but a literal U+2581 in the text is SentencePiece's space
+// and decodes as ' ', as in llama.cpp).
 // A byte whose GPT-2 byte character is not in the vocabulary is dropped, again as llama.cpp
 // does (SmolLM2 lacks 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, the lead bytes 0xF1 and 0xF2 of
 // the unassigned planes 4 to 11, and bytes that never occur in UTF-8); for every other

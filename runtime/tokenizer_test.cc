@@ -227,8 +227,9 @@ TEST(SpmTokenizer, MatchesLlamaCpp) {
     std::string pieces;
     for (int32_t id : Ids(c["special"])) pieces += t->TokenToPiece(id);
     EXPECT_EQ(pieces, Bytes(c, "special_pieces")) << name;
-    if (c.contains("text")) {
-      // Bytes survive through <0xXX> tokens, so any text comes back as it was.
+    if (c.contains("text") && name != "escaped space in text") {
+      // Bytes survive through <0xXX> tokens, so any text comes back as it was, except a
+      // literal U+2581 (SentencePiece's space), which decodes as a space in llama.cpp too.
       EXPECT_EQ(t->Decode(t->Encode(text, false, false)), text) << name;
     }
     ++n;
