@@ -336,9 +336,9 @@ def main(argv):
     # Machine.
     say("model_sweep: describing the machine%s" %
         ("" if a.no_bandwidth else " and measuring DRAM read bandwidth"))
-    machine = run_json([worker, "--machine", "--bandwidth_threads=" +
-                        ("" if a.no_bandwidth else ",".join(str(t) for t in a.threads))],
-                       600, "machine probe")
+    bw_flag = "--bandwidth_threads=" + ("" if a.no_bandwidth else ",".join(str(t) for t in a.threads))
+    machine = run_json([worker, "--machine", bw_flag], 600, "machine probe")
+    machine["dram_read_gbs_start"] = machine.get("dram_read_gbs", {})
     machine["git_commit"] = git_commit()
     machine["python"] = platform.python_version()
     today = datetime.date.today().isoformat()
@@ -398,7 +398,7 @@ def main(argv):
     doc = {
         "kind": "model_sweep",
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "tools/bazel run //harness:model_sweep -- " + " ".join(argv),
+        "command": "tools/bazel run //harness:model_sweep" + (" -- " + " ".join(argv) if argv else ""),
         "machine": machine,
         "settings": {
             "threads": a.threads, "reps": a.reps, "prompt_tokens": a.prompt_tokens,
@@ -445,7 +445,7 @@ def main(argv):
                 for k in ("load_s", "weight_bytes", "peak_rss_bytes", "prompt_tokens",
                           "decode_tokens", "mean_loglik", "loglik_tokens", "generated_ids",
                           "prefill_tok_s_all", "decode_tok_s_all", "llama_cpp_version",
-                          "variant", "path", "system_info"):
+                          "kernels", "formats", "rss_after_load_bytes", "system_info"):
                     if k in res:
                         rec[k] = res[k]
                 for k in ("prefill", "decode"):
@@ -473,6 +473,17 @@ def main(argv):
     except KeyboardInterrupt:
         interrupted = True
         say("\nmodel_sweep: interrupted; %d results kept in %s" % (len(doc["records"]), out_dir))
+    if not interrupted and not a.no_bandwidth:
+        # The probe again at the end; the better of the two is the closer to what the
+        # machine can do when the other tenants of a shared host are quiet.
+        say("model_sweep: measuring DRAM read bandwidth again")
+        try:
+            end = run_json([worker, "--machine", bw_flag], 600, "machine probe").get("dram_read_gbs", {})
+            machine["dram_read_gbs_end"] = end
+            machine["dram_read_gbs"] = {t: max(v, end.get(t, 0)) for t, v in
+                                        machine["dram_read_gbs_start"].items()}
+        except WorkerError as e:
+            say("model_sweep: " + str(e))
     doc["wall_s"] = round(time.time() - t_start, 1)
     doc["complete"] = not interrupted
     write_results(out_dir, doc)

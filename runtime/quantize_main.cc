@@ -130,6 +130,11 @@ int main(int argc, char** argv) {
     const double t =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("%s", fk::FormatQuantizeReport(*report).c_str());
+    if (target->format == fk::Format::kQ8_K && report->written.count("Q8_K")) {
+      std::printf("note: llama.cpp cannot run Q8_K weights (it loads the file, then crashes in "
+                  "its first decode: ggml's CPU backend has no Q8_K matmul); this project's "
+                  "runtime can.\n");
+    }
     std::printf("wrote %s in %.1f s\n", out_path.c_str(), t);
   }
   return 0;

@@ -122,10 +122,12 @@ def plot_memory(doc, recs, plt, out):
             ax.axhline(f32w / unit, color="k", ls="--", lw=1)
             ax.text(len(fmts) - 0.5, f32w / unit, " F32 weights", va="bottom", ha="right", fontsize=8)
             for j, f in enumerate(fmts):
-                w = val(pick(recs, model, f, "ours", "native", tmax), "weight_bytes")
+                n = pick(recs, model, f, "ours", "native", tmax)
+                w = val(n, "weight_bytes")
                 if w and f != "F32":
-                    ax.text(j, w / unit, "%.1fx\nless" % (f32w / w), ha="center", va="bottom",
-                            fontsize=7, color="#1f77b4")
+                    top = max(w, val(n, "file_bytes") or 0, val(n, "peak_rss_bytes") or 0)
+                    ax.text(j - 0.24, top / unit, "%.1fx\nless" % (f32w / w), ha="center",
+                            va="bottom", fontsize=7, color="#1f77b4")
         ax.set_xticks(range(len(fmts)))
         ax.set_xticklabels(["%s\n%.2g bpw" % (f, BPW[f]) for f in fmts], fontsize=8)
         ax.set_ylabel(uname)
@@ -181,16 +183,36 @@ def plot_speed(doc, recs, plt, out, kind):
     plt.close(fig)
 
 
+def f32_baseline(recs, model, kind, t):
+    """Our tok/s with F32 weights: the median over every run with F32 weights of this model
+    and thread count (the F32 file, and each file with --weights=f32). All of them run the
+    same F32 matmuls of the same shapes, so pooling them makes the baseline of every speedup
+    the same, and less noisy than any single run on a shared machine."""
+    xs = [r.get(kind + "_tok_s") for r in recs
+          if r["model"] == model and r["engine"] == "ours" and r["threads"] == t and
+          (r["weights"] == "f32" or r["format"] == "F32") and r.get(kind + "_tok_s")]
+    return statistics.median(xs) if xs else None
+
+
+def f32_bytes_of(recs, model):
+    for r in recs:
+        if r["model"] == model and r["engine"] == "ours" and (
+                r["weights"] == "f32" or r["format"] == "F32") and r.get("weight_bytes"):
+            return r["weight_bytes"]
+    return None
+
+
 def speedup_points(recs, model, kind, t):
-    """(format, bytes ratio, speedup ours, speedup llama) per quantized format."""
+    """(format, bytes ratio, speedup ours, bytes ratio llama, speedup llama) per quantized
+    format; ours against f32_baseline(), llama.cpp against llama.cpp on the F32 file."""
     pts = []
+    base = f32_baseline(recs, model, kind, t)
     for f in formats_of(recs, model):
         if f == "F32":
             continue
         nat = pick(recs, model, f, "ours", "native", t)
-        f32 = pick(recs, model, f, "ours", "f32", t)
-        br = ratio(val(f32, "weight_bytes"), val(nat, "weight_bytes"))
-        sp = ratio(val(nat, kind + "_tok_s"), val(f32, kind + "_tok_s"))
+        br = ratio(f32_bytes_of(recs, model), val(nat, "weight_bytes"))
+        sp = ratio(val(nat, kind + "_tok_s"), base)
         lf = pick(recs, model, f, "llama.cpp", None, t)
         l32 = pick(recs, model, "F32", "llama.cpp", None, t)
         lsp = ratio(val(lf, kind + "_tok_s"), val(l32, kind + "_tok_s"))
@@ -202,53 +224,55 @@ def speedup_points(recs, model, kind, t):
 def plot_speedup(doc, recs, plt, out):
     models = models_of(recs)
     threads = threads_of(recs)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
+    fig, axes = plt.subplots(len(models), 2, figsize=(13, 4.6 * len(models) + 0.8), squeeze=False)
     markers = {1: "o", 2: "s", 4: "^", 8: "D"}
-    colors = {"smollm2-135m": "#9467bd", "synthetic-1.1b": "#d62728", "synthetic-tiny": "#8c564b"}
-    all_br = [p[1] for m in models for t in threads for k in ("decode", "prefill")
-              for p in speedup_points(recs, m, k, t) if p[1]]
-    all_br += [p[3] for m in models for t in threads for p in speedup_points(recs, m, "decode", t) if p[3]]
-    lim = 1.2 * max(all_br + [2.0])
+    colors = {1: "#1f77b4", 2: "#d62728", 4: "#2ca02c", 8: "#9467bd"}
+    for row, model in enumerate(models):
+        pts_all = {(k, t): speedup_points(recs, model, k, t) for k in ("decode", "prefill")
+                   for t in threads}
+        brs = [p[1] for v in pts_all.values() for p in v if p[1]] + \
+              [p[3] for v in pts_all.values() for p in v if p[3]]
+        lim = 1.2 * max(brs + [2.0])
 
-    def clip(ys):
-        return [min(y, lim * 0.97) for y in ys]
+        def clip(y):
+            return min(y, lim * 0.97)
 
-    for ax, kind in zip(axes, ["decode", "prefill"]):
-        for model in models:
+        for col, kind in enumerate(("decode", "prefill")):
+            ax = axes[row][col]
             for t in threads:
-                pts = speedup_points(recs, model, kind, t)
-                xs = [p[1] for p in pts if p[1] and p[2]]
-                ys = [p[2] for p in pts if p[1] and p[2]]
-                if xs:
-                    ax.scatter(xs, clip(ys), marker=markers.get(t, "o"), color=colors.get(model, "k"),
-                               label="ours, %s, %dT" % (model, t), zorder=3)
-                    for p in pts:
-                        if p[1] and p[2]:
-                            txt = p[0] if p[2] < lim * 0.97 else "%s (%.0fx, off scale)" % (p[0], p[2])
-                            ax.annotate(txt, (p[1], min(p[2], lim * 0.97)), fontsize=6,
-                                        xytext=(3, 2), textcoords="offset points")
-                lx = [p[3] for p in pts if p[3] and p[4]]
-                ly = [p[4] for p in pts if p[3] and p[4]]
-                if lx:
-                    ax.scatter(lx, clip(ly), marker=markers.get(t, "o"), facecolors="none",
-                               edgecolors=colors.get(model, "k"),
-                               label="llama.cpp, %s, %dT" % (model, t), zorder=2)
-                    for p in pts:
-                        if p[3] and p[4]:
-                            txt = p[0] if p[4] < lim * 0.97 else "%s (%.0fx, off scale)" % (p[0], p[4])
-                            ax.annotate(txt, (p[3], min(p[4], lim * 0.97)), fontsize=6,
-                                        color="gray", xytext=(3, -8), textcoords="offset points")
-        ax.plot([0, lim], [0, lim], "k--", lw=1, label="speedup = bytes ratio")
-        ax.axhline(1, color="gray", lw=0.8)
-        ax.set_xlim(0, lim)
-        ax.set_ylim(0, lim)
-        ax.set_xlabel("bytes ratio: F32 weight bytes / format weight bytes")
-        ax.set_ylabel("%s speedup over F32 weights" % kind)
-        ax.set_title("%s (ours: format vs the same weights dequantized to F32;\nllama.cpp: "
-                     "format file vs F32 file)" % kind.capitalize(), fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="upper left")
-    fig.suptitle("Speedup over F32 against the bytes ratio\n%s" % subtitle(doc), fontsize=10)
+                pts = pts_all[(kind, t)]
+                ours = [p for p in pts if p[1] and p[2]]
+                if ours:
+                    ax.scatter([p[1] for p in ours], [clip(p[2]) for p in ours],
+                               marker=markers.get(t, "o"), color=colors.get(t, "k"),
+                               label="ours, %d thread%s" % (t, "" if t == 1 else "s"), zorder=3)
+                    for p in ours:
+                        txt = p[0] if p[2] < lim * 0.97 else "%s (%.0fx)" % (p[0], p[2])
+                        ax.annotate(txt, (p[1], clip(p[2])), fontsize=6, xytext=(4, 2),
+                                    textcoords="offset points", color=colors.get(t, "k"))
+                theirs = [p for p in pts if p[3] and p[4]]
+                if theirs:
+                    ax.scatter([p[3] for p in theirs], [clip(p[4]) for p in theirs],
+                               marker=markers.get(t, "o"), facecolors="none",
+                               edgecolors=colors.get(t, "k"),
+                               label="llama.cpp, %d thread%s" % (t, "" if t == 1 else "s"),
+                               zorder=2)
+                    for p in theirs:
+                        txt = p[0] if p[4] < lim * 0.97 else "%s (%.0fx)" % (p[0], p[4])
+                        ax.annotate(txt, (p[3], clip(p[4])), fontsize=6, xytext=(4, -8),
+                                    textcoords="offset points", color="gray")
+            ax.plot([0, lim], [0, lim], "k--", lw=1, label="speedup = bytes ratio")
+            ax.axhline(1, color="gray", lw=0.8)
+            ax.set_xlim(0, lim)
+            ax.set_ylim(0, lim)
+            ax.set_xlabel("bytes ratio: F32 weight bytes / format weight bytes")
+            ax.set_ylabel("%s speedup over F32 weights" % kind)
+            ax.set_title("%s: %s" % (MODEL_TITLE.get(model, model), kind), fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle("Speedup over F32 against the bytes ratio (filled: ours over our median F32-weight "
+                 "run; hollow: llama.cpp over llama.cpp on the F32 file)\n%s" % subtitle(doc),
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "speedup_vs_bytes.png"), dpi=110)
     plt.close(fig)
@@ -322,11 +346,12 @@ def plot_quality(doc, recs, plt, out):
 
 def table(recs, model, t, bw):
     fmts = formats_of(recs, model)
+    base = f32_baseline(recs, model, "decode", t)
     f32w = None
     for f in fmts:
         f32w = f32w or val(pick(recs, model, f, "ours", "f32", t), "weight_bytes")
     lines = [
-        "| format | file MB | weights MB (ours) | less memory than F32 | peak RSS MB ours / f32-mode / llama.cpp | load s ours / f32-mode | prefill tok/s ours / f32-mode / llama.cpp | decode tok/s ours / f32-mode / llama.cpp | decode speedup over F32 | weight GB/s in decode (% of DRAM) |",
+        "| format | file MB | weights MB (ours) | less memory than F32 | peak RSS MB ours / f32-mode / llama.cpp | load s ours / f32-mode | prefill tok/s ours / f32-mode / llama.cpp | decode tok/s ours / f32-mode / llama.cpp | decode speedup over F32 (median F32 run) | weight GB/s in decode (% of DRAM) |",
         "|---|---|---|---|---|---|---|---|---|---|"]
     for f in fmts:
         n = pick(recs, model, f, "ours", "native", t)
@@ -344,7 +369,7 @@ def table(recs, model, t, bw):
             fmt_num(val(n, "load_s"), 2), fmt_num(val(w, "load_s"), 2),
             fmt_num(val(n, "prefill_tok_s")), fmt_num(val(w, "prefill_tok_s")), fmt_num(val(l, "prefill_tok_s")),
             fmt_num(dec, 2), fmt_num(val(w, "decode_tok_s"), 2), fmt_num(val(l, "decode_tok_s"), 2),
-            (fmt_num(ratio(dec, val(w, "decode_tok_s")), 2) + "x") if ratio(dec, val(w, "decode_tok_s")) else "–",
+            (fmt_num(ratio(dec, base), 2) + "x") if ratio(dec, base) else "–",
             ("%s (%s%%)" % (fmt_num(gbs), fmt_num(100 * gbs / bw, 0))) if gbs and bw else fmt_num(gbs)))
     return "\n".join(lines)
 
@@ -367,9 +392,13 @@ def claims(doc, recs):
             f32_bytes = f32_bytes or val(pick(recs, model, f, "ours", "f32", t), "weight_bytes")
     out.append("### Does keeping weights quantized give \"8GB → 1GB\" and \"2-4x faster\"?")
     out.append("")
-    out.append("Measured on the %s model at %d threads, ours against the same weights "
-               "dequantized to F32 at load (`--weights=f32`), in this run (tables below)." % (
-                   MODEL_TITLE.get(model, model), t))
+    out.append("Measured on the %s model at %d threads in this run (tables below). Speedups "
+               "are over our runtime with F32 weights: the median of every F32-weight run of "
+               "that model and thread count (the F32 file, and every file with "
+               "`--weights=f32`, which dequantizes at load), %.2f decode and %.1f prefill "
+               "tok/s here." % (MODEL_TITLE.get(model, model), t,
+                               f32_baseline(recs, model, "decode", t) or 0,
+                               f32_baseline(recs, model, "prefill", t) or 0))
     out.append("")
     # Memory.
     mem = []
@@ -381,15 +410,33 @@ def claims(doc, recs):
             mem.append((f, f32_bytes / wb, wb))
     if mem and f32_bytes:
         best = max(mem, key=lambda m: m[1])
-        out.append("**Memory: up to %.1fx less, not 8x.** F32 weights take %s; kept quantized "
-                   "they take %s. \"8GB → 1GB\" is 8x, which needs 4.0 bits per weight; the "
-                   "4-bit formats store 4.5 (Q4_0: a 16-bit scale per 32 weights; Q4_K: 6-bit "
-                   "scales and mins per 32 plus two 16-bit scales per 256), so they reach "
-                   "32/4.5 = 7.1x; Q8_0 reaches 3.8x. Peak RSS adds a fixed overhead (KV cache, "
-                   "activations, code) to the weights, so it shrinks slightly less; "
-                   "`--weights=f32` on a quantized file costs the full F32 size again." % (
-                       best[1], size_str(f32_bytes),
-                       ", ".join("%s %s (%.1fx less)" % (f, size_str(wb), r) for f, r, wb in mem)))
+        rss = []
+        doubled = []
+        for f, r, wb in mem:
+            n = val(pick(recs, model, f, "ours", "native", t), "peak_rss_bytes")
+            l = val(pick(recs, model, f, "llama.cpp", None, t), "peak_rss_bytes")
+            if n:
+                rss.append("%s %s" % (f, size_str(n)))
+            if l and l > 1.6 * wb:
+                doubled.append(f)
+        text = ("**Memory: up to %.1fx less, not 8x.** F32 weights take %s; kept quantized "
+                "they take %s. \"8GB → 1GB\" is 8x, which needs 4.0 bits per weight; the "
+                "4-bit formats store 4.5 (Q4_0: a 16-bit scale per 32 weights; Q4_K: 6-bit "
+                "scales and mins per 32 plus two 16-bit scales per 256), so they reach "
+                "32/4.5 = 7.1x; Q8_0 reaches 3.8x. Our peak RSS follows the weights (%s; the "
+                "file is memory-mapped, and of the embedding only the rows of tokens seen are "
+                "paged in, which about offsets the KV cache and buffers), while "
+                "`--weights=f32` on a quantized file costs the F32 size plus the mapped file "
+                "(%s for the Q4_K file)." % (
+                    best[1], size_str(f32_bytes),
+                    ", ".join("%s %s (%.1fx less)" % (f, size_str(wb), r) for f, r, wb in mem),
+                    ", ".join(rss),
+                    size_str(val(pick(recs, model, "Q4_K", "ours", "f32", t), "peak_rss_bytes") or 0)))
+        if doubled:
+            text += (" llama.cpp's peak RSS is about twice the weights for %s: it repacks those "
+                     "types into an interleaved copy at load (its CPU_REPACK buffer) while the "
+                     "mapped file stays resident." % ", ".join(doubled))
+        out.append(text)
         out.append("")
     # Decode.
     dec = [(p[0], p[1], p[2]) for p in speedup_points(recs, model, "decode", t) if p[1] and p[2]]
@@ -409,8 +456,8 @@ def claims(doc, recs):
             "; ".join(verdict),
             ", ".join("%s %.2fx (bytes ratio %.1fx)" % (f, sp, br) for f, br, sp in dec)))
         out.append("")
-    if bw and f32_bytes and n32 is not None and val(n32, "decode_tok_s"):
-        d32 = val(n32, "decode_tok_s")
+    d32 = f32_baseline(recs, model, "decode", t)
+    if bw and f32_bytes and d32:
         text = ("**Why: bandwidth arithmetic.** Decoding one token reads every weight once, so "
                 "tok/s ≤ DRAM bandwidth / weight bytes. This run measured %.1f GB/s DRAM read "
                 "bandwidth at %d threads. F32: %s per token → at most %.1f tok/s; measured "
@@ -425,6 +472,14 @@ def claims(doc, recs):
                     f, size_str(wb), bw * 1e9 / wb, d, d * wb / 1e9, 100 * d * wb / 1e9 / bw))
         if parts:
             text += " " + "; ".join(parts) + "."
+        shares = [d32 * f32_bytes / 1e9 / bw] + [
+            (val(pick(recs, model, f, "ours", "native", t), "decode_tok_s") or 0) * wb / 1e9 / bw
+            for f, r, wb in mem]
+        if max(shares) > 1.0:
+            text += (" (Shares above 100% mean the bandwidth probe, the better of one run at "
+                     "the start and one at the end of the sweep, caught the shared host at a "
+                     "busier moment than some of the decode runs: the probe is one more noisy "
+                     "measurement; the ratios between formats are the robust part.)")
         text += (" If a format streamed its bytes at the same share of DRAM as F32, its decode "
                  "speedup would equal its bytes ratio (the dashed line in speedup_vs_bytes.png). "
                  "It falls below that line when unpacking the blocks costs more instructions "
@@ -471,7 +526,9 @@ def claims(doc, recs):
         out.append("**Quality** (SmolLM2-135M; change of the mean log-likelihood per token of "
                    "the held-out text against the F32 file, nats, negative = worse; the source "
                    "file is Q4_1, so F32 is its exact dequantization and every format a "
-                   "requantization of Q4_1 weights): %s." % ", ".join(items))
+                   "requantization of Q4_1 weights; every 2-D tensor is requantized, including "
+                   "the token embedding that is also the LM head, which llama.cpp's own "
+                   "mixtures keep at higher precision): %s." % ", ".join(items))
         out.append("")
     return "\n".join(out)
 
