@@ -1,0 +1,265 @@
+// Our runtime's side of the model sweep (harness/model_sweep.py runs it once per
+// configuration, so load time and peak RSS are per configuration). Calls the runtime's
+// library API in-process: GgufFile::Open, LlamaModel::Load, LlamaSession::Eval.
+//
+//   model_sweep_worker --model=F.gguf --weights=native|f32 --threads=N --prompt_ids=1,2,..
+//       [--decode_tokens=64] [--reps=3] [--warmup_prompt=16] [--warmup_decode=4]
+//       [--ll_ids=...] [--variant=..] [--path=..]
+//   model_sweep_worker --machine [--bandwidth_threads=1,2]
+//   model_sweep_worker --model=F.gguf --tokenize_file=TEXT
+//
+// Prints one JSON object on stdout. Timings: prefill = one Eval of the whole prompt (one
+// batch); decode = the Evals of the (decode_tokens - 1) tokens after the first, which
+// comes from the prefill's logits; greedy argmax in between. The log-likelihood of --ll_ids
+// is taken token by token (Eval keeps only the last token's logits). Exit code 2 on error.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "harness/machine.h"
+#include "kernels/registry.h"
+#include "kernels/thread_pool.h"
+#include "nlohmann/json.hpp"
+#include "runtime/gguf.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace {
+
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Fail(const std::string& msg) {
+  std::fprintf(stderr, "model_sweep_worker: %s\n", msg.c_str());
+  std::exit(2);
+}
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::vector<int32_t> ParseIds(const std::string& flag, const std::string& v) {
+  std::vector<int32_t> out;
+  for (absl::string_view s : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+    int32_t x = 0;
+    if (!absl::SimpleAtoi(s, &x) || x < 0) {
+      Fail(absl::StrFormat("--%s: '%s' is not a token id", flag, s));
+    }
+    out.push_back(x);
+  }
+  return out;
+}
+
+int64_t ProcStatusBytes(const char* key) {  // VmRSS, VmHWM (kB in /proc/self/status)
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (absl::StartsWith(line, key)) {
+      std::istringstream is(line.substr(std::strlen(key) + 1));
+      int64_t kb = 0;
+      is >> kb;
+      return kb * 1024;
+    }
+  }
+  return -1;
+}
+
+int32_t Argmax(absl::Span<const float> x) {
+  return static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin());
+}
+
+int RunMachine(const std::string& bw_threads) {
+  fk::MachineInfo m = fk::DescribeMachine();
+  json j;
+  j["cpu_model"] = m.cpu_model;
+  j["cpu_short"] = fk::ShortCpuName(m.cpu_model);
+  j["isa_flags"] = m.isa_flags;
+  j["logical_cores"] = m.logical_cores;
+  j["compiler"] = m.compiler;
+  j["bazel_version"] = m.bazel_version;
+  j["kernel"] = m.kernel;
+  json bw = json::object();
+  for (absl::string_view s : absl::StrSplit(bw_threads, ',', absl::SkipWhitespace())) {
+    int t = 0;
+    if (!absl::SimpleAtoi(s, &t) || t < 1) Fail("--bandwidth_threads: bad thread count");
+    bw[std::to_string(t)] = fk::MeasureReadBandwidth(t) / 1e9;
+  }
+  j["dram_read_gbs"] = bw;  // by thread count; 1 GiB buffer, median of 5
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_path, weights = "native", prompt_flag, ll_flag, tokenize_file, variant,
+                          path, bw_threads = "1";
+  int threads = 1, decode_tokens = 64, reps = 3, warmup_prompt = 16, warmup_decode = 4;
+  bool machine = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(0, eq), v = eq == std::string::npos ? "" : a.substr(eq + 1);
+    auto int_flag = [&](int* out, int lo, int hi) {
+      if (!absl::SimpleAtoi(v, out) || *out < lo || *out > hi) {
+        Fail(absl::StrFormat("%s=%s: expected an integer in [%d, %d]", name, v, lo, hi));
+      }
+    };
+    if (name == "--model") model_path = v;
+    else if (name == "--weights") weights = v;
+    else if (name == "--threads") int_flag(&threads, 1, 1024);
+    else if (name == "--prompt_ids") prompt_flag = v;
+    else if (name == "--decode_tokens") int_flag(&decode_tokens, 0, 100000);
+    else if (name == "--reps") int_flag(&reps, 0, 1000);
+    else if (name == "--warmup_prompt") int_flag(&warmup_prompt, 0, 100000);
+    else if (name == "--warmup_decode") int_flag(&warmup_decode, 0, 100000);
+    else if (name == "--ll_ids") ll_flag = v;
+    else if (name == "--tokenize_file") tokenize_file = v;
+    else if (name == "--variant") variant = v;
+    else if (name == "--path") path = v;
+    else if (name == "--machine") machine = true;
+    else if (name == "--bandwidth_threads") bw_threads = v;
+    else if (name == "--help" || name == "-h") {
+      std::printf("model_sweep_worker: one configuration of //harness:model_sweep (see the top "
+                  "of harness/model_sweep_worker.cc)\n");
+      return 0;
+    } else {
+      Fail(absl::StrFormat("unknown argument '%s'", a));
+    }
+  }
+  if (machine) return RunMachine(bw_threads);
+  if (model_path.empty()) Fail("--model=PATH is required");
+
+  const auto t0 = Clock::now();
+  absl::StatusOr<fk::GgufFile> file = fk::GgufFile::Open(model_path);
+  if (!file.ok()) Fail(std::string(file.status().message()));
+
+  if (!tokenize_file.empty()) {
+    std::ifstream f(tokenize_file, std::ios::binary);
+    if (!f) Fail("cannot read " + tokenize_file);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    absl::StatusOr<fk::Tokenizer> tok = fk::Tokenizer::FromGguf(*file);
+    if (!tok.ok()) Fail(std::string(tok.status().message()));
+    json j;
+    j["ids"] = tok->Encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+
+  absl::StatusOr<fk::WeightMode> mode = fk::parse_weight_mode(weights);
+  if (!mode.ok()) Fail(std::string(mode.status().message()));
+  const std::vector<int32_t> prompt = ParseIds("prompt_ids", prompt_flag);
+  const std::vector<int32_t> ll = ParseIds("ll_ids", ll_flag);
+  fk::RunOptions run;
+  if (!variant.empty()) {
+    absl::StatusOr<fk::Variant> p = fk::parse_variant(variant);
+    if (!p.ok()) Fail(std::string(p.status().message()));
+    run.variant = *p;
+  }
+  if (!path.empty()) {
+    absl::StatusOr<fk::Path> p = fk::parse_path(path);
+    if (!p.ok()) Fail(std::string(p.status().message()));
+    run.path = *p;
+  }
+
+  absl::StatusOr<std::unique_ptr<fk::LlamaModel>> model = fk::LlamaModel::Load(*file, *mode);
+  if (!model.ok()) Fail(std::string(model.status().message()));
+  file = absl::InternalError("closed");  // the model's views keep the mapping they need
+  fk::ThreadPool pool(threads);
+  run.pool = &pool;
+  const int64_t max_context = std::max<int64_t>(
+      {static_cast<int64_t>(prompt.size()) + decode_tokens, static_cast<int64_t>(ll.size()),
+       warmup_prompt + warmup_decode, 8});
+  const int64_t max_batch = std::clamp<int64_t>(static_cast<int64_t>(prompt.size()), 1, 512);
+  absl::StatusOr<std::unique_ptr<fk::LlamaSession>> session =
+      fk::LlamaSession::Create(**model, max_context, run, max_batch);
+  if (!session.ok()) Fail(std::string(session.status().message()));
+  fk::LlamaSession& s = **session;
+  const double load_s = Seconds(t0, Clock::now());
+  const int64_t rss_after_load = ProcStatusBytes("VmRSS:");
+
+  auto eval = [&](absl::Span<const int32_t> t) {
+    absl::Status st = s.Eval(t);
+    if (!st.ok()) Fail(std::string(st.message()));
+  };
+  // Greedy: the first token from the prompt's logits, then n_decode - 1 Evals.
+  auto generate = [&](const std::vector<int32_t>& p, int n_decode, double* t_prefill,
+                      double* t_decode) {
+    s.Reset();
+    auto a = Clock::now();
+    eval(p);
+    *t_prefill = Seconds(a, Clock::now());
+    std::vector<int32_t> out = {Argmax(s.logits())};
+    *t_decode = 0;
+    for (int j = 0; j + 1 < n_decode; ++j) {
+      a = Clock::now();
+      eval({&out.back(), 1});
+      *t_decode += Seconds(a, Clock::now());
+      out.push_back(Argmax(s.logits()));
+    }
+    return out;
+  };
+
+  json j;
+  j["engine"] = "ours";
+  j["model"] = model_path;
+  j["weights"] = fk::weight_mode_name(*mode);
+  j["threads"] = threads;
+  j["load_s"] = load_s;
+  j["weight_bytes"] = (*model)->weight_memory_bytes();
+  j["formats"] = (*model)->format_summary();
+  j["kernels"] = s.kernel_summary();
+  j["rss_after_load_bytes"] = rss_after_load;
+  if (!prompt.empty()) {
+    std::vector<int32_t> warm;
+    for (int i = 0; i < warmup_prompt; ++i) warm.push_back(prompt[i % prompt.size()]);
+    double tp = 0, td = 0;
+    if (!warm.empty()) generate(warm, std::max(1, warmup_decode), &tp, &td);
+    json prefill = json::array(), decode = json::array();
+    std::vector<int32_t> out;
+    for (int r = 0; r < reps; ++r) {
+      out = generate(prompt, std::max(1, decode_tokens), &tp, &td);
+      prefill.push_back(prompt.size() / tp);
+      if (decode_tokens > 1) decode.push_back((decode_tokens - 1) / td);
+    }
+    j["prompt_tokens"] = prompt.size();
+    j["decode_tokens"] = decode_tokens;
+    j["prefill_tok_s_all"] = prefill;
+    j["decode_tok_s_all"] = decode;
+    j["generated_ids"] = out;
+  }
+  if (ll.size() >= 2) {
+    s.Reset();
+    double total = 0;
+    for (size_t i = 0; i + 1 < ll.size(); ++i) {
+      eval({&ll[i], 1});
+      absl::Span<const float> x = s.logits();
+      if (ll[i + 1] >= static_cast<int32_t>(x.size())) Fail("--ll_ids: id outside the vocabulary");
+      double m = -INFINITY;
+      for (float v : x) m = std::max(m, double{v});
+      double sum = 0;
+      for (float v : x) sum += std::exp(double{v} - m);
+      total += double{x[ll[i + 1]]} - (m + std::log(sum));
+    }
+    j["mean_loglik"] = total / (ll.size() - 1);
+    j["loglik_tokens"] = ll.size() - 1;
+  }
+  // VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec() from the forked
+  // parent's memory, so a child of a large parent would report the parent's size.
+  j["peak_rss_bytes"] = ProcStatusBytes("VmHWM:");
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}

@@ -1,0 +1,116 @@
+"""Tests of tools/plot_e2e.py on a small hand-made results.json: every plot is written and
+the README states the ratios that follow from the numbers given (computed here by hand)."""
+
+import json
+import os
+import tempfile
+import unittest
+
+from tools import plot_e2e
+
+GB = 1e9
+
+
+def rec(model, fmt, engine, weights, threads, wbytes, dec, pre, ll=None, rss=None):
+    r = {"model": model, "format": fmt, "engine": engine, "weights": weights,
+         "threads": threads, "status": "ok", "file_bytes": wbytes * 1.01,
+         "weight_bytes": wbytes, "peak_rss_bytes": rss or wbytes * 1.1, "load_s": 0.5,
+         "prefill_tok_s": pre, "prefill_tok_s_min": pre * 0.9, "prefill_tok_s_max": pre * 1.1,
+         "decode_tok_s": dec, "decode_tok_s_min": dec * 0.9, "decode_tok_s_max": dec * 1.1,
+         "tensor_types": {fmt: 3, "F32": 2}}
+    if ll is not None:
+        r["mean_loglik"] = ll
+        r["loglik_tokens"] = 436
+    return r
+
+
+def make_doc():
+    f32 = 4.4 * GB
+    q4k = f32 / 7.1  # 0.62 GB
+    q8 = f32 / 3.76
+    m = "synthetic-1.1b"
+    records = [
+        # F32 file: native and f32 mode are the same weights.
+        rec(m, "F32", "ours", "native", 2, f32, 8.0, 40.0),
+        rec(m, "F32", "ours", "f32", 2, f32, 8.0, 40.0),
+        rec(m, "F32", "llama.cpp", None, 2, f32, 9.0, 60.0),
+        # Q4_K: decode 5x faster than its f32 mode (beats 4x), prefill 1.25x.
+        rec(m, "Q4_K", "ours", "native", 2, q4k, 40.0, 50.0),
+        rec(m, "Q4_K", "ours", "f32", 2, f32, 8.0, 40.0),
+        rec(m, "Q4_K", "llama.cpp", None, 2, q4k, 32.0, 45.0),
+        # Q8_0: decode 3x (holds).
+        rec(m, "Q8_0", "ours", "native", 2, q8, 24.0, 44.0),
+        rec(m, "Q8_0", "ours", "f32", 2, f32, 8.0, 40.0),
+        # SmolLM2 with log-likelihoods.
+        rec("smollm2-135m", "F32", "ours", "native", 2, 0.54 * GB, 50, 500, ll=-3.30),
+        rec("smollm2-135m", "F32", "llama.cpp", None, 2, 0.54 * GB, 50, 500, ll=-3.30),
+        rec("smollm2-135m", "Q4_K", "ours", "native", 2, 0.09 * GB, 200, 600, ll=-3.38),
+        rec("smollm2-135m", "Q4_K", "llama.cpp", None, 2, 0.09 * GB, 150, 600, ll=-3.37),
+    ]
+    failed = dict(records[-1], format="Q8_K", status="failed: killed by signal SIGSEGV")
+    return {
+        "kind": "model_sweep", "created": "2026-11-25T00:00:00Z",
+        "command": "tools/bazel run //harness:model_sweep",
+        "machine": {"cpu_model": "Test CPU", "logical_cores": 2, "isa_flags": ["avx2"],
+                    "compiler": "gcc", "git_commit": "abc", "dram_read_gbs": {"2": 40.0},
+                    "llama_cpp_version": "0.3.36"},
+        "settings": {"threads": [2], "reps": 3, "prompt_tokens": 128, "decode_tokens": 64,
+                     "weights": ["native", "f32"]},
+        "records": records + [failed],
+        "complete": True,
+    }
+
+
+class PlotE2eTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):  # plotting takes seconds: once for all tests
+        cls.dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        with open(os.path.join(cls.dir, "results.json"), "w") as f:
+            json.dump(make_doc(), f)
+        cls.rc = plot_e2e.main([cls.dir])
+        with open(os.path.join(cls.dir, "README.md")) as f:
+            cls.readme = f.read()
+
+    def test_main_succeeds(self):
+        self.assertEqual(self.rc, 0)
+
+    def test_every_plot_is_written(self):
+        for name in ["memory.png", "decode.png", "prefill.png", "speedup_vs_bytes.png",
+                     "quality.png"]:
+            path = os.path.join(self.dir, name)
+            self.assertTrue(os.path.isfile(path), name)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+            self.assertIn("](%s)" % name, self.readme)
+
+    def test_claims_follow_from_the_numbers(self):
+        # 4.4 GB / 0.62 GB = 7.1x less memory for Q4_K.
+        self.assertIn("**Memory: up to 7.1x less, not 8x.**", self.readme)
+        self.assertIn("F32 weights take 4.40 GB", self.readme)
+        # Decode 40 / 8 = 5.00x (over 4x), Q8_0 24 / 8 = 3.00x (within 2-4x).
+        self.assertIn("is beaten (over 4x) by Q4_K", self.readme)
+        self.assertIn("holds for Q8_0", self.readme)
+        self.assertIn("Q4_K 5.00x (bytes ratio 7.1x)", self.readme)
+        # Bandwidth: 40 GB/s / 4.4 GB = 9.1 tok/s at most for F32; 8 tok/s = 35.2 GB/s = 88%.
+        self.assertIn("at most 9.1 tok/s; measured 8.00 tok/s, i.e. 35.2 GB/s of weights (88% of DRAM)",
+                      self.readme)
+        # Prefill 50 / 40 = 1.25x.
+        self.assertIn("Q4_K 1.25x", self.readme)
+        # Ours vs llama.cpp on the Q4_K file: 40 vs 32 = 1.25x.
+        self.assertIn("Q4_K 40.00 vs 32.00 (1.25x)", self.readme)
+        # Quality: -3.38 - (-3.30) = -0.08; llama.cpp -3.37 - (-3.30) = -0.07.
+        self.assertIn("Q4_K -0.0800 (llama.cpp -0.0700)", self.readme)
+
+    def test_failed_configurations_are_listed(self):
+        self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
+                      self.readme)
+
+    def test_missing_results_is_a_clear_error(self):
+        with self.assertRaises(SystemExit) as e:
+            plot_e2e.main([os.path.join(self.dir, "nowhere")])
+        self.assertIn("results.json not found", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
