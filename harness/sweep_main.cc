@@ -407,6 +407,10 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   j["bits_per_weight"] = t.bits_per_weight;
   j["weight_copies"] = r.copies;
   j["rss_peak_bytes"] = PeakRssBytes();
+  {
+    double one_minute = 0;
+    if (std::sscanf(LoadAverage().c_str(), "%lf", &one_minute) == 1) j["loadavg_1m"] = one_minute;
+  }
   if (r.error.empty()) {
     j["max_abs_err"] = r.max_abs_err;  // NaN is written as null
     j["max_rel_err"] = r.max_rel_err;

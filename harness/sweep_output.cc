@@ -49,6 +49,8 @@ constexpr Field kFields[] = {
     {"bits_per_weight", "8 * block bytes / block elements"},
     {"weight_copies", "identical copies cycled call by call (cold weights)"},
     {"rss_peak_bytes", "peak resident set of the sweep process so far (not ggml's)"},
+    {"loadavg_1m", "the machine's 1-minute load average when the case ended (other work "
+                   "running makes timings noisy)"},
     {"max_abs_err", "max |y - ref| over the checked outputs; null if y had NaN"},
     {"max_rel_err", "max_abs_err / max |ref| over the checked outputs"},
     {"err_checked", "outputs compared with the float64 reference"},

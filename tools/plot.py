@@ -507,8 +507,9 @@ def run_section(run, readme_dir):
         ["arithmetic peak (measured)", f"f32 FMA GFLOP/s {pf}; int8 dot Gop/s {pi}"],
         ["compiler, Bazel, OS", f"{m.get('compiler')}; {m.get('bazel')}; {m.get('os_kernel')}"],
         ["ggml peer", r.get("ggml", {}).get("status", "–")],
-        ["load average (1, 5, 15 min) at start / end",
-         f"{r.get('loadavg_start', '–')} / {r.get('loadavg_end', '–')}"],
+        ["load average (1, 5, 15 min) at start / end; highest 1-min load during the cases",
+         f"{r.get('loadavg_start', '–')} / {r.get('loadavg_end', '–')}; "
+         f"{fmt_num(max((c.get('loadavg_1m', 0) for c in run.cases), default=None), 2)}"],
     ]))
     out.append("")
 
