@@ -1,31 +1,46 @@
 // Microbenchmarks of every registry kernel this CPU runs, through run_kernel (so the int8
-// path's activation quantization is included, as in real use).
+// path's activation quantization is included, as in real use), plus the thread pool's
+// per-call overhead.
 //
-//   bazel run //harness:kernel_bench -- [--threads=N] [--hot] [benchmark flags]
+//   bazel run //harness:kernel_bench -- [--threads=N] [--hot] [--no_dram] [benchmark flags]
 //
-// Benchmarks are named "<entry>/m:<m>/n:<n>/k:<k>", e.g. "q4_k_int8__avx2/m:1/n:4096/k:4096";
-// select with --benchmark_filter=<regex>. Counters: bytes_per_second = weight bytes read
-// per second, GFLOPs = 2*m*n*k per second / 1e9.
+// Kernel benchmarks are named "<entry>/m:<m>/n:<n>/k:<k>", e.g.
+// "q4_k_int8__avx512_vnni/m:1/n:14336/k:4096"; select with --benchmark_filter=<regex>.
+// Shapes: GEMV (m = 1) 4096x4096, 14336x4096 and 4096x14336 (n x k), batched m = 8, 64, 256
+// at 4096x4096. Counters:
+//   bytes_per_second  weight bytes read per second
+//   GFLOPs            2 m n k per second / 1e9
+//   dram_frac         weight bytes/s as a fraction of the DRAM read bandwidth measured at
+//                     start-up with the same thread count (the roofline of batch-1 GEMV)
+// The DRAM bandwidth (harness/machine.h, 1 GiB sequential read, median of 5) is printed first
+// and recorded in the JSON context ("dram_read_GBps"); --no_dram skips the probe.
+//
+// "pool/..." benchmarks: ParallelFor of empty tasks, and a 576x576 batch-1 matmul (the size a
+// small transformer calls ~200 times per token; K-quants: 576x768, a whole number of blocks)
+// with the best kernel per format, inline ("threads:1") and on the pool: their difference is
+// what the pool costs per call.
 //
 // By default each iteration reads the next of several copies of the weights, together at
 // least kColdBytes, so weights stream from DRAM as they do in a forward pass over a whole
 // model (a single 4096x4096 Q4_K matrix, 9.4 MB, would otherwise sit in a 32 MB L3).
 // --hot uses one copy (cache-resident when it fits).
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "benchmark/benchmark.h"
+#include "harness/machine.h"
 #include "kernels/matmul.h"
 #include "kernels/registry.h"
 #include "kernels/thread_pool.h"
@@ -41,23 +56,28 @@ struct Shape {
   int64_t m, n, k;
 };
 constexpr Shape kShapes[] = {
-    {1, 4096, 4096},  {8, 4096, 4096},  {64, 4096, 4096},
-    {1, 14336, 4096}, {8, 14336, 4096}, {64, 14336, 4096},
+    {1, 4096, 4096},   {1, 14336, 4096}, {1, 4096, 14336},
+    {8, 4096, 4096},   {64, 4096, 4096}, {256, 4096, 4096},
 };
 
 struct Config {
   int threads = 1;
   bool hot = false;
+  bool dram = true;
+  double dram_bytes_per_s = 0.0;  // measured at start-up, 0 when skipped
 };
 Config g_config;
 
-// Weight copies per (format, n, k), built on first use: kDistinctRows rows of N(0, 0.02)
-// quantized by the reference quantizer, tiled to n rows, then copied until kColdBytes.
+// Weight copies of one (format, n, k), built on first use and kept until another is asked
+// for (benchmarks are registered format by format, shape by shape, so each set is built
+// once): kDistinctRows rows of N(0, 0.02) quantized by the reference quantizer, tiled to n
+// rows, then copied until kColdBytes.
 const std::vector<WeightFormat>& weights_for(Format f, int64_t n, int64_t k) {
-  static std::map<std::tuple<Format, int64_t, int64_t>, std::vector<WeightFormat>> cache;
-  auto key = std::make_tuple(f, n, k);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
+  static std::tuple<Format, int64_t, int64_t> key{Format::kF32, -1, -1};
+  static std::vector<WeightFormat> copies;
+  if (key == std::make_tuple(f, n, k)) return copies;
+  copies.clear();
+  key = std::make_tuple(f, n, k);
   std::mt19937_64 rng(42);
   std::normal_distribution<float> nd(0.0f, 0.02f);
   std::vector<float> w(static_cast<size_t>(kDistinctRows * k));
@@ -67,11 +87,10 @@ const std::vector<WeightFormat>& weights_for(Format f, int64_t n, int64_t k) {
   std::vector<uint8_t> bytes(rb * static_cast<size_t>(n));
   for (int64_t r = 0; r < n; ++r)
     std::memcpy(bytes.data() + rb * r, base.row_data(r % kDistinctRows), rb);
-  const size_t copies = g_config.hot ? 1 : (kColdBytes + bytes.size() - 1) / bytes.size();
-  std::vector<WeightFormat> out;
-  for (size_t c = 0; c < copies; ++c)
-    out.push_back(*WeightFormat::FromBytes(f, n, k, bytes.data(), bytes.size()));
-  return cache.emplace(key, std::move(out)).first->second;
+  const size_t count = g_config.hot ? 1 : (kColdBytes + bytes.size() - 1) / bytes.size();
+  for (size_t c = 0; c < count; ++c)
+    copies.push_back(*WeightFormat::FromBytes(f, n, k, bytes.data(), bytes.size()));
+  return copies;
 }
 
 ThreadPool* pool() {
@@ -79,12 +98,17 @@ ThreadPool* pool() {
   return p;
 }
 
-void run(benchmark::State& state, const KernelEntry* e, Shape s) {
-  const std::vector<WeightFormat>& ws = weights_for(e->format, s.n, s.k);
-  std::vector<float> x(static_cast<size_t>(s.m * s.k));
+std::vector<float> random_input(int64_t m, int64_t k) {
+  std::vector<float> x(static_cast<size_t>(m * k));
   std::mt19937_64 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (float& v : x) v = nd(rng);
+  return x;
+}
+
+void run(benchmark::State& state, const KernelEntry* e, Shape s) {
+  const std::vector<WeightFormat>& ws = weights_for(e->format, s.n, s.k);
+  const std::vector<float> x = random_input(s.m, s.k);
   std::vector<float> out(static_cast<size_t>(s.m * s.n));
   MatmulScratch scratch;
   size_t c = 0;
@@ -103,28 +127,95 @@ void run(benchmark::State& state, const KernelEntry* e, Shape s) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
   state.counters["GFLOPs"] = benchmark::Counter(
       2.0 * s.m * s.n * s.k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  if (g_config.dram_bytes_per_s > 0) {
+    state.counters["dram_frac"] =
+        benchmark::Counter(state.iterations() * bytes / g_config.dram_bytes_per_s,
+                           benchmark::Counter::kIsRate);
+  }
   state.counters["threads"] = g_config.threads;
 }
 
+// ParallelFor of `tasks` empty tasks on the benchmark's pool.
+void pool_overhead(benchmark::State& state, int64_t tasks) {
+  std::atomic<int64_t> sink{0};
+  const std::function<void(int64_t)> fn = [&](int64_t t) {
+    sink.fetch_add(t, std::memory_order_relaxed);
+  };
+  for (auto _ : state) pool()->ParallelFor(tasks, fn);
+  state.counters["threads"] = g_config.threads;
+}
+
+// k of the small matmul: 576, rounded up to a whole block (K-quants: 768).
+int64_t tiny_k(Format f) {
+  const int64_t b = traits(f).block_elems;
+  return (576 + b - 1) / b * b;
+}
+
+// A 576 x tiny_k batch-1 matmul (hot in cache) with `e`, inline or on the pool.
+void tiny_matmul(benchmark::State& state, const KernelEntry* e, bool on_pool) {
+  const int64_t n = 576, k = tiny_k(e->format);
+  std::mt19937_64 rng(42);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> wf(static_cast<size_t>(n * k));
+  for (float& v : wf) v = nd(rng);
+  const WeightFormat w = *WeightFormat::Quantize(wf.data(), n, k, e->format);
+  const std::vector<float> x = random_input(1, k);
+  std::vector<float> out(static_cast<size_t>(n));
+  MatmulScratch scratch;
+  for (auto _ : state) {
+    absl::Status st =
+        run_kernel(*e, x.data(), w, 1, out.data(), n, on_pool ? pool() : nullptr, &scratch);
+    if (!st.ok()) {
+      state.SkipWithError(std::string(st.message()).c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["threads"] = on_pool ? g_config.threads : 1;
+}
+
 void register_all() {
-  for (const KernelEntry& e : all_kernels()) {
-    if (!kernel_runnable(e)) continue;
-    for (const Shape& s : kShapes) {
+  for (int64_t tasks : {2, 8}) {
+    benchmark::RegisterBenchmark(absl::StrCat("pool/parallel_for/tasks:", tasks).c_str(),
+                                 [tasks](benchmark::State& st) { pool_overhead(st, tasks); })
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
+  for (const FormatTraits& t : all_formats()) {
+    absl::StatusOr<const KernelEntry*> e = select_kernel(t.format);
+    if (!e.ok()) continue;
+    for (bool on_pool : {false, true}) {
       benchmark::RegisterBenchmark(
-          absl::StrCat(e.name, "/m:", s.m, "/n:", s.n, "/k:", s.k).c_str(),
-          [entry = &e, s](benchmark::State& st) { run(st, entry, s); })
+          absl::StrCat("pool/matmul/", (*e)->name, "/n:576/k:", tiny_k(t.format), "/threads:",
+                       on_pool ? g_config.threads : 1)
+              .c_str(),
+          [entry = *e, on_pool](benchmark::State& st) { tiny_matmul(st, entry, on_pool); })
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
+    }
+  }
+  for (const FormatTraits& t : all_formats()) {
+    for (const Shape& s : kShapes) {
+      for (const KernelEntry& e : all_kernels()) {
+        if (e.format != t.format || !kernel_runnable(e)) continue;
+        benchmark::RegisterBenchmark(
+            absl::StrCat(e.name, "/m:", s.m, "/n:", s.n, "/k:", s.k).c_str(),
+            [entry = &e, s](benchmark::State& st) { run(st, entry, s); })
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
     }
   }
 }
 
 constexpr char kUsage[] =
-    "usage: kernel_bench [--threads=N] [--hot] [Google Benchmark flags]\n"
+    "usage: kernel_bench [--threads=N] [--hot] [--no_dram] [Google Benchmark flags]\n"
     "  --threads=N   threads per matmul (default 1)\n"
     "  --hot         one copy of the weights (cache-resident when small) instead of\n"
     "                streaming copies from DRAM\n"
-    "  e.g. --benchmark_filter='q4_k_int8__avx2/m:1/'\n";
+    "  --no_dram     skip the DRAM bandwidth probe (about 2 s) and the dram_frac counter\n"
+    "  e.g. --benchmark_filter='q4_k_int8__avx512_vnni/m:1/' --benchmark_repetitions=5\n";
 
 }  // namespace
 }  // namespace fk
@@ -148,6 +239,8 @@ int main(int argc, char** argv) {
       fk::g_config.threads = t;
     } else if (a == "--hot") {
       fk::g_config.hot = true;
+    } else if (a == "--no_dram") {
+      fk::g_config.dram = false;
     } else {
       rest.push_back(argv[i]);
     }
@@ -157,6 +250,20 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) {
     std::fputs(fk::kUsage, stderr);
     return 2;
+  }
+  const fk::MachineInfo machine = fk::DescribeMachine();
+  benchmark::AddCustomContext("cpu_model", machine.cpu_model);
+  benchmark::AddCustomContext("git_commit", machine.git_commit);
+  benchmark::AddCustomContext("kernel_threads", std::to_string(fk::g_config.threads));
+  if (fk::g_config.dram) {
+    std::fprintf(stderr, "kernel_bench: measuring DRAM read bandwidth (%d thread%s)...\n",
+                 fk::g_config.threads, fk::g_config.threads == 1 ? "" : "s");
+    fk::g_config.dram_bytes_per_s = fk::MeasureReadBandwidth(fk::g_config.threads);
+    const std::string gbps = absl::StrFormat("%.1f", fk::g_config.dram_bytes_per_s / 1e9);
+    std::fprintf(stderr, "kernel_bench: DRAM read bandwidth %s GB/s with %d thread%s "
+                 "(1 GiB sequential read, median of 5; the batch-1 roofline)\n",
+                 gbps.c_str(), fk::g_config.threads, fk::g_config.threads == 1 ? "" : "s");
+    benchmark::AddCustomContext("dram_read_GBps", gbps);
   }
   fk::register_all();
   benchmark::RunSpecifiedBenchmarks();

@@ -2,6 +2,9 @@
 
 #include <cpuid.h>
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/kernel_api.h"
@@ -57,11 +60,79 @@ constexpr FeatureName kNames[] = {
     {kCpuAvx512VL, "avx512vl"}, {kCpuAvx512Vnni, "avx512vnni"},
 };
 
+// The features that need `bit` (disabling it must disable them too).
+uint32_t dependents(uint32_t bit) {
+  constexpr uint32_t kAvx512All = kFeaturesAvx512Vnni & ~kFeaturesAvx2;
+  switch (bit) {
+    case kCpuAvx2:
+    case kCpuFma:
+    case kCpuF16c:
+      return bit | kAvx512All;
+    case kCpuAvx512F:
+    case kCpuAvx512BW:
+    case kCpuAvx512DQ:
+    case kCpuAvx512VL:
+      return bit | kAvx512All;  // the registry's AVX-512 rows need all four
+    default:
+      return bit;
+  }
+}
+
+uint32_t close_under_dependents(uint32_t mask) {
+  uint32_t out = mask;
+  for (const FeatureName& n : kNames)
+    if (mask & n.bit) out |= dependents(n.bit);
+  return out;
+}
+
+uint32_t disabled_from_env() {
+  const char* env = std::getenv("FK_DISABLE_CPU_FEATURES");
+  if (env == nullptr) return 0;
+  uint32_t mask = 0;
+  std::string list(env);
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    const std::string name = list.substr(start, end - start);
+    if (name == "all") {
+      mask |= ~0u;
+    } else if (!name.empty()) {
+      const uint32_t bit = cpu_feature_by_name(name);
+      if (bit == kCpuNone) {
+        std::fprintf(stderr,
+                     "FK_DISABLE_CPU_FEATURES: unknown feature '%s' ignored (known: %s)\n",
+                     name.c_str(), cpu_feature_names(~0u).c_str());
+      }
+      mask |= bit;
+    }
+    start = end + 1;
+  }
+  return close_under_dependents(mask);
+}
+
+std::atomic<uint32_t>& disabled() {
+  static std::atomic<uint32_t> mask{disabled_from_env()};
+  return mask;
+}
+
 }  // namespace
 
 uint32_t cpu_features() {
   static const uint32_t features = probe();  // thread-safe static initialization
-  return features;
+  return features & ~disabled().load(std::memory_order_relaxed);
+}
+
+void set_disabled_cpu_features_for_testing(uint32_t mask) {
+  disabled().store(close_under_dependents(mask), std::memory_order_relaxed);
+}
+
+uint32_t disabled_cpu_features() { return disabled().load(std::memory_order_relaxed); }
+
+uint32_t cpu_feature_by_name(const std::string& name) {
+  for (const FeatureName& n : kNames)
+    if (name == n.name) return n.bit;
+  return kCpuNone;
 }
 
 bool cpu_has(uint32_t required) { return (cpu_features() & required) == required; }

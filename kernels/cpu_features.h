@@ -9,8 +9,23 @@
 
 namespace fk {
 
-// The features of this CPU (cached after the first call; thread-safe).
+// The features of this CPU (cached after the first call; thread-safe), minus the disabled
+// ones (below).
 uint32_t cpu_features();
+
+// Pretending the CPU lacks features, to exercise the paths a smaller CPU takes (skipped
+// kernels, dispatch fallbacks) on a bigger one:
+//   * the environment variable FK_DISABLE_CPU_FEATURES, read once at the first call of
+//     cpu_features(): comma-separated feature names ("avx512f,avx512vnni"), or "all";
+//     unknown names are reported on stderr and ignored;
+//   * set_disabled_cpu_features_for_testing(mask), which replaces that set (tests).
+// Disabling a feature also disables the features that imply it (avx2 -> all of AVX-512),
+// so the reported set stays one a real CPU could have.
+void set_disabled_cpu_features_for_testing(uint32_t mask);
+uint32_t disabled_cpu_features();
+
+// The feature bit named `name` ("avx512vnni"), or kCpuNone when unknown.
+uint32_t cpu_feature_by_name(const std::string& name);
 
 // True when every bit of `required` is present.
 bool cpu_has(uint32_t required);

@@ -23,13 +23,31 @@ struct MatmulArgs {
   const uint8_t* weights = nullptr;  // n rows of row_bytes each (GGUF layout)
   int64_t row_bytes = 0;
 
-  // int8 path only: the m activation rows quantized once per call, act_row_bytes each,
-  // in the entry's act_format (Q8_K for K-quants, Q8_0 for the legacy formats), by that
-  // format's reference quantizer. nullptr on the f32 path.
+  // int8 path only: the m activation rows quantized once per call by the entry's ActPacker
+  // (below), act_row_bytes each (Q8_K values for K-quants, Q8_0 for the legacy formats).
+  // nullptr on the f32 path.
   const uint8_t* act = nullptr;
   int64_t act_row_bytes = 0;
 
   float* output = nullptr;  // m x n, row i at output + i * n
+};
+
+// How an int8-path kernel wants its activations. Dispatch packs each of the m activation
+// rows once per call with pack_row into row_bytes(k) bytes (rows 64-byte aligned, MatmulArgs
+// act / act_row_bytes point at them). Every packer holds exactly the values of its `format`'s
+// reference quantizer (Q8_0 or Q8_K, formats.h): the same scales and quants, possibly
+// reordered and with precomputed sums, so results do not depend on which packer ran.
+// The reference packers (kernels/registry.cc) are the reference Q8_0 / Q8_K blocks.
+struct ActPacker {
+  const char* name;  // e.g. "q8_0_ref", "q8_k_nibble__avx512"
+  Format format;     // the quantization whose values the layout holds: kQ8_0 or kQ8_K
+  // Bytes of one packed row of k elements (k a multiple of the format's block).
+  int64_t (*row_bytes)(int64_t k);
+  // Quantizes x[0..k) into out[0..row_bytes(k)); out is 64-byte aligned.
+  void (*pack_row)(const float* x, int64_t k, uint8_t* out);
+  // The packed row's values d * q in element order (tests check them against the reference
+  // quantizer's, bit for bit).
+  void (*unpack_row)(const uint8_t* packed, int64_t k, float* out);
 };
 
 // Computes output columns [n_begin, n_end) for every one of the m rows.

@@ -77,33 +77,49 @@ absl::Status check_runnable(const KernelEntry& e) {
       missing_cpu_features(e.features), ", which this CPU lacks"));
 }
 
-// Quantizes the m activation rows for the entry's int8 path into scratch->act (rows in
-// parallel when a pool is given) and points `args` at them.
-absl::Status quantize_activations(const KernelEntry& e, ThreadPool* pool, MatmulScratch* scratch,
-                                  MatmulArgs* args) {
-  const FormatTraits& act = traits(act_format(e.format));
-  absl::StatusOr<int64_t> row_bytes = WeightFormat::RowBytes(act.format, args->k);
-  if (!row_bytes.ok()) return row_bytes.status();
-  const size_t bytes = static_cast<size_t>(args->m * *row_bytes);
-  if (scratch->act.size() < bytes) scratch->act.resize(bytes);
-  uint8_t* out = scratch->act.data();
-  const float* in = args->input;
-  const int64_t k = args->k, rb = *row_bytes;
-  const auto quantize = [&](int64_t i) { act.quantize_row(in + i * k, out + i * rb, k); };
-  if (pool != nullptr && args->m > 1) {
-    pool->ParallelFor(args->m, quantize);
+// 64-byte aligned start of scratch->act holding at least `bytes` (the vector over-allocates
+// by 64 so the aligned start always fits).
+uint8_t* aligned_act(MatmulScratch* scratch, size_t bytes) {
+  if (scratch->act.size() < bytes + 64) scratch->act.resize(bytes + 64);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(scratch->act.data());
+  return scratch->act.data() + ((64 - (p & 63)) & 63);
+}
+
+// Everything one call's parallel tasks read, passed to them as one pointer (so wrapping a
+// task in std::function never allocates).
+struct CallContext {
+  const KernelEntry* e;
+  MatmulArgs args;
+  int64_t per_chunk;        // output columns per task (a multiple of the entry's n_tile)
+  uint8_t* act;             // int8 path: packed activation rows
+};
+
+// Packs the m activation rows for the entry's int8 path into scratch (rows in parallel
+// when a pool is given) and points `ctx->args` at them.
+void pack_activations(CallContext* ctx, ThreadPool* pool, MatmulScratch* scratch) {
+  const ActPacker& p = *ctx->e->act;
+  MatmulArgs& a = ctx->args;
+  // Rows padded to 64 bytes, so every row starts aligned.
+  const int64_t rb = (p.row_bytes(a.k) + 63) / 64 * 64;
+  ctx->act = aligned_act(scratch, static_cast<size_t>(a.m * rb));
+  a.act = ctx->act;
+  a.act_row_bytes = rb;
+  if (pool != nullptr && a.m > 1) {
+    pool->ParallelFor(a.m, [ctx](int64_t i) {
+      const MatmulArgs& a = ctx->args;
+      ctx->e->act->pack_row(a.input + i * a.k, a.k, ctx->act + i * a.act_row_bytes);
+    });
   } else {
-    for (int64_t i = 0; i < args->m; ++i) quantize(i);
+    for (int64_t i = 0; i < a.m; ++i) p.pack_row(a.input + i * a.k, a.k, ctx->act + i * rb);
   }
-  args->act = out;
-  args->act_row_bytes = rb;
-  return absl::OkStatus();
 }
 
 // Runs an entry already known to fit the weights and this CPU.
 absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFormat& weights,
                        int64_t m, float* output, ThreadPool* pool, MatmulScratch* scratch) {
-  MatmulArgs args;
+  CallContext ctx;
+  ctx.e = &e;
+  MatmulArgs& args = ctx.args;
   args.m = m;
   args.k = weights.cols();
   args.n = weights.rows();
@@ -113,8 +129,10 @@ absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFor
   args.output = output;
   MatmulScratch local;
   if (e.path == Path::kInt8) {
-    absl::Status s = quantize_activations(e, pool, scratch != nullptr ? scratch : &local, &args);
-    if (!s.ok()) return s;
+    if (e.act == nullptr) {
+      return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
+    }
+    pack_activations(&ctx, pool, scratch != nullptr ? scratch : &local);
   }
 
   const int threads = pool != nullptr ? pool->size() : 1;
@@ -126,12 +144,20 @@ absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFor
     return absl::OkStatus();
   }
   // Chunks of whole tiles, so every chunk but the last starts and ends at a tile border.
-  const int64_t per_chunk = (tiles + chunks - 1) / chunks * tile;
-  const int64_t n_chunks = (args.n + per_chunk - 1) / per_chunk;
-  pool->ParallelFor(n_chunks, [&](int64_t c) {
-    e.fn(args, c * per_chunk, std::min(args.n, (c + 1) * per_chunk));
+  ctx.per_chunk = (tiles + chunks - 1) / chunks * tile;
+  const int64_t n_chunks = (args.n + ctx.per_chunk - 1) / ctx.per_chunk;
+  CallContext* c = &ctx;
+  pool->ParallelFor(n_chunks, [c](int64_t t) {
+    c->e->fn(c->args, t * c->per_chunk, std::min(c->args.n, (t + 1) * c->per_chunk));
   });
   return absl::OkStatus();
+}
+
+// The variant a requested variant falls back to when it has no kernel for a (format, path):
+// avx512_vnni only adds int8 kernels, so its f32 path is avx512's.
+std::optional<Variant> base_variant(Variant v) {
+  if (v == Variant::kAvx512Vnni) return Variant::kAvx512;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -155,6 +181,10 @@ absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOpti
   }
   if (variant) {
     const KernelEntry* e = find_kernel(format, *variant, want_path);
+    for (std::optional<Variant> v = base_variant(*variant); e == nullptr && v;
+         v = base_variant(*v)) {
+      e = find_kernel(format, *v, want_path);
+    }
     if (e == nullptr) {
       return absl::NotFoundError(absl::StrCat("no kernel for format ", traits(format).name,
                                               ", variant ", variant_name(*variant), ", path ",

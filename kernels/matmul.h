@@ -23,13 +23,16 @@ namespace fk {
 struct MatmulOptions {
   // Unset: FK_VARIANT / FK_PATH from the environment if set, else the best runnable
   // variant and the default path (int8 for quantized formats, f32 for F32 weights).
+  // A variant that has no kernel for the (format, path) uses the variant it extends:
+  // avx512_vnni only adds int8 kernels, so its f32 path is avx512's.
   std::optional<Variant> variant;
   std::optional<Path> path;
   ThreadPool* pool = nullptr;  // nullptr: run on the calling thread
 };
 
-// Reusable per-caller buffers (the int8 path's quantized activations), so repeated calls
-// do not allocate once warmed up. Not shared between concurrent calls.
+// Reusable per-caller buffers (the int8 path's quantized activations, used from a 64-byte
+// aligned offset), so repeated calls do not allocate once warmed up. Not shared between
+// concurrent calls.
 struct MatmulScratch {
   std::vector<uint8_t> act;
 };

@@ -11,18 +11,55 @@ namespace fk {
 
 // Every kernel function of registry.inc, declared once here; each is defined in its
 // variant's file (kernels/variant_<variant>.cc).
-#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, M_TILE, N_TILE, FUNCTION) \
-  void FUNCTION(const MatmulArgs& args, int64_t n_begin, int64_t n_end);
+// ---- Reference activation packers --------------------------------------------------------
+
+namespace {
+
+template <Format F>
+int64_t ref_row_bytes(int64_t k) {
+  return k / traits(F).block_elems * traits(F).block_bytes;
+}
+
+// `act_none` marks f32-path rows (no packer); its functions are never called.
+int64_t no_row_bytes(int64_t) { return 0; }
+void no_pack(const float*, int64_t, uint8_t*) {}
+void no_unpack(const uint8_t*, int64_t, float*) {}
+
+}  // namespace
+
+const ActPacker act_q8_0_ref = {"q8_0_ref", Format::kQ8_0, &ref_row_bytes<Format::kQ8_0>,
+                                [](const float* x, int64_t k, uint8_t* out) {
+                                  quantize_row_q8_0_ref(x, out, k);
+                                },
+                                [](const uint8_t* p, int64_t k, float* out) {
+                                  dequantize_row_q8_0_ref(p, out, k);
+                                }};
+const ActPacker act_q8_k_ref = {"q8_k_ref", Format::kQ8_K, &ref_row_bytes<Format::kQ8_K>,
+                                [](const float* x, int64_t k, uint8_t* out) {
+                                  quantize_row_q8_K_ref(x, out, k);
+                                },
+                                [](const uint8_t* p, int64_t k, float* out) {
+                                  dequantize_row_q8_K_ref(p, out, k);
+                                }};
+extern const ActPacker act_none;
+const ActPacker act_none = {"none", Format::kF32, &no_row_bytes, &no_pack, &no_unpack};
+
+// Every kernel function and activation packer of registry.inc, declared once here; each is
+// defined in its variant's file (kernels/variant_<variant>.cc) or above.
+#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, M_TILE, N_TILE, FUNCTION, ACT) \
+  void FUNCTION(const MatmulArgs& args, int64_t n_begin, int64_t n_end);          \
+  extern const ActPacker ACT;
 #include "kernels/registry.inc"
 #undef FK_KERNEL
 
 namespace {
 
-// The registry's naming rule makes the entry name the function's symbol name.
-#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, M_TILE, N_TILE, FUNCTION)               \
+// The registry's naming rule makes the entry name the function's symbol name. Constant-
+// initialized (constexpr), so other files' static initializers may read it.
+#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, M_TILE, N_TILE, FUNCTION, ACT)          \
   KernelEntry{Format::FORMAT, Variant::VARIANT, Path::PATH, FEATURES, M_TILE, N_TILE, \
-              &FUNCTION, #FUNCTION},
-const KernelEntry kKernels[] = {
+              &FUNCTION, #FUNCTION, &ACT == &act_none ? nullptr : &ACT},
+constexpr KernelEntry kKernels[] = {
 #include "kernels/registry.inc"
 };
 #undef FK_KERNEL

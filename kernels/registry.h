@@ -24,7 +24,14 @@ struct KernelEntry {
   int n_tile;
   MatmulKernelFn fn;
   const char* name;   // "<format>_<path>__<variant>", e.g. "q4_k_int8__avx2"
+  // int8 path: how dispatch quantizes the activations for this kernel (kernel_api.h);
+  // nullptr on the f32 path.
+  const ActPacker* act;
 };
+
+// The reference activation packers: the reference quantizers' Q8_0 / Q8_K blocks.
+extern const ActPacker act_q8_0_ref;
+extern const ActPacker act_q8_k_ref;
 
 // Every registered kernel, in registry.inc order (scalar first).
 absl::Span<const KernelEntry> all_kernels();

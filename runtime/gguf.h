@@ -38,7 +38,9 @@ const char* gguf_value_type_name(GgufValueType t);
 
 // One metadata value. Scalars keep their GGUF type; integers are widened into u64/i64,
 // floats into f64. Arrays keep their element type and hold the elements widened the same
-// way (numbers in `nums_*`, strings in `strs`); nested arrays are rejected by the reader.
+// way (numbers in `arr_u`/`arr_i`/`arr_f`, strings in `arr_s`). Arrays of arrays
+// (elem_type kArray) hold their elements in `arr_v`, each itself an array value; the reader
+// accepts nesting up to kGgufMaxArrayDepth levels.
 struct GgufValue {
   GgufValueType type = GgufValueType::kUint32;
   GgufValueType elem_type = GgufValueType::kUint32;  // arrays only
@@ -50,6 +52,7 @@ struct GgufValue {
   std::vector<int64_t> arr_i;     // arrays of signed ints
   std::vector<double> arr_f;      // arrays of floats
   std::vector<std::string> arr_s; // arrays of strings
+  std::vector<GgufValue> arr_v;   // arrays of arrays: each element has type kArray
 
   static GgufValue Uint32(uint32_t v);
   static GgufValue Int32(int32_t v);
@@ -62,9 +65,19 @@ struct GgufValue {
   static GgufValue Int32Array(std::vector<int32_t> v);
   // Any scalar type with an integer payload (the writer narrows; range-checked).
   static GgufValue Scalar(GgufValueType type, uint64_t u, int64_t i, double f);
+  // Arrays of any element type (the writer narrows and range-checks like Scalar):
+  // elem_type must be an unsigned type or kBool / a signed type / kFloat32 or kFloat64.
+  static GgufValue UintArray(GgufValueType elem_type, std::vector<uint64_t> v);
+  static GgufValue IntArray(GgufValueType elem_type, std::vector<int64_t> v);
+  static GgufValue FloatArray(GgufValueType elem_type, std::vector<double> v);
+  // An array whose elements are arrays (each of type kArray).
+  static GgufValue ArrayOfArrays(std::vector<GgufValue> v);
 
   size_t array_size() const;  // number of elements of an array, 0 otherwise
 };
+
+// Deepest nesting of arrays the reader accepts (an array of arrays has depth 2).
+constexpr int kGgufMaxArrayDepth = 8;
 
 struct GgufKv {
   std::string key;
@@ -94,6 +107,8 @@ class GgufFile {
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   size_t file_size() const { return size_; }
+  // Start of the tensor data section (aligned), from the start of the file.
+  uint64_t data_offset() const { return data_offset_; }
 
   const std::vector<GgufKv>& metadata() const { return kvs_; }
   const GgufValue* Find(absl::string_view key) const;  // nullptr if absent
@@ -124,6 +139,8 @@ class GgufFile {
   uint64_t data_offset_ = 0;       // start of the tensor data section
   std::vector<GgufKv> kvs_;
   std::vector<GgufTensorInfo> tensors_;
+  std::vector<size_t> kv_index_;      // indices into kvs_, sorted by key (for Find)
+  std::vector<size_t> tensor_index_;  // indices into tensors_, sorted by name
   std::shared_ptr<const void> keepalive_;
   friend class GgufParser;
 };

@@ -1,0 +1,467 @@
+// AVX-512 (F/BW/DQ/VL) variant of the fused dequantize+matmul kernels (kernels/kernel_api.h).
+//
+//   f32 path  - weight blocks decoded to floats in registers, 16 at a time: 4- and 5-bit
+//               formats through a per-(sub-)block table of their 16 / 32 possible values
+//               (vpermps / vpermt2ps, built with the reference dequantizer's operations, so
+//               the values are the reference's bit for bit), others by int -> float
+//               conversion; then FMAs against the f32 activations.
+//   int8 path - kernels/avx512_int8.h with kVnni = false (vpmaddubsw + vpmaddwd).
+//
+// Also defines the activation packers of both AVX-512 variants: SIMD quantizers that produce
+// the reference quantizers' values bit for bit (same float operations in the same order),
+// laid out as kernels/avx512_common.h describes.
+//
+// Tiling (avx512_common.h): 1 x 4 tiles for batch 1, 4 x 4 tiles for larger batches.
+#include "kernels/avx512_int8.h"
+
+namespace fk {
+namespace {
+
+// =============================================================================================
+// Activation packers
+// =============================================================================================
+
+constexpr float kIota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+FK_INLINE __m512 iota() { return _mm512_loadu_ps(kIota); }
+
+// roundf (half away from zero), exactly: v - trunc(v) is exact, and so is adding +-1.
+FK_INLINE __m512 round_half_away(__m512 v) {
+  const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+  const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)),
+      _mm512_castps_si512(_mm512_set1_ps(1.0f))));
+  return _mm512_mask_add_ps(t, up, t, one);
+}
+
+// One Q8_0 block as quantize_row_q8_0_ref: d = max|x| / 127 (stored as fp16), q =
+// (int8_t) roundf(x * (1 / d)), the conversion truncating to int32 and keeping the low byte
+// (NaN / out of range: 0). Writes q[0..15] to lo, q[16..31] to hi; returns d as fp16 bits.
+FK_INLINE uint16_t quantize_q8_0_block(const float* x, int8_t* lo, int8_t* hi) {
+  const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+  const float d = amax / 127;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const __m512 idv = _mm512_set1_ps(id);
+  const __m512i q0 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(x0, idv)));
+  const __m512i q1 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(x1, idv)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lo), _mm512_cvtepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(hi), _mm512_cvtepi32_epi8(q1));
+  return _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// Lane sums of a packed group: lane l gets y[4l .. 4l+3] + y[64 + 4l .. 64 + 4l+3].
+FK_INLINE __m512i group_lane_sums(const ActQ8_0x4& g) {
+  const __m512i ones8 = _mm512_set1_epi8(1), ones16 = _mm512_set1_epi16(1);
+  const __m512i a = _mm512_madd_epi16(_mm512_maddubs_epi16(ones8, load512(g.y)), ones16);
+  const __m512i b = _mm512_madd_epi16(_mm512_maddubs_epi16(ones8, load512(g.y + 64)), ones16);
+  return _mm512_add_epi32(a, b);
+}
+
+int64_t q8_0x4_row_bytes(int64_t k) {
+  return (k / kQK + 3) / 4 * static_cast<int64_t>(sizeof(ActQ8_0x4));
+}
+
+// kBias != 0: aux = kBias * lane sum (Q4_0: -8, Q5_0: -16, Q8_0: -128); kBias == 0: aux =
+// da * lane sum as float (Q4_1).
+template <int kBias>
+void pack_q8_0x4(const float* x, int64_t k, uint8_t* out) {
+  const int64_t nb = k / kQK;
+  ActQ8_0x4* g = reinterpret_cast<ActQ8_0x4*>(out);
+  for (int64_t gi = 0; gi < (nb + 3) / 4; ++gi, ++g) {
+    for (int b = 0; b < 4; ++b) {
+      const int64_t blk = 4 * gi + b;
+      float da = 0.0f;
+      if (blk < nb) {
+        da = _cvtsh_ss(quantize_q8_0_block(x + blk * kQK, g->y + 16 * b, g->y + 64 + 16 * b));
+      } else {
+        std::memset(g->y + 16 * b, 0, 16);
+        std::memset(g->y + 64 + 16 * b, 0, 16);
+      }
+      for (int t = 0; t < 4; ++t) g->da[4 * b + t] = da;
+    }
+    const __m512i sums = group_lane_sums(*g);
+    if constexpr (kBias != 0) {
+      _mm512_store_si512(g->aux, _mm512_mullo_epi32(sums, _mm512_set1_epi32(kBias)));
+    } else {
+      _mm512_store_ps(reinterpret_cast<float*>(g->aux),
+                      _mm512_mul_ps(_mm512_load_ps(g->da), _mm512_cvtepi32_ps(sums)));
+    }
+  }
+}
+
+void unpack_q8_0x4(const uint8_t* packed, int64_t k, float* out) {
+  const ActQ8_0x4* g = reinterpret_cast<const ActQ8_0x4*>(packed);
+  for (int64_t blk = 0; blk < k / kQK; ++blk) {
+    const ActQ8_0x4& gr = g[blk / 4];
+    const int b = static_cast<int>(blk % 4);
+    for (int t = 0; t < kQK; ++t) {
+      const int8_t q = t < 16 ? gr.y[16 * b + t] : gr.y[64 + 16 * b + t - 16];
+      out[blk * kQK + t] = static_cast<float>(q) * gr.da[4 * b];
+    }
+  }
+}
+
+// One Q8_K super-block as quantize_row_q8_K_ref: max = the element of largest magnitude
+// (the first on ties), iscale = -127 / max, q = min(127, nearest_int(iscale * x)) with
+// nearest_int's magic-number rounding, d = 1 / iscale. q in element order.
+FK_INLINE float quantize_q8_k_block(const float* x, int8_t* q) {
+  __m512 ax = _mm512_setzero_ps();
+  for (int c = 0; c < 16; ++c) ax = _mm512_max_ps(ax, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)));
+  const float amax = _mm512_reduce_max_ps(ax);
+  if (!(amax != 0.0f)) {  // the reference zeroes the block
+    std::memset(q, 0, kQK_K);
+    return 0.0f;
+  }
+  float max = 0.0f;
+  for (int c = 0; c < 16; ++c) {
+    const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)),
+                                             _mm512_set1_ps(amax), _CMP_EQ_OQ);
+    if (hit != 0) {
+      max = x[16 * c + __builtin_ctz(hit)];
+      break;
+    }
+  }
+  const float iscale = -127.f / max;
+  const __m512 is = _mm512_set1_ps(iscale);
+  const __m512 magic = _mm512_set1_ps(12582912.f);
+  for (int c = 0; c < 16; ++c) {
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(is, _mm512_loadu_ps(x + 16 * c)), magic);
+    __m512i n = _mm512_sub_epi32(
+        _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x007fffff)),
+        _mm512_set1_epi32(0x00400000));
+    n = _mm512_min_epi32(n, _mm512_set1_epi32(127));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * c), _mm512_cvtepi32_epi8(n));
+  }
+  return 1 / iscale;
+}
+
+int64_t q8_k_row_bytes(int64_t k) { return k / kQK_K * static_cast<int64_t>(sizeof(ActQ8_K)); }
+
+template <bool kNibbleOrder>
+void pack_q8_k(const float* x, int64_t k, uint8_t* out) {
+  ActQ8_K* s = reinterpret_cast<ActQ8_K*>(out);
+  for (int64_t b = 0; b < k / kQK_K; ++b, ++s, x += kQK_K) {
+    alignas(64) int8_t q[kQK_K];
+    s->d = quantize_q8_k_block(x, q);
+    // Sums of 16: psadbw of (q + 128) per 8 bytes, minus 8 * 128.
+    alignas(64) uint64_t sad[32];
+    for (int c = 0; c < 4; ++c) {
+      const __m512i v = _mm512_xor_si512(load512(q + 64 * c), _mm512_set1_epi8(static_cast<char>(0x80)));
+      _mm512_store_si512(sad + 8 * c, _mm512_sad_epu8(v, _mm512_setzero_si512()));
+    }
+    int32_t total = 0;
+    for (int t = 0; t < 16; ++t) {
+      const int32_t b16 = static_cast<int32_t>(sad[2 * t] + sad[2 * t + 1]) - 16 * 128;
+      s->nbsum16[t] = static_cast<int16_t>(-16 * b16);
+      total += b16;
+    }
+    for (int t = 0; t < 8; ++t) {
+      s->bsum32[t] = static_cast<int16_t>(static_cast<int32_t>(sad[4 * t] + sad[4 * t + 1] +
+                                                               sad[4 * t + 2] + sad[4 * t + 3]) -
+                                          32 * 128);
+    }
+    s->sum = total;
+    for (int sb = 0; sb < 8; ++sb)
+      std::memcpy(s->y + 32 * (kNibbleOrder ? nibble_slot(sb) : sb), q + 32 * sb, 32);
+    std::memset(s->pad, 0, sizeof s->pad);
+  }
+}
+
+template <bool kNibbleOrder>
+void unpack_q8_k(const uint8_t* packed, int64_t k, float* out) {
+  const ActQ8_K* s = reinterpret_cast<const ActQ8_K*>(packed);
+  for (int64_t b = 0; b < k / kQK_K; ++b, ++s) {
+    for (int e = 0; e < kQK_K; ++e) {
+      const int sb = e / 32;
+      const int8_t q = s->y[32 * (kNibbleOrder ? nibble_slot(sb) : sb) + e % 32];
+      out[b * kQK_K + e] = s->d * static_cast<float>(q);
+    }
+  }
+}
+
+// =============================================================================================
+// f32 path
+// =============================================================================================
+
+// F32 weights: k need not be a multiple of 16; the last partial vector uses masked loads.
+struct F32Weights {
+  template <int MR>
+  static FK_NOINLINE void tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv) {
+    const uint8_t* w8[kNR];
+    tile_rows(a, j0, nv, w8);
+    const float* w[kNR];
+    for (int j = 0; j < kNR; ++j) w[j] = reinterpret_cast<const float*>(w8[j]);
+    const float* x[MR];
+    for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
+    __m512 acc[MR][kNR];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_setzero_ps();
+    int64_t kk = 0;
+    for (; kk + 16 <= a.k; kk += 16) {
+      prefetch_next_tile(w8, a.row_bytes, 4 * kk, 64);
+      __m512 wv[kNR];
+      for (int j = 0; j < kNR; ++j) wv[j] = _mm512_loadu_ps(w[j] + kk);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 xv = _mm512_loadu_ps(x[i] + kk);
+        for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
+      }
+    }
+    if (kk < a.k) {
+      const __mmask16 mask = static_cast<__mmask16>((1u << (a.k - kk)) - 1);
+      __m512 wv[kNR];
+      for (int j = 0; j < kNR; ++j) wv[j] = _mm512_maskz_loadu_ps(mask, w[j] + kk);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, x[i] + kk);
+        for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < nv; ++j) a.output[(i0 + i) * a.n + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+  }
+};
+
+FK_INLINE __m512 bcast_fp16(const uint8_t* p) { return _mm512_set1_ps(_cvtsh_ss(load_u16(p))); }
+
+// Block decoders for the f32 path: kElems / kBytes, init(block), and group(g) = the 16
+// dequantized weights 16 g .. 16 g + 15 of the block, the reference dequantizer's values.
+
+struct DecQ4_0 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_0);
+  __m512 lut;  // d * (v - 8), v = 0..15
+  __m512i q;   // the 16 quant bytes, one per int32 lane
+  FK_INLINE void init(const uint8_t* blk) {
+    lut = _mm512_mul_ps(bcast_fp16(blk), _mm512_sub_ps(iota(), _mm512_set1_ps(8.0f)));
+    q = _mm512_cvtepu8_epi32(loadu128(blk + 2));
+  }
+  // vpermps reads the low 4 bits of each index: the low nibble as is.
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_permutexvar_ps(g == 0 ? q : _mm512_srli_epi32(q, 4), lut);
+  }
+};
+
+struct DecQ4_1 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_1);
+  __m512 lut;  // d * v + m
+  __m512i q;
+  FK_INLINE void init(const uint8_t* blk) {
+    lut = _mm512_add_ps(_mm512_mul_ps(bcast_fp16(blk), iota()), bcast_fp16(blk + 2));
+    q = _mm512_cvtepu8_epi32(loadu128(blk + 4));
+  }
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_permutexvar_ps(g == 0 ? q : _mm512_srli_epi32(q, 4), lut);
+  }
+};
+
+struct DecQ5_0 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_0);
+  __m512 lut0, lut1;  // d * (v - 16), v = 0..15 / 16..31
+  __m512i q;
+  uint32_t qh;
+  FK_INLINE void init(const uint8_t* blk) {
+    const __m512 d = bcast_fp16(blk);
+    lut0 = _mm512_mul_ps(d, _mm512_sub_ps(iota(), _mm512_set1_ps(16.0f)));
+    lut1 = _mm512_mul_ps(d, iota());
+    qh = load_u32(blk + 2);
+    q = _mm512_cvtepu8_epi32(loadu128(blk + 6));
+  }
+  // Index bit 4 (vpermt2ps reads 5 bits) is the element's bit of qh.
+  FK_INLINE __m512 group(int g) const {
+    const __m512i nib = g == 0 ? _mm512_and_si512(q, _mm512_set1_epi32(15)) : _mm512_srli_epi32(q, 4);
+    const __mmask16 h = static_cast<__mmask16>(g == 0 ? qh & 0xFFFF : qh >> 16);
+    const __m512i idx = _mm512_mask_or_epi32(nib, h, nib, _mm512_set1_epi32(16));
+    return _mm512_permutex2var_ps(lut0, idx, lut1);
+  }
+};
+
+struct DecQ8_0 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ8_0);
+  __m512 d;
+  const uint8_t* qs;
+  FK_INLINE void init(const uint8_t* blk) {
+    d = bcast_fp16(blk);
+    qs = blk + 2;
+  }
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(qs + 16 * g))), d);
+  }
+};
+
+// Q4_K / Q5_K: per sub-block s of 32, w = (d * sc_s) * q - (dmin * m_s); the tables of the
+// 8 sub-blocks (Q5_K: two halves each) are built once per super-block on the stack.
+template <bool kFive>
+struct DecQ45_K {
+  static constexpr int kElems = kQK_K;
+  static constexpr int kBytes = kFive ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+  static constexpr int kTables = kFive ? 2 : 1;
+  alignas(64) float lut[8][kTables][16];
+  const uint8_t* qs;
+  const uint8_t* qh;
+  FK_INLINE void init(const uint8_t* blk) {
+    uint64_t sc, mn;
+    unpack_k4_scales(blk + 4, &sc, &mn);
+    const float d = _cvtsh_ss(load_u16(blk)), dmin = _cvtsh_ss(load_u16(blk + 2));
+    for (int s = 0; s < 8; ++s) {
+      const __m512 dl = _mm512_set1_ps(d * static_cast<float>((sc >> (8 * s)) & 0xFF));
+      const __m512 ml = _mm512_set1_ps(dmin * static_cast<float>((mn >> (8 * s)) & 0xFF));
+      _mm512_store_ps(lut[s][0], _mm512_sub_ps(_mm512_mul_ps(dl, iota()), ml));
+      if constexpr (kFive) {
+        _mm512_store_ps(lut[s][1], _mm512_sub_ps(
+                                       _mm512_mul_ps(dl, _mm512_add_ps(iota(), _mm512_set1_ps(16.0f))), ml));
+      }
+    }
+    qh = blk + 16;
+    qs = blk + 16 + (kFive ? kQK_K / 8 : 0);
+  }
+  // Group g: sub-block s = g / 2, elements 32 s + 16 h .. + 15 (h = g % 2); sub-blocks 2c
+  // and 2c+1 are the low / high nibbles of qs[32 c .. 32 c + 31]; Q5_K's fifth bit of
+  // element l of sub-block s is bit s of qh[l].
+  FK_INLINE __m512 group(int g) const {
+    const int s = g >> 1, h = g & 1;
+    const __m512i v = _mm512_cvtepu8_epi32(loadu128(qs + 32 * (s >> 1) + 16 * h));
+    const __m512i nib = (s & 1) ? _mm512_srli_epi32(v, 4) : v;
+    if constexpr (kFive) {
+      const __mmask16 bit = _mm_test_epi8_mask(loadu128(qh + 16 * h),
+                                               _mm_set1_epi8(static_cast<char>(1 << s)));
+      const __m512i idx = _mm512_mask_or_epi32(_mm512_and_si512(nib, _mm512_set1_epi32(15)), bit,
+                                               nib, _mm512_set1_epi32(16));
+      return _mm512_permutex2var_ps(_mm512_load_ps(lut[s][0]), idx, _mm512_load_ps(lut[s][1]));
+    } else {
+      return _mm512_permutexvar_ps(nib, _mm512_load_ps(lut[s][0]));
+    }
+  }
+};
+
+// Q6_K: w = (d * sc_s) * (q - 32) per sub-block of 16, q converted to float exactly.
+struct DecQ6_K {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ6_K);
+  alignas(64) float ds[16];
+  const uint8_t* ql;
+  const uint8_t* qh;
+  FK_INLINE void init(const uint8_t* blk) {
+    ql = blk;
+    qh = blk + kQK_K / 2;
+    const __m512 d = bcast_fp16(blk + kQK_K / 2 + kQK_K / 4 + kQK_K / 16);
+    const __m512 sc =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(blk + kQK_K / 2 + kQK_K / 4)));
+    _mm512_store_ps(ds, _mm512_mul_ps(d, sc));
+  }
+  // Element e = 128 h + 32 r + l: low 4 bits are nibble r / 2 of ql[64 h + 32 (r % 2) + l],
+  // high 2 bits are bits 2r, 2r+1 of qh[32 h + l]. Group g is sub-block g.
+  FK_INLINE __m512 group(int g) const {
+    const int h = g >> 3, r = (g >> 1) & 3, l = 16 * (g & 1);
+    const __m512i lo = _mm512_and_si512(
+        _mm512_srli_epi32(_mm512_cvtepu8_epi32(loadu128(ql + 64 * h + 32 * (r & 1) + l)), 4 * (r >> 1)),
+        _mm512_set1_epi32(15));
+    const __m512i hi = _mm512_and_si512(
+        _mm512_srli_epi32(_mm512_cvtepu8_epi32(loadu128(qh + 32 * h + l)), 2 * r), _mm512_set1_epi32(3));
+    const __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)),
+                                       _mm512_set1_epi32(32));
+    return _mm512_mul_ps(_mm512_set1_ps(ds[g]), _mm512_cvtepi32_ps(q));
+  }
+};
+
+struct DecQ8_K {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ8_K);
+  __m512 d;
+  const uint8_t* qs;
+  FK_INLINE void init(const uint8_t* blk) {
+    d = _mm512_set1_ps(load_f32(blk));
+    qs = blk + 4;
+  }
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(qs + 16 * g))));
+  }
+};
+
+// The f32-path micro-kernel: per block, each of the 4 weight rows is decoded 16 weights at
+// a time and FMA'd into the MR x 4 accumulators.
+template <class D>
+struct F32Path {
+  template <int MR>
+  static FK_NOINLINE void tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv) {
+    const int64_t nb = a.k / D::kElems;
+    const uint8_t* w[kNR];
+    tile_rows(a, j0, nv, w);
+    const float* x[MR];
+    for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
+    __m512 acc[MR][kNR];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      prefetch_next_tile(w, a.row_bytes, b * D::kBytes, D::kBytes);
+      D dec[kNR];
+      for (int j = 0; j < kNR; ++j) dec[j].init(w[j] + b * D::kBytes);
+      const int64_t e0 = b * D::kElems;
+#pragma GCC unroll 16
+      for (int g = 0; g < D::kElems / 16; ++g) {
+        __m512 wv[kNR];
+        for (int j = 0; j < kNR; ++j) wv[j] = dec[j].group(g);
+        for (int i = 0; i < MR; ++i) {
+          const __m512 xv = _mm512_loadu_ps(x[i] + e0 + 16 * g);
+          for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
+        }
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < nv; ++j) a.output[(i0 + i) * a.n + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+  }
+};
+
+template <class K>
+void run_f32(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  run_tiles<K>(a, nb, ne, a.k * static_cast<int64_t>(sizeof(float)));
+}
+
+using Int8 = Int8Kernels<false>;
+
+}  // namespace
+
+// ---- Activation packers (used by the avx512 and avx512_vnni rows of kernels/registry.inc) ----
+
+extern const ActPacker act_q8_0x4_q4_0__avx512 = {"q8_0x4_q4_0__avx512", Format::kQ8_0,
+                                                  &q8_0x4_row_bytes, &pack_q8_0x4<-8>,
+                                                  &unpack_q8_0x4};
+extern const ActPacker act_q8_0x4_q4_1__avx512 = {"q8_0x4_q4_1__avx512", Format::kQ8_0,
+                                                  &q8_0x4_row_bytes, &pack_q8_0x4<0>,
+                                                  &unpack_q8_0x4};
+extern const ActPacker act_q8_0x4_q5_0__avx512 = {"q8_0x4_q5_0__avx512", Format::kQ8_0,
+                                                  &q8_0x4_row_bytes, &pack_q8_0x4<-16>,
+                                                  &unpack_q8_0x4};
+extern const ActPacker act_q8_0x4_q8_0__avx512 = {"q8_0x4_q8_0__avx512", Format::kQ8_0,
+                                                  &q8_0x4_row_bytes, &pack_q8_0x4<-128>,
+                                                  &unpack_q8_0x4};
+extern const ActPacker act_q8_k_nibble__avx512 = {"q8_k_nibble__avx512", Format::kQ8_K,
+                                                  &q8_k_row_bytes, &pack_q8_k<true>,
+                                                  &unpack_q8_k<true>};
+extern const ActPacker act_q8_k__avx512 = {"q8_k__avx512", Format::kQ8_K, &q8_k_row_bytes,
+                                           &pack_q8_k<false>, &unpack_q8_k<false>};
+
+// ---- The registry's entry points (rows in the avx512 section of kernels/registry.inc) -------
+
+void f32_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Weights>(a, nb, ne); }
+void q4_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ4_0>>(a, nb, ne); }
+void q4_1_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ4_1>>(a, nb, ne); }
+void q5_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ5_0>>(a, nb, ne); }
+void q8_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ8_0>>(a, nb, ne); }
+void q4_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  run_f32<F32Path<DecQ45_K<false>>>(a, nb, ne);
+}
+void q5_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  run_f32<F32Path<DecQ45_K<true>>>(a, nb, ne);
+}
+void q6_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ6_K>>(a, nb, ne); }
+void q8_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ8_K>>(a, nb, ne); }
+
+void q4_0_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q4_0(a, nb, ne); }
+void q4_1_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q4_1(a, nb, ne); }
+void q5_0_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q5_0(a, nb, ne); }
+void q8_0_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q8_0(a, nb, ne); }
+void q4_k_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q4_k(a, nb, ne); }
+void q5_k_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q5_k(a, nb, ne); }
+void q6_k_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q6_k(a, nb, ne); }
+void q8_k_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q8_k(a, nb, ne); }
+
+}  // namespace fk
