@@ -1,6 +1,7 @@
 #include "harness/sweep_peer.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,8 @@ std::unique_ptr<GgmlPeer> GgmlPeer::Start(const std::string& path, std::string* 
     *why_not = absl::StrCat(path, " not found (tools/setup_ggml builds it, ~10 min once)");
     return nullptr;
   }
+  // A peer that dies must be an error of the next Run(), not a SIGPIPE that ends us.
+  signal(SIGPIPE, SIG_IGN);
   int in_pipe[2], out_pipe[2];
   if (pipe(in_pipe) != 0) {
     *why_not = "pipe() failed";

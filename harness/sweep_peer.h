@@ -32,6 +32,7 @@ class GgmlPeer {
   static constexpr int kProtocol = 2;
 
   // Starts `path`; on failure returns nullptr and a one-line reason in *why_not.
+  // Sets SIGPIPE to be ignored (a dead peer is reported by Run(), not by a signal).
   static std::unique_ptr<GgmlPeer> Start(const std::string& path, std::string* why_not);
   ~GgmlPeer();
 

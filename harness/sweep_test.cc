@@ -184,7 +184,9 @@ TEST(SweepGrid, BatchOneRunsEveryVariantLargerBatchesTheBestPerPath) {
   // Batch 64: only at the highest thread count, on shapes with n*k <= 4096*4096.
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 64, 4096), 2);
   for (const CaseSpec& c : cases) {
-    if (c.m >= 64) EXPECT_EQ(c.threads, 2);
+    if (c.m >= 64) {
+      EXPECT_EQ(c.threads, 2);
+    }
   }
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 64, 14336), 0);
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 14336), 2 * 2);
