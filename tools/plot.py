@@ -216,8 +216,11 @@ def plot_gemv(run, path):
         ax.set_title(f"{n}x{k} weights, batch 1, {t} thread{'s' if t > 1 else ''} "
                      "(hatched: int8 activation path)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(legend.values(), legend.keys(), fontsize=7.5, ncol=9, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.09), frameon=False)
+        order = ([f"{v} f32" for v in VARIANT_ORDER] + [f"{v} int8" for v in VARIANT_ORDER] +
+                 ["ggml", "dequantize-then-matmul"])
+        labels_sorted = sorted(legend, key=lambda l: order.index(l) if l in order else len(order))
+        ax.legend([legend[l] for l in labels_sorted], labels_sorted, fontsize=7.5, ncol=11,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.09), frameon=False)
         ax.set_xlim(-1, x)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
     finish(fig, run, "Batch-1 (GEMV) weight bandwidth per format and kernel vs the measured DRAM roofline",
