@@ -638,10 +638,22 @@ def write_readme(path, runs):
              "do not edit by hand. A run is made with `tools/bazel run //harness:sweep` (see "
              "`--help`), which writes `reports/<date>-<cpu>/` and regenerates this file. Timings "
              "come from a shared 2-vCPU virtual machine: compare ratios within one run.", ""]
-    if len(runs) > 1:
-        parts.append("Runs: " + ", ".join(f"[{r.name}](#{r.name.lower()})" for r in runs))
-        parts.append("")
+    # The newest run of each machine in full; older runs only listed (their files stay).
+    latest, older = [], []
+    seen = set()
     for r in runs:
+        mid = r.machine.get("machine_id", r.machine.get("cpu_model"))
+        (older if mid in seen else latest).append(r)
+        seen.add(mid)
+    if len(latest) > 1:
+        parts.append("Machines: " + ", ".join(f"[{r.name}](#{r.name.lower()})" for r in latest))
+        parts.append("")
+    if older:
+        parts.append("Older runs (superseded by a newer run on the same machine; delete their "
+                     "directories when no longer wanted): " + ", ".join(
+                         f"[{r.name}]({os.path.relpath(r.dir, readme_dir)}/results.json)" for r in older))
+        parts.append("")
+    for r in latest:
         parts.append(run_section(r, readme_dir))
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(parts).rstrip() + "\n")

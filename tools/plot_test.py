@@ -96,7 +96,7 @@ class PlotTest(unittest.TestCase):
         self.assertIn("1 case(s) failed", readme)
         self.assertIn("Test CPU", readme)
 
-    def test_readme_lists_every_run_in_reports(self):
+    def test_readme_shows_the_newest_run_per_machine(self):
         other = os.path.join(self.reports, "2025-12-31-other")
         os.makedirs(other)
         doc = made_up_run()
@@ -105,6 +105,17 @@ class PlotTest(unittest.TestCase):
             json.dump(doc, f)
         self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
         self.assertFalse(os.path.exists(os.path.join(self.run_dir, "memory.png")))
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        # Same machine: the newest run in full, the older one only listed.
+        self.assertIn("## 2026-01-02-test-cpu", readme)
+        self.assertNotIn("## 2025-12-31-other", readme)
+        self.assertIn("[2025-12-31-other](2025-12-31-other/results.json)", readme)
+        # Another machine gets its own full section.
+        doc["machine"]["machine_id"] = "other-cpu-8c"
+        with open(os.path.join(other, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
         with open(os.path.join(self.reports, "README.md")) as f:
             readme = f.read()
         self.assertLess(readme.index("## 2026-01-02-test-cpu"), readme.index("## 2025-12-31-other"))
