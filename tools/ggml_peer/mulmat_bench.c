@@ -1,23 +1,49 @@
-/* ggml's own CPU MUL_MAT timed for the sweep, as a peer measured in the same run.
+/* ggml's own CPU MUL_MAT timed for the sweep (//harness:sweep), as a peer measured in the
+ * same run as this project's kernels.
  *
  * Built by tools/setup_ggml against the ggml headers and shared libraries that PyPI's
- * llama-cpp-python package installs (nothing of ggml lives in this tree). Reads cases from
- * stdin, one per line:   TYPE N K M THREADS REPS
- * (TYPE as ggml names it: f32, q4_0, q4_K, ...) and prints one JSON object per case:
- *   {"type":"q4_K","n":4096,"k":4096,"m":1,"threads":2,"times_s":[...]}
- * Weights are random values quantized by ggml itself (a block of rows, repeated to n rows:
- * the kernel's speed does not depend on the values); activations are random f32.
- * The first line printed is {"ggml_version": ..., "ggml_commit": ...}.
+ * llama-cpp-python package installs (nothing of ggml lives in this tree).
+ *
+ * Protocol 2. Reads cases from stdin, one per line:
+ *     TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS
+ * TYPE as ggml names it (f32, q4_0, q4_K, ...); W is N rows of K (ggml: ne0 = K, ne1 = N),
+ * the activations M rows of K in f32, output M x N. Prints one JSON object per case and
+ * flushes, so the sweep can interleave ggml's cases with its own:
+ *     {"type":"q4_K","n":4096,...,"layout":"CPU_REPACK","times_s":[...],"max_abs_err":...}
+ * The first line printed is {"protocol":2,"ggml_version":...,"ggml_commit":...}.
+ *
+ * What is measured is ggml as llama.cpp runs it by default: the CPU backend, weights placed
+ * in the CPU backend's extra ("repack") buffer type when that buffer supports the type and
+ * shape (it repacks e.g. Q4_0 / Q4_K into interleaved rows for its GEMV/GEMM kernels), else
+ * in the plain CPU buffer; ggml_backend_graph_compute with THREADS threads.
+ *
+ * Weights: random values quantized by ggml itself (64 distinct rows repeated to N rows: the
+ * speed does not depend on the values). COLD_BYTES: enough copies of W are made that they
+ * total at least this many bytes, and repetition r uses copy r % copies, so weights stream
+ * from DRAM as in a forward pass over a whole model (as the sweep does for its own kernels).
+ * After one warm-up call, at least REPS calls are timed, and more until MIN_TIME_S seconds
+ * have passed (at most 1000).
+ *
+ * Error: CHECK_COLS output columns (evenly spaced, plus the last one) of every row are
+ * compared with a float64 reference computed from ggml's own dequantization (to_float) of
+ * the weights: max_abs_err = max |y - ref|, max_rel_err = max_abs_err / max |ref|.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
+
+#define PROTOCOL 2
+#define DISTINCT_ROWS 64
+#define MAX_REPS 1000
 
 static double now_s(void) {
   struct timespec ts;
@@ -46,75 +72,214 @@ static float rand_normalish(void) { /* sum of uniforms: cheap, deterministic */
   return s * 0.05f;
 }
 
-static int run_case(const char *type_name, long n, long k, long m, int threads, int reps) {
+static void print_error(const char *type, long n, long k, long m, int threads, const char *msg) {
+  printf("{\"type\":\"%s\",\"n\":%ld,\"k\":%ld,\"m\":%ld,\"threads\":%d,\"error\":\"%s\"}\n", type, n,
+         k, m, threads, msg);
+  fflush(stdout);
+}
+
+/* The extra buffer type of the CPU device that supports MUL_MAT with `w` as weights (the
+ * repack buffer), or NULL. Asks the device with a probe op, as llama.cpp does when it places
+ * weights. */
+static ggml_backend_buffer_type_t extra_buft_for(ggml_backend_t backend, enum ggml_type type,
+                                                 long n, long k) {
+  ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+  ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+  ggml_backend_dev_get_extra_bufts_t get_extra =
+      (ggml_backend_dev_get_extra_bufts_t)ggml_backend_reg_get_proc_address(
+          reg, "ggml_backend_dev_get_extra_bufts");
+  if (get_extra == NULL) return NULL;
+  ggml_backend_buffer_type_t *bufts = get_extra(dev);
+  if (bufts == NULL) return NULL;
+  struct ggml_init_params params = {3 * ggml_tensor_overhead(), NULL, true};
+  ggml_backend_buffer_type_t found = NULL;
+  for (; *bufts != NULL && found == NULL; ++bufts) {
+    struct ggml_context *ctx = ggml_init(params);
+    struct ggml_tensor *w = ggml_new_tensor_2d(ctx, type, k, n);
+    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, 1);
+    struct ggml_tensor *y = ggml_mul_mat(ctx, w, x);
+    ggml_backend_buffer_t probe = ggml_backend_buft_alloc_buffer(*bufts, 0);
+    w->buffer = probe;
+    if (probe != NULL && ggml_backend_dev_supports_op(dev, y)) found = *bufts;
+    w->buffer = NULL;
+    if (probe != NULL) ggml_backend_buffer_free(probe);
+    ggml_free(ctx);
+  }
+  return found;
+}
+
+static int run_case(ggml_backend_t backend, const char *type_name, long n, long k, long m,
+                    int threads, int reps, double min_time, double cold_bytes, int check_cols) {
   enum ggml_type type;
   if (!find_type(type_name, &type)) {
-    printf("{\"type\":\"%s\",\"error\":\"unknown ggml type\"}\n", type_name);
+    print_error(type_name, n, k, m, threads, "unknown ggml type");
+    return 1;
+  }
+  const struct ggml_type_traits *tt = ggml_get_type_traits(type);
+  if (type != GGML_TYPE_F32 && (tt->to_float == NULL || ggml_get_type_traits_cpu(type)->vec_dot == NULL)) {
+    print_error(type_name, n, k, m, threads, "ggml has no CPU matmul for this weight type");
+    return 1;
+  }
+  if (k % ggml_blck_size(type) != 0) {
+    print_error(type_name, n, k, m, threads, "k is not a multiple of the type's block");
     return 1;
   }
   const size_t row_bytes = ggml_row_size(type, k);
   const size_t w_bytes = row_bytes * (size_t)n;
-  const size_t mem = w_bytes + (size_t)(m * k + m * n) * sizeof(float) + 16 * 1024 * 1024;
-  struct ggml_init_params params = {mem, NULL, false};
-  struct ggml_context *ctx = ggml_init(params);
-  if (ctx == NULL) {
-    printf("{\"type\":\"%s\",\"error\":\"ggml_init failed for %zu bytes\"}\n", type_name, mem);
+  long copies = (long)ceil(cold_bytes / (double)w_bytes);
+  if (copies < 1) copies = 1;
+
+  /* 64 distinct rows quantized by ggml, kept on the host for the reference. */
+  const long drows = n < DISTINCT_ROWS ? n : DISTINCT_ROWS;
+  float *src = malloc(sizeof(float) * (size_t)(drows * k));
+  uint8_t *qrows = malloc(row_bytes * (size_t)drows);
+  for (long i = 0; i < drows * k; ++i) src[i] = rand_normalish();
+  if (type == GGML_TYPE_F32) {
+    memcpy(qrows, src, sizeof(float) * (size_t)(drows * k));
+  } else {
+    ggml_quantize_chunk(type, src, qrows, 0, drows, k, NULL);
+  }
+  uint8_t *full = malloc(w_bytes);
+  for (long r = 0; r < n; ++r) memcpy(full + (size_t)r * row_bytes, qrows + (size_t)(r % drows) * row_bytes, row_bytes);
+
+  ggml_backend_buffer_type_t wbuft = extra_buft_for(backend, type, n, k);
+  const char *layout = wbuft != NULL ? ggml_backend_buft_name(wbuft) : "plain";
+  if (wbuft == NULL) wbuft = ggml_backend_cpu_buffer_type();
+
+  /* Weights: one context of `copies` tensors in wbuft (set_tensor repacks when it is the
+   * repack buffer). */
+  struct ggml_init_params wp = {(size_t)(copies + 1) * ggml_tensor_overhead(), NULL, true};
+  struct ggml_context *wctx = ggml_init(wp);
+  struct ggml_tensor **w = malloc(sizeof(*w) * (size_t)copies);
+  for (long c = 0; c < copies; ++c) w[c] = ggml_new_tensor_2d(wctx, type, k, n);
+  ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, wbuft);
+  if (wbuf == NULL) {
+    print_error(type_name, n, k, m, threads, "could not allocate the weights");
     return 1;
   }
-  struct ggml_tensor *w = ggml_new_tensor_2d(ctx, type, k, n);
+  ggml_backend_buffer_set_usage(wbuf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  for (long c = 0; c < copies; ++c) ggml_backend_tensor_set(w[c], full, 0, w_bytes);
+
+  /* Activations, outputs and one graph per weight copy. */
+  struct ggml_init_params cp = {
+      (size_t)(2 * copies + 2) * ggml_tensor_overhead() + (size_t)copies * ggml_graph_overhead() + 4096,
+      NULL, true};
+  struct ggml_context *ctx = ggml_init(cp);
   struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, m);
-
-  /* Quantize a block of rows with ggml, then repeat it over all n rows. */
-  const long block_rows = n < 64 ? n : 64;
-  float *src = malloc(sizeof(float) * (size_t)(block_rows * k));
-  for (long i = 0; i < block_rows * k; ++i) src[i] = rand_normalish();
-  if (type == GGML_TYPE_F32) {
-    memcpy(w->data, src, sizeof(float) * (size_t)(block_rows * k));
-  } else {
-    ggml_quantize_chunk(type, src, w->data, 0, block_rows, k, NULL);
+  struct ggml_tensor **y = malloc(sizeof(*y) * (size_t)copies);
+  struct ggml_cgraph **gf = malloc(sizeof(*gf) * (size_t)copies);
+  for (long c = 0; c < copies; ++c) {
+    y[c] = ggml_mul_mat(ctx, w[c], x);
+    gf[c] = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf[c], y[c]);
   }
-  for (long r = block_rows; r < n; ++r) {
-    memcpy((char *)w->data + (size_t)r * row_bytes, (char *)w->data + (size_t)(r % block_rows) * row_bytes, row_bytes);
+  ggml_backend_buffer_t iobuf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
+  if (iobuf == NULL) {
+    print_error(type_name, n, k, m, threads, "could not allocate activations/outputs");
+    return 1;
   }
-  free(src);
-  float *xd = (float *)x->data;
+  float *xd = malloc(sizeof(float) * (size_t)(m * k));
   for (long i = 0; i < m * k; ++i) xd[i] = rand_normalish() * 20.0f;
+  ggml_backend_tensor_set(x, xd, 0, sizeof(float) * (size_t)(m * k));
+  ggml_backend_cpu_set_n_threads(backend, threads);
 
-  struct ggml_tensor *y = ggml_mul_mat(ctx, w, x);
-  struct ggml_cgraph *gf = ggml_new_graph(ctx);
-  ggml_build_forward_expand(gf, y);
-
-  ggml_graph_compute_with_ctx(ctx, gf, threads); /* warm-up */
-  printf("{\"type\":\"%s\",\"n\":%ld,\"k\":%ld,\"m\":%ld,\"threads\":%d,\"weight_bytes\":%zu,\"times_s\":[",
-         ggml_type_name(type), n, k, m, threads, w_bytes);
-  for (int r = 0; r < reps; ++r) {
+  ggml_backend_graph_compute(backend, gf[0]); /* warm-up */
+  double *times = malloc(sizeof(double) * MAX_REPS);
+  int done = 0;
+  const double start = now_s();
+  while (done < MAX_REPS && (done < reps || now_s() - start < min_time)) {
     const double t0 = now_s();
-    ggml_graph_compute_with_ctx(ctx, gf, threads);
-    printf("%s%.9f", r ? "," : "", now_s() - t0);
+    ggml_backend_graph_compute(backend, gf[done % copies]);
+    times[done++] = now_s() - t0;
   }
-  /* A checksum so the work cannot be optimized away and results can be eyeballed. */
-  double sum = 0;
-  const float *yd = (const float *)y->data;
-  for (long i = 0; i < m * n; ++i) sum += yd[i];
-  printf("],\"checksum\":%.6g}\n", sum);
+  const long last = (done - 1) % copies;
+
+  /* Error of the last output against float64 over ggml's own dequantized rows. */
+  float *out = malloc(sizeof(float) * (size_t)(m * n));
+  ggml_backend_tensor_get(y[last], out, 0, sizeof(float) * (size_t)(m * n));
+  float *deq = malloc(sizeof(float) * (size_t)k);
+  double max_abs_err = 0, max_ref = 0, checksum = 0;
+  int cols = check_cols < n ? check_cols : (int)n;
+  if (cols < 1) cols = 1;
+  for (int c = 0; c < cols; ++c) {
+    const long j = cols == 1 ? n - 1 : (long)((double)c * (double)(n - 1) / (double)(cols - 1));
+    const uint8_t *row = qrows + (size_t)(j % drows) * row_bytes;
+    if (type == GGML_TYPE_F32) {
+      memcpy(deq, row, sizeof(float) * (size_t)k);
+    } else {
+      tt->to_float(row, deq, k);
+    }
+    for (long i = 0; i < m; ++i) {
+      double ref = 0;
+      for (long q = 0; q < k; ++q) ref += (double)xd[i * k + q] * (double)deq[q];
+      const double got = out[i * n + j];
+      const double err = fabs(got - ref);
+      if (!(err <= max_abs_err)) max_abs_err = err; /* NaN propagates */
+      if (fabs(ref) > max_ref) max_ref = fabs(ref);
+    }
+  }
+  for (long i = 0; i < m * n; ++i) checksum += out[i];
+
+  printf("{\"type\":\"%s\",\"n\":%ld,\"k\":%ld,\"m\":%ld,\"threads\":%d,\"layout\":\"%s\","
+         "\"weight_bytes\":%zu,\"copies\":%ld,\"times_s\":[",
+         ggml_type_name(type), n, k, m, threads, layout, w_bytes, copies);
+  for (int r = 0; r < done; ++r) printf("%s%.9f", r ? "," : "", times[r]);
+  if (isnan(max_abs_err)) {
+    printf("],\"max_abs_err\":null,\"max_rel_err\":null");
+  } else {
+    printf("],\"max_abs_err\":%.6g,\"max_rel_err\":%.6g", max_abs_err,
+           max_ref > 0 ? max_abs_err / max_ref : 0.0);
+  }
+  printf(",\"checked_cols\":%d,\"checksum\":%.6g}\n", cols, checksum);
   fflush(stdout);
+
+  free(deq);
+  free(out);
+  free(times);
+  free(xd);
+  ggml_backend_buffer_free(iobuf);
   ggml_free(ctx);
+  free(gf);
+  free(y);
+  ggml_backend_buffer_free(wbuf);
+  ggml_free(wctx);
+  free(w);
+  free(full);
+  free(qrows);
+  free(src);
   return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    fprintf(stderr, "usage: mulmat_bench < cases   (lines: TYPE N K M THREADS REPS)\n");
+    fprintf(stderr,
+            "usage: mulmat_bench < cases\n"
+            "  one case per line: TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS\n"
+            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64' | mulmat_bench\n");
     return 0;
   }
   ggml_cpu_init();
-  printf("{\"ggml_version\":\"%s\",\"ggml_commit\":\"%s\"}\n", ggml_version(), ggml_commit());
+  ggml_backend_t backend = ggml_backend_cpu_init();
+  if (backend == NULL) {
+    fprintf(stderr, "mulmat_bench: ggml_backend_cpu_init failed\n");
+    return 2;
+  }
+  printf("{\"protocol\":%d,\"ggml_version\":\"%s\",\"ggml_commit\":\"%s\"}\n", PROTOCOL, ggml_version(),
+         ggml_commit());
   fflush(stdout);
   char type_name[32];
   long n, k, m;
-  int threads, reps, failures = 0;
-  while (scanf("%31s %ld %ld %ld %d %d", type_name, &n, &k, &m, &threads, &reps) == 6) {
-    failures += run_case(type_name, n, k, m, threads, reps);
+  int threads, reps, check_cols, failures = 0;
+  double min_time, cold_bytes;
+  while (scanf("%31s %ld %ld %ld %d %d %lf %lf %d", type_name, &n, &k, &m, &threads, &reps, &min_time,
+               &cold_bytes, &check_cols) == 9) {
+    if (n < 1 || k < 1 || m < 1 || threads < 1 || reps < 1) {
+      print_error(type_name, n, k, m, threads, "n, k, m, threads and reps must be positive");
+      ++failures;
+      continue;
+    }
+    failures += run_case(backend, type_name, n, k, m, threads, reps, min_time, cold_bytes, check_cols);
   }
+  ggml_backend_free(backend);
   return failures ? 1 : 0;
 }

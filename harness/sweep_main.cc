@@ -1,0 +1,743 @@
+// //harness:sweep — the performance sweep. `tools/bazel run //harness:sweep -- --help`.
+//
+// Measures the machine, then every case of the grid (harness/sweep_options.h): our
+// registry kernels, the dequantize-then-matmul baseline and ggml's MUL_MAT, side by side;
+// writes results.json / results.csv after every case and calls //tools:plot at the end.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "harness/machine.h"
+#include "harness/sweep_measure.h"
+#include "harness/sweep_options.h"
+#include "harness/sweep_output.h"
+#include "harness/sweep_peer.h"
+#include "kernels/matmul.h"
+#include "kernels/registry.h"
+#include "kernels/thread_pool.h"
+#include "kernels/weight_format.h"
+#include "nlohmann/json.hpp"
+
+namespace fk {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+volatile int g_stop = 0;  // set by the first Ctrl-C
+void OnSigint(int) {
+  g_stop = 1;
+  signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+constexpr int kMaxReps = 200;
+constexpr int64_t kDistinctRows = 256;  // rows of random weights quantized; tiled to n rows
+
+std::string NowUtc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::string Today() {
+  const std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::localtime(&t));
+  return buf;
+}
+
+std::string FormatSeconds(double s) {
+  if (s < 60) return absl::StrFormat("%.0fs", s);
+  return absl::StrFormat("%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+}
+
+std::string FormatTime(double s) {
+  if (s < 1e-3) return absl::StrFormat("%6.1f us", s * 1e6);
+  if (s < 1) return absl::StrFormat("%6.2f ms", s * 1e3);
+  return absl::StrFormat("%6.3f s ", s);
+}
+
+std::string ShapeName(const Shape& s) { return absl::StrCat(s.n, "x", s.k); }
+
+// The 1-, 5- and 15-minute load averages ("0.12 0.30 0.25"): other work on the machine
+// makes timings noisy, so the run records it.
+std::string LoadAverage() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  if (!(f >> a >> b >> c)) return "unknown";
+  return absl::StrCat(a, " ", b, " ", c);
+}
+
+// Resolves the output directory as the help text says.
+std::string ResolveOut(const SweepOptions& o, const MachineInfo& mi) {
+  const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY");
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (o.out.empty()) {
+    const std::string root = ws != nullptr ? ws : ".";
+    return absl::StrCat(root, "/reports/", Today(), "-", ShortCpuName(mi.cpu_model));
+  }
+  if (o.out[0] == '/' || wd == nullptr) return o.out;
+  return absl::StrCat(wd, "/", o.out);
+}
+
+absl::Status MakeDirs(const std::string& path) {
+  std::string cur;
+  for (size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      if (!cur.empty() && mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--out: cannot create directory ", cur, ": ", std::strerror(errno)));
+      }
+    }
+    if (i < path.size()) cur += path[i];
+  }
+  return absl::OkStatus();
+}
+
+// ---- the machine ------------------------------------------------------------------------
+
+struct Machine {
+  MachineInfo info;
+  std::map<int, double> dram_gbps, peak_f32, peak_int8;
+  std::string peak_f32_how, peak_int8_how;
+  size_t llc = 0;
+};
+
+Machine MeasureMachine(const SweepOptions& o) {
+  Machine m;
+  m.info = DescribeMachine();
+  m.llc = LastLevelCacheBytes();
+  std::printf("sweep: machine: %s, %d logical cores, LLC %zu MiB, %s\n", m.info.cpu_model.c_str(),
+              m.info.logical_cores, m.llc >> 20, m.info.compiler.c_str());
+  std::printf("sweep: ISA: %s\n", absl::StrJoin(m.info.isa_flags, " ").c_str());
+  std::printf("sweep: commit %s, %s\n", m.info.git_commit.c_str(), m.info.bazel_version.c_str());
+  std::fflush(stdout);
+  for (int t : o.threads) {
+    if (g_stop) break;
+    m.dram_gbps[t] = MeasureReadBandwidth(t, static_cast<size_t>(o.dram_mb) << 20) / 1e9;
+    m.peak_f32[t] = MeasurePeakGflops(PeakKind::kF32, t, &m.peak_f32_how);
+    m.peak_int8[t] = MeasurePeakGflops(PeakKind::kInt8, t, &m.peak_int8_how);
+    std::printf(
+        "sweep: %d thread%s: DRAM read %.1f GB/s, peak f32 %.0f GFLOP/s, peak int8 %.0f Gop/s\n",
+        t, t == 1 ? "" : "s", m.dram_gbps[t], m.peak_f32[t], m.peak_int8[t]);
+    std::fflush(stdout);
+  }
+  return m;
+}
+
+ojson MachineJson(const Machine& m, const SweepOptions& o) {
+  ojson j;
+  j["machine_id"] = absl::StrCat(ShortCpuName(m.info.cpu_model), "-", m.info.logical_cores, "c");
+  j["cpu_model"] = m.info.cpu_model;
+  j["logical_cores"] = m.info.logical_cores;
+  j["isa_flags"] = m.info.isa_flags;
+  j["last_level_cache_bytes"] = m.llc;
+  j["compiler"] = m.info.compiler;
+  j["bazel"] = m.info.bazel_version;
+  j["git_commit"] = m.info.git_commit;
+  j["os_kernel"] = m.info.kernel;
+  ojson dram, pf, pi;
+  for (const auto& [t, v] : m.dram_gbps) dram[std::to_string(t)] = v;
+  for (const auto& [t, v] : m.peak_f32) pf[std::to_string(t)] = v;
+  for (const auto& [t, v] : m.peak_int8) pi[std::to_string(t)] = v;
+  j["dram_read_gbps"] = dram;
+  j["dram_method"] = absl::StrCat(
+      "sequential read of a ", o.dram_mb,
+      " MiB buffer split across the threads, 8 independent 64-bit accumulators per thread "
+      "(harness/machine.cc), best of 5 passes after a warm-up pass");
+  j["peak_f32_gflops"] = pf;
+  j["peak_f32_method"] = absl::StrCat(m.peak_f32_how,
+                                      "; register-only loop, 12 independent accumulators per "
+                                      "thread, all threads at once, best of 3");
+  j["peak_int8_gops"] = pi;
+  j["peak_int8_method"] = absl::StrCat(m.peak_int8_how,
+                                       "; register-only loop, 12 independent accumulators per "
+                                       "thread, all threads at once, best of 3");
+  return j;
+}
+
+// ---- weights and inputs -----------------------------------------------------------------
+
+struct Weights {
+  Format format = Format::kF32;
+  Shape shape;
+  std::vector<WeightFormat> copies;  // identical bytes, cycled per call (cold weights)
+  std::vector<float> distinct;       // kDistinctRows dequantized rows (the reference's W)
+  int64_t distinct_rows = 0;
+  std::map<int64_t, std::vector<double>> ref;  // by m: reference at the checked columns
+};
+
+absl::StatusOr<std::unique_ptr<Weights>> BuildWeights(Format f, const Shape& s, size_t cold_bytes) {
+  auto w = std::make_unique<Weights>();
+  w->format = f;
+  w->shape = s;
+  w->distinct_rows = std::min<int64_t>(s.n, kDistinctRows);
+  const int64_t dr = w->distinct_rows;
+  std::mt19937_64 rng(1000003u * static_cast<uint64_t>(f) + 7919u * static_cast<uint64_t>(s.n) +
+                      static_cast<uint64_t>(s.k));
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<float> src(static_cast<size_t>(dr * s.k));
+  for (float& v : src) v = nd(rng);
+  absl::StatusOr<WeightFormat> base = WeightFormat::Quantize(src.data(), dr, s.k, f);
+  if (!base.ok()) return base.status();
+  absl::StatusOr<std::vector<float>> deq = base->ToF32();
+  if (!deq.ok()) return deq.status();
+  w->distinct = std::move(*deq);
+  const size_t rb = static_cast<size_t>(base->row_bytes());
+  const size_t bytes = rb * static_cast<size_t>(s.n);
+  std::vector<uint8_t> tiled(bytes);
+  for (int64_t r = 0; r < s.n; ++r) {
+    std::memcpy(tiled.data() + rb * r, base->row_data(r % dr), rb);
+  }
+  const size_t copies = std::max<size_t>(1, (cold_bytes + bytes - 1) / bytes);
+  for (size_t c = 0; c < copies; ++c) {
+    absl::StatusOr<WeightFormat> wf = WeightFormat::FromBytes(f, s.n, s.k, tiled.data(), bytes);
+    if (!wf.ok()) return wf.status();
+    w->copies.push_back(std::move(*wf));
+  }
+  return w;
+}
+
+// ---- running one case -------------------------------------------------------------------
+
+struct CaseResult {
+  std::vector<double> times;
+  std::string error;  // non-empty: the case failed (no timings)
+  std::string layout;
+  double max_abs_err = 0, max_rel_err = 0;
+  int64_t err_checked = 0;
+  std::string err_note;
+  int64_t weight_bytes = 0;
+  int64_t copies = 0;
+};
+
+struct Context {
+  const SweepOptions* o;
+  const Machine* machine;
+  size_t cold_bytes;
+  std::map<int, std::unique_ptr<ThreadPool>> pools;
+  GgmlPeer* peer = nullptr;
+  // Per shape.
+  Shape shape;
+  std::vector<float> x;         // max-m rows of activations
+  std::vector<float> out;       // output of the case
+  std::vector<float> dequant;   // the dequantize-then-matmul baseline's F32 matrix
+  std::vector<int64_t> cols;    // checked columns
+  MatmulScratch scratch;
+};
+
+const std::vector<double>& ReferenceFor(Context& ctx, Weights& w, int64_t m) {
+  auto it = w.ref.find(m);
+  if (it != w.ref.end()) return it->second;
+  const int64_t k = w.shape.k;
+  std::vector<double> ref = ReferenceColumns(
+      ctx.x.data(), m, k, ctx.cols,
+      [&](int64_t j) { return w.distinct.data() + (j % w.distinct_rows) * k; });
+  return w.ref.emplace(m, std::move(ref)).first->second;
+}
+
+CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
+  CaseResult r;
+  const Shape& s = c.shape;
+  ThreadPool* pool = ctx.pools.at(c.threads).get();
+  std::fill(ctx.out.begin(), ctx.out.begin() + c.m * s.n, std::nanf(""));
+  absl::Status status;
+  std::function<bool(int)> call;
+  WeightFormat f32_view;
+  if (c.kind == CaseKind::kFused) {
+    call = [&](int rep) {
+      status = run_kernel(*c.entry, ctx.x.data(), w.copies[rep % w.copies.size()], c.m,
+                          ctx.out.data(), c.m * s.n, pool, &ctx.scratch);
+      return status.ok();
+    };
+  } else {  // dequantize the whole matrix (rows split over the pool), then the F32 kernel
+    const size_t need = static_cast<size_t>(s.n * s.k);
+    if (ctx.dequant.size() < need) ctx.dequant.resize(need);
+    absl::StatusOr<WeightFormat> view = WeightFormat::View(
+        Format::kF32, s.n, s.k, ctx.dequant.data(), need * sizeof(float), nullptr);
+    if (!view.ok()) {
+      r.error = std::string(view.status().message());
+      return r;
+    }
+    f32_view = *view;
+    const DequantizeRowFn deq = traits(c.format).dequantize_row;
+    constexpr int64_t kRowsPerTask = 16;
+    const int64_t tasks = (s.n + kRowsPerTask - 1) / kRowsPerTask;
+    call = [&, deq, tasks](int rep) {
+      const WeightFormat& src = w.copies[rep % w.copies.size()];
+      pool->ParallelFor(tasks, [&](int64_t t) {
+        const int64_t end = std::min(s.n, (t + 1) * kRowsPerTask);
+        for (int64_t row = t * kRowsPerTask; row < end; ++row) {
+          deq(src.row_data(row), ctx.dequant.data() + row * s.k, s.k);
+        }
+      });
+      status = run_kernel(*c.entry, ctx.x.data(), f32_view, c.m, ctx.out.data(), c.m * s.n, pool,
+                          &ctx.scratch);
+      return status.ok();
+    };
+  }
+  r.times = TimeReps(call, ctx.o->warmup, ctx.o->reps, ctx.o->min_time, kMaxReps, &g_stop);
+  if (!status.ok()) {
+    r.error = std::string(status.message());
+    r.times.clear();
+    return r;
+  }
+  r.weight_bytes = static_cast<int64_t>(w.copies[0].memory_bytes());
+  r.copies = static_cast<int64_t>(w.copies.size());
+  if (r.times.empty()) return r;
+  const ErrorStats e = CompareColumns(ctx.out.data(), c.m, s.n, ctx.cols, ReferenceFor(ctx, w, c.m));
+  r.max_abs_err = e.max_abs_err;
+  r.max_rel_err = e.max_rel_err;
+  r.err_checked = e.checked;
+  return r;
+}
+
+CaseResult RunGgml(Context& ctx, const CaseSpec& c) {
+  CaseResult r;
+  absl::StatusOr<GgmlResult> g =
+      ctx.peer->Run(GgmlTypeName(c.format), c.shape.n, c.shape.k, c.m, c.threads, ctx.o->reps,
+                    ctx.o->min_time, static_cast<double>(ctx.cold_bytes), ctx.o->check_cols);
+  if (!g.ok()) {
+    r.error = std::string(g.status().message());
+    return r;
+  }
+  r.times = g->times_s;
+  r.layout = g->layout;
+  r.weight_bytes = g->weight_bytes;
+  r.copies = g->copies;
+  r.max_abs_err = g->max_abs_err;
+  r.max_rel_err = g->max_rel_err;
+  r.err_checked = static_cast<int64_t>(g->checked_cols) * c.m;
+  r.err_note = "ggml's own weights (quantized by ggml), reference from ggml's to_float";
+  return r;
+}
+
+// ---- records ---------------------------------------------------------------------------
+
+std::string CaseName(const CaseSpec& c, const std::string& layout = "") {
+  switch (c.kind) {
+    case CaseKind::kFused:
+      return c.entry->name;
+    case CaseKind::kDequantThenMatmul:
+      return absl::StrCat("dequant+", c.entry->name);
+    case CaseKind::kGgml:
+      return absl::StrCat("ggml ", GgmlTypeName(c.format), layout.empty() ? "" : " ", layout);
+  }
+  return "?";
+}
+
+ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id) {
+  const Machine& mc = *ctx.machine;
+  const FormatTraits& t = traits(c.format);
+  ojson j;
+  j["id"] = id;
+  j["machine_id"] = absl::StrCat(ShortCpuName(mc.info.cpu_model), "-", mc.info.logical_cores, "c");
+  j["kind"] = CaseKindName(c.kind);
+  j["format"] = t.name;
+  switch (c.kind) {
+    case CaseKind::kFused:
+      j["variant"] = variant_name(c.entry->variant);
+      j["path"] = path_name(c.entry->path);
+      break;
+    case CaseKind::kDequantThenMatmul:
+      j["variant"] = variant_name(c.entry->variant);
+      j["path"] = "f32";
+      break;
+    case CaseKind::kGgml:
+      j["variant"] = "ggml";
+      j["path"] = c.format == Format::kF32 ? "f32" : "int8";
+      break;
+  }
+  j["kernel"] = CaseName(c, r.layout);
+  j["n"] = c.shape.n;
+  j["k"] = c.shape.k;
+  j["m"] = c.m;
+  j["threads"] = c.threads;
+  const double flops = 2.0 * static_cast<double>(c.m) * c.shape.n * c.shape.k;
+  const int64_t wbytes =
+      r.weight_bytes > 0 ? r.weight_bytes
+                         : static_cast<int64_t>(c.shape.n * (c.shape.k / t.block_elems) * t.block_bytes);
+  if (!r.error.empty()) {
+    j["error"] = r.error;
+  } else {
+    const TimeStats st = ComputeStats(r.times);
+    j["reps"] = st.reps;
+    j["median_s"] = st.median;
+    j["p25_s"] = st.p25;
+    j["p75_s"] = st.p75;
+    j["min_s"] = st.min;
+    j["max_s"] = st.max;
+    j["spread_pct"] = st.spread_pct;
+    j["gflops"] = flops / st.median / 1e9;
+    j["weight_gbps"] = static_cast<double>(wbytes) / st.median / 1e9;
+    if (c.m == 1) {
+      j["roofline"] = "dram_read";
+      const double roof = mc.dram_gbps.count(c.threads) ? mc.dram_gbps.at(c.threads) : 0;
+      j["roofline_value"] = roof;
+      j["pct_of_roofline"] = roof > 0 ? 100.0 * j["weight_gbps"].get<double>() / roof : 0.0;
+    } else {
+      const bool int8 = j["path"] == "int8";
+      const auto& peaks = int8 ? mc.peak_int8 : mc.peak_f32;
+      const double roof = peaks.count(c.threads) ? peaks.at(c.threads) : 0;
+      j["roofline"] = int8 ? "peak_int8" : "peak_f32";
+      j["roofline_value"] = roof;
+      j["pct_of_roofline"] = roof > 0 ? 100.0 * j["gflops"].get<double>() / roof : 0.0;
+    }
+  }
+  j["weight_bytes"] = wbytes;
+  j["f32_bytes"] = c.shape.n * c.shape.k * 4;
+  j["bits_per_weight"] = t.bits_per_weight;
+  j["weight_copies"] = r.copies;
+  j["rss_peak_bytes"] = PeakRssBytes();
+  {
+    double one_minute = 0;
+    if (std::sscanf(LoadAverage().c_str(), "%lf", &one_minute) == 1) j["loadavg_1m"] = one_minute;
+  }
+  if (r.error.empty()) {
+    j["max_abs_err"] = r.max_abs_err;  // NaN is written as null
+    j["max_rel_err"] = r.max_rel_err;
+    j["err_checked"] = r.err_checked;
+  }
+  if (!r.err_note.empty()) j["err_note"] = r.err_note;
+  if (!r.layout.empty()) j["ggml_layout"] = r.layout;
+  j["times_s"] = r.times;
+  return j;
+}
+
+// Predicted seconds of a case (for the ETA only; calibrated against the elapsed time).
+double PredictSeconds(const Context& ctx, const CaseSpec& c) {
+  const Machine& mc = *ctx.machine;
+  const FormatTraits& t = traits(c.format);
+  const double bytes = static_cast<double>(c.shape.n) * c.shape.k * t.block_bytes / t.block_elems;
+  const double flops = 2.0 * c.m * c.shape.n * c.shape.k;
+  const double bw = (mc.dram_gbps.count(c.threads) ? mc.dram_gbps.at(c.threads) : 20.0) * 1e9;
+  const double peak = (mc.peak_f32.count(c.threads) ? mc.peak_f32.at(c.threads) : 50.0) * 1e9;
+  const bool scalar = c.kind == CaseKind::kFused && c.entry->variant == Variant::kScalar;
+  double call = std::max(bytes / bw, flops / (peak * (scalar ? 0.03 : 0.4)));
+  if (c.kind == CaseKind::kDequantThenMatmul) {
+    call += static_cast<double>(c.shape.n) * c.shape.k * (8.0 / bw + 1.0 / (0.5e9 * c.threads));
+  }
+  const double calls = ctx.o->warmup + std::max<double>(ctx.o->reps, ctx.o->min_time / call);
+  return std::min<double>(calls, kMaxReps) * call + 0.01;
+}
+
+// Runs //tools:plot on the output directory (from the runfiles of this binary).
+void RunPlot(const std::string& out, const char* argv0) {
+  std::string runfiles;
+  if (const char* r = std::getenv("RUNFILES_DIR"); r != nullptr && *r != '\0') {
+    runfiles = r;
+  } else {
+    runfiles = absl::StrCat(argv0, ".runfiles");
+  }
+  std::string plot = absl::StrCat(runfiles, "/fused_kernels/tools/plot");
+  if (access(plot.c_str(), X_OK) != 0) plot = "tools/plot";  // `bazel run`: cwd is runfiles
+  if (access(plot.c_str(), X_OK) != 0) {
+    std::printf("sweep: //tools:plot not found in the runfiles; run: tools/bazel run //tools:plot -- %s\n",
+                out.c_str());
+    return;
+  }
+  // The stub's shebang names `python`, which not every machine has; python3 runs it too
+  // (it then starts the project's venv interpreter).
+  const std::string cmd = absl::StrCat(
+      std::system("command -v python3 >/dev/null 2>&1") == 0 ? "python3 " : "", "'", plot,
+      "' '", out, "'");
+  std::printf("sweep: plotting: //tools:plot %s\n", out.c_str());
+  std::fflush(stdout);
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) std::printf("sweep: plotting failed (exit %d)\n", rc);
+}
+
+int Main(int argc, char** argv) {
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  absl::StatusOr<SweepOptions> parsed = ParseSweepFlags(argc, argv, cores);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "sweep: %s\n", std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  const SweepOptions& o = *parsed;
+  if (o.help) {
+    std::fputs(SweepUsage(cores).c_str(), stdout);
+    return 0;
+  }
+  if (o.dry_run) {
+    const std::vector<CaseSpec> cases = PlanCases(o, all_kernels(), kernel_runnable, true);
+    std::map<std::string, int> counts;
+    for (const CaseSpec& c : cases) {
+      std::printf("%-28s %11s m=%-4lld t=%d\n",
+                  c.kind == CaseKind::kGgml ? absl::StrCat("ggml ", GgmlTypeName(c.format)).c_str()
+                  : c.kind == CaseKind::kFused ? c.entry->name
+                                               : absl::StrCat("dequant+", c.entry->name).c_str(),
+                  ShapeName(c.shape).c_str(), static_cast<long long>(c.m), c.threads);
+      ++counts[absl::StrCat(CaseKindName(c.kind), " m=", c.m)];
+    }
+    std::printf("sweep: %zu cases planned (ggml cases included as if it were available):\n",
+                cases.size());
+    for (const auto& [k, v] : counts) std::printf("  %-28s %d\n", k.c_str(), v);
+    return 0;
+  }
+  signal(SIGINT, OnSigint);
+  signal(SIGPIPE, SIG_IGN);
+  const auto t_start = std::chrono::steady_clock::now();
+  const std::string started = NowUtc();
+  const std::string load_start = LoadAverage();
+  {
+    double one_minute = 0;
+    if (std::sscanf(load_start.c_str(), "%lf", &one_minute) == 1 && one_minute > 0.5 * cores) {
+      std::printf("sweep: note: load average %s on %d cores: other work is running, timings "
+                  "will be noisy\n", load_start.c_str(), cores);
+    }
+  }
+
+  Machine machine = MeasureMachine(o);
+  const std::string out = ResolveOut(o, machine.info);
+  if (absl::Status s = MakeDirs(out); !s.ok()) {
+    std::fprintf(stderr, "sweep: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  Context ctx;
+  ctx.o = &o;
+  ctx.machine = &machine;
+  ctx.cold_bytes = o.cold_mb > 0 ? static_cast<size_t>(o.cold_mb) << 20
+                                 : std::max<size_t>(4 * machine.llc, size_t{128} << 20);
+
+  // The peer.
+  std::unique_ptr<GgmlPeer> peer;
+  std::string ggml_status;
+  if (o.ggml == "off") {
+    ggml_status = "off (--ggml=off)";
+  } else {
+    const std::string path = o.ggml.empty() ? DefaultGgmlPeerPath() : o.ggml;
+    std::string why;
+    peer = GgmlPeer::Start(path, &why);
+    ggml_status = peer ? absl::StrCat("ggml ", peer->version(), " from ", path)
+                       : absl::StrCat("unavailable: ", why);
+  }
+  std::printf("sweep: ggml peer: %s%s\n", ggml_status.c_str(),
+              peer ? "" : "; going on without it");
+  ctx.peer = peer.get();
+
+  const std::vector<CaseSpec> cases = PlanCases(o, all_kernels(), kernel_runnable, peer != nullptr);
+  int n_fused = 0, n_deq = 0, n_ggml = 0;
+  double predicted_total = 0;
+  for (const CaseSpec& c : cases) {
+    n_fused += c.kind == CaseKind::kFused;
+    n_deq += c.kind == CaseKind::kDequantThenMatmul;
+    n_ggml += c.kind == CaseKind::kGgml;
+    predicted_total += PredictSeconds(ctx, c);
+  }
+  std::printf("sweep: %zu cases (%d ours, %d dequantize-then-matmul, %d ggml)%s; results in %s\n",
+              cases.size(), n_fused, n_deq, n_ggml, o.full ? ", --full" : "", out.c_str());
+  if (!o.full) std::printf("sweep: grid rule: %s\n", GridRuleText().c_str());
+  std::fflush(stdout);
+  for (int t : o.threads) ctx.pools[t] = std::make_unique<ThreadPool>(t);
+
+  // The run record, rewritten after every case.
+  ojson doc;
+  doc["schema"] = "fused-kernels-sweep/1";
+  doc["about"] =
+      "Performance sweep of fused dequantize+matmul kernels (output[m][n] = sum_k "
+      "input[m][k] * W[n][k], W in a GGUF block format), with baselines and ggml measured in "
+      "the same run. One record per case in 'cases'; field meanings in 'fields'. Records carry "
+      "machine_id, so runs from several machines can be concatenated.";
+  doc["machine"] = MachineJson(machine, o);
+  ojson run;
+  run["command"] = absl::StrCat("tools/bazel run //harness:sweep",
+                                o.argv.empty() ? "" : " -- ", absl::StrJoin(o.argv, " "));
+  run["started_utc"] = started;
+  run["loadavg_start"] = load_start;
+  run["finished_utc"] = nullptr;
+  run["status"] = "running";
+  run["wall_s"] = 0.0;
+  run["cases_planned"] = cases.size();
+  run["cases_done"] = 0;
+  run["grid_rule"] = o.full ? "--full: every selected kernel at every batch and shape"
+                            : GridRuleText();
+  run["options"] = {
+      {"formats", [&] { std::vector<std::string> v; for (Format f : o.formats) v.push_back(traits(f).name); return v; }()},
+      {"variants", [&] { std::vector<std::string> v; for (Variant x : o.variants) v.push_back(variant_name(x)); return v; }()},
+      {"paths", [&] { std::vector<std::string> v; for (Path p : o.paths) v.push_back(path_name(p)); return v; }()},
+      {"shapes", [&] { std::vector<std::string> v; for (const Shape& s : o.shapes) v.push_back(ShapeName(s)); return v; }()},
+      {"batches", o.batches},
+      {"threads", o.threads},
+      {"reps", o.reps},
+      {"min_time_s", o.min_time},
+      {"warmup", o.warmup},
+      {"quick", o.quick},
+      {"full", o.full},
+      {"cold_bytes", ctx.cold_bytes},
+      {"check_cols", o.check_cols},
+  };
+  run["method"] = {
+      {"timing",
+       absl::StrCat("per case: ", o.warmup, " untimed call(s), then at least ", o.reps,
+                    " timed calls and at least ", o.min_time, " s of them (at most ", kMaxReps,
+                    "); each call timed alone with steady_clock; median, quartiles, min, max")},
+      {"weights",
+       absl::StrCat("N(0, 0.02) random rows (", kDistinctRows,
+                    " distinct rows, quantized by the project's reference quantizer, repeated "
+                    "to n rows); enough identical copies that together they exceed ",
+                    ctx.cold_bytes >> 20,
+                    " MiB are cycled call by call, so weights stream from DRAM as in a forward "
+                    "pass over a whole model")},
+      {"activations", "N(0, 1), the first m rows of one matrix per shape"},
+      {"error",
+       absl::StrCat("every case is checked: the output of its last call at ", o.check_cols,
+                    " output columns spread over n (plus the last 8) for every row m, against "
+                    "a float64 sum over the float weights of the reference dequantizer (bit-"
+                    "identical to gguf-py) times the f32 activations. max_abs_err = max |y - "
+                    "ref|, max_rel_err = max_abs_err / max |ref|. The int8 paths add activation "
+                    "quantization error.")},
+      {"roofline",
+       "batch 1: weight bytes per second / DRAM read bandwidth measured with the same thread "
+       "count; batch > 1: GFLOP/s (2*m*n*k per second) / measured arithmetic peak of the "
+       "path (f32 path and F32 kernels: f32 FMA peak; int8 path and ggml's quantized types: "
+       "int8 dot peak) with the same thread count"},
+      {"dequant_then_matmul",
+       "each call dequantizes the whole (cold) quantized matrix to an F32 buffer with the "
+       "reference dequantizer, rows split over the same threads, then runs the best F32 "
+       "kernel; the time is both"},
+      {"f32_weights", "the F32 format's own cases (weights already resident as F32)"},
+      {"ggml",
+       "tools/ggml_peer/mulmat_bench: ggml's CPU backend MUL_MAT as llama.cpp runs it (weights "
+       "in the CPU_REPACK buffer when it supports the type, else plain), same shape, batch, "
+       "threads, reps and cold copies; its own random weights, quantized by ggml"},
+      {"rss", "rss_peak_bytes: the sweep process's peak resident set so far (getrusage), "
+              "including all weight copies"},
+  };
+  run["ggml"] = {{"available", peer != nullptr}, {"status", ggml_status}};
+  doc["run"] = run;
+  doc["fields"] = FieldDescriptions();
+  ResultsWriter writer(out);
+  writer.SetHeader(doc);
+  // Results are rewritten after a case when a second has passed since the last write (and
+  // at the end, also after Ctrl-C), so an interrupted run keeps what it measured.
+  auto last_write = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+
+  std::printf("sweep: %s predicted (calibrated as it runs)\n",
+              FormatSeconds(predicted_total).c_str());
+  std::fflush(stdout);
+  double predicted_done = 0;
+  const auto t_cases = std::chrono::steady_clock::now();
+  std::unique_ptr<Weights> weights;
+  bool have_shape = false;
+  int id = 0, failures = 0;
+  for (size_t i = 0; i < cases.size() && !g_stop; ++i) {
+    const CaseSpec& c = cases[i];
+    // New shape: activations, output, checked columns.
+    if (!have_shape || c.shape.n != ctx.shape.n || c.shape.k != ctx.shape.k) {
+      have_shape = true;
+      weights.reset();
+      ctx.shape = c.shape;
+      int64_t max_m = 1;
+      for (const CaseSpec& d : cases) {
+        if (d.shape.n == c.shape.n && d.shape.k == c.shape.k) max_m = std::max(max_m, d.m);
+      }
+      std::mt19937_64 rng(12345 + c.shape.n * 31 + c.shape.k);
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      ctx.x.resize(static_cast<size_t>(max_m * c.shape.k));
+      for (float& v : ctx.x) v = nd(rng);
+      ctx.out.assign(static_cast<size_t>(max_m * c.shape.n), 0.0f);
+      ctx.cols = CheckColumns(c.shape.n, o.check_cols);
+      std::vector<float>().swap(ctx.dequant);
+    }
+    if (c.kind != CaseKind::kGgml && (!weights || weights->format != c.format)) {
+      weights.reset();
+      absl::StatusOr<std::unique_ptr<Weights>> w = BuildWeights(c.format, c.shape, ctx.cold_bytes);
+      if (!w.ok()) {
+        std::fprintf(stderr, "sweep: building %s %s weights: %s\n", traits(c.format).name,
+                     ShapeName(c.shape).c_str(), std::string(w.status().message()).c_str());
+        return 1;
+      }
+      weights = std::move(*w);
+    }
+    CaseResult r = c.kind == CaseKind::kGgml ? RunGgml(ctx, c) : RunOurs(ctx, c, *weights);
+    if (g_stop) break;  // an interrupted case is not recorded
+    ojson rec = Record(ctx, c, r, id++);
+    writer.AddCase(rec);
+    predicted_done += PredictSeconds(ctx, c);
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_cases).count();
+    const double eta = predicted_done > 0 ? elapsed / predicted_done * (predicted_total - predicted_done) : 0;
+    if (std::chrono::steady_clock::now() - last_write > std::chrono::seconds(1)) {
+      doc["run"]["cases_done"] = id;
+      doc["run"]["wall_s"] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      writer.SetHeader(doc);
+      if (absl::Status s = writer.Write(); !s.ok()) {
+        std::fprintf(stderr, "sweep: %s\n", std::string(s.message()).c_str());
+        return 1;
+      }
+      last_write = std::chrono::steady_clock::now();
+    }
+    // Progress.
+    std::string line = absl::StrFormat("[%4d/%4zu] %-26s %11s m=%-3d t=%d ", id, cases.size(),
+                                       rec["kernel"].get<std::string>(), ShapeName(c.shape),
+                                       static_cast<int>(c.m), c.threads);
+    if (!r.error.empty()) {
+      ++failures;
+      line += absl::StrCat("FAILED: ", r.error);
+    } else {
+      const double pct = rec["pct_of_roofline"].get<double>();
+      line += absl::StrFormat("%s ±%2.0f%% %7.1f GB/s %7.1f GFLOP/s %4.0f%% %s  err %.1e",
+                              FormatTime(rec["median_s"].get<double>()),
+                              rec["spread_pct"].get<double>(), rec["weight_gbps"].get<double>(),
+                              rec["gflops"].get<double>(), pct,
+                              c.m == 1 ? "DRAM" : (rec["roofline"] == "peak_int8" ? "int8pk" : "f32pk"),
+                              r.max_rel_err);
+      if (std::isnan(r.max_rel_err) || r.max_rel_err > 0.05) line += " (!)";
+    }
+    line += absl::StrCat("  ETA ", FormatSeconds(eta));
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  weights.reset();
+  peer.reset();
+
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  doc["run"]["status"] = g_stop ? "interrupted" : "complete";
+  doc["run"]["finished_utc"] = NowUtc();
+  doc["run"]["wall_s"] = wall;
+  doc["run"]["cases_done"] = id;
+  doc["run"]["loadavg_end"] = LoadAverage();
+  writer.SetHeader(doc);
+  if (absl::Status s = writer.Write(); !s.ok()) {
+    std::fprintf(stderr, "sweep: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  if (g_stop) {
+    std::printf("\nsweep: interrupted after %d of %zu cases (%s); results so far in %s\n"
+                "sweep: plot them with: tools/bazel run //tools:plot -- %s\n",
+                id, cases.size(), FormatSeconds(wall).c_str(), out.c_str(), out.c_str());
+    return 130;
+  }
+  const std::string failed = failures ? absl::StrCat(", ", failures, " FAILED") : "";
+  std::printf("sweep: %d cases in %s%s; %s/results.json, results.csv\n", id,
+              FormatSeconds(wall).c_str(), failed.c_str(), out.c_str());
+  std::fflush(stdout);
+  if (o.plot) RunPlot(out, argv[0]);
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace fk
+
+int main(int argc, char** argv) { return fk::Main(argc, argv); }

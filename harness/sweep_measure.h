@@ -1,0 +1,52 @@
+// Measurement pieces of the sweep: timing statistics, the float64 reference and the error
+// of a case against it, process memory.
+#ifndef HARNESS_SWEEP_MEASURE_H_
+#define HARNESS_SWEEP_MEASURE_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace fk {
+
+struct TimeStats {
+  int reps = 0;
+  double median = 0, min = 0, max = 0, p25 = 0, p75 = 0;
+  double spread_pct = 0;  // (p75 - p25) / median * 100: the interquartile range, relative
+};
+// Statistics of the timed repetitions (empty input: all zero).
+TimeStats ComputeStats(std::vector<double> times);
+
+// Calls fn(rep) `warmup` times untimed, then at least `reps` times and until `min_time`
+// seconds of timed calls have passed (at most max_reps), returning each call's seconds.
+// Stops early (returning what was timed) when *stop becomes true or fn returns false.
+std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup, int reps,
+                             double min_time, int max_reps, const volatile int* stop);
+
+// Output columns to check against the reference: `count` columns spread evenly over [0, n)
+// including the first and the last, plus the last partial tile's columns (n - 1 - i for
+// i < 8), sorted and unique.
+std::vector<int64_t> CheckColumns(int64_t n, int count);
+
+// The float64 reference: ref[i * cols.size() + c] = sum_q x[i*k + q] * w(cols[c])[q] for
+// rows i < m, where w(j) is the dequantized weight row j (row_of(j) returns its k floats).
+std::vector<double> ReferenceColumns(const float* x, int64_t m, int64_t k,
+                                     const std::vector<int64_t>& cols,
+                                     const std::function<const float*(int64_t)>& row_of);
+
+struct ErrorStats {
+  double max_abs_err = 0;  // max |y - ref| over the checked outputs (NaN if y has a NaN)
+  double max_rel_err = 0;  // max_abs_err / max |ref|
+  double ref_max_abs = 0;
+  int64_t checked = 0;     // outputs compared
+};
+// Compares out (m x n, row-major) at the checked columns with the reference.
+ErrorStats CompareColumns(const float* out, int64_t m, int64_t n,
+                          const std::vector<int64_t>& cols, const std::vector<double>& ref);
+
+// Peak resident set size of this process so far, in bytes (getrusage).
+int64_t PeakRssBytes();
+
+}  // namespace fk
+
+#endif  // HARNESS_SWEEP_MEASURE_H_

@@ -1,0 +1,450 @@
+#include "harness/sweep_options.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace fk {
+namespace {
+
+constexpr Shape kDefaultShapes[] = {{2048, 2048}, {5632, 2048},  {2048, 5632},
+                                    {4096, 4096}, {14336, 4096}, {4096, 14336}};
+constexpr int64_t kDefaultBatches[] = {1, 8, 64, 256};
+constexpr Shape kQuickShape = {4096, 4096};
+constexpr int64_t kQuickBatches[] = {1, 8};
+
+absl::Status FlagError(absl::string_view flag, absl::string_view value, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, "=", value, ": ", why, " (see --help)"));
+}
+
+std::vector<std::string> SplitList(absl::string_view value) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    out.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> ParseInt(absl::string_view flag, absl::string_view value, int64_t lo,
+                                 int64_t hi) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(value, &v) || v < lo || v > hi) {
+    return FlagError(flag, value, absl::StrCat("expected an integer in [", lo, ", ", hi, "]"));
+  }
+  return v;
+}
+
+absl::StatusOr<double> ParseDouble(absl::string_view flag, absl::string_view value, double lo,
+                                   double hi) {
+  double v = 0;
+  if (!absl::SimpleAtod(value, &v) || !(v >= lo && v <= hi)) {
+    return FlagError(flag, value, absl::StrCat("expected a number in [", lo, ", ", hi, "]"));
+  }
+  return v;
+}
+
+absl::StatusOr<bool> ParseBool(absl::string_view flag, absl::string_view value) {
+  const std::string v = absl::AsciiStrToLower(value);
+  if (v == "" || v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  return FlagError(flag, value, "expected true or false");
+}
+
+absl::StatusOr<std::vector<Shape>> ParseShapes(absl::string_view value) {
+  std::vector<Shape> out;
+  for (const std::string& s : SplitList(value)) {
+    std::vector<std::string> nk = absl::StrSplit(absl::AsciiStrToLower(s), 'x');
+    int64_t n = 0, k = 0;
+    if (nk.size() != 2 || !absl::SimpleAtoi(nk[0], &n) || !absl::SimpleAtoi(nk[1], &k) ||
+        n < 1 || k < 1 || n > (int64_t{1} << 20) || k > (int64_t{1} << 20)) {
+      return FlagError("shapes", value,
+                       absl::StrCat("'", s, "' is not NxK with 1 <= N, K <= 1048576 (e.g. 4096x14336)"));
+    }
+    out.push_back({n, k});
+  }
+  if (out.empty()) return FlagError("shapes", value, "no shapes given");
+  return out;
+}
+
+// Integers lo..hi, deduplicated in the order given; "all" means `all` (thread counts).
+absl::StatusOr<std::vector<int64_t>> ParseIntList(absl::string_view flag, absl::string_view value,
+                                                  int64_t lo, int64_t hi, int64_t all = 0) {
+  std::vector<int64_t> out;
+  for (const std::string& s : SplitList(value)) {
+    int64_t v = 0;
+    if (all > 0 && absl::AsciiStrToLower(s) == "all") {
+      v = all;
+    } else {
+      absl::StatusOr<int64_t> p = ParseInt(flag, s, lo, hi);
+      if (!p.ok()) return FlagError(flag, value, p.status().message());
+      v = *p;
+    }
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  if (out.empty()) return FlagError(flag, value, "empty list");
+  return out;
+}
+
+bool IsAll(absl::string_view value) { return absl::AsciiStrToLower(value) == "all"; }
+
+// Wraps text at `width` columns (words are never split).
+std::string Wrap(absl::string_view text, size_t width) {
+  std::string out, line;
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      absl::StrAppend(&out, line, "\n");
+      line.clear();
+    }
+    absl::StrAppend(&line, line.empty() ? "" : " ", word);
+  }
+  return absl::StrCat(out, line, "\n");
+}
+
+}  // namespace
+
+const char* CaseKindName(CaseKind k) {
+  switch (k) {
+    case CaseKind::kFused:
+      return "fused";
+    case CaseKind::kDequantThenMatmul:
+      return "dequant_then_matmul";
+    case CaseKind::kGgml:
+      return "ggml";
+  }
+  return "?";
+}
+
+const char* GgmlTypeName(Format f) {
+  switch (f) {
+    case Format::kF32:
+      return "f32";
+    case Format::kQ4_0:
+      return "q4_0";
+    case Format::kQ4_1:
+      return "q4_1";
+    case Format::kQ5_0:
+      return "q5_0";
+    case Format::kQ8_0:
+      return "q8_0";
+    case Format::kQ4_K:
+      return "q4_K";
+    case Format::kQ5_K:
+      return "q5_K";
+    case Format::kQ6_K:
+      return "q6_K";
+    case Format::kQ8_K:
+      return nullptr;  // an activation format in ggml: no vec_dot with Q8_K weights
+  }
+  return nullptr;
+}
+
+std::string GridRuleText() {
+  return absl::StrCat(
+      "Batch 1 (GEMV): every registry kernel this CPU runs (every variant and path) on every "
+      "shape and thread count. Batch > 1: only the best variant per (format, path), i.e. the "
+      "highest variant this CPU runs, the one dispatch picks; batches >= ",
+      kBigBatch, " only at the highest thread count and on shapes with n*k <= 4096*4096 "
+      "(batch 8 on every shape and thread count). For every "
+      "(format, shape, batch, threads) that has a case, the dequantize-then-matmul baseline "
+      "(with the best F32 kernel) and ggml's MUL_MAT (when available; no Q8_K in ggml) run "
+      "right after it. The F32-weights baseline is the F32 format's own cases. --full lifts "
+      "the trimming.");
+}
+
+std::string SweepUsage(int cores) {
+  return absl::StrCat(
+      "usage: tools/bazel run //harness:sweep -- [flags]\n"
+      "\n"
+      "The performance sweep: every kernel of the registry (format x variant x path) on\n"
+      "weight shapes x batch sizes x thread counts, with two baselines and ggml's MUL_MAT\n"
+      "measured in the same run, then plots. It first measures the machine (DRAM read\n"
+      "bandwidth and arithmetic peak at each thread count; CPU, ISA flags, compiler, Bazel,\n"
+      "git commit). Each case: warm-up, then >= --reps timed calls (and >= --min_time s);\n"
+      "median and spread, GFLOP/s, weight GB/s, % of the DRAM roofline (batch 1) or of the\n"
+      "measured arithmetic peak of its path (f32 FMA or int8 dot; batch > 1), memory, peak\n"
+      "RSS, and the error against a float64 dequantize-then-matmul reference on --check_cols\n"
+      "output columns of every row. Weights are cold: enough copies to exceed the caches are\n"
+      "cycled (--cold_mb). Ctrl-C stops after the current case; what was measured is kept.\n"
+      "\n",
+      Wrap(absl::StrCat("Grid rule (default): ", GridRuleText()), 88),
+      "\n"
+      "flags:\n"
+      "  --formats=LIST    formats (default all: ", format_names(), ")\n"
+      "  --variants=LIST   variants (default all: ", variant_names(), ")\n"
+      "  --paths=LIST      activation paths (default all: ", path_names(), ")\n"
+      "  --shapes=LIST     weight shapes NxK (n output rows, k inputs), default\n"
+      "                    2048x2048,5632x2048,2048x5632,4096x4096,14336x4096,4096x14336\n"
+      "                    (the matrices of a 1B- and an 8B-class llama)\n"
+      "  --batch=LIST      activation rows m (default 1,8,64,256)\n"
+      "  --threads=LIST    thread counts; 'all' = ", cores, " (default 1,all)\n"
+      "  --reps=N          timed repetitions per case, at least (default 5)\n"
+      "  --min_time=S      ... and at least S seconds of timed calls (default 0.05)\n"
+      "  --warmup=N        untimed calls before timing (default 1)\n"
+      "  --quick           a small grid in under a minute: 4096x4096, batch 1,8, threads all,\n"
+      "                    --min_time=0.01, 256 MiB DRAM probe (explicit flags still win)\n"
+      "  --full            no trimming: every variant at every batch and shape (hours)\n"
+      "  --out=DIR         output directory (default reports/<date>-<cpu>/ in the workspace;\n"
+      "                    relative paths are taken from where you ran bazel)\n"
+      "  --ggml=PATH|off   ggml's mulmat_bench (default $FK_CACHE/ggml_peer/mulmat_bench,\n"
+      "                    built by tools/setup_ggml); 'off' skips the peer\n"
+      "  --[no]plot        run //tools:plot on the results at the end (default on)\n"
+      "  --cold_mb=N       weight copies cycled per case total >= N MiB (default 0 = auto:\n"
+      "                    4 x last-level cache, at least 128)\n"
+      "  --check_cols=N    output columns checked per case (default 128)\n"
+      "  --dram_mb=N       buffer of the DRAM bandwidth probe in MiB (default 1024)\n"
+      "  --dry_run         list the planned cases (no measuring) and exit\n"
+      "  --help            this text\n"
+      "\n"
+      "Writes results.json (machine, run, field descriptions, one record per case) and\n"
+      "results.csv after every case (atomically), then the plots and reports/README.md.\n");
+}
+
+absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, int cores) {
+  SweepOptions o;
+  cores = std::max(1, cores);
+  std::set<std::string> given;
+  std::map<std::string, std::string> values;
+  const std::set<std::string> bool_flags = {"quick", "full", "plot", "help", "dry_run"};
+  const std::set<std::string> value_flags = {
+      "formats", "variants", "paths",  "shapes",     "batch",   "threads", "reps",
+      "min_time", "warmup",  "out",    "ggml",       "cold_mb", "check_cols", "dram_mb"};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    o.argv.push_back(a);
+    if (a == "-h") a = "--help";
+    if (!absl::StartsWith(a, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", a, "': flags look like --name=value (see --help)"));
+    }
+    std::string name = a.substr(2), value;
+    const size_t eq = name.find('=');
+    const bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (bool_flags.count(name) == 0 && value_flags.count(name) == 0 && !has_value &&
+        absl::StartsWith(name, "no") && bool_flags.count(name.substr(2))) {
+      name = name.substr(2);
+      value = "false";
+    } else if (bool_flags.count(name)) {
+      if (!has_value) value = "true";
+    } else if (value_flags.count(name)) {
+      if (!has_value) {
+        if (i + 1 >= argc) {
+          return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (see --help)"));
+        }
+        value = argv[++i];
+        o.argv.push_back(value);
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    given.insert(name);
+    values[name] = value;
+  }
+
+  auto has = [&](const char* n) { return given.count(n) > 0; };
+  for (const char* b : {"quick", "full", "plot", "help", "dry_run"}) {
+    if (!has(b)) continue;
+    absl::StatusOr<bool> v = ParseBool(b, values[b]);
+    if (!v.ok()) return v.status();
+    if (std::string(b) == "quick") o.quick = *v;
+    if (std::string(b) == "full") o.full = *v;
+    if (std::string(b) == "plot") o.plot = *v;
+    if (std::string(b) == "help") o.help = *v;
+    if (std::string(b) == "dry_run") o.dry_run = *v;
+  }
+  if (o.help) return o;
+
+  // Formats, variants, paths.
+  if (has("formats") && !IsAll(values["formats"])) {
+    for (const std::string& s : SplitList(values["formats"])) {
+      const FormatTraits* t = find_format(s);
+      if (t == nullptr) {
+        return FlagError("formats", values["formats"],
+                         absl::StrCat("unknown format '", s, "'; formats are ", format_names()));
+      }
+      if (std::find(o.formats.begin(), o.formats.end(), t->format) == o.formats.end()) {
+        o.formats.push_back(t->format);
+      }
+    }
+    if (o.formats.empty()) return FlagError("formats", values["formats"], "empty list");
+  } else {
+    for (const FormatTraits& t : all_formats()) o.formats.push_back(t.format);
+  }
+  if (has("variants") && !IsAll(values["variants"])) {
+    for (const std::string& s : SplitList(values["variants"])) {
+      absl::StatusOr<Variant> v = parse_variant(s);
+      if (!v.ok()) return FlagError("variants", values["variants"], v.status().message());
+      if (std::find(o.variants.begin(), o.variants.end(), *v) == o.variants.end()) {
+        o.variants.push_back(*v);
+      }
+    }
+    if (o.variants.empty()) return FlagError("variants", values["variants"], "empty list");
+  } else {
+    o.variants = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Vnni};
+  }
+  if (has("paths") && !IsAll(values["paths"])) {
+    for (const std::string& s : SplitList(values["paths"])) {
+      absl::StatusOr<Path> p = parse_path(s);
+      if (!p.ok()) return FlagError("paths", values["paths"], p.status().message());
+      if (std::find(o.paths.begin(), o.paths.end(), *p) == o.paths.end()) o.paths.push_back(*p);
+    }
+    if (o.paths.empty()) return FlagError("paths", values["paths"], "empty list");
+  } else {
+    o.paths = {Path::kF32, Path::kInt8};
+  }
+
+  // Grid.
+  if (has("shapes")) {
+    absl::StatusOr<std::vector<Shape>> s = ParseShapes(values["shapes"]);
+    if (!s.ok()) return s.status();
+    o.shapes = *s;
+  } else if (o.quick) {
+    o.shapes = {kQuickShape};
+  } else {
+    o.shapes.assign(std::begin(kDefaultShapes), std::end(kDefaultShapes));
+  }
+  for (const Shape& s : o.shapes) {
+    for (Format f : o.formats) {
+      const FormatTraits& t = traits(f);
+      if (s.k % t.block_elems != 0) {
+        return FlagError("shapes", values["shapes"],
+                         absl::StrCat("k=", s.k, " of ", s.n, "x", s.k, " is not a multiple of ",
+                                      t.name, "'s block of ", t.block_elems,
+                                      " (choose k or narrow --formats)"));
+      }
+    }
+  }
+  if (has("batch")) {
+    absl::StatusOr<std::vector<int64_t>> b = ParseIntList("batch", values["batch"], 1, 4096);
+    if (!b.ok()) return b.status();
+    o.batches = *b;
+  } else if (o.quick) {
+    o.batches.assign(std::begin(kQuickBatches), std::end(kQuickBatches));
+  } else {
+    o.batches.assign(std::begin(kDefaultBatches), std::end(kDefaultBatches));
+  }
+  if (has("threads")) {
+    absl::StatusOr<std::vector<int64_t>> t =
+        ParseIntList("threads", values["threads"], 1, 256, cores);
+    if (!t.ok()) return t.status();
+    for (int64_t v : *t) o.threads.push_back(static_cast<int>(v));
+  } else if (o.quick || cores == 1) {
+    o.threads = {cores};
+  } else {
+    o.threads = {1, cores};
+  }
+
+  // Measurement.
+  if (has("reps")) {
+    absl::StatusOr<int64_t> v = ParseInt("reps", values["reps"], 1, 1000);
+    if (!v.ok()) return v.status();
+    o.reps = static_cast<int>(*v);
+  }
+  if (has("min_time")) {
+    absl::StatusOr<double> v = ParseDouble("min_time", values["min_time"], 0.0, 60.0);
+    if (!v.ok()) return v.status();
+    o.min_time = *v;
+  } else if (o.quick) {
+    o.min_time = 0.01;
+  }
+  if (has("warmup")) {
+    absl::StatusOr<int64_t> v = ParseInt("warmup", values["warmup"], 0, 100);
+    if (!v.ok()) return v.status();
+    o.warmup = static_cast<int>(*v);
+  }
+  if (has("cold_mb")) {
+    absl::StatusOr<int64_t> v = ParseInt("cold_mb", values["cold_mb"], 0, 65536);
+    if (!v.ok()) return v.status();
+    o.cold_mb = *v;
+  }
+  if (has("check_cols")) {
+    absl::StatusOr<int64_t> v = ParseInt("check_cols", values["check_cols"], 1, 1 << 20);
+    if (!v.ok()) return v.status();
+    o.check_cols = static_cast<int>(*v);
+  }
+  if (has("dram_mb")) {
+    absl::StatusOr<int64_t> v = ParseInt("dram_mb", values["dram_mb"], 16, 65536);
+    if (!v.ok()) return v.status();
+    o.dram_mb = *v;
+  } else if (o.quick) {
+    o.dram_mb = 256;
+  }
+  if (has("out")) {
+    if (values["out"].empty()) return FlagError("out", "", "empty directory name");
+    o.out = values["out"];
+  }
+  if (has("ggml")) {
+    if (values["ggml"].empty()) return FlagError("ggml", "", "expected a path or 'off'");
+    o.ggml = values["ggml"];
+  }
+  return o;
+}
+
+std::vector<CaseSpec> PlanCases(const SweepOptions& o, absl::Span<const KernelEntry> registry,
+                                bool (*runnable)(const KernelEntry&), bool ggml) {
+  auto wanted = [&](const KernelEntry& e) {
+    return std::find(o.variants.begin(), o.variants.end(), e.variant) != o.variants.end() &&
+           std::find(o.paths.begin(), o.paths.end(), e.path) != o.paths.end() && runnable(e);
+  };
+  // The dequantize-then-matmul baseline uses the F32 kernel dispatch would pick: the
+  // highest variant this CPU runs (whatever --variants says: it is a baseline).
+  const KernelEntry* best_f32 = nullptr;
+  for (const KernelEntry& e : registry) {
+    if (e.format == Format::kF32 && e.path == Path::kF32 && runnable(e) &&
+        (best_f32 == nullptr || e.variant > best_f32->variant)) {
+      best_f32 = &e;
+    }
+  }
+
+  const int max_threads = *std::max_element(o.threads.begin(), o.threads.end());
+  std::vector<CaseSpec> cases;
+  for (const Shape& s : o.shapes) {
+    for (Format f : o.formats) {
+      // All wanted entries of this format, and the best (highest variant) per path.
+      std::vector<const KernelEntry*> all, best;
+      for (const KernelEntry& e : registry) {
+        if (e.format == f && wanted(e)) all.push_back(&e);
+      }
+      for (Path p : o.paths) {
+        const KernelEntry* b = nullptr;
+        for (const KernelEntry* e : all) {
+          if (e->path == p && (b == nullptr || e->variant > b->variant)) b = e;
+        }
+        if (b != nullptr) best.push_back(b);
+      }
+      for (int64_t m : o.batches) {
+        if (!o.full && m >= kBigBatch && s.n * s.k > kBigBatchMaxElements) continue;
+        const std::vector<const KernelEntry*>& entries = (m == 1 || o.full) ? all : best;
+        if (entries.empty()) continue;
+        for (int t : o.threads) {
+          if (!o.full && m >= kBigBatch && t != max_threads) continue;
+          for (const KernelEntry* e : entries) {
+            cases.push_back({CaseKind::kFused, f, e, s, m, t});
+          }
+          if (f != Format::kF32 && best_f32 != nullptr) {
+            cases.push_back({CaseKind::kDequantThenMatmul, f, best_f32, s, m, t});
+          }
+          if (ggml && GgmlTypeName(f) != nullptr) {
+            cases.push_back({CaseKind::kGgml, f, nullptr, s, m, t});
+          }
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+}  // namespace fk

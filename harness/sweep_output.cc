@@ -1,0 +1,150 @@
+#include "harness/sweep_output.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace fk {
+namespace {
+
+struct Field {
+  const char* name;
+  const char* meaning;
+};
+constexpr Field kFields[] = {
+    {"id", "case number in this run (run order)"},
+    {"machine_id", "short CPU name and core count; identical to machine.machine_id"},
+    {"kind", "fused: a registry kernel on the format's weights; dequant_then_matmul: "
+             "dequantize the whole matrix to F32 then the F32 kernel; ggml: ggml's MUL_MAT"},
+    {"format", "weight format (F32, Q4_0, ..., Q8_K)"},
+    {"variant", "scalar, avx2, avx512, avx512_vnni (the F32 kernel's for dequant_then_matmul), "
+                "or ggml"},
+    {"path", "f32: f32 activations; int8: activations quantized once per call (ggml's "
+             "quantized types are int8 too)"},
+    {"kernel", "registry name (e.g. q4_k_int8__avx2), dequant+<F32 kernel>, or ggml <type> "
+               "<weight layout>"},
+    {"n", "weight rows = output columns"},
+    {"k", "reduction length"},
+    {"m", "batch: activation rows"},
+    {"threads", "threads of the call"},
+    {"reps", "timed calls"},
+    {"median_s", "median seconds per call"},
+    {"p25_s", "first quartile, seconds"},
+    {"p75_s", "third quartile, seconds"},
+    {"min_s", "fastest call, seconds"},
+    {"max_s", "slowest call, seconds"},
+    {"spread_pct", "(p75 - p25) / median, percent"},
+    {"gflops", "2*m*n*k / median / 1e9"},
+    {"weight_gbps", "weight_bytes / median / 1e9 (bytes of the format, not of F32)"},
+    {"roofline", "dram_read (batch 1), peak_f32 or peak_int8 (batch > 1)"},
+    {"roofline_value", "the roofline in GB/s (dram_read) or GFLOP/s (peaks), measured this run "
+                       "with the same thread count"},
+    {"pct_of_roofline", "weight_gbps (batch 1) or gflops (batch > 1) as percent of roofline_value"},
+    {"weight_bytes", "memory_bytes() of the n x k weights in this format"},
+    {"f32_bytes", "n*k*4: the same matrix in F32"},
+    {"bits_per_weight", "8 * block bytes / block elements"},
+    {"weight_copies", "identical copies cycled call by call (cold weights)"},
+    {"rss_peak_bytes", "peak resident set of the sweep process so far (not ggml's)"},
+    {"loadavg_1m", "the machine's 1-minute load average when the case ended (other work "
+                   "running makes timings noisy)"},
+    {"max_abs_err", "max |y - ref| over the checked outputs; null if y had NaN"},
+    {"max_rel_err", "max_abs_err / max |ref| over the checked outputs"},
+    {"err_checked", "outputs compared with the float64 reference"},
+    {"ggml_layout", "ggml only: CPU_REPACK (weights repacked by ggml) or plain"},
+    {"error", "present when the case failed: the message (no timings then)"},
+    {"times_s", "every timed call, seconds (JSON only)"},
+};
+
+std::string CsvCell(const nlohmann::ordered_json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char c : s) {
+      if (c == '"') q += '"';
+      q += c;
+    }
+    return q + "\"";
+  }
+  if (v.is_number_float()) return absl::StrFormat("%.6g", v.get<double>());
+  return v.dump();
+}
+
+}  // namespace
+
+nlohmann::ordered_json FieldDescriptions() {
+  nlohmann::ordered_json j;
+  for (const Field& f : kFields) j[f.name] = f.meaning;
+  return j;
+}
+
+std::vector<std::string> CsvColumns() {
+  std::vector<std::string> cols;
+  for (const Field& f : kFields) {
+    if (std::string(f.name) != "times_s") cols.push_back(f.name);
+  }
+  return cols;
+}
+
+std::string CsvLine(const nlohmann::ordered_json& record) {
+  std::vector<std::string> cells;
+  for (const std::string& c : CsvColumns()) {
+    auto it = record.find(c);
+    cells.push_back(it == record.end() ? "" : CsvCell(*it));
+  }
+  return absl::StrJoin(cells, ",");
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  }
+  const bool ok = std::fwrite(contents.data(), 1, contents.size(), f) == contents.size();
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+void ResultsWriter::SetHeader(const nlohmann::ordered_json& head) {
+  // Readable and diffable: the header indented, then one line per case.
+  nlohmann::ordered_json h = head;
+  h.erase("cases");
+  head_ = h.dump(1);
+  head_.erase(head_.rfind('}'));
+  while (!head_.empty() && head_.back() == '\n') head_.pop_back();
+}
+
+void ResultsWriter::AddCase(const nlohmann::ordered_json& record) {
+  case_json_.push_back(record.dump());
+  case_csv_.push_back(CsvLine(record));
+}
+
+absl::Status ResultsWriter::Write() const {
+  std::string json = head_;
+  json += ",\n \"cases\": [";
+  for (size_t i = 0; i < case_json_.size(); ++i) {
+    json += i == 0 ? "\n  " : ",\n  ";
+    json += case_json_[i];
+  }
+  json += "\n ]\n}\n";
+  absl::Status s = WriteFileAtomically(dir_ + "/results.json", json);
+  if (!s.ok()) return s;
+  std::string csv = absl::StrJoin(CsvColumns(), ",") + "\n";
+  for (const std::string& line : case_csv_) csv += line + "\n";
+  return WriteFileAtomically(dir_ + "/results.csv", csv);
+}
+
+}  // namespace fk

@@ -1,0 +1,47 @@
+// results.json / results.csv of a sweep run, rewritten atomically (temporary file + rename)
+// after every case, so an interrupted run leaves valid files with what was measured.
+#ifndef HARNESS_SWEEP_OUTPUT_H_
+#define HARNESS_SWEEP_OUTPUT_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+
+namespace fk {
+
+// The per-case fields, in CSV column order, with their meaning (results.json "fields").
+nlohmann::ordered_json FieldDescriptions();
+// The CSV columns (the scalar fields of a record, in order).
+std::vector<std::string> CsvColumns();
+
+// Writes `contents` to `path` through `path`.tmp and rename(), so readers never see a
+// partial file.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
+
+class ResultsWriter {
+ public:
+  explicit ResultsWriter(std::string dir) : dir_(std::move(dir)) {}
+  // The document without its cases: {"machine":..., "run":..., "fields":...}. Call again to
+  // update it (run status, times).
+  void SetHeader(const nlohmann::ordered_json& head);
+  // Appends one case record (serialized once, here).
+  void AddCase(const nlohmann::ordered_json& record);
+  size_t cases() const { return case_json_.size(); }
+  // Writes results.json ({header..., "cases": [...]}, one line per case) and results.csv.
+  absl::Status Write() const;
+
+ private:
+  std::string dir_;
+  std::string head_;
+  std::vector<std::string> case_json_;
+  std::vector<std::string> case_csv_;
+};
+
+// One CSV line (no newline) of a record, in CsvColumns() order; missing fields are empty.
+std::string CsvLine(const nlohmann::ordered_json& record);
+
+}  // namespace fk
+
+#endif  // HARNESS_SWEEP_OUTPUT_H_

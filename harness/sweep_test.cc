@@ -1,0 +1,460 @@
+// Tests of the sweep's pure parts: flags, the grid rule, statistics, the error check, the
+// output files and the ggml peer protocol (against a stand-in script, not ggml).
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "harness/machine.h"
+#include "harness/sweep_measure.h"
+#include "harness/sweep_options.h"
+#include "harness/sweep_output.h"
+#include "harness/sweep_peer.h"
+#include "kernels/registry.h"
+
+namespace fk {
+namespace {
+
+absl::StatusOr<SweepOptions> Parse(std::vector<std::string> args, int cores = 2) {
+  std::vector<const char*> argv = {"sweep"};
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return ParseSweepFlags(static_cast<int>(argv.size()), argv.data(), cores);
+}
+
+TEST(SweepFlags, Defaults) {
+  absl::StatusOr<SweepOptions> o = Parse({}, 4);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->formats.size(), all_formats().size());
+  EXPECT_EQ(o->variants.size(), 4u);
+  EXPECT_EQ(o->paths.size(), 2u);
+  ASSERT_EQ(o->shapes.size(), 6u);
+  EXPECT_EQ(o->shapes[4].n, 14336);
+  EXPECT_EQ(o->shapes[4].k, 4096);
+  EXPECT_EQ(o->shapes[5].n, 4096);
+  EXPECT_EQ(o->shapes[5].k, 14336);
+  EXPECT_EQ(o->batches, (std::vector<int64_t>{1, 8, 64, 256}));
+  EXPECT_EQ(o->threads, (std::vector<int>{1, 4}));
+  EXPECT_EQ(o->reps, 5);
+  EXPECT_TRUE(o->plot);
+  EXPECT_FALSE(o->quick);
+}
+
+TEST(SweepFlags, QuickDefaultsYieldToExplicitFlags) {
+  absl::StatusOr<SweepOptions> q = Parse({"--quick"}, 2);
+  ASSERT_TRUE(q.ok()) << q.status();
+  ASSERT_EQ(q->shapes.size(), 1u);
+  EXPECT_EQ(q->batches, (std::vector<int64_t>{1, 8}));
+  EXPECT_EQ(q->threads, (std::vector<int>{2}));
+  EXPECT_LT(q->min_time, 0.05);
+
+  absl::StatusOr<SweepOptions> e =
+      Parse({"--quick", "--batch", "1,4", "--threads=1", "--shapes=256x512,64X256"}, 2);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->batches, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(e->threads, (std::vector<int>{1}));
+  ASSERT_EQ(e->shapes.size(), 2u);
+  EXPECT_EQ(e->shapes[1].n, 64);
+  EXPECT_EQ(e->shapes[1].k, 256);
+}
+
+TEST(SweepFlags, ListsAndBooleans) {
+  absl::StatusOr<SweepOptions> o = Parse(
+      {"--formats=q4_k,F32", "--variants=avx2", "--paths=int8", "--threads=all,1,all", "--noplot"},
+      8);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->formats, (std::vector<Format>{Format::kQ4_K, Format::kF32}));
+  EXPECT_EQ(o->variants, (std::vector<Variant>{Variant::kAvx2}));
+  EXPECT_EQ(o->paths, (std::vector<Path>{Path::kInt8}));
+  EXPECT_EQ(o->threads, (std::vector<int>{8, 1}));
+  EXPECT_FALSE(o->plot);
+  EXPECT_EQ(o->argv.size(), 5u);
+}
+
+TEST(SweepFlags, ErrorsNameTheFlagAndValue) {
+  struct Bad {
+    std::vector<std::string> args;
+    std::vector<std::string> expect;  // substrings of the message
+  };
+  const Bad bad[] = {
+      {{"--bogus=1"}, {"unknown flag --bogus"}},
+      {{"stray"}, {"unexpected argument 'stray'"}},
+      {{"--shapes=4096"}, {"--shapes=4096", "NxK"}},
+      {{"--shapes=0x256"}, {"'0x256'"}},
+      {{"--shapes=64x100"}, {"k=100", "Q4_0", "32"}},
+      {{"--formats=q4_0", "--shapes=64x160"}, {}},  // 160 is a multiple of 32: fine
+      {{"--formats=q4_k", "--shapes=64x160"}, {"k=160", "Q4_K", "256"}},
+      {{"--formats=q3_k"}, {"--formats=q3_k", "unknown format 'q3_k'"}},
+      {{"--variants=avx9"}, {"--variants=avx9"}},
+      {{"--paths=int4"}, {"--paths=int4"}},
+      {{"--batch=0"}, {"--batch=0", "[1, 4096]"}},
+      {{"--batch=1,x"}, {"--batch=1,x"}},
+      {{"--threads=0"}, {"--threads=0"}},
+      {{"--reps=-3"}, {"--reps=-3"}},
+      {{"--min_time=abc"}, {"--min_time=abc"}},
+      {{"--quick=maybe"}, {"--quick=maybe", "true or false"}},
+      {{"--out="}, {"--out"}},
+      {{"--reps"}, {"--reps needs a value"}},
+  };
+  for (const Bad& b : bad) {
+    absl::StatusOr<SweepOptions> o = Parse(b.args);
+    if (b.expect.empty()) {
+      EXPECT_TRUE(o.ok()) << b.args[0] << ": " << o.status();
+      continue;
+    }
+    ASSERT_FALSE(o.ok()) << b.args[0];
+    for (const std::string& s : b.expect) {
+      EXPECT_TRUE(absl::StrContains(o.status().message(), s))
+          << "message '" << o.status().message() << "' lacks '" << s << "'";
+    }
+  }
+}
+
+TEST(SweepFlags, HelpStatesTheGridRule) {
+  absl::StatusOr<SweepOptions> o = Parse({"--help"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->help);
+  const std::string usage = SweepUsage(2);
+  for (const char* flag : {"--formats", "--variants", "--paths", "--shapes", "--batch",
+                           "--threads", "--reps", "--quick", "--out", "--full", "--ggml"}) {
+    EXPECT_TRUE(absl::StrContains(usage, flag)) << flag;
+  }
+  EXPECT_TRUE(absl::StrContains(usage, "Grid rule"));
+  EXPECT_TRUE(absl::StrContains(usage, "best variant"));
+}
+
+// ---- the grid rule, on a registry of our own -------------------------------------------
+
+KernelEntry Entry(Format f, Variant v, Path p, const char* name) {
+  return KernelEntry{f, v, p, 0, 1, 1, nullptr, name};
+}
+
+const KernelEntry kFakeRegistry[] = {
+    Entry(Format::kF32, Variant::kScalar, Path::kF32, "f32_f32__scalar"),
+    Entry(Format::kQ4_0, Variant::kScalar, Path::kF32, "q4_0_f32__scalar"),
+    Entry(Format::kQ4_0, Variant::kScalar, Path::kInt8, "q4_0_int8__scalar"),
+    Entry(Format::kQ8_K, Variant::kScalar, Path::kInt8, "q8_k_int8__scalar"),
+    Entry(Format::kF32, Variant::kAvx2, Path::kF32, "f32_f32__avx2"),
+    Entry(Format::kQ4_0, Variant::kAvx2, Path::kF32, "q4_0_f32__avx2"),
+    Entry(Format::kQ4_0, Variant::kAvx2, Path::kInt8, "q4_0_int8__avx2"),
+    Entry(Format::kQ4_0, Variant::kAvx512Vnni, Path::kInt8, "q4_0_int8__avx512_vnni"),
+};
+
+bool AllRunnable(const KernelEntry&) { return true; }
+bool NoVnni(const KernelEntry& e) { return e.variant != Variant::kAvx512Vnni; }
+
+SweepOptions GridOptions() {
+  absl::StatusOr<SweepOptions> o =
+      Parse({"--formats=f32,q4_0,q8_k", "--shapes=4096x4096,14336x4096", "--batch=1,8,64",
+             "--threads=1,2"});
+  EXPECT_TRUE(o.ok()) << o.status();
+  return *o;
+}
+
+int Count(const std::vector<CaseSpec>& cases, CaseKind kind, Format f, int64_t m, int64_t n,
+          const char* name = nullptr) {
+  int c = 0;
+  for (const CaseSpec& s : cases) {
+    if (s.kind == kind && s.format == f && s.m == m && s.shape.n == n &&
+        (name == nullptr || (s.entry != nullptr && std::string(s.entry->name) == name))) {
+      ++c;
+    }
+  }
+  return c;
+}
+
+TEST(SweepGrid, BatchOneRunsEveryVariantLargerBatchesTheBestPerPath) {
+  const std::vector<CaseSpec> cases =
+      PlanCases(GridOptions(), kFakeRegistry, AllRunnable, /*ggml=*/true);
+  // Batch 1: all five Q4_0 kernels, on both shapes, at both thread counts.
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 1, 4096), 5 * 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 1, 14336), 5 * 2);
+  // Batch 8: the best per path: avx2 for f32, avx512_vnni for int8.
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 4096), 2 * 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 4096, "q4_0_f32__avx2"), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 4096, "q4_0_int8__avx512_vnni"), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 4096, "q4_0_int8__avx2"), 0);
+  // Batch 64: only at the highest thread count, on shapes with n*k <= 4096*4096.
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 64, 4096), 2);
+  for (const CaseSpec& c : cases) {
+    if (c.m >= 64) {
+      EXPECT_EQ(c.threads, 2);
+    }
+  }
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 64, 14336), 0);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 14336), 2 * 2);
+  // Baselines: one dequantize-then-matmul per group with the best F32 kernel; none for F32.
+  EXPECT_EQ(Count(cases, CaseKind::kDequantThenMatmul, Format::kQ4_0, 1, 4096, "f32_f32__avx2"), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kDequantThenMatmul, Format::kF32, 1, 4096), 0);
+  EXPECT_EQ(Count(cases, CaseKind::kDequantThenMatmul, Format::kQ8_K, 8, 4096), 2);
+  // ggml: every group, except Q8_K (no such matmul in ggml).
+  EXPECT_EQ(Count(cases, CaseKind::kGgml, Format::kQ4_0, 64, 4096), 1);
+  EXPECT_EQ(Count(cases, CaseKind::kGgml, Format::kF32, 1, 14336), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kGgml, Format::kQ8_K, 1, 4096), 0);
+  // Grouping: shape, then format; inside a group ours, then the baseline, then ggml.
+  for (size_t i = 1; i < cases.size(); ++i) {
+    if (cases[i].shape.n == cases[i - 1].shape.n && cases[i].format == cases[i - 1].format &&
+        cases[i].m == cases[i - 1].m && cases[i].threads == cases[i - 1].threads) {
+      EXPECT_LE(static_cast<int>(cases[i - 1].kind), static_cast<int>(cases[i].kind)) << i;
+    }
+  }
+  std::set<std::pair<int64_t, Format>> seen;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto key = std::make_pair(cases[i].shape.n, cases[i].format);
+    if (i > 0 && key != std::make_pair(cases[i - 1].shape.n, cases[i - 1].format)) {
+      EXPECT_EQ(seen.count(key), 0u) << "group (shape, format) split at case " << i;
+    }
+    seen.insert(key);
+  }
+}
+
+TEST(SweepGrid, RespectsRunnableFiltersGgmlAndFull) {
+  SweepOptions o = GridOptions();
+  std::vector<CaseSpec> cases = PlanCases(o, kFakeRegistry, NoVnni, /*ggml=*/false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 1, 4096), 4 * 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 4096, "q4_0_int8__avx2"), 2);
+  for (const CaseSpec& c : cases) EXPECT_NE(c.kind, CaseKind::kGgml);
+
+  o.variants = {Variant::kScalar};
+  o.paths = {Path::kInt8};
+  cases = PlanCases(o, kFakeRegistry, AllRunnable, false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 1, 4096), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 8, 4096, "q4_0_int8__scalar"), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kF32, 1, 4096), 0);  // F32 has no int8 path
+  // The baseline still uses the best F32 kernel, whatever --variants says.
+  EXPECT_EQ(Count(cases, CaseKind::kDequantThenMatmul, Format::kQ4_0, 1, 4096, "f32_f32__avx2"), 2);
+
+  o = GridOptions();
+  o.full = true;
+  cases = PlanCases(o, kFakeRegistry, AllRunnable, true);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 64, 14336), 5 * 2);
+}
+
+TEST(SweepGrid, DefaultGridOnTheRealRegistryIsPlanned) {
+  absl::StatusOr<SweepOptions> o = Parse({});
+  ASSERT_TRUE(o.ok());
+  const std::vector<CaseSpec> cases = PlanCases(*o, all_kernels(), kernel_runnable, true);
+  ASSERT_FALSE(cases.empty());
+  for (const CaseSpec& c : cases) {
+    if (c.kind == CaseKind::kFused) {
+      EXPECT_TRUE(kernel_runnable(*c.entry)) << c.entry->name;
+      EXPECT_EQ(c.entry->format, c.format);
+    }
+  }
+}
+
+// ---- statistics and the error check ---------------------------------------------------
+
+TEST(SweepMeasure, Stats) {
+  const TimeStats s = ComputeStats({5, 1, 3, 2, 4});
+  EXPECT_EQ(s.reps, 5);
+  EXPECT_DOUBLE_EQ(s.median, 3);
+  EXPECT_DOUBLE_EQ(s.min, 1);
+  EXPECT_DOUBLE_EQ(s.max, 5);
+  EXPECT_DOUBLE_EQ(s.p25, 2);
+  EXPECT_DOUBLE_EQ(s.p75, 4);
+  EXPECT_DOUBLE_EQ(s.spread_pct, 2.0 / 3.0 * 100);
+  EXPECT_DOUBLE_EQ(ComputeStats({1, 2, 3, 4}).median, 2.5);
+  EXPECT_EQ(ComputeStats({}).reps, 0);
+}
+
+TEST(SweepMeasure, TimeRepsHonoursRepsMinTimeAndStop) {
+  int calls = 0;
+  volatile int stop = 0;
+  std::vector<double> t = TimeReps([&](int) { return ++calls > 0; }, 2, 7, 0.0, 100, &stop);
+  EXPECT_EQ(t.size(), 7u);
+  EXPECT_EQ(calls, 9);  // 2 warm-up calls
+  calls = 0;
+  t = TimeReps([&](int) { ++calls; return true; }, 0, 1, 0.02, 1000000, &stop);
+  double total = 0;
+  for (double x : t) total += x;
+  EXPECT_GE(total, 0.02);
+  t = TimeReps([&](int) { return true; }, 0, 5, 0.0, 3, &stop);
+  EXPECT_EQ(t.size(), 3u);  // max_reps
+  t = TimeReps([&](int rep) { return rep < 4; }, 1, 10, 0.0, 100, &stop);
+  EXPECT_EQ(t.size(), 3u);  // fn failed at its 5th call (rep 4): warm-up + 3 timed
+  stop = 1;
+  EXPECT_TRUE(TimeReps([&](int) { return true; }, 0, 5, 0.0, 100, &stop).empty());
+}
+
+TEST(SweepMeasure, CheckColumnsCoverEndsAndTail) {
+  const std::vector<int64_t> c = CheckColumns(14336, 128);
+  ASSERT_GE(c.size(), 128u);
+  EXPECT_EQ(c.front(), 0);
+  EXPECT_EQ(c.back(), 14335);
+  for (int64_t j = 14328; j < 14336; ++j) {
+    EXPECT_TRUE(std::find(c.begin(), c.end(), j) != c.end()) << j;
+  }
+  for (size_t i = 1; i < c.size(); ++i) EXPECT_LT(c[i - 1], c[i]);
+  EXPECT_EQ(CheckColumns(5, 128), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+}
+
+TEST(SweepMeasure, ReferenceAndCompareCatchWrongOutputs) {
+  // W: 3 rows of k=4; x: 2 rows. Exact integer products.
+  const int64_t m = 2, n = 3, k = 4;
+  const float w[n][k] = {{1, 2, 3, 4}, {-1, 0, 1, 0}, {0.5f, 0.5f, 0.5f, 0.5f}};
+  const float x[m * k] = {1, 1, 1, 1, 2, 0, -1, 3};
+  const std::vector<int64_t> cols = {0, 2};
+  const std::vector<double> ref =
+      ReferenceColumns(x, m, k, cols, [&](int64_t j) { return w[j]; });
+  ASSERT_EQ(ref.size(), 4u);
+  EXPECT_DOUBLE_EQ(ref[0], 10);   // row 0, col 0
+  EXPECT_DOUBLE_EQ(ref[1], 2);    // row 0, col 2
+  EXPECT_DOUBLE_EQ(ref[2], 2 + 0 - 3 + 12);
+  EXPECT_DOUBLE_EQ(ref[3], 2);
+  float out[m * n] = {10, 999, 2, 11, 999, 2};  // column 1 is not checked
+  ErrorStats e = CompareColumns(out, m, n, cols, ref);
+  EXPECT_EQ(e.checked, 4);
+  EXPECT_DOUBLE_EQ(e.max_abs_err, 0);
+  out[3] = 11.5f;  // row 1, col 0 off by 0.5
+  e = CompareColumns(out, m, n, cols, ref);
+  EXPECT_DOUBLE_EQ(e.max_abs_err, 0.5);
+  EXPECT_DOUBLE_EQ(e.ref_max_abs, 11);
+  EXPECT_DOUBLE_EQ(e.max_rel_err, 0.5 / 11);
+  out[2] = std::nanf("");
+  e = CompareColumns(out, m, n, cols, ref);
+  EXPECT_TRUE(std::isnan(e.max_abs_err));
+  EXPECT_TRUE(std::isnan(e.max_rel_err));
+}
+
+TEST(SweepMeasure, PeakRssIsPositive) { EXPECT_GT(PeakRssBytes(), 1 << 20); }
+
+// ---- output files ---------------------------------------------------------------------
+
+std::string TempDir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t != nullptr ? t : "/tmp";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+TEST(SweepOutput, WritesJsonAndCsvAtomically) {
+  const std::string dir = TempDir() + "/sweep_output";
+  mkdir(dir.c_str(), 0755);
+  nlohmann::ordered_json doc;
+  doc["schema"] = "fused-kernels-sweep/1";
+  doc["machine"] = {{"cpu_model", "X"}};
+  doc["cases"] = nlohmann::ordered_json::array();
+  doc["cases"].push_back({{"id", 0}, {"kind", "fused"}, {"kernel", "a,\"b\""}, {"median_s", 0.5},
+                          {"times_s", {0.5, 0.6}}});
+  doc["cases"].push_back({{"id", 1}, {"kind", "ggml"}, {"error", "boom"}});
+  ResultsWriter writer(dir);
+  writer.SetHeader(doc);
+  for (const auto& rec : doc["cases"]) writer.AddCase(rec);
+  ASSERT_TRUE(writer.Write().ok());
+  const nlohmann::json back = nlohmann::json::parse(ReadFile(dir + "/results.json"));
+  EXPECT_EQ(back["machine"]["cpu_model"], "X");
+  ASSERT_EQ(back["cases"].size(), 2u);
+  EXPECT_EQ(back["cases"][0]["times_s"][1], 0.6);
+  EXPECT_EQ(back["cases"][1]["error"], "boom");
+  struct stat st;
+  EXPECT_NE(stat((dir + "/results.json.tmp").c_str(), &st), 0) << "temporary file left behind";
+
+  const std::string csv = ReadFile(dir + "/results.csv");
+  std::istringstream lines(csv);
+  std::string header, row0, row1;
+  std::getline(lines, header);
+  std::getline(lines, row0);
+  std::getline(lines, row1);
+  EXPECT_TRUE(absl::StartsWith(header, "id,machine_id,kind,format,"));
+  EXPECT_FALSE(absl::StrContains(header, "times_s"));
+  EXPECT_TRUE(absl::StrContains(row0, "\"a,\"\"b\"\"\"")) << row0;  // CSV quoting
+  EXPECT_TRUE(absl::StrContains(row0, ",0.5,")) << row0;
+  EXPECT_TRUE(absl::EndsWith(row1, ",boom")) << row1;
+  // Every described field has a CSV column except the per-call times.
+  EXPECT_EQ(CsvColumns().size() + 1, FieldDescriptions().size());
+}
+
+TEST(SweepOutput, UnwritableDirectoryIsAnError) {
+  const absl::Status s = WriteFileAtomically("/nonexistent-dir/x/results.json", "{}");
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(absl::StrContains(s.message(), "/nonexistent-dir/x/results.json.tmp"));
+}
+
+// ---- the ggml peer protocol, against stand-in scripts ----------------------------------
+
+std::string WriteScript(const std::string& name, const std::string& body) {
+  const std::string path = TempDir() + "/" + name;
+  std::ofstream(path) << "#!/bin/sh\n" << body;
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+TEST(SweepPeer, MissingOrOutdatedPeerIsReportedInOneLine) {
+  std::string why;
+  EXPECT_EQ(GgmlPeer::Start("/nonexistent/mulmat_bench", &why), nullptr);
+  EXPECT_TRUE(absl::StrContains(why, "/nonexistent/mulmat_bench")) << why;
+  EXPECT_TRUE(absl::StrContains(why, "tools/setup_ggml")) << why;
+  EXPECT_EQ(why.find('\n'), std::string::npos);
+
+  const std::string old = WriteScript("old_peer", "echo '{\"ggml_version\":\"1\"}'\ncat >/dev/null\n");
+  EXPECT_EQ(GgmlPeer::Start(old, &why), nullptr);
+  EXPECT_TRUE(absl::StrContains(why, "outdated")) << why;
+}
+
+TEST(SweepPeer, SpeaksProtocol2) {
+  const std::string fake = WriteScript(
+      "fake_peer",
+      "echo '{\"protocol\":2,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\"}'\n"
+      "while read t n k m th reps mt cold cols; do\n"
+      "  if [ \"$t\" = bad ]; then echo '{\"type\":\"bad\",\"error\":\"unknown ggml type\"}'; continue; fi\n"
+      "  echo \"{\\\"type\\\":\\\"$t\\\",\\\"n\\\":$n,\\\"k\\\":$k,\\\"m\\\":$m,\\\"threads\\\":$th,"
+      "\\\"layout\\\":\\\"plain\\\",\\\"weight_bytes\\\":$((n*k)),\\\"copies\\\":3,"
+      "\\\"times_s\\\":[0.25,0.5],\\\"max_abs_err\\\":$reps,\\\"max_rel_err\\\":null,"
+      "\\\"checked_cols\\\":$cols}\"\n"
+      "done\n");
+  std::string why;
+  std::unique_ptr<GgmlPeer> peer = GgmlPeer::Start(fake, &why);
+  ASSERT_NE(peer, nullptr) << why;
+  EXPECT_EQ(peer->version(), "9.9 (commit abc)");
+  absl::StatusOr<GgmlResult> r = peer->Run("q4_K", 64, 256, 8, 2, 7, 0.01, 1e6, 16);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->weight_bytes, 64 * 256);
+  EXPECT_EQ(r->copies, 3);
+  EXPECT_EQ(r->times_s, (std::vector<double>{0.25, 0.5}));
+  EXPECT_DOUBLE_EQ(r->max_abs_err, 7);  // the script echoes reps here: the line went through
+  EXPECT_TRUE(std::isnan(r->max_rel_err));
+  EXPECT_EQ(r->checked_cols, 16);
+  absl::StatusOr<GgmlResult> bad = peer->Run("bad", 1, 32, 1, 1, 5, 0, 0, 1);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "unknown ggml type"));
+  EXPECT_TRUE(peer->alive());
+}
+
+TEST(SweepPeer, DeadPeerFailsCleanly) {
+  const std::string dies = WriteScript(
+      "dying_peer", "echo '{\"protocol\":2,\"ggml_version\":\"1\",\"ggml_commit\":\"c\"}'\nexit 0\n");
+  std::string why;
+  std::unique_ptr<GgmlPeer> peer = GgmlPeer::Start(dies, &why);
+  ASSERT_NE(peer, nullptr) << why;
+  absl::StatusOr<GgmlResult> r = peer->Run("q4_0", 64, 256, 1, 1, 5, 0, 0, 8);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(peer->alive());
+  EXPECT_FALSE(peer->Run("q4_0", 64, 256, 1, 1, 5, 0, 0, 8).ok());
+}
+
+// ---- machine probes -------------------------------------------------------------------
+
+TEST(Machine, PeaksAndCacheAreMeasured) {
+  std::string how;
+  const double f32 = MeasurePeakGflops(PeakKind::kF32, 1, &how);
+  EXPECT_GT(f32, 0.1);
+  EXPECT_FALSE(how.empty());
+  EXPECT_GT(LastLevelCacheBytes(), size_t{1} << 16);
+  EXPECT_EQ(ShortCpuName("AMD EPYC 9R14 96-Core Processor"), "amd-epyc-9r14-96-core");
+}
+
+}  // namespace
+}  // namespace fk

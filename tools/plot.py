@@ -1,0 +1,717 @@
+"""Plots and the summary README of //harness:sweep runs.
+
+    tools/bazel run //tools:plot -- reports/<run> [more runs...] [--readme=PATH]
+
+For each run directory (holding the sweep's results.json) writes the PNGs next to it:
+  gemv_bandwidth.png   batch-1 weight GB/s per format and kernel against the DRAM roofline
+  speedup.png          speedup over F32 weights and over dequantize-then-matmul, per format
+  memory.png           weight bytes per format against F32
+  gflops_vs_batch.png  GFLOP/s versus batch, per format (ours, baselines, ggml)
+  error.png            error versus the float64 reference, per format and path
+  vs_ggml.png          this project versus ggml, per format and batch
+and regenerates the README of the reports directory (the parent of the run directories,
+when it is called "reports", or --readme): the tables behind the plots for every run found
+there, newest first, with the images. Nothing in it is typed by hand.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+import tempfile
+from collections import defaultdict
+
+# Under Bazel $HOME may not be writable; matplotlib only needs a cache directory.
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "fk-matplotlib"))
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FORMAT_ORDER = ["F32", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "Q8_K"]
+VARIANT_ORDER = ["scalar", "avx2", "avx512", "avx512_vnni"]
+VARIANT_COLORS = {
+    "scalar": "#9e9e9e",
+    "avx2": "#1f77b4",
+    "avx512": "#2ca02c",
+    "avx512_vnni": "#17becf",
+    "ggml": "#d62728",
+    "dequant": "#ff7f0e",
+    "f32": "#7f7f7f",
+}
+PNGS = [
+    ("gemv_bandwidth.png", "Batch-1 (GEMV) weight bandwidth against the DRAM roofline"),
+    ("speedup.png", "Speedup over F32 weights and over dequantize-then-matmul"),
+    ("memory.png", "Weight memory per format against F32"),
+    ("gflops_vs_batch.png", "GFLOP/s versus batch"),
+    ("error.png", "Error versus the float64 reference"),
+    ("vs_ggml.png", "This project versus ggml"),
+]
+
+
+# ---- loading and summarizing ------------------------------------------------------------
+
+
+class Run:
+    """One sweep run: its machine, run info and the successful case records."""
+
+    def __init__(self, directory):
+        self.dir = os.path.abspath(directory)
+        path = os.path.join(self.dir, "results.json")
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise SystemExit(f"plot: cannot read {path}: {e.strerror}")
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"plot: {path} is not valid JSON: {e}")
+        if doc.get("schema") != "fused-kernels-sweep/1":
+            raise SystemExit(f"plot: {path}: unknown schema {doc.get('schema')!r}")
+        self.machine = doc["machine"]
+        self.run = doc["run"]
+        self.all_cases = doc["cases"]
+        self.cases = [c for c in doc["cases"] if "error" not in c and c.get("median_s")]
+        self.name = os.path.basename(self.dir)
+        self.threads = sorted({c["threads"] for c in self.cases})
+        self.tmax = max(self.threads) if self.threads else 1
+        self.formats = [f for f in FORMAT_ORDER if any(c["format"] == f for c in self.cases)]
+        self.batches = sorted({c["m"] for c in self.cases})
+        self.shapes = sorted({(c["n"], c["k"]) for c in self.cases}, key=lambda s: (s[0] * s[1], s))
+
+    # Lookups.
+    def select(self, **kw):
+        return [c for c in self.cases if all(c.get(k) == v for k, v in kw.items())]
+
+    def best_fused(self, fmt, n, k, m, t):
+        """Fastest of our kernels for (format, shape, batch, threads), or None."""
+        cs = self.select(kind="fused", format=fmt, n=n, k=k, m=m, threads=t)
+        return min(cs, key=lambda c: c["median_s"]) if cs else None
+
+    def one(self, kind, fmt, n, k, m, t):
+        cs = self.select(kind=kind, format=fmt, n=n, k=k, m=m, threads=t)
+        return min(cs, key=lambda c: c["median_s"]) if cs else None
+
+    def dram(self, t):
+        return self.machine.get("dram_read_gbps", {}).get(str(t))
+
+    def gemv_shape(self):
+        """The largest shape with batch-1 cases (weights far larger than the caches)."""
+        shapes = [s for s in self.shapes if self.select(n=s[0], k=s[1], m=1)]
+        return shapes[-1] if shapes else None
+
+    def batch_shape(self):
+        """The largest shape measured at the most batch sizes."""
+        if not self.shapes:
+            return None
+        return max(self.shapes, key=lambda s: (len({c["m"] for c in self.select(n=s[0], k=s[1])}),
+                                               s[0] * s[1]))
+
+    def subtitle(self):
+        m = self.machine
+        dram = ", ".join(f"{t}T {v:.0f}" for t, v in sorted(
+            ((int(t), v) for t, v in m.get("dram_read_gbps", {}).items())))
+        isa = [f for f in m.get("isa_flags", []) if f in ("avx2", "avx512f", "avx512_vnni", "avx512bw")]
+        return (f"{m['cpu_model']}, {m['logical_cores']} cores ({' '.join(isa)}), DRAM read {dram} GB/s; "
+                f"commit {m.get('git_commit', '?')}, {self.run.get('started_utc', '?')[:10]}")
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def speedups(run, t, against):
+    """{format: {batch: geomean over shapes of time(baseline) / time(best fused)}}."""
+    out = defaultdict(dict)
+    for fmt in run.formats:
+        if against == "f32" and fmt == "F32":
+            continue
+        for m in run.batches:
+            ratios = []
+            for n, k in run.shapes:
+                ours = run.best_fused(fmt, n, k, m, t)
+                if ours is None:
+                    continue
+                if against == "f32":
+                    base = run.best_fused("F32", n, k, m, t)
+                elif against == "dequant":
+                    base = run.one("dequant_then_matmul", fmt, n, k, m, t)
+                else:
+                    base = run.one("ggml", fmt, n, k, m, t)
+                if base is not None:
+                    ratios.append(base["median_s"] / ours["median_s"])
+            g = geomean(ratios)
+            if g is not None:
+                out[fmt][m] = (g, len(ratios))
+    return out
+
+
+def fmt_num(v, digits=1):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and math.isnan(v):
+        return "NaN"
+    return f"{v:.{digits}f}"
+
+
+# ---- plots -------------------------------------------------------------------------------
+
+
+def finish(fig, run, title, path):
+    fig.suptitle(title, fontsize=13, fontweight="bold", y=0.995)
+    fig.text(0.5, 0.955, run.subtitle(), ha="center", va="top", fontsize=8.5, color="#444444")
+    fig.tight_layout(rect=(0, 0, 1, 0.935))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_gemv(run, path):
+    shape = run.gemv_shape()
+    fig, axes = plt.subplots(len(run.threads), 1, figsize=(14, 4.6 * len(run.threads) + 0.6), squeeze=False)
+    if shape is None:
+        axes[0][0].text(0.5, 0.5, "no batch-1 cases in this run", ha="center")
+        finish(fig, run, "Batch-1 weight bandwidth", path)
+        return
+    n, k = shape
+    for ax, t in zip(axes[:, 0], run.threads):
+        x = 0.0
+        ticks, labels = [], []
+        legend = {}
+        for fmt in run.formats:
+            bars = []
+            fused = sorted(run.select(kind="fused", format=fmt, n=n, k=k, m=1, threads=t),
+                           key=lambda c: (c["path"], VARIANT_ORDER.index(c["variant"])
+                                          if c["variant"] in VARIANT_ORDER else 9))
+            for c in fused:
+                bars.append((c["weight_gbps"], VARIANT_COLORS.get(c["variant"], "#333333"),
+                             "//" if c["path"] == "int8" else "", f"{c['variant']} {c['path']}"))
+            g = run.one("ggml", fmt, n, k, 1, t)
+            if g is not None:
+                bars.append((g["weight_gbps"], VARIANT_COLORS["ggml"], "", "ggml"))
+            d = run.one("dequant_then_matmul", fmt, n, k, 1, t)
+            if d is not None:
+                bars.append((d["weight_gbps"], VARIANT_COLORS["dequant"], "", "dequantize-then-matmul"))
+            start = x
+            for v, color, hatch, label in bars:
+                b = ax.bar(x, v, width=0.8, color=color, hatch=hatch, edgecolor="white" if not hatch else "black",
+                           linewidth=0.3)
+                ax.text(x, v, f"{v:.0f}" if v >= 10 else f"{v:.1f}", ha="center", va="bottom", fontsize=6)
+                legend.setdefault(label, b)
+                x += 1
+            if bars:
+                ticks.append((start + x - 1) / 2)
+                labels.append(fmt)
+            x += 1.2
+        dram = run.dram(t)
+        if dram:
+            line = ax.axhline(dram, color="#d62728", linestyle="--", linewidth=1.3)
+            legend[f"DRAM read {dram:.1f} GB/s"] = line
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(labels)
+        ax.set_ylabel("weight bytes read / s  [GB/s]")
+        ax.set_title(f"{n}x{k} weights, batch 1, {t} thread{'s' if t > 1 else ''} "
+                     "(hatched: int8 activation path)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        order = ([f"{v} f32" for v in VARIANT_ORDER] + [f"{v} int8" for v in VARIANT_ORDER] +
+                 ["ggml", "dequantize-then-matmul"])
+        labels_sorted = sorted(legend, key=lambda l: order.index(l) if l in order else len(order))
+        ax.legend([legend[l] for l in labels_sorted], labels_sorted, fontsize=7.5, ncol=11,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.09), frameon=False)
+        ax.set_xlim(-1, x)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
+    finish(fig, run, "Batch-1 (GEMV) weight bandwidth per format and kernel vs the measured DRAM roofline",
+           path)
+
+
+def plot_speedup(run, path):
+    t = run.tmax
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+    for ax, against, title in ((axes[0], "f32", "over F32 weights (best F32 kernel, same run)"),
+                               (axes[1], "dequant", "over dequantize-then-matmul")):
+        sp = speedups(run, t, against)
+        fmts = [f for f in run.formats if f in sp]
+        width = 0.8 / max(1, len(run.batches))
+        cmap = plt.get_cmap("viridis")
+        for i, m in enumerate(run.batches):
+            xs, ys = [], []
+            for j, f in enumerate(fmts):
+                if m in sp[f]:
+                    xs.append(j + (i - (len(run.batches) - 1) / 2) * width)
+                    ys.append(sp[f][m][0])
+            if xs:
+                ax.bar(xs, ys, width=width, color=cmap(i / max(1, len(run.batches) - 1) * 0.85),
+                       label=f"batch {m}")
+                for xx, yy in zip(xs, ys):
+                    ax.text(xx, yy, f"{yy:.1f}", ha="center", va="bottom", fontsize=6.5, rotation=90)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+        ax.set_xticks(range(len(fmts)))
+        ax.set_xticklabels(fmts)
+        ax.set_ylabel("speedup  [x, time ratio]")
+        ax.set_title(f"{title}; {t} threads; geomean over shapes", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+        if not fmts:
+            ax.text(0.5, 0.5, "no baseline cases in this run", ha="center", transform=ax.transAxes)
+    finish(fig, run, "Speedup of the best fused kernel per format", path)
+
+
+def plot_memory(run, path):
+    shape = run.gemv_shape() or (run.shapes[-1] if run.shapes else None)
+    fig, ax = plt.subplots(figsize=(11, 4.6))
+    if shape is None:
+        finish(fig, run, "Weight memory", path)
+        return
+    n, k = shape
+    f32_mib = n * k * 4 / 2**20
+    xs, ys, labels = [], [], []
+    for i, f in enumerate(run.formats):
+        cs = run.select(format=f, n=n, k=k)
+        if not cs:
+            continue
+        xs.append(i)
+        ys.append(cs[0]["weight_bytes"] / 2**20)
+        labels.append(f)
+    ax.bar(xs, [f32_mib] * len(xs), width=0.8, color="#dddddd", label="the same matrix in F32")
+    bars = ax.bar(xs, ys, width=0.5, color="#1f77b4", label="in the format (memory_bytes())")
+    for x, y in zip(xs, ys):
+        ax.text(x, y, f"{y:.1f} MiB\n{f32_mib / y:.2f}x smaller" if y < f32_mib else f"{y:.0f} MiB",
+                ha="center", va="bottom", fontsize=7.5)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("weight memory  [MiB]")
+    ax.set_title(f"one {n}x{k} matrix; peak RSS of the sweep process: "
+                 f"{max(c.get('rss_peak_bytes', 0) for c in run.cases) / 2**30:.2f} GiB "
+                 "(all weight copies)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    del bars
+    finish(fig, run, "Weight memory per format against F32", path)
+
+
+def plot_gflops(run, path):
+    shape = run.batch_shape()
+    t = run.tmax
+    fmts = [f for f in run.formats]
+    cols = 3
+    rows = max(1, math.ceil(len(fmts) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(14, 3.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    if shape is None:
+        finish(fig, run, "GFLOP/s versus batch", path)
+        return
+    n, k = shape
+    handles = {}
+    styles = {"ours int8 (best variant)": ("#1f77b4", "o", "-"),
+              "ours f32 (best variant)": ("#2ca02c", "s", "-"),
+              "dequantize-then-matmul": ("#ff7f0e", "v", "--"),
+              "F32 weights": ("#7f7f7f", "^", ":"),
+              "ggml": ("#d62728", "D", "-.")}
+    for ax, f in zip(axes.flat, fmts):
+        ax.set_visible(True)
+        series = {}
+        for m in run.batches:
+            for c in run.select(kind="fused", format=f, n=n, k=k, m=m, threads=t):
+                key = f"ours {c['path']} (best variant)"
+                series.setdefault(key, {})[m] = max(series.get(key, {}).get(m, 0), c["gflops"])
+            d = run.one("dequant_then_matmul", f, n, k, m, t)
+            if d:
+                series.setdefault("dequantize-then-matmul", {})[m] = d["gflops"]
+            if f != "F32":
+                b = run.best_fused("F32", n, k, m, t)
+                if b:
+                    series.setdefault("F32 weights", {})[m] = b["gflops"]
+            g = run.one("ggml", f, n, k, m, t)
+            if g:
+                series.setdefault("ggml", {})[m] = g["gflops"]
+        for key, pts in series.items():
+            ms = sorted(pts)
+            color, marker, ls = styles.get(key, ("black", ".", "-"))
+            ax.plot(ms, [pts[m] for m in ms], marker=marker, linestyle=ls, color=color, label=key,
+                    markersize=4)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(run.batches)
+        ax.set_xticklabels([str(b) for b in run.batches])
+        ax.set_title(f, fontsize=10, fontweight="bold")
+        ax.set_xlabel("batch m  [rows]")
+        ax.set_ylabel("GFLOP/s  [2mnk / s / 1e9]")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    order = [k for k in styles if k in handles]
+    fig.legend([handles[k] for k in order], order, loc="lower center", ncol=len(order), fontsize=9,
+               frameon=False)
+    fig.suptitle(f"GFLOP/s versus batch per format ({n}x{k} weights, {t} threads)", fontsize=13,
+                 fontweight="bold", y=0.995)
+    fig.text(0.5, 0.965, run.subtitle(), ha="center", va="top", fontsize=8.5, color="#444444")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def error_table(run):
+    """{format: {series: max rel err over every case of it}} (None when a case had NaN)."""
+    out = defaultdict(dict)
+    for c in run.cases:
+        if c["kind"] == "fused":
+            key = f"ours {c['path']}"
+        elif c["kind"] == "dequant_then_matmul":
+            key = "dequantize-then-matmul"
+        else:
+            key = "ggml"
+        e = c.get("max_rel_err")
+        prev = out[c["format"]].get(key, 0.0)
+        if e is None or prev is None:
+            out[c["format"]][key] = None
+        else:
+            out[c["format"]][key] = max(prev, e)
+    return out
+
+
+def plot_error(run, path):
+    errs = error_table(run)
+    series = ["ours f32", "ours int8", "dequantize-then-matmul", "ggml"]
+    colors = ["#2ca02c", "#1f77b4", "#ff7f0e", "#d62728"]
+    fig, ax = plt.subplots(figsize=(13, 4.8))
+    width = 0.2
+    fmts = [f for f in run.formats if f in errs]
+    for i, (s, color) in enumerate(zip(series, colors)):
+        xs, ys, nan_x = [], [], []
+        for j, f in enumerate(fmts):
+            if s not in errs[f]:
+                continue
+            v = errs[f][s]
+            x = j + (i - 1.5) * width
+            if v is None:
+                nan_x.append(x)
+            else:
+                xs.append(x)
+                ys.append(max(v, 1e-12))
+        ax.bar(xs, ys, width=width, color=color, label=s)
+        for x in nan_x:
+            ax.text(x, 1e-3, "NaN", color="red", ha="center", fontsize=8, rotation=90)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(fmts)))
+    ax.set_xticklabels(fmts)
+    ax.set_ylabel("max |y - ref| / max |ref|  (worst case)")
+    ax.set_title("worst case over every shape, batch, thread count and variant; reference: float64 "
+                 "sum over the dequantized weights (ggml: over its own)", fontsize=9.5)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    finish(fig, run, "Error versus the float64 dequantize-then-matmul reference, per format and path", path)
+
+
+def plot_vs_ggml(run, path):
+    fig, axes = plt.subplots(1, len(run.threads), figsize=(max(12, 7 * len(run.threads)), 4.8),
+                             squeeze=False)
+    for ax, t in zip(axes[0], run.threads):
+        sp = speedups(run, t, "ggml")
+        fmts = [f for f in run.formats if f in sp]
+        width = 0.8 / max(1, len(run.batches))
+        cmap = plt.get_cmap("viridis")
+        for i, m in enumerate(run.batches):
+            xs, ys = [], []
+            for j, f in enumerate(fmts):
+                if m in sp[f]:
+                    xs.append(j + (i - (len(run.batches) - 1) / 2) * width)
+                    ys.append(sp[f][m][0])
+            if xs:
+                ax.bar(xs, ys, width=width, color=cmap(i / max(1, len(run.batches) - 1) * 0.85),
+                       label=f"batch {m}")
+                for xx, yy in zip(xs, ys):
+                    ax.text(xx, yy, f"{yy:.2f}", ha="center", va="bottom", fontsize=6.5, rotation=90)
+        ax.axhline(1.0, color="#d62728", linewidth=1.2, linestyle="--", label="as fast as ggml")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+        ax.set_xticks(range(len(fmts)))
+        ax.set_xticklabels(fmts)
+        ax.set_ylabel("ggml time / our time  [x]")
+        ax.set_title(f"{t} thread{'s' if t > 1 else ''}; best of our kernels; geomean over shapes",
+                     fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7.5)
+        if not fmts:
+            ax.text(0.5, 0.5, "no ggml cases in this run\n(" + run.run.get("ggml", {}).get("status", "") + ")",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    finish(fig, run, "This project versus ggml's MUL_MAT (above 1: we are faster)", path)
+
+
+def plot_run(run):
+    plot_gemv(run, os.path.join(run.dir, "gemv_bandwidth.png"))
+    plot_speedup(run, os.path.join(run.dir, "speedup.png"))
+    plot_memory(run, os.path.join(run.dir, "memory.png"))
+    plot_gflops(run, os.path.join(run.dir, "gflops_vs_batch.png"))
+    plot_error(run, os.path.join(run.dir, "error.png"))
+    plot_vs_ggml(run, os.path.join(run.dir, "vs_ggml.png"))
+
+
+# ---- README --------------------------------------------------------------------------------
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def gemv_rows(run):
+    """Per format at the GEMV shape: best kernel, GB/s and % DRAM per thread count, ggml."""
+    shape = run.gemv_shape()
+    if shape is None:
+        return None, []
+    n, k = shape
+    rows = []
+    for f in run.formats:
+        row = [f]
+        for t in run.threads:
+            b = run.best_fused(f, n, k, 1, t)
+            g = run.one("ggml", f, n, k, 1, t)
+            dram = run.dram(t)
+            if b is None:
+                row += ["–", "–", "–", "–"]
+                continue
+            row += [f"{b['weight_gbps']:.1f} ({b['variant']} {b['path']})",
+                    f"{100 * b['weight_gbps'] / dram:.0f} %" if dram else "–",
+                    fmt_num(g["weight_gbps"]) if g else "–",
+                    f"{g['median_s'] / b['median_s']:.2f}x" if g else "–"]
+        rows.append(row)
+    return shape, rows
+
+
+def run_section(run, readme_dir):
+    m, r = run.machine, run.run
+    rel = os.path.relpath(run.dir, readme_dir)
+    replot = (f"reports/{run.name}" if os.path.basename(os.path.dirname(run.dir)) == "reports"
+              else run.dir)
+    out = []
+    status = r.get("status", "?")
+    out.append(f"## {run.name}")
+    out.append("")
+    out.append(f"Produced by `{r.get('command', '?')}` on {r.get('started_utc', '?')} "
+               f"({status}, {r.get('cases_done', '?')} of {r.get('cases_planned', '?')} cases, "
+               f"{fmt_num(r.get('wall_s', 0) / 60)} min), commit `{m.get('git_commit', '?')}`; "
+               f"results: [`results.json`]({rel}/results.json), [`results.csv`]({rel}/results.csv). "
+               f"Regenerate the plots and this file with `tools/bazel run //tools:plot -- {replot}`.")
+    out.append("")
+    dram = ", ".join(f"{t} thread{'s' if t != '1' else ''}: {v:.1f} GB/s"
+                     for t, v in sorted(m.get("dram_read_gbps", {}).items(), key=lambda kv: int(kv[0])))
+    pf = ", ".join(f"{t}T: {v:.0f}" for t, v in sorted(m.get("peak_f32_gflops", {}).items(), key=lambda kv: int(kv[0])))
+    pi = ", ".join(f"{t}T: {v:.0f}" for t, v in sorted(m.get("peak_int8_gops", {}).items(), key=lambda kv: int(kv[0])))
+    out.append(table(["machine", ""], [
+        ["CPU", f"{m['cpu_model']}, {m['logical_cores']} logical cores, last-level cache "
+                f"{m.get('last_level_cache_bytes', 0) >> 20} MiB"],
+        ["ISA", " ".join(m.get("isa_flags", []))],
+        ["DRAM read (measured)", dram],
+        ["arithmetic peak (measured)", f"f32 FMA GFLOP/s {pf}; int8 dot Gop/s {pi}"],
+        ["compiler, Bazel, OS", f"{m.get('compiler')}; {m.get('bazel')}; {m.get('os_kernel')}"],
+        ["ggml peer", r.get("ggml", {}).get("status", "–")],
+        ["load average (1, 5, 15 min) at start / end; highest 1-min load during the cases",
+         f"{r.get('loadavg_start', '–')} / {r.get('loadavg_end', '–')}; "
+         f"{fmt_num(max((c.get('loadavg_1m', 0) for c in run.cases), default=None), 2)}"],
+    ]))
+    out.append("")
+
+    # GEMV.
+    shape, rows = gemv_rows(run)
+    if shape:
+        header = ["format"]
+        for t in run.threads:
+            header += [f"ours GB/s {t}T (best kernel)", f"% DRAM {t}T", f"ggml GB/s {t}T", f"ours vs ggml {t}T"]
+        out.append(f"### Batch 1 (GEMV), {shape[0]}x{shape[1]} weights")
+        out.append("")
+        out.append("Weight bytes read per second by the fastest of our kernels, against the DRAM read "
+                   "bandwidth measured in the same run; ggml's MUL_MAT on the same type, shape and threads. "
+                   "\"ours vs ggml\" = ggml's time / ours (above 1: we are faster).")
+        out.append("")
+        out.append(table(header, rows))
+        out.append("")
+        out.append(f"![gemv]({rel}/gemv_bandwidth.png)")
+        out.append("")
+
+    # Speedups.
+    t = run.tmax
+    for against, title, png in (("f32", "over F32 weights", "speedup.png"),
+                                ("dequant", "over dequantize-then-matmul", None),
+                                ("ggml", "over ggml (ggml time / ours)", "vs_ggml.png")):
+        sp = speedups(run, t, against)
+        if not sp:
+            continue
+        out.append(f"### Speedup {title}, {t} threads (geometric mean over the shapes measured)")
+        out.append("")
+        rows = []
+        for f in run.formats:
+            if f not in sp:
+                continue
+            rows.append([f] + [f"{sp[f][b][0]:.2f}x ({sp[f][b][1]})" if b in sp[f] else "–"
+                               for b in run.batches])
+        out.append(table(["format"] + [f"batch {b} (shapes)" for b in run.batches], rows))
+        out.append("")
+        if png:
+            out.append(f"![{against}]({rel}/{png})")
+            out.append("")
+
+    # GFLOP/s vs batch.
+    bshape = run.batch_shape()
+    if bshape:
+        n, k = bshape
+        out.append(f"### GFLOP/s versus batch, {n}x{k} weights, {t} threads")
+        out.append("")
+        rows = []
+        for f in run.formats:
+            row = [f]
+            for b in run.batches:
+                ours = run.best_fused(f, n, k, b, t)
+                g = run.one("ggml", f, n, k, b, t)
+                d = run.one("dequant_then_matmul", f, n, k, b, t)
+                cell = fmt_num(ours["gflops"]) if ours else "–"
+                cell += " / " + (fmt_num(g["gflops"]) if g else "–")
+                cell += " / " + (fmt_num(d["gflops"]) if d else "–")
+                row.append(cell)
+            rows.append(row)
+        out.append("Each cell: ours (best kernel) / ggml / dequantize-then-matmul, GFLOP/s.")
+        out.append("")
+        out.append(table(["format"] + [f"batch {b}" for b in run.batches], rows))
+        out.append("")
+        out.append(f"![gflops]({rel}/gflops_vs_batch.png)")
+        out.append("")
+
+    # Memory.
+    mshape = run.gemv_shape() or bshape
+    if mshape:
+        n, k = mshape
+        rows = []
+        for f in run.formats:
+            cs = run.select(format=f, n=n, k=k)
+            if cs:
+                wb = cs[0]["weight_bytes"]
+                rows.append([f, f"{cs[0]['bits_per_weight']:.4g}", f"{wb / 2**20:.1f}",
+                             f"{n * k * 4 / wb:.2f}x"])
+        out.append(f"### Memory, one {n}x{k} matrix")
+        out.append("")
+        out.append(table(["format", "bits/weight", "MiB", "smaller than F32"], rows))
+        out.append("")
+        out.append(f"![memory]({rel}/memory.png)")
+        out.append("")
+
+    # Errors.
+    errs = error_table(run)
+    series = ["ours f32", "ours int8", "dequantize-then-matmul", "ggml"]
+    rows = [[f] + [("NaN" if errs[f][s] is None else f"{errs[f][s]:.1e}") if s in errs[f] else "–"
+                   for s in series] for f in run.formats if f in errs]
+    out.append("### Error versus the float64 reference (worst case of every shape, batch, threads, variant)")
+    out.append("")
+    out.append("max |y - ref| / max |ref| over the checked outputs; the int8 paths (and ggml) quantize the "
+               "activations to 8 bits, so their error is that of the activation quantization.")
+    out.append("")
+    out.append(table(["format"] + series, rows))
+    out.append("")
+    out.append(f"![error]({rel}/error.png)")
+    out.append("")
+
+    # Method.
+    out.append("### How it was measured")
+    out.append("")
+    out.append(f"- Grid: {r.get('grid_rule', '?')}")
+    for key, text in r.get("method", {}).items():
+        out.append(f"- {key.replace('_', ' ')}: {text}")
+    out.append(f"- DRAM: {m.get('dram_method', '?')}")
+    out.append(f"- f32 peak: {m.get('peak_f32_method', '?')}")
+    out.append(f"- int8 peak: {m.get('peak_int8_method', '?')}")
+    failed = [c for c in run.all_cases if "error" in c]
+    if failed:
+        out.append(f"- {len(failed)} case(s) failed: " + "; ".join(
+            f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']}: {c['error']}" for c in failed[:5]))
+    out.append("")
+    return "\n".join(out)
+
+
+def write_readme(path, runs):
+    readme_dir = os.path.dirname(os.path.abspath(path))
+    runs = sorted(runs, key=lambda r: r.run.get("started_utc", ""), reverse=True)
+    parts = ["# Sweep reports", "",
+             "Generated by `tools/plot.py` from the `results.json` of each run below (newest first); "
+             "do not edit by hand. A run is made with `tools/bazel run //harness:sweep` (see "
+             "`--help`), which writes `reports/<date>-<cpu>/` and regenerates this file. Timings "
+             "come from a shared 2-vCPU virtual machine: compare ratios within one run.", ""]
+    # The newest run of each machine in full; older runs only listed (their files stay).
+    latest, older = [], []
+    seen = set()
+    for r in runs:
+        mid = r.machine.get("machine_id", r.machine.get("cpu_model"))
+        (older if mid in seen else latest).append(r)
+        seen.add(mid)
+    if len(latest) > 1:
+        parts.append("Machines: " + ", ".join(f"[{r.name}](#{r.name.lower()})" for r in latest))
+        parts.append("")
+    if older:
+        parts.append("Older runs (superseded by a newer run on the same machine; delete their "
+                     "directories when no longer wanted): " + ", ".join(
+                         f"[{r.name}]({os.path.relpath(r.dir, readme_dir)}/results.json)" for r in older))
+        parts.append("")
+    for r in latest:
+        parts.append(run_section(r, readme_dir))
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(parts).rstrip() + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def resolve(p):
+    """Relative paths are taken from where the user ran `bazel run`."""
+    if os.path.isabs(p):
+        return p
+    base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    return os.path.join(base, p)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        prog="tools/bazel run //tools:plot --",
+        description="Plots of //harness:sweep results (PNGs next to results.json) and the "
+                    "reports README with the tables behind them.")
+    ap.add_argument("runs", nargs="+", help="run directories holding results.json")
+    ap.add_argument("--readme", help="README to (re)generate (default: <reports>/README.md when the "
+                                     "run directories are inside a directory named 'reports'; "
+                                     "all runs found there are summarized)")
+    ap.add_argument("--no-readme", action="store_true", help="only the PNGs")
+    ap.add_argument("--no-png", action="store_true", help="only the README")
+    args = ap.parse_args(argv)
+    runs = []
+    for d in args.runs:
+        d = resolve(d)
+        if not os.path.isfile(os.path.join(d, "results.json")):
+            print(f"plot: {d} has no results.json (give a run directory written by //harness:sweep)",
+                  file=sys.stderr)
+            return 2
+        run = Run(d)
+        if not args.no_png:
+            plot_run(run)
+            print(f"plot: {len(PNGS)} PNGs in {run.dir}")
+        runs.append(run)
+    if args.no_readme:
+        return 0
+    readme = resolve(args.readme) if args.readme else None
+    if readme is None:
+        parents = {os.path.dirname(r.dir) for r in runs}
+        if len(parents) == 1 and os.path.basename(next(iter(parents))) == "reports":
+            readme = os.path.join(next(iter(parents)), "README.md")
+    if readme is None:
+        return 0
+    # Every run in the README's directory, plus the ones given.
+    rdir = os.path.dirname(os.path.abspath(readme))
+    by_dir = {r.dir: r for r in runs}
+    for name in sorted(os.listdir(rdir)):
+        d = os.path.join(rdir, name)
+        if d not in by_dir and os.path.isfile(os.path.join(d, "results.json")):
+            by_dir[d] = Run(d)
+    write_readme(readme, list(by_dir.values()))
+    print(f"plot: {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Tests of tools/plot.py on a small made-up run whose ratios are known by construction."""
+
+import json
+import os
+import tempfile
+import unittest
+
+from tools import plot
+
+
+def case(kind, fmt, variant, path, m, t, median, n=4096, k=4096, err=1e-3, **extra):
+    bytes_per = {"F32": 4.0, "Q4_K": 144 / 256, "Q8_K": 292 / 256}[fmt]
+    wb = int(n * k * bytes_per)
+    c = {"id": 0, "machine_id": "test-cpu-2c", "kind": kind, "format": fmt, "variant": variant,
+         "path": path, "kernel": f"{fmt}-{variant}-{path}", "n": n, "k": k, "m": m, "threads": t,
+         "reps": 5, "median_s": median, "p25_s": median, "p75_s": median, "min_s": median,
+         "max_s": median, "spread_pct": 0.0, "gflops": 2 * m * n * k / median / 1e9,
+         "weight_gbps": wb / median / 1e9, "roofline": "dram_read", "roofline_value": 40.0,
+         "pct_of_roofline": 0.0, "weight_bytes": wb, "f32_bytes": n * k * 4,
+         "bits_per_weight": bytes_per * 8, "weight_copies": 4, "rss_peak_bytes": 2**30,
+         "max_abs_err": err, "max_rel_err": err, "err_checked": 136, "times_s": [median] * 5}
+    c.update(extra)
+    return c
+
+
+def made_up_run():
+    cases = []
+    for t in (1, 2):
+        for m in (1, 8):
+            s = 1.0 / t * m ** 0.5
+            cases += [
+                case("fused", "F32", "avx2", "f32", m, t, 0.010 * s, err=1e-7),
+                case("fused", "Q4_K", "scalar", "f32", m, t, 0.050 * s, err=2e-7),
+                case("fused", "Q4_K", "avx2", "int8", m, t, 0.002 * s, err=5e-3),   # the best
+                case("fused", "Q4_K", "avx2", "f32", m, t, 0.003 * s, err=3e-7),
+                case("dequant_then_matmul", "Q4_K", "avx2", "f32", m, t, 0.020 * s, err=3e-7),
+                case("ggml", "Q4_K", "ggml", "int8", m, t, 0.004 * s, err=6e-3, ggml_layout="CPU_REPACK"),
+                case("ggml", "F32", "ggml", "f32", m, t, 0.010 * s, err=None),          # NaN output
+                case("fused", "Q8_K", "avx2", "int8", m, t, 0.004 * s, err=4e-3),
+            ]
+    cases.append({"id": 99, "kind": "fused", "format": "Q4_K", "variant": "avx2", "path": "int8",
+                  "kernel": "q4_k_int8__avx2", "n": 4096, "k": 4096, "m": 64, "threads": 2,
+                  "error": "boom"})
+    return {
+        "schema": "fused-kernels-sweep/1",
+        "machine": {"machine_id": "test-cpu-2c", "cpu_model": "Test CPU", "logical_cores": 2,
+                    "isa_flags": ["avx2", "avx512f"], "last_level_cache_bytes": 32 << 20,
+                    "compiler": "gcc", "bazel": "bazel 4.2.3", "git_commit": "abc123",
+                    "os_kernel": "Linux", "dram_read_gbps": {"1": 30.0, "2": 40.0},
+                    "peak_f32_gflops": {"1": 100.0, "2": 200.0},
+                    "peak_int8_gops": {"1": 400.0, "2": 800.0}},
+        "run": {"command": "tools/bazel run //harness:sweep -- --quick", "started_utc": "2026-01-02T03:04:05Z",
+                "status": "complete", "cases_planned": 33, "cases_done": 33, "wall_s": 42.0,
+                "grid_rule": "made up", "method": {"timing": "made up"},
+                "ggml": {"available": True, "status": "ggml test"}},
+        "fields": {},
+        "cases": cases,
+    }
+
+
+class PlotTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR"))
+        self.reports = os.path.join(self.tmp.name, "reports")
+        self.run_dir = os.path.join(self.reports, "2026-01-02-test-cpu")
+        os.makedirs(self.run_dir)
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(made_up_run(), f)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_pngs_and_readme(self):
+        self.assertEqual(plot.main([self.run_dir]), 0)
+        for name, _ in plot.PNGS:
+            p = os.path.join(self.run_dir, name)
+            self.assertTrue(os.path.isfile(p), name)
+            with open(p, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+            self.assertGreater(os.path.getsize(p), 10_000, name)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        # Ratios known by construction (every batch, thread count and shape alike):
+        # F32 / best Q4_K = 0.010 / 0.002, dequant / best = 10, ggml / best = 2.
+        self.assertIn("| Q4_K | 5.00x (1) | 5.00x (1) |", readme)
+        self.assertIn("| Q4_K | 10.00x (1) | 10.00x (1) |", readme)
+        self.assertIn("| Q4_K | 2.00x (1) | 2.00x (1) |", readme)
+        self.assertIn("| Q8_K | 2.50x (1) | 2.50x (1) |", readme)
+        # GEMV: best Q4_K at 2 threads reads 9437184 B in 0.001 s = 9.4 GB/s = 24 % of 40 GB/s.
+        self.assertIn("9.4 (avx2 int8) | 24 % | 4.7 | 2.00x |", readme)
+        # Errors: worst per series; ggml's F32 output had NaNs.
+        self.assertIn("| Q4_K | 3.0e-07 | 5.0e-03 | 3.0e-07 | 6.0e-03 |", readme)
+        self.assertIn("| F32 | 1.0e-07 | – | – | NaN |", readme)
+        self.assertIn("(2026-01-02-test-cpu/gemv_bandwidth.png)", readme)
+        self.assertIn("`tools/bazel run //tools:plot -- reports/2026-01-02-test-cpu`", readme)
+        self.assertIn("1 case(s) failed", readme)
+        self.assertIn("Test CPU", readme)
+
+    def test_readme_shows_the_newest_run_per_machine(self):
+        other = os.path.join(self.reports, "2025-12-31-other")
+        os.makedirs(other)
+        doc = made_up_run()
+        doc["run"]["started_utc"] = "2025-12-31T00:00:00Z"
+        with open(os.path.join(other, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "memory.png")))
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        # Same machine: the newest run in full, the older one only listed.
+        self.assertIn("## 2026-01-02-test-cpu", readme)
+        self.assertNotIn("## 2025-12-31-other", readme)
+        self.assertIn("[2025-12-31-other](2025-12-31-other/results.json)", readme)
+        # Another machine gets its own full section.
+        doc["machine"]["machine_id"] = "other-cpu-8c"
+        with open(os.path.join(other, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        self.assertLess(readme.index("## 2026-01-02-test-cpu"), readme.index("## 2025-12-31-other"))
+
+    def test_missing_results_is_an_error(self):
+        empty = os.path.join(self.tmp.name, "empty")
+        os.makedirs(empty)
+        self.assertEqual(plot.main([empty]), 2)
+
+    def test_wrong_schema_is_an_error(self):
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump({"schema": "something else"}, f)
+        with self.assertRaises(SystemExit) as e:
+            plot.main([self.run_dir])
+        self.assertIn("unknown schema", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
