@@ -17,6 +17,8 @@ py_runtime(
     name = "py3_runtime",
     interpreter_path = "{interpreter}",
     python_version = "PY3",
+    # The launcher stub's own shebang: Debian has no `python`, only `python3`.
+    stub_shebang = "#!/usr/bin/env python3",
 )
 
 py_runtime_pair(
