@@ -19,6 +19,7 @@ import datetime
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -630,6 +631,55 @@ def run_section(run, readme_dir):
     return "\n".join(out)
 
 
+def is_sweep_run(d):
+    """A directory written by //harness:sweep (not, e.g., a //harness:model_sweep run)."""
+    try:
+        with open(os.path.join(d, "results.json")) as f:
+            return str(json.load(f).get("schema", "")).startswith("fused-kernels-sweep")
+    except (OSError, ValueError):
+        return False
+
+
+E2E_CLAIMS = "### Does keeping weights quantized"
+
+
+def e2e_sections(readme_dir):
+    """The claims section of the newest //harness:model_sweep run of each machine
+    (reports/e2e-*/README.md, written by tools/plot_e2e.py), with its links made relative to
+    this README; the full tables stay in the run's own README."""
+    runs = []
+    for name in sorted(os.listdir(readme_dir)):
+        d = os.path.join(readme_dir, name)
+        try:
+            with open(os.path.join(d, "results.json")) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if doc.get("kind") == "model_sweep" and os.path.isfile(os.path.join(d, "README.md")):
+            cpu = (doc.get("machine") or {}).get("cpu_model", name)
+            runs.append((doc.get("created", ""), cpu, name, d))
+    latest = {}
+    for created, cpu, name, d in sorted(runs):
+        latest[cpu] = (created, name, d)
+    parts = []
+    for created, name, d in sorted(latest.values(), reverse=True):
+        with open(os.path.join(d, "README.md")) as f:
+            text = f.read()
+        i = text.find(E2E_CLAIMS)
+        if i < 0:
+            continue
+        j = text.find("\n## ", i)
+        claims = text[i:j if j >= 0 else len(text)].strip()
+        claims = claims.replace(E2E_CLAIMS, "## End to end: does keeping weights quantized", 1)
+        claims = claims.replace("(tables below)", f"(tables in [{name}/README.md]({name}/README.md))")
+        # Links inside the run's README are relative to its directory.
+        claims = re.sub(r"\]\((?!https?:|/|#)([^)]+)\)", lambda m: "](%s/%s)" % (name, m.group(1)), claims)
+        parts += [claims, "",
+                  f"From `tools/bazel run //harness:model_sweep` ({created}); full tables, "
+                  f"plots and method: [{name}/README.md]({name}/README.md).", ""]
+    return parts
+
+
 def write_readme(path, runs):
     readme_dir = os.path.dirname(os.path.abspath(path))
     runs = sorted(runs, key=lambda r: r.run.get("started_utc", ""), reverse=True)
@@ -655,9 +705,23 @@ def write_readme(path, runs):
         parts.append("")
     for r in latest:
         parts.append(run_section(r, readme_dir))
+    parts += e2e_sections(readme_dir)
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(parts).rstrip() + "\n")
     os.replace(path + ".tmp", path)
+
+
+def refresh_readme(reports_dir):
+    """Regenerates <reports_dir>/README.md from every sweep run (and model sweep run) in it;
+    tools/plot_e2e.py calls this after a model sweep. Returns the path, or None when the
+    directory holds no sweep run."""
+    runs = [Run(os.path.join(reports_dir, n)) for n in sorted(os.listdir(reports_dir))
+            if is_sweep_run(os.path.join(reports_dir, n))]
+    if not runs:
+        return None
+    path = os.path.join(reports_dir, "README.md")
+    write_readme(path, runs)
+    return path
 
 
 def resolve(p):
@@ -706,7 +770,7 @@ def main(argv=None):
     by_dir = {r.dir: r for r in runs}
     for name in sorted(os.listdir(rdir)):
         d = os.path.join(rdir, name)
-        if d not in by_dir and os.path.isfile(os.path.join(d, "results.json")):
+        if d not in by_dir and is_sweep_run(d):
             by_dir[d] = Run(d)
     write_readme(readme, list(by_dir.values()))
     print(f"plot: {readme}")
