@@ -10,10 +10,13 @@
 // at 4096x4096. Counters:
 //   bytes_per_second  weight bytes read per second
 //   GFLOPs            2 m n k per second / 1e9
-//   dram_frac         weight bytes/s as a fraction of the DRAM read bandwidth measured at
-//                     start-up with the same thread count (the roofline of batch-1 GEMV)
-// The DRAM bandwidth (harness/machine.h, 1 GiB sequential read, median of 5) is printed first
-// and recorded in the JSON context ("dram_read_GBps"); --no_dram skips the probe.
+//   dram_GBps         batch 1 only: DRAM read bandwidth with the same thread count, measured
+//                     (harness/machine.h, 256 MiB sequential read, median of 3) right after
+//                     the benchmark, outside its timing
+//   dram_frac         batch 1 only: weight bytes/s / dram_GBps, the fraction of the roofline
+// A DRAM bandwidth line (1 GiB, median of 5) is also printed first and recorded in the JSON
+// context ("dram_read_GBps"); on a shared host it drifts, hence the per-benchmark probe.
+// --no_dram skips all probes.
 //
 // "pool/..." benchmarks: ParallelFor of empty tasks, and a 576x576 batch-1 matmul (the size a
 // small transformer calls ~200 times per token; K-quants: 576x768, a whole number of blocks)
@@ -52,6 +55,7 @@ namespace {
 
 constexpr size_t kColdBytes = size_t{160} << 20;  // 5x a 32 MB L3
 constexpr int64_t kDistinctRows = 64;  // rows actually quantized; repeated to fill n
+constexpr size_t kProbeBytes = size_t{256} << 20;  // per-benchmark DRAM probe: 8x the L3
 
 struct Shape {
   int64_t m, n, k;
@@ -129,10 +133,13 @@ void run(benchmark::State& state, const KernelEntry* e, Shape s) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
   state.counters["GFLOPs"] = benchmark::Counter(
       2.0 * s.m * s.n * s.k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
-  if (g_config.dram_bytes_per_s > 0) {
+  if (g_config.dram && s.m == 1) {
+    // The DRAM bandwidth right after this benchmark (on a shared host it drifts by tens of
+    // percent within minutes, so one probe at start-up is not a fair roofline for all).
+    const double dram = MeasureReadBandwidth(g_config.threads, kProbeBytes, 3);
+    state.counters["dram_GBps"] = dram / 1e9;
     state.counters["dram_frac"] =
-        benchmark::Counter(state.iterations() * bytes / g_config.dram_bytes_per_s,
-                           benchmark::Counter::kIsRate);
+        benchmark::Counter(state.iterations() * bytes / dram, benchmark::Counter::kIsRate);
   }
   state.counters["threads"] = g_config.threads;
 }
@@ -217,7 +224,8 @@ constexpr char kUsage[] =
     "  --threads=N   threads per matmul (default 1)\n"
     "  --hot         one copy of the weights (cache-resident when small) instead of\n"
     "                streaming copies from DRAM\n"
-    "  --no_dram     skip the DRAM bandwidth probe (about 2 s) and the dram_frac counter\n"
+    "  --no_dram     skip the DRAM bandwidth probes (about 2 s, and 0.5 s per batch-1\n"
+    "                benchmark) and the dram_GBps / dram_frac counters\n"
     "  --shapes=M:N:K[,M:N:K...]  kernel shapes instead of the defaults (K a multiple of 256\n"
     "                for the K-quants; formats whose block K is not a multiple of are skipped)\n"
     "  e.g. --benchmark_filter='q4_k_int8__avx512_vnni/m:1/' --benchmark_repetitions=5\n";
