@@ -381,13 +381,16 @@ struct Shape {
   bool extreme;
 };
 
-// m in {1..9, 17, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
+// m in {1..9, 15, 17, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
 // k from one block up to 14336 (the largest FFN width of the models we run).
 const Shape kShapes[] = {
     {1, 13, 1, false},  {2, 7, 3, false},    {3, 9, 8, false},   {4, 5, 2, false},
     {5, 11, 5, false},  {6, 6, 1, false},    {7, 3, 4, false},   {8, 17, 9, false},
     {9, 10, 2, false},  {17, 13, 3, false},  {64, 9, 4, false},  {1, 21, -1, false},
     {3, 5, -1, false},  {1, 19, 7, true},    {6, 10, 3, true},   {9, 7, 2, true},
+    // Batches of 8 or more run the K-quant panel kernels (avx512_kpanel.h): 15 rows take
+    // micro-tiles of 8, 4, 2 and 1 rows; 37 columns are two 16-row strips and a partial one.
+    {15, 37, 3, false},
 };
 constexpr int64_t kMaxK = 14336;
 
