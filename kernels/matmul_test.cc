@@ -504,6 +504,50 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
   }
 }
 
+// The avx2 packers write the reference quantizers' blocks themselves (the avx2 int8 kernels
+// read BlockQ8_0 / BlockQ8_K): every byte, Q8_K's bsums included, must be the reference's.
+TEST(ActPackerTest, Avx2PackersWriteTheReferenceBlocksByteForByte) {
+  std::set<const ActPacker*> packers;
+  for (const KernelEntry& e : all_kernels())
+    if (e.variant == Variant::kAvx2 && e.path == Path::kInt8 && kernel_runnable(e)) packers.insert(e.act);
+  if (packers.empty()) GTEST_SKIP() << "this CPU lacks " << missing_cpu_features(kFeaturesAvx2);
+  EXPECT_EQ(packers.size(), 2u);
+  std::mt19937_64 rng(0xa2);
+  for (const ActPacker* p : packers) {
+    const FormatTraits& t = traits(p->format);
+    for (int blocks : {1, 2, 3, 5, 9}) {
+      const int64_t k = blocks * t.block_elems;
+      for (int kind = 0; kind < 5; ++kind) {
+        SCOPED_TRACE(absl::StrCat(p->name, " k=", k, " kind=", kind));
+        std::vector<float> x = make_input(1, k, rng, kind == 1);
+        x.erase(x.begin());
+        if (kind == 2) std::fill(x.begin(), x.end(), 0.0f);
+        if (kind == 3) {  // ties of +-max (the first wins in Q8_K); max 127 makes the scale 1,
+                          // so 2.5 and -0.5 are exact halves (Q8_0 rounds them away from 0)
+          for (int64_t b = 0; b < k; b += t.block_elems) {
+            x[b + 3] = -127.0f;
+            x[b + 7] = 127.0f;
+            x[b + 9] = 2.5f;
+            x[b + 10] = -0.5f;
+          }
+        }
+        if (kind == 4) {  // tiny magnitudes: fp16 subnormal / zero scales, huge 1 / d
+          for (float& v : x) v *= 1e-9f;
+        }
+        const size_t bytes = static_cast<size_t>(k / t.block_elems * t.block_bytes);
+        ASSERT_EQ(p->row_bytes(k), static_cast<int64_t>(bytes));
+        std::vector<uint8_t> want(bytes, 0xAB), got(bytes + 64, 0xCD);
+        t.quantize_row(x.data(), want.data(), k);
+        uint8_t* packed = got.data() + ((64 - reinterpret_cast<uintptr_t>(got.data()) % 64) % 64);
+        p->pack_row(x.data(), k, packed);
+        ASSERT_EQ(std::memcmp(packed, want.data(), bytes), 0)
+            << "first difference at byte "
+            << std::mismatch(want.begin(), want.end(), packed).first - want.begin();
+      }
+    }
+  }
+}
+
 // ---- Thread-count determinism ----------------------------------------------------------------
 
 class DeterminismTest : public ::testing::TestWithParam<size_t> {};
