@@ -18,6 +18,9 @@
 // context ("dram_read_GBps"); on a shared host it drifts, hence the per-benchmark probe.
 // --no_dram skips all probes.
 //
+// "pack/<packer>/k:4096": one activation row quantized by each int8 path's packer (bytes/s =
+// input floats read), e.g. the avx2 packers against the reference ones they replaced.
+//
 // "pool/..." benchmarks: ParallelFor of empty tasks, and a 576x576 batch-1 matmul (the size a
 // small transformer calls ~200 times per token; K-quants: 576x768, a whole number of blocks)
 // with the best kernel per format, inline ("threads:1") and on the pool: their difference is
@@ -27,6 +30,7 @@
 // least kColdBytes, so weights stream from DRAM as they do in a forward pass over a whole
 // model (a single 4096x4096 Q4_K matrix, 9.4 MB, would otherwise sit in a 32 MB L3).
 // --hot uses one copy (cache-resident when it fits).
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -184,6 +188,20 @@ void tiny_matmul(benchmark::State& state, const KernelEntry* e, bool on_pool) {
   state.counters["threads"] = on_pool ? g_config.threads : 1;
 }
 
+// Quantizing one activation row of k = 4096 with `p` (hot in cache): input floats per second.
+void pack_row(benchmark::State& state, const ActPacker* p) {
+  const int64_t k = 4096;
+  const std::vector<float> x = random_input(1, k);
+  std::vector<uint8_t> buf(static_cast<size_t>(p->row_bytes(k) + 64));
+  uint8_t* out = buf.data() + ((64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64);
+  for (auto _ : state) {
+    p->pack_row(x.data(), k, out);
+    benchmark::DoNotOptimize(out);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * k * static_cast<int64_t>(sizeof(float)));
+}
+
 void register_all() {
   for (int64_t tasks : {2, 8}) {
     benchmark::RegisterBenchmark(absl::StrCat("pool/parallel_for/tasks:", tasks).c_str(),
@@ -203,6 +221,18 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
     }
+  }
+  // Every activation packer a runnable int8 kernel uses, once.
+  std::vector<const ActPacker*> packers;
+  for (const KernelEntry& e : all_kernels()) {
+    if (e.path != Path::kInt8 || !kernel_runnable(e)) continue;
+    if (std::find(packers.begin(), packers.end(), e.act) == packers.end()) packers.push_back(e.act);
+  }
+  for (const ActPacker* p : packers) {
+    benchmark::RegisterBenchmark(absl::StrCat("pack/", p->name, "/k:4096").c_str(),
+                                 [p](benchmark::State& st) { pack_row(st, p); })
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
   }
   for (const FormatTraits& t : all_formats()) {
     for (const Shape& s : g_config.shapes) {

@@ -21,6 +21,7 @@
 #define KERNELS_AVX512_INT8_H_
 
 #include "kernels/avx512_common.h"
+#include "kernels/avx512_kpanel.h"
 
 namespace fk {
 namespace {
@@ -712,13 +713,17 @@ struct Int8Kernels {
   static void q8_0(const MatmulArgs& a, int64_t nb, int64_t ne) {
     run_tiles<LegacyInt8<CodecQ8_0<kVnni>, kVnni>>(a, nb, ne, a.act_row_bytes);
   }
+  // Batches of kPanelMinM rows or more: weight panels (kernels/avx512_kpanel.h).
   static void q4_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
+    if (a.m >= kPanelMinM) return KPanelInt8<PanelCodecQ45<false>, kVnni>::run(a, nb, ne);
     run_tiles<KQuantInt8<CodecQ45_K<false, kVnni>>>(a, nb, ne, a.act_row_bytes);
   }
   static void q5_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
+    if (a.m >= kPanelMinM) return KPanelInt8<PanelCodecQ45<true>, kVnni>::run(a, nb, ne);
     run_tiles<KQuantInt8<CodecQ45_K<true, kVnni>>>(a, nb, ne, a.act_row_bytes);
   }
   static void q6_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
+    if (a.m >= kPanelMinM) return KPanelInt8<PanelCodecQ6, kVnni>::run(a, nb, ne);
     run_tiles<KQuantInt8<CodecQ6_K<kVnni>>>(a, nb, ne, a.act_row_bytes);
   }
   static void q8_k(const MatmulArgs& a, int64_t nb, int64_t ne) {

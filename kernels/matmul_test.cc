@@ -381,13 +381,16 @@ struct Shape {
   bool extreme;
 };
 
-// m in {1..9, 17, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
+// m in {1..9, 15, 17, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
 // k from one block up to 14336 (the largest FFN width of the models we run).
 const Shape kShapes[] = {
     {1, 13, 1, false},  {2, 7, 3, false},    {3, 9, 8, false},   {4, 5, 2, false},
     {5, 11, 5, false},  {6, 6, 1, false},    {7, 3, 4, false},   {8, 17, 9, false},
     {9, 10, 2, false},  {17, 13, 3, false},  {64, 9, 4, false},  {1, 21, -1, false},
     {3, 5, -1, false},  {1, 19, 7, true},    {6, 10, 3, true},   {9, 7, 2, true},
+    // Batches of 8 or more run the K-quant panel kernels (avx512_kpanel.h): 15 rows take
+    // micro-tiles of 8, 4, 2 and 1 rows; 37 columns are two 16-row strips and a partial one.
+    {15, 37, 3, false},
 };
 constexpr int64_t kMaxK = 14336;
 
@@ -496,6 +499,50 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
                              [](float a, float b) { return std::memcmp(&a, &b, 4) == 0; })
                        .first -
                    got.begin();
+      }
+    }
+  }
+}
+
+// The avx2 packers write the reference quantizers' blocks themselves (the avx2 int8 kernels
+// read BlockQ8_0 / BlockQ8_K): every byte, Q8_K's bsums included, must be the reference's.
+TEST(ActPackerTest, Avx2PackersWriteTheReferenceBlocksByteForByte) {
+  std::set<const ActPacker*> packers;
+  for (const KernelEntry& e : all_kernels())
+    if (e.variant == Variant::kAvx2 && e.path == Path::kInt8 && kernel_runnable(e)) packers.insert(e.act);
+  if (packers.empty()) GTEST_SKIP() << "this CPU lacks " << missing_cpu_features(kFeaturesAvx2);
+  EXPECT_EQ(packers.size(), 2u);
+  std::mt19937_64 rng(0xa2);
+  for (const ActPacker* p : packers) {
+    const FormatTraits& t = traits(p->format);
+    for (int blocks : {1, 2, 3, 5, 9}) {
+      const int64_t k = blocks * t.block_elems;
+      for (int kind = 0; kind < 5; ++kind) {
+        SCOPED_TRACE(absl::StrCat(p->name, " k=", k, " kind=", kind));
+        std::vector<float> x = make_input(1, k, rng, kind == 1);
+        x.erase(x.begin());
+        if (kind == 2) std::fill(x.begin(), x.end(), 0.0f);
+        if (kind == 3) {  // ties of +-max (the first wins in Q8_K); max 127 makes the scale 1,
+                          // so 2.5 and -0.5 are exact halves (Q8_0 rounds them away from 0)
+          for (int64_t b = 0; b < k; b += t.block_elems) {
+            x[b + 3] = -127.0f;
+            x[b + 7] = 127.0f;
+            x[b + 9] = 2.5f;
+            x[b + 10] = -0.5f;
+          }
+        }
+        if (kind == 4) {  // tiny magnitudes: fp16 subnormal / zero scales, huge 1 / d
+          for (float& v : x) v *= 1e-9f;
+        }
+        const size_t bytes = static_cast<size_t>(k / t.block_elems * t.block_bytes);
+        ASSERT_EQ(p->row_bytes(k), static_cast<int64_t>(bytes));
+        std::vector<uint8_t> want(bytes, 0xAB), got(bytes + 64, 0xCD);
+        t.quantize_row(x.data(), want.data(), k);
+        uint8_t* packed = got.data() + ((64 - reinterpret_cast<uintptr_t>(got.data()) % 64) % 64);
+        p->pack_row(x.data(), k, packed);
+        ASSERT_EQ(std::memcmp(packed, want.data(), bytes), 0)
+            << "first difference at byte "
+            << std::mismatch(want.begin(), want.end(), packed).first - want.begin();
       }
     }
   }
