@@ -499,7 +499,13 @@ def run_section(run, readme_dir):
                f"results: [`results.json`]({rel}/results.json), [`results.csv`]({rel}/results.csv). "
                f"Regenerate the plots and this file with `tools/bazel run //tools:plot -- {replot}`.")
     out.append("")
-    dram = ", ".join(f"{t} thread{'s' if t != '1' else ''}: {v:.1f} GB/s"
+    def probes(t):
+        start = m.get("dram_read_gbps_start", {}).get(t)
+        end = m.get("dram_read_gbps_end", {}).get(t)
+        if start is None or end is None:
+            return ""
+        return f" (before the first case {start:.1f}, after the last {end:.1f})"
+    dram = ", ".join(f"{t} thread{'s' if t != '1' else ''}: {v:.1f} GB/s{probes(t)}"
                      for t, v in sorted(m.get("dram_read_gbps", {}).items(), key=lambda kv: int(kv[0])))
     pf = ", ".join(f"{t}T: {v:.0f}" for t, v in sorted(m.get("peak_f32_gflops", {}).items(), key=lambda kv: int(kv[0])))
     pi = ", ".join(f"{t}T: {v:.0f}" for t, v in sorted(m.get("peak_int8_gops", {}).items(), key=lambda kv: int(kv[0])))
@@ -671,9 +677,9 @@ def e2e_sections(readme_dir):
         j = text.find("\n## ", i)
         claims = text[i:j if j >= 0 else len(text)].strip()
         claims = claims.replace(E2E_CLAIMS, "## End to end: does keeping weights quantized", 1)
-        claims = claims.replace("(tables below)", f"(tables in [{name}/README.md]({name}/README.md))")
         # Links inside the run's README are relative to its directory.
         claims = re.sub(r"\]\((?!https?:|/|#)([^)]+)\)", lambda m: "](%s/%s)" % (name, m.group(1)), claims)
+        claims = claims.replace("(tables below)", f"(tables in [{name}/README.md]({name}/README.md))")
         parts += [claims, "",
                   f"From `tools/bazel run //harness:model_sweep` ({created}); full tables, "
                   f"plots and method: [{name}/README.md]({name}/README.md).", ""]

@@ -102,6 +102,15 @@ class PlotE2eTest(unittest.TestCase):
         # Quality: -3.38 - (-3.30) = -0.08; llama.cpp -3.37 - (-3.30) = -0.07.
         self.assertIn("Q4_K -0.0800 (llama.cpp -0.0700)", self.readme)
 
+    def test_reports_readme_links_the_run_once(self):
+        # reports/README.md carries this run's claims; its links are rewritten to be relative
+        # to reports/, and the "(tables below)" link must not get the run's name twice.
+        from tools import plot
+        parent, name = os.path.split(self.dir)
+        text = "\n".join(plot.e2e_sections(parent))
+        self.assertIn("(tables in [%s/README.md](%s/README.md))" % (name, name), text)
+        self.assertNotIn("%s/%s/" % (name, name), text)
+
     def test_failed_configurations_are_listed(self):
         self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
                       self.readme)
