@@ -61,6 +61,20 @@ FK_INLINE __mmask64 low_bytes_mask(int bytes) {
   return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
 }
 
+// init + per int32 lane: the sum of the 4 products u * s of its bytes, for two vector pairs
+// (u unsigned, s signed bytes). VNNI: two vpdpbusd. Without: vpmaddubsw per pair, the two
+// pairs added as int16, then vpmaddwd; |4 * u * s| must fit int16, so u <= 64 (the 4-, 5- and
+// 6-bit weights that use this; |s| <= 127).
+template <bool kVnni>
+FK_INLINE __m512i dot2_u8s8(__m512i init, __m512i u0, __m512i s0, __m512i u1, __m512i s1) {
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u0, s0), u1, s1);
+  } else {
+    const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(u0, s0), _mm512_maddubs_epi16(u1, s1));
+    return _mm512_add_epi32(init, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+  }
+}
+
 // A 64-byte table of 16-bit lanes (permute indices, patterns), built at compile time.
 struct alignas(64) Words {
   uint16_t v[32];

@@ -28,18 +28,6 @@ namespace {
 
 // ---- u8 x s8 dot products ------------------------------------------------------------------
 
-// init + per int32 lane: sum of the 4 products u * s of its bytes, for two vector pairs.
-// Needs u <= 31 without VNNI (the two pairs are added as int16 first).
-template <bool kVnni>
-FK_INLINE __m512i dot2_small(__m512i init, __m512i u0, __m512i s0, __m512i u1, __m512i s1) {
-  if constexpr (kVnni) {
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u0, s0), u1, s1);
-  } else {
-    const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(u0, s0), _mm512_maddubs_epi16(u1, s1));
-    return _mm512_add_epi32(init, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
-  }
-}
-
 // A signed weight vector prepared for products with signed activations.
 struct SignedW {
   __m512i u;      // VNNI: w + 128 as unsigned bytes; otherwise |w|
@@ -208,7 +196,7 @@ struct NibbleCodec {
   template <bool kVnni>
   static FK_INLINE __m512i isum(const Dec& w, const ActQ8_0x4& y) {
     const __m512i init = kHasMin ? _mm512_setzero_si512() : load512(y.aux);
-    return dot2_small<kVnni>(init, w.lo, load512(y.y), w.hi, load512(y.y + 64));
+    return dot2_u8s8<kVnni>(init, w.lo, load512(y.y), w.hi, load512(y.y + 64));
   }
 };
 

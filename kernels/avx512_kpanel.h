@@ -108,16 +108,6 @@ FK_INLINE __m512i bcast32(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
-// init + per int32 lane: the sum of the 4 products u * s of its bytes, for two pairs.
-template <bool kVnni>
-FK_INLINE __m512i panel_dot2(__m512i init, __m512i u0, __m512i s0, __m512i u1, __m512i s1) {
-  if constexpr (kVnni) {
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u0, s0), u1, s1);
-  } else {
-    const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(u0, s0), _mm512_maddubs_epi16(u1, s1));
-    return _mm512_add_epi32(init, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
-  }
-}
 template <bool kVnni>
 FK_INLINE __m512i panel_dpwssd(__m512i acc, __m512i a, __m512i b) {
   if constexpr (kVnni) {
@@ -211,8 +201,8 @@ struct PanelCodecQ45 {
       for (int c = 0; c < 8; c += 2) {
         const __m512i w0 = load512(p.q[8 * t8 + c]), w1 = load512(p.q[8 * t8 + c + 1]);
         for (int i = 0; i < MR; ++i)
-          is[i] = panel_dot2<kVnni>(is[i], w0, bcast32(y[i]->y + 32 * t8 + 4 * c), w1,
-                                    bcast32(y[i]->y + 32 * t8 + 4 * c + 4));
+          is[i] = dot2_u8s8<kVnni>(is[i], w0, bcast32(y[i]->y + 32 * t8 + 4 * c), w1,
+                                   bcast32(y[i]->y + 32 * t8 + 4 * c + 4));
       }
       const __m512i sc = load512(p.sc[t8]);
       for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
@@ -289,8 +279,8 @@ struct PanelCodecQ6 {
       for (int c = 0; c < 4; c += 2) {
         const __m512i w0 = load512(p.q[4 * s + c]), w1 = load512(p.q[4 * s + c + 1]);
         for (int i = 0; i < MR; ++i)
-          is[i] = panel_dot2<kVnni>(is[i], w0, bcast32(y[i]->y + 16 * s + 4 * c), w1,
-                                    bcast32(y[i]->y + 16 * s + 4 * c + 4));
+          is[i] = dot2_u8s8<kVnni>(is[i], w0, bcast32(y[i]->y + 16 * s + 4 * c), w1,
+                                   bcast32(y[i]->y + 16 * s + 4 * c + 4));
       }
       const __m512i sc = load512(p.sc[s]);
       for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
