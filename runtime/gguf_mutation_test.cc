@@ -19,8 +19,6 @@
 //   FK_MUTATION_ONLY=I  run only input number I (to reproduce a report)
 //   FK_MUTATION_DUMP=P  with FK_MUTATION_ONLY: also write that input to file P
 #include <dirent.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -48,6 +46,8 @@ namespace fk {
 namespace {
 
 using mutation::EnvInt;
+using mutation::InstallCrashReporter;
+using mutation::SetCurrentInput;
 using mutation::kInteresting;
 using mutation::kNumInteresting;
 using mutation::MutateOnce;
@@ -176,20 +176,6 @@ struct Stats {
   std::vector<std::string> failures;
 };
 
-volatile int64_t g_current_input = -1;
-
-void OnFatalSignal(int sig) {
-  char buf[96];
-  const int len = std::snprintf(buf, sizeof buf,
-                                "\n*** signal %d while handling mutated input #%lld "
-                                "(reproduce with FK_MUTATION_ONLY=%lld)\n",
-                                sig, static_cast<long long>(g_current_input),
-                                static_cast<long long>(g_current_input));
-  if (len > 0) (void)!write(2, buf, static_cast<size_t>(len));
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
 std::string ErrorKind(absl::string_view msg) {
   // "mut.gguf: tensor #3 'x' (...): row length ..." -> a coarse bucket for the summary.
   static const char* kKinds[] = {
@@ -210,7 +196,7 @@ void Exercise(const std::string& input, int64_t index, Stats* st) {
   // An exact-size heap copy, so AddressSanitizer sees any read past the end.
   std::unique_ptr<uint8_t[]> buf(new uint8_t[n == 0 ? 1 : n]);
   if (n != 0) std::memcpy(buf.get(), input.data(), n);
-  g_current_input = index;
+  SetCurrentInput(index);
   const int64_t base = heap::Live();
   heap::ResetPeak();
   {
@@ -276,7 +262,7 @@ void Exercise(const std::string& input, int64_t index, Stats* st) {
     st->failures.push_back(absl::StrCat("input #", index, " (", n, " bytes): heap peak ", peak,
                                         " bytes exceeds ", kMemFactor, " x size + ", kMemSlack));
   }
-  g_current_input = -1;
+  SetCurrentInput(-1);
   st->inputs++;
 }
 
@@ -430,10 +416,7 @@ TEST(GgufMutation, RegressionInputsStayWithinTheBounds) {
 }
 
 TEST(GgufMutation, MutatedInputsEndInOkOrAnErrorWithBoundedMemory) {
-  signal(SIGSEGV, OnFatalSignal);
-  signal(SIGBUS, OnFatalSignal);
-  signal(SIGABRT, OnFatalSignal);
-  signal(SIGFPE, OnFatalSignal);
+  InstallCrashReporter();
   const std::vector<Seed> seeds = MakeSeeds();
   const InputSource source(seeds, static_cast<uint64_t>(EnvInt("FK_MUTATION_SEED", 1)));
   const int64_t total = EnvInt("FK_MUTATIONS", 200000);

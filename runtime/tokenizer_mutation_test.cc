@@ -32,8 +32,6 @@
 //   FK_MUTATION_ONLY=I  run only input number I (to reproduce a report)
 //   FK_MUTATION_DUMP=P  with FK_MUTATION_ONLY: also write that input to file P
 #include <dirent.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -70,6 +68,8 @@ namespace fk {
 namespace {
 
 using mutation::EnvInt;
+using mutation::InstallCrashReporter;
+using mutation::SetCurrentInput;
 using mutation::Rng;
 using mutation::Seed;
 using T = GgufValueType;
@@ -616,26 +616,12 @@ struct Stats {
   std::vector<std::string> failures;
 };
 
-volatile int64_t g_current_input = -1;
-
-void OnFatalSignal(int sig) {
-  char buf[96];
-  const int len = std::snprintf(buf, sizeof buf,
-                                "\n*** signal %d while handling mutated input #%lld "
-                                "(reproduce with FK_MUTATION_ONLY=%lld)\n",
-                                sig, static_cast<long long>(g_current_input),
-                                static_cast<long long>(g_current_input));
-  if (len > 0) (void)!write(2, buf, static_cast<size_t>(len));
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
 void Exercise(const std::string& input, int64_t index, Stats* st) {
   const size_t n = input.size();
   // An exact-size heap copy, so AddressSanitizer sees any read past the end.
   std::unique_ptr<uint8_t[]> buf(new uint8_t[n == 0 ? 1 : n]);
   if (n != 0) std::memcpy(buf.get(), input.data(), n);
-  g_current_input = index;
+  SetCurrentInput(index);
   const int64_t base = heap::Live();
   heap::ResetPeak();
   size_t max_output = 0;
@@ -679,7 +665,7 @@ void Exercise(const std::string& input, int64_t index, Stats* st) {
                                         kMemFactor, " x size + ", slack, " + 2 x ", max_output,
                                         " (longest result)"));
   }
-  g_current_input = -1;
+  SetCurrentInput(-1);
   st->inputs++;
 }
 
@@ -906,10 +892,7 @@ TEST(TokenizerMutation, RegressionInputsPassTheChecks) {
 }
 
 TEST(TokenizerMutation, MutatedInputsEndInOkOrAnErrorWithBoundedMemory) {
-  signal(SIGSEGV, OnFatalSignal);
-  signal(SIGBUS, OnFatalSignal);
-  signal(SIGABRT, OnFatalSignal);
-  signal(SIGFPE, OnFatalSignal);
+  InstallCrashReporter();
   const InputSource source(Seeds(), static_cast<uint64_t>(EnvInt("FK_MUTATION_SEED", 1)),
                            EnvInt("FK_MUTATION_BPE_PERCENT", kDefaultBpePercent));
   const int64_t total = EnvInt("FK_MUTATIONS", 50000);

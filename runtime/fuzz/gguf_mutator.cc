@@ -1,8 +1,12 @@
 #include "runtime/fuzz/gguf_mutator.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include <unistd.h>
 
 #include "runtime/gguf.h"
 
@@ -246,6 +250,28 @@ void MutateOnce(const Seed& seed, const std::vector<Seed>& all, Rng& rng, std::s
 int64_t EnvInt(const char* name, int64_t def) {
   const char* v = std::getenv(name);
   return v != nullptr && *v ? std::strtoll(v, nullptr, 10) : def;
+}
+
+namespace {
+volatile int64_t g_current_input = -1;
+
+void OnFatalSignal(int sig) {
+  char buf[96];
+  const int len = std::snprintf(buf, sizeof buf,
+                                "\n*** signal %d while handling mutated input #%lld "
+                                "(reproduce with FK_MUTATION_ONLY=%lld)\n",
+                                sig, static_cast<long long>(g_current_input),
+                                static_cast<long long>(g_current_input));
+  if (len > 0) (void)!write(2, buf, static_cast<size_t>(len));
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+}  // namespace
+
+void SetCurrentInput(int64_t index) { g_current_input = index; }
+
+void InstallCrashReporter() {
+  for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE}) signal(sig, OnFatalSignal);
 }
 
 }  // namespace mutation

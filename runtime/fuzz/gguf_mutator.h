@@ -68,6 +68,12 @@ void MutateOnce(const Seed& seed, const std::vector<Seed>& all, Rng& rng, std::s
 // Integer environment variable, or `def` when unset or empty.
 int64_t EnvInt(const char* name, int64_t def);
 
+// The input being handled (-1: none). A fatal signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE) after
+// InstallCrashReporter() prints its index and how to replay it alone (FK_MUTATION_ONLY),
+// then re-raises the signal.
+void SetCurrentInput(int64_t index);
+void InstallCrashReporter();
+
 }  // namespace mutation
 }  // namespace fk
 
