@@ -27,6 +27,7 @@
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
+#include "runtime/user_path.h"
 
 namespace fk {
 namespace {
@@ -194,11 +195,7 @@ std::string ResolvePath(const std::string& path) {
     const char* home = std::getenv("HOME");
     if (home != nullptr && *home != '\0') return absl::StrCat(home, path.substr(1));
   }
-  if (!path.empty() && path[0] != '/') {
-    const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-    if (wd != nullptr && *wd != '\0') return absl::StrCat(wd, "/", path);
-  }
-  return path;
+  return UserPath(path);
 }
 
 // The process's own peak resident set: VmHWM from /proc/self/status. Not getrusage's

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "runtime/gguf.h"
+#include "runtime/user_path.h"
 
 namespace {
 
@@ -159,13 +160,7 @@ int main(int argc, char** argv) {
     }
   }
   if (path.empty()) Fail("no FILE given (usage: gguf_info FILE [--all]; try --help)");
-  // `bazel run` starts the binary in its runfiles tree; relative paths are meant from the
-  // directory the user was in.
-  if (path[0] != '/') {
-    if (const char* wd = std::getenv("BUILD_WORKING_DIRECTORY"); wd != nullptr && *wd) {
-      path = absl::StrCat(wd, "/", path);
-    }
-  }
+  path = fk::UserPath(path);
   absl::StatusOr<fk::GgufFile> file = fk::GgufFile::Open(path);
   if (!file.ok()) Fail(std::string(file.status().message()));
 

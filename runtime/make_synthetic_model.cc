@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "kernels/formats.h"
 #include "runtime/quantize_synthetic.h"
+#include "runtime/user_path.h"
 
 namespace {
 
@@ -48,12 +49,6 @@ constexpr char kUsage[] =
 [[noreturn]] void Fail(const std::string& msg) {
   std::fprintf(stderr, "make_synthetic_model: %s\n", msg.c_str());
   std::exit(2);
-}
-
-std::string UserPath(const std::string& p) {
-  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (p.empty() || p[0] == '/' || wd == nullptr || *wd == '\0') return p;
-  return std::string(wd) + "/" + p;
 }
 
 std::string DefaultDir() {
@@ -102,7 +97,7 @@ int main(int argc, char** argv) {
     } else if (const char* v = value("--shape")) {
       shape = v;
     } else if (const char* v = value("--dir")) {
-      dir = UserPath(v);
+      dir = fk::UserPath(v);
     } else if (const char* v = value("--threads")) {
       if (!absl::SimpleAtoi(v, &threads) || threads < 1 || threads > 1024) {
         Fail(absl::StrFormat("--threads=%s: expected an integer from 1 to 1024", v));

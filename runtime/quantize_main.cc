@@ -18,6 +18,7 @@
 #include "kernels/formats.h"
 #include "runtime/gguf.h"
 #include "runtime/quantize.h"
+#include "runtime/user_path.h"
 
 namespace {
 
@@ -45,13 +46,6 @@ constexpr char kUsage[] =
 [[noreturn]] void Fail(const std::string& msg) {
   std::fprintf(stderr, "quantize: %s\n", msg.c_str());
   std::exit(2);
-}
-
-// `bazel run` runs the binary in its runfiles tree; relative paths mean the user's directory.
-std::string UserPath(const std::string& p) {
-  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (p.empty() || p[0] == '/' || wd == nullptr || *wd == '\0') return p;
-  return std::string(wd) + "/" + p;
 }
 
 }  // namespace
@@ -91,8 +85,8 @@ int main(int argc, char** argv) {
   if (target == nullptr) {
     Fail(absl::StrFormat("--type=%s: unknown format; one of %s", type_name, fk::format_names()));
   }
-  in_path = UserPath(in_path);
-  out_path = UserPath(out_path);
+  in_path = fk::UserPath(in_path);
+  out_path = fk::UserPath(out_path);
 
   absl::StatusOr<fk::GgufFile> in = fk::GgufFile::Open(in_path);
   if (!in.ok()) Fail(std::string(in.status().message()));
