@@ -228,26 +228,33 @@ def plot_gemv(run, path):
            path)
 
 
+def speedup_bars(ax, run, sp, digits):
+    """Grouped bars: per format (x) one bar per batch size of the geomean speedup in `sp`
+    (from speedups()), each labelled with `digits` decimals. Returns the formats drawn."""
+    fmts = [f for f in run.formats if f in sp]
+    width = 0.8 / max(1, len(run.batches))
+    cmap = plt.get_cmap("viridis")
+    for i, m in enumerate(run.batches):
+        xs, ys = [], []
+        for j, f in enumerate(fmts):
+            if m in sp[f]:
+                xs.append(j + (i - (len(run.batches) - 1) / 2) * width)
+                ys.append(sp[f][m][0])
+        if xs:
+            ax.bar(xs, ys, width=width, color=cmap(i / max(1, len(run.batches) - 1) * 0.85),
+                   label=f"batch {m}")
+            for xx, yy in zip(xs, ys):
+                ax.text(xx, yy, f"{yy:.{digits}f}", ha="center", va="bottom", fontsize=6.5,
+                        rotation=90)
+    return fmts
+
+
 def plot_speedup(run, path):
     t = run.tmax
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
     for ax, against, title in ((axes[0], "f32", "over F32 weights (best F32 kernel, same run)"),
                                (axes[1], "dequant", "over dequantize-then-matmul")):
-        sp = speedups(run, t, against)
-        fmts = [f for f in run.formats if f in sp]
-        width = 0.8 / max(1, len(run.batches))
-        cmap = plt.get_cmap("viridis")
-        for i, m in enumerate(run.batches):
-            xs, ys = [], []
-            for j, f in enumerate(fmts):
-                if m in sp[f]:
-                    xs.append(j + (i - (len(run.batches) - 1) / 2) * width)
-                    ys.append(sp[f][m][0])
-            if xs:
-                ax.bar(xs, ys, width=width, color=cmap(i / max(1, len(run.batches) - 1) * 0.85),
-                       label=f"batch {m}")
-                for xx, yy in zip(xs, ys):
-                    ax.text(xx, yy, f"{yy:.1f}", ha="center", va="bottom", fontsize=6.5, rotation=90)
+        fmts = speedup_bars(ax, run, speedups(run, t, against), 1)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
         ax.set_xticks(range(len(fmts)))
@@ -412,21 +419,7 @@ def plot_vs_ggml(run, path):
     fig, axes = plt.subplots(1, len(run.threads), figsize=(max(12, 7 * len(run.threads)), 4.8),
                              squeeze=False)
     for ax, t in zip(axes[0], run.threads):
-        sp = speedups(run, t, "ggml")
-        fmts = [f for f in run.formats if f in sp]
-        width = 0.8 / max(1, len(run.batches))
-        cmap = plt.get_cmap("viridis")
-        for i, m in enumerate(run.batches):
-            xs, ys = [], []
-            for j, f in enumerate(fmts):
-                if m in sp[f]:
-                    xs.append(j + (i - (len(run.batches) - 1) / 2) * width)
-                    ys.append(sp[f][m][0])
-            if xs:
-                ax.bar(xs, ys, width=width, color=cmap(i / max(1, len(run.batches) - 1) * 0.85),
-                       label=f"batch {m}")
-                for xx, yy in zip(xs, ys):
-                    ax.text(xx, yy, f"{yy:.2f}", ha="center", va="bottom", fontsize=6.5, rotation=90)
+        fmts = speedup_bars(ax, run, speedups(run, t, "ggml"), 2)
         ax.axhline(1.0, color="#d62728", linewidth=1.2, linestyle="--", label="as fast as ggml")
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
         ax.set_xticks(range(len(fmts)))
