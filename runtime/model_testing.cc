@@ -10,14 +10,16 @@
 #include "kernels/weight_format.h"
 
 namespace fk {
-namespace {
 
-// GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the other 68 bytes
-// get U+0100 onwards, in order.
-std::string ByteChar(int b, uint32_t* next) {
-  const bool printable =
-      (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-  const uint32_t cp = printable ? static_cast<uint32_t>(b) : (*next)++;
+std::string Gpt2ByteChar(int b) {
+  const auto printable = [](int x) {
+    return (x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF);
+  };
+  uint32_t cp = static_cast<uint32_t>(b);
+  if (!printable(b)) {
+    cp = 0x100;
+    for (int x = 0; x < b; ++x) cp += printable(x) ? 0 : 1;
+  }
   std::string s;
   if (cp < 0x80) {
     s.push_back(static_cast<char>(cp));
@@ -28,8 +30,6 @@ std::string ByteChar(int b, uint32_t* next) {
   return s;
 }
 
-}  // namespace
-
 absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
   GgufWriter w;
   std::mt19937_64 rng(spec.seed);
@@ -39,9 +39,8 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
   std::vector<int32_t> types;
   std::vector<std::string> merges;
   if (spec.tokenizer) {
-    uint32_t next = 0x100;
     for (int b = 0; b < 256; ++b) {
-      tokens.push_back(ByteChar(b, &next));
+      tokens.push_back(Gpt2ByteChar(b));
       types.push_back(1);
     }
     for (const char* m : {"h e", "l l", "he ll"}) {

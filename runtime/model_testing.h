@@ -34,6 +34,10 @@ struct TinyLlamaSpec {
 // norms 1 + N(0, 0.1^2); embedding N(0, 1). Vocabulary: 261 tokens when `tokenizer`
 // (256 byte tokens, 3 merges, <|im_start|>, <|im_end|>), else 300.
 absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec);
+
+// GPT-2's byte alphabet character (UTF-8) of byte b: printable Latin-1 bytes stand for
+// themselves, the other 68 bytes get U+0100 onwards, in order.
+std::string Gpt2ByteChar(int b);
 // Writes it to a file under the test's temporary directory; returns the path.
 absl::StatusOr<std::string> WriteTinyLlama(const TinyLlamaSpec& spec, absl::string_view name);
 

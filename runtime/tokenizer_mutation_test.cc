@@ -84,7 +84,6 @@ constexpr int64_t kMemFactor = fuzz::kMemFactor;
 
 // ---- seeds (runtime/fuzz/tokenizer_seeds.h) with their byte layout -------------------------------
 
-using mutation::ByteChar;
 using mutation::Doc;
 using mutation::MustBytes;
 
@@ -771,7 +770,7 @@ TEST(TokenizerMutation, WorstCaseVocabulariesStayUnderTheMemoryBound) {
     return MustBytes(d);
   };
   std::vector<std::string> two_byte;  // 20000 distinct 2-byte tokens, the byte alphabet first
-  for (int b = 0; b < 256; ++b) two_byte.push_back(ByteChar(b));
+  for (int b = 0; b < 256; ++b) two_byte.push_back(Gpt2ByteChar(b));
   for (int i = 0; two_byte.size() < 20000; ++i) {
     const std::string t{static_cast<char>(0x21 + i % 94), static_cast<char>(0x21 + i / 94)};
     if (std::find(two_byte.begin(), two_byte.begin() + 256, t) == two_byte.begin() + 256) {

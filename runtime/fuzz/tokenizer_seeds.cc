@@ -36,32 +36,11 @@ std::string MustBytes(const Doc& d) {
   return *b;
 }
 
-// GPT-2's byte alphabet character of byte b (printable Latin-1 bytes stand for themselves,
-// the other 68 bytes get U+0100 onwards in order).
-std::string ByteChar(int b) {
-  const auto printable = [](int x) {
-    return (x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF);
-  };
-  uint32_t cp = static_cast<uint32_t>(b);
-  if (!printable(b)) {
-    cp = 0x100;
-    for (int x = 0; x < b; ++x) cp += printable(x) ? 0 : 1;
-  }
-  std::string s;
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else {
-    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-  return s;
-}
-
 namespace {
 
 std::string ByteLevel(const std::string& text) {
   std::string out;
-  for (char c : text) out += ByteChar(static_cast<uint8_t>(c));
+  for (char c : text) out += Gpt2ByteChar(static_cast<uint8_t>(c));
   return out;
 }
 
@@ -83,7 +62,7 @@ BpeVocab MakeBpeVocab(const std::vector<std::pair<std::string, int32_t>>& specia
   BpeVocab v;
   for (const auto& [text, type] : specials) v.Add(text, type);
   for (int b = 0; b < 256; ++b) {
-    if (full_alphabet || b < 0x80) v.Add(ByteChar(b), 1);
+    if (full_alphabet || b < 0x80) v.Add(Gpt2ByteChar(b), 1);
   }
   for (const std::string& word : words) {
     const std::string w = ByteLevel(word);

@@ -62,9 +62,6 @@ Doc DocFromBytes(const std::string& bytes);
 // The file; aborts if the writer refuses (seeds only).
 std::string MustBytes(const Doc& d);
 
-// GPT-2's byte alphabet character of byte b.
-std::string ByteChar(int b);
-
 // Chat templates of the families runtime/chat_template.h knows, and Llama-3's, which it
 // renders as ChatML.
 extern const char kChatMlTemplate[];
