@@ -37,6 +37,7 @@
 #include "kernels/formats.h"
 #include "kernels/weight_format.h"
 #include "runtime/fuzz/gguf_mutator.h"
+#include "runtime/fuzz/reader_checks.h"
 #include "runtime/fuzz/heap_counter.h"
 #include "runtime/gguf.h"
 #include "runtime/gguf_test_util.h"
@@ -209,44 +210,12 @@ void Exercise(const std::string& input, int64_t index, Stats* st) {
       st->error_kinds[ErrorKind(msg)]++;
     } else {
       st->parsed_ok++;
-      TensorLoader loader(*f);
-      std::vector<float> row;
-      for (const GgufTensorInfo& t : f->tensors()) {
-        absl::StatusOr<WeightFormat> w = loader.Load(t.name);
-        if (w.ok()) {
-          st->tensors_loaded++;
-          if (w->rows() > 0 && w->cols() <= (1 << 20)) {
-            row.resize(static_cast<size_t>(w->cols()));
-            if (!w->DequantizeRow(0, row.data()).ok() ||
-                !w->DequantizeRow(w->rows() - 1, row.data()).ok()) {
-              st->failures.push_back(absl::StrCat("input #", index, ": DequantizeRow failed on a loaded tensor"));
-            }
-          }
-        } else {
-          st->load_errors++;
-          if (!absl::StartsWith(w.status().message(), "mut.gguf: ")) {
-            st->failures.push_back(absl::StrCat("input #", index, ": load error does not name the file: ",
-                                                w.status().message()));
-          }
-        }
-        absl::StatusOr<std::vector<float>> v = loader.LoadVector(t.name);
-        if (!v.ok() && !absl::StartsWith(v.status().message(), "mut.gguf: ")) {
-          st->failures.push_back(absl::StrCat("input #", index, ": vector error does not name the file"));
-        }
+      fuzz::ReaderCheckStats rs;
+      for (const std::string& failure : fuzz::CheckTensorsAndMetadata(*f, &rs)) {
+        st->failures.push_back(absl::StrCat("input #", index, ": ", failure));
       }
-      for (const GgufKv& kv : f->metadata()) {
-        (void)f->GetString(kv.key);
-        (void)f->GetUint(kv.key);
-        (void)f->GetInt(kv.key);
-        (void)f->GetFloat(kv.key);
-        (void)f->GetBool(kv.key);
-        (void)f->GetStringArray(kv.key);
-        (void)f->GetFloatArray(kv.key);
-        (void)f->GetIntArray(kv.key);
-        if (f->Find(kv.key) == nullptr) {
-          st->failures.push_back(absl::StrCat("input #", index, ": Find() misses a key"));
-        }
-      }
+      st->tensors_loaded += rs.tensors_loaded;
+      st->load_errors += rs.load_errors;
     }
   }
   const int64_t peak = heap::Peak() - base;

@@ -3,6 +3,7 @@
 //
 // Every input must end in a valid load or an error Status that names the file; anything
 // else is a finding: a crash, a sanitizer report, an error without the file name, a broken
+// rule of runtime/fuzz/reader_checks.h (TensorLoader and metadata getters), a broken
 // invariant of runtime/fuzz/tokenizer_model_checks.h (tokenizer errors name the key;
 // encode/decode/TokenToPiece/chat template on a loaded tokenizer; model load, scalar
 // forward steps), or too much heap: while the reader and loader run, 24x the input size +
@@ -19,10 +20,9 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "kernels/weight_format.h"
+#include "runtime/fuzz/reader_checks.h"
 #include "runtime/fuzz/tokenizer_model_checks.h"
 #include "runtime/gguf.h"
-#include "runtime/tensor_loader.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FK_HEAP_HOOKS 1
@@ -101,34 +101,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(NamesFile(f.status()), "reader error without the file name", f.status());
     return 0;
   }
-  fk::TensorLoader loader(*f);
-  std::vector<float> row;
-  for (const fk::GgufTensorInfo& t : f->tensors()) {
-    absl::StatusOr<fk::WeightFormat> w = loader.Load(t.name);
-    if (w.ok()) {
-      if (w->rows() > 0 && w->cols() <= (1 << 20)) {
-        row.resize(static_cast<size_t>(w->cols()));
-        Check(w->DequantizeRow(0, row.data()).ok(), "row 0 of a loaded tensor", absl::OkStatus());
-        Check(w->DequantizeRow(w->rows() - 1, row.data()).ok(), "last row of a loaded tensor",
-              absl::OkStatus());
-      }
-    } else {
-      Check(NamesFile(w.status()), "loader error without the file name", w.status());
-    }
-    absl::StatusOr<std::vector<float>> v = loader.LoadVector(t.name);
-    if (!v.ok()) Check(NamesFile(v.status()), "vector error without the file name", v.status());
+  fk::fuzz::ReaderCheckStats reader_stats;
+  const std::vector<std::string> reader_failures =
+      fk::fuzz::CheckTensorsAndMetadata(*f, &reader_stats);
+  for (const std::string& failure : reader_failures) {
+    std::fprintf(stderr, "gguf_fuzzer: %s\n", failure.c_str());
   }
-  for (const fk::GgufKv& kv : f->metadata()) {
-    Check(f->Find(kv.key) != nullptr, "Find() misses a key", absl::OkStatus());
-    (void)f->GetString(kv.key);
-    (void)f->GetUint(kv.key);
-    (void)f->GetInt(kv.key);
-    (void)f->GetFloat(kv.key);
-    (void)f->GetBool(kv.key);
-    (void)f->GetStringArray(kv.key);
-    (void)f->GetFloatArray(kv.key);
-    (void)f->GetIntArray(kv.key);
-  }
+  if (!reader_failures.empty()) std::abort();
   const int64_t n = static_cast<int64_t>(size);
   heap.Check(24 * n + 4096, "the reader and loader");
 
