@@ -354,6 +354,13 @@ std::string CaseName(const CaseSpec& c, const std::string& layout = "") {
   return "?";
 }
 
+// A batch-1 record's roofline: its weight GB/s as a share of the DRAM read bandwidth `roof`.
+void SetDramRoofline(double roof, ojson* j) {
+  (*j)["roofline"] = "dram_read";
+  (*j)["roofline_value"] = roof;
+  (*j)["pct_of_roofline"] = roof > 0 ? 100.0 * (*j)["weight_gbps"].get<double>() / roof : 0.0;
+}
+
 ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id) {
   const Machine& mc = *ctx.machine;
   const FormatTraits& t = traits(c.format);
@@ -399,10 +406,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
     j["gflops"] = flops / st.median / 1e9;
     j["weight_gbps"] = static_cast<double>(wbytes) / st.median / 1e9;
     if (c.m == 1) {
-      j["roofline"] = "dram_read";
-      const double roof = mc.dram_gbps.count(c.threads) ? mc.dram_gbps.at(c.threads) : 0;
-      j["roofline_value"] = roof;
-      j["pct_of_roofline"] = roof > 0 ? 100.0 * j["weight_gbps"].get<double>() / roof : 0.0;
+      SetDramRoofline(mc.dram_gbps.count(c.threads) ? mc.dram_gbps.at(c.threads) : 0, &j);
     } else {
       const bool int8 = j["path"] == "int8";
       const auto& peaks = int8 ? mc.peak_int8 : mc.peak_f32;
@@ -742,9 +746,7 @@ int Main(int argc, char** argv) {
       writer = ResultsWriter(out);
       for (ojson& rec : records) {
         if (rec.value("roofline", "") == "dram_read") {
-          const double roof = machine.dram_gbps.at(rec["threads"].get<int>());
-          rec["roofline_value"] = roof;
-          rec["pct_of_roofline"] = 100.0 * rec["weight_gbps"].get<double>() / roof;
+          SetDramRoofline(machine.dram_gbps.at(rec["threads"].get<int>()), &rec);
         }
         writer.AddCase(rec);
       }
