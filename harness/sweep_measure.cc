@@ -37,8 +37,12 @@ TimeStats ComputeStats(std::vector<double> times) {
 }
 
 std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup, int reps,
-                             double min_time, int max_reps, const volatile int* stop) {
-  using Clock = std::chrono::steady_clock;
+                             double min_time, int max_reps, const volatile int* stop,
+                             const SecondsClock& clock) {
+  const SecondsClock now = clock ? clock : [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
   int rep = 0;
   for (int w = 0; w < warmup; ++w) {
     if (*stop || !fn(rep++)) return {};
@@ -48,9 +52,9 @@ std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup,
   while (static_cast<int>(times.size()) < max_reps &&
          (static_cast<int>(times.size()) < reps || total < min_time)) {
     if (*stop) break;
-    const auto t0 = Clock::now();
+    const double t0 = now();
     const bool ok = fn(rep++);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double s = now() - t0;
     if (!ok) break;
     times.push_back(s);
     total += s;

@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <chrono>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -266,22 +268,41 @@ TEST(SweepMeasure, Stats) {
 }
 
 TEST(SweepMeasure, TimeRepsHonoursRepsMinTimeAndStop) {
+  // A fake clock: every call of fn advances it by `step` seconds, so the rules are tested
+  // without depending on how fast this machine runs a call.
+  double fake_now = 0.0, step = 1.0 / 256;  // exact in binary: the sums are exact too
+  const SecondsClock clock = [&] { return fake_now; };
   int calls = 0;
   volatile int stop = 0;
-  std::vector<double> t = TimeReps([&](int) { return ++calls > 0; }, 2, 7, 0.0, 100, &stop);
+  auto tick = [&](int) { ++calls; fake_now += step; return true; };
+  std::vector<double> t = TimeReps(tick, 2, 7, 0.0, 100, &stop, clock);
   EXPECT_EQ(t.size(), 7u);
   EXPECT_EQ(calls, 9);  // 2 warm-up calls
-  calls = 0;
-  t = TimeReps([&](int) { ++calls; return true; }, 0, 1, 0.02, 1000000, &stop);
-  double total = 0;
-  for (double x : t) total += x;
-  EXPECT_GE(total, 0.02);
-  t = TimeReps([&](int) { return true; }, 0, 5, 0.0, 3, &stop);
+  for (double x : t) EXPECT_DOUBLE_EQ(x, step);  // each call's own interval
+  // min_time: 7 reps of 3.9 ms are 27 ms < 50 ms, so it keeps going: 13 calls reach 50.8 ms.
+  t = TimeReps(tick, 0, 7, 0.05, 1000, &stop, clock);
+  EXPECT_EQ(t.size(), 13u);
+  // max_reps caps min_time: 1 s would need 256 calls.
+  t = TimeReps(tick, 0, 1, 1.0, 20, &stop, clock);
+  EXPECT_EQ(t.size(), 20u);
+  t = TimeReps(tick, 0, 5, 0.0, 3, &stop, clock);
   EXPECT_EQ(t.size(), 3u);  // max_reps
-  t = TimeReps([&](int rep) { return rep < 4; }, 1, 10, 0.0, 100, &stop);
+  t = TimeReps([&](int rep) { fake_now += step; return rep < 4; }, 1, 10, 0.0, 100, &stop,
+               clock);
   EXPECT_EQ(t.size(), 3u);  // fn failed at its 5th call (rep 4): warm-up + 3 timed
-  stop = 1;
-  EXPECT_TRUE(TimeReps([&](int) { return true; }, 0, 5, 0.0, 100, &stop).empty());
+  // The stop flag, raised by a call (as SIGINT would), ends the loop after that call.
+  calls = 0;
+  t = TimeReps([&](int) { fake_now += step; if (++calls == 4) stop = 1; return true; }, 0, 10,
+               0.0, 100, &stop, clock);
+  EXPECT_EQ(t.size(), 4u);
+  EXPECT_TRUE(TimeReps(tick, 0, 5, 0.0, 100, &stop, clock).empty());
+  stop = 0;
+  // The default clock is the real one: a call that sleeps 2 ms is timed at >= 2 ms (a lower
+  // bound only; no assertion on how fast anything runs).
+  t = TimeReps([](int) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); return true; },
+               0, 2, 0.0, 2, &stop);
+  ASSERT_EQ(t.size(), 2u);
+  for (double x : t) EXPECT_GE(x, 0.002);
 }
 
 TEST(SweepMeasure, CheckColumnsCoverEndsAndTail) {
