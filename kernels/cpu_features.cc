@@ -118,9 +118,13 @@ std::atomic<uint32_t>& disabled() {
 
 }  // namespace
 
-uint32_t cpu_features() {
+uint32_t detected_cpu_features() {
   static const uint32_t features = probe();  // thread-safe static initialization
-  return features & ~disabled().load(std::memory_order_relaxed);
+  return features;
+}
+
+uint32_t cpu_features() {
+  return detected_cpu_features() & ~disabled().load(std::memory_order_relaxed);
 }
 
 void set_disabled_cpu_features_for_testing(uint32_t mask) {

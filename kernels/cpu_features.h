@@ -12,6 +12,8 @@ namespace fk {
 // The features of this CPU (cached after the first call; thread-safe), minus the disabled
 // ones (below).
 uint32_t cpu_features();
+// What cpuid + xgetbv report, before any disabling (for reports and tests).
+uint32_t detected_cpu_features();
 
 // Pretending the CPU lacks features, to exercise the paths a smaller CPU takes (skipped
 // kernels, dispatch fallbacks) on a bigger one:

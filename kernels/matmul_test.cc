@@ -29,6 +29,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu_features.h"
@@ -700,9 +701,37 @@ TEST(CpuFeaturesTest, DisablingAFeatureDisablesWhatNeedsIt) {
   }
   EXPECT_EQ(cpu_feature_by_name("avx512vnni"), kCpuAvx512Vnni);
   EXPECT_EQ(cpu_feature_by_name("sse9"), kCpuNone);
-  // FK_DISABLE_CPU_FEATURES (read once at start-up) is what the _no_avx512 test target uses.
-  if (const char* env = std::getenv("FK_DISABLE_CPU_FEATURES")) {
-    EXPECT_EQ(cpu_features() & kCpuAvx512F, 0u) << "FK_DISABLE_CPU_FEATURES=" << env;
+}
+
+// The tier this test target emulates (kernels/BUILD, MATMUL_TEST_TIERS): the features named
+// in FK_DISABLE_CPU_FEATURES (read once at start-up) are gone, dispatch never picks a variant
+// above FK_EXPECT_BEST_VARIANT, and picks exactly that one when the real CPU has it.
+TEST(CpuFeaturesTest, ThisTargetsTier) {
+  const char* disable = std::getenv("FK_DISABLE_CPU_FEATURES");
+  const char* best = std::getenv("FK_EXPECT_BEST_VARIANT");
+  if (best == nullptr) GTEST_SKIP() << "FK_EXPECT_BEST_VARIANT unset: not run as a tier target";
+  std::printf("tier: FK_DISABLE_CPU_FEATURES='%s', detected: %s; left: %s\n",
+              disable ? disable : "", cpu_feature_names(detected_cpu_features()).c_str(),
+              cpu_feature_names(cpu_features()).c_str());
+  for (absl::string_view name : absl::StrSplit(disable ? disable : "", ',', absl::SkipEmpty())) {
+    const uint32_t bit = cpu_feature_by_name(std::string(name));
+    ASSERT_NE(bit, kCpuNone) << "unknown feature '" << name << "' in FK_DISABLE_CPU_FEATURES";
+    EXPECT_EQ(cpu_features() & bit, 0u) << name << " should be hidden";
+  }
+  absl::StatusOr<Variant> want = parse_variant(best);
+  ASSERT_TRUE(want.ok()) << want.status();
+  const KernelEntry* top = find_kernel(Format::kQ4_K, *want, Path::kInt8);
+  ASSERT_NE(top, nullptr);
+  const bool cpu_has_tier = (detected_cpu_features() & top->features) == top->features;
+  for (const FormatTraits& t : all_formats()) {
+    absl::StatusOr<const KernelEntry*> e = select_kernel(t.format);
+    ASSERT_TRUE(e.ok()) << t.name << ": " << e.status();
+    EXPECT_LE((*e)->variant, *want) << (*e)->name;
+    if (cpu_has_tier && t.format == Format::kQ4_K) EXPECT_EQ((*e)->variant, *want) << (*e)->name;
+  }
+  if (!cpu_has_tier) {
+    std::printf("tier: this CPU lacks %s, so it runs a smaller tier than %s\n",
+                missing_cpu_features(top->features).c_str(), best);
   }
 }
 
