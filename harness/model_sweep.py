@@ -31,7 +31,6 @@ import subprocess
 import sys
 import time
 
-ALL_FORMATS = ["F32", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "Q8_K"]
 SYNTHETIC_FORMATS = ["F32", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0"]
 QUICK_FORMATS = ["F32", "Q8_0", "Q4_K"]
 
@@ -109,10 +108,9 @@ def parse_args(argv):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Regenerate the committed run with one command: tools/bazel run //harness:model_sweep")
     ap.add_argument("--formats", default="",
-                    help="comma-separated formats (default: SmolLM2 all of %s; the synthetic "
-                         "model %s; --quick: %s)" % (",".join(ALL_FORMATS),
-                                                    ",".join(SYNTHETIC_FORMATS),
-                                                    ",".join(QUICK_FORMATS)))
+                    help="comma-separated formats (default: SmolLM2 every format of the table, "
+                         "kernels/formats.inc; the synthetic model %s; --quick: %s)" %
+                         (",".join(SYNTHETIC_FORMATS), ",".join(QUICK_FORMATS)))
     ap.add_argument("--models", default="smollm2,synthetic",
                     help="smollm2 and/or synthetic (default both)")
     ap.add_argument("--threads", default="",
@@ -151,7 +149,6 @@ def parse_args(argv):
         fail("--threads: expected integers or 'all'")
     if any(t < 1 or t > 1024 for t in a.threads):
         fail("--threads: counts must be in [1, 1024]")
-    a.formats = parse_list("formats", a.formats, ALL_FORMATS) if a.formats else None
     a.reps = a.reps or (1 if a.quick else 3)
     a.prompt_tokens = a.prompt_tokens or (32 if a.quick else 128)
     a.decode_tokens = a.decode_tokens or (16 if a.quick else 64)
@@ -333,6 +330,11 @@ def main(argv):
     oracle = os.path.join(fk_cache(), "oracle-venv", "bin", "python")
     heldout_path = os.path.join(HERE, "model_sweep_heldout.txt")
 
+    # The format table (kernels/formats.inc), from the worker: the formats there are, in order.
+    format_table = run_json([worker, "--format_table"], 60, "format table")
+    all_formats = [f["name"] for f in format_table]
+    a.formats = parse_list("formats", a.formats, all_formats) if a.formats else None
+
     # Machine.
     say("model_sweep: describing the machine%s" %
         ("" if a.no_bandwidth else " and measuring DRAM read bandwidth"))
@@ -366,7 +368,7 @@ def main(argv):
     # Files.
     plans = []  # (model name, format, path, prompt ids, ll ids)
     if "smollm2" in a.models:
-        fmts = a.formats or (QUICK_FORMATS if a.quick else ALL_FORMATS)
+        fmts = a.formats or (QUICK_FORMATS if a.quick else all_formats)
         src, files = prepare_smollm2(fmts, quantize_bin)
         toks = run_json([worker, "--model=" + files[fmts[0]], "--tokenize_file=" + heldout_path],
                         600, "tokenizing the held-out text")["ids"]
@@ -400,6 +402,7 @@ def main(argv):
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "tools/bazel run //harness:model_sweep" + (" -- " + " ".join(argv) if argv else ""),
         "machine": machine,
+        "format_table": format_table,
         "settings": {
             "threads": a.threads, "reps": a.reps, "prompt_tokens": a.prompt_tokens,
             "decode_tokens": a.decode_tokens, "warmup_prompt": 16, "warmup_decode": 4,

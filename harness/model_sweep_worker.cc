@@ -7,6 +7,7 @@
 //       [--ll_ids=...] [--variant=..] [--path=..]
 //   model_sweep_worker --machine [--bandwidth_threads=1,2]
 //   model_sweep_worker --model=F.gguf --tokenize_file=TEXT
+//   model_sweep_worker --format_table   (the format table, kernels/formats.inc, as JSON)
 //
 // Prints one JSON object on stdout. Timings: prefill = one Eval of the whole prompt (one
 // batch); decode = the Evals of the (decode_tokens - 1) tokens after the first, which
@@ -31,6 +32,7 @@
 #include "harness/machine.h"
 #include "kernels/registry.h"
 #include "kernels/thread_pool.h"
+#include "kernels/formats_json.h"
 #include "nlohmann/json.hpp"
 #include "runtime/gguf.h"
 #include "runtime/model.h"
@@ -130,6 +132,10 @@ int main(int argc, char** argv) {
     else if (name == "--variant") variant = v;
     else if (name == "--path") path = v;
     else if (name == "--machine") machine = true;
+    else if (name == "--format_table") {
+      std::printf("%s\n", fk::FormatTableJson().dump().c_str());
+      return 0;
+    }
     else if (name == "--bandwidth_threads") bw_threads = v;
     else if (name == "--help" || name == "-h") {
       std::printf("model_sweep_worker: one configuration of //harness:model_sweep (see the top "

@@ -30,6 +30,7 @@
 #include "harness/sweep_options.h"
 #include "harness/sweep_output.h"
 #include "harness/sweep_peer.h"
+#include "kernels/formats_json.h"
 #include "kernels/matmul.h"
 #include "kernels/registry.h"
 #include "kernels/thread_pool.h"
@@ -572,6 +573,9 @@ int Main(int argc, char** argv) {
       "the same run. One record per case in 'cases'; field meanings in 'fields'. Records carry "
       "machine_id, so runs from several machines can be concatenated.";
   doc["machine"] = MachineJson(machine, o);
+  // The format table the run was built with: the plots take format order and bits per weight
+  // from here.
+  doc["format_table"] = FormatTableJson();
   ojson run;
   run["command"] = absl::StrCat("tools/bazel run //harness:sweep",
                                 o.argv.empty() ? "" : " -- ", absl::StrJoin(o.argv, " "));

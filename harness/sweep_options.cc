@@ -125,27 +125,8 @@ const char* CaseKindName(CaseKind k) {
 }
 
 const char* GgmlTypeName(Format f) {
-  switch (f) {
-    case Format::kF32:
-      return "f32";
-    case Format::kQ4_0:
-      return "q4_0";
-    case Format::kQ4_1:
-      return "q4_1";
-    case Format::kQ5_0:
-      return "q5_0";
-    case Format::kQ8_0:
-      return "q8_0";
-    case Format::kQ4_K:
-      return "q4_K";
-    case Format::kQ5_K:
-      return "q5_K";
-    case Format::kQ6_K:
-      return "q6_K";
-    case Format::kQ8_K:
-      return nullptr;  // an activation format in ggml: no vec_dot with Q8_K weights
-  }
-  return nullptr;
+  const FormatTraits& t = traits(f);
+  return t.ggml_peer ? t.ggml_name : nullptr;  // Q8_K: an activation format in ggml
 }
 
 std::string GridRuleText() {

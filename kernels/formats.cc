@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -9,36 +10,54 @@
 namespace fk {
 namespace {
 
-void dequantize_row_f32(const void* x, float* y, int64_t k) {
+void dequantize_row_f32_ref(const void* x, float* y, int64_t k) {
   std::memcpy(y, x, static_cast<size_t>(k) * sizeof(float));
 }
-void quantize_row_f32(const float* x, void* y, int64_t k) {
+void quantize_row_f32_ref(const float* x, void* y, int64_t k) {
   std::memcpy(y, x, static_cast<size_t>(k) * sizeof(float));
 }
 
 constexpr double bpw(int bytes, int elems) { return 8.0 * bytes / elems; }
 
-// The table. One row per format; nothing else in the project lists formats.
+// The table, built from kernels/formats.inc; nothing else in the project lists formats.
 const FormatTraits kFormats[kNumFormats] = {
-    {Format::kF32, "F32", gguf_type::kF32, 1, 4, bpw(4, 1), dequantize_row_f32,
-     quantize_row_f32},
-    {Format::kQ4_0, "Q4_0", gguf_type::kQ4_0, kQK, sizeof(BlockQ4_0),
-     bpw(sizeof(BlockQ4_0), kQK), dequantize_row_q4_0_ref, quantize_row_q4_0_ref},
-    {Format::kQ4_1, "Q4_1", gguf_type::kQ4_1, kQK, sizeof(BlockQ4_1),
-     bpw(sizeof(BlockQ4_1), kQK), dequantize_row_q4_1_ref, quantize_row_q4_1_ref},
-    {Format::kQ5_0, "Q5_0", gguf_type::kQ5_0, kQK, sizeof(BlockQ5_0),
-     bpw(sizeof(BlockQ5_0), kQK), dequantize_row_q5_0_ref, quantize_row_q5_0_ref},
-    {Format::kQ8_0, "Q8_0", gguf_type::kQ8_0, kQK, sizeof(BlockQ8_0),
-     bpw(sizeof(BlockQ8_0), kQK), dequantize_row_q8_0_ref, quantize_row_q8_0_ref},
-    {Format::kQ4_K, "Q4_K", gguf_type::kQ4_K, kQK_K, sizeof(BlockQ4_K),
-     bpw(sizeof(BlockQ4_K), kQK_K), dequantize_row_q4_K_ref, quantize_row_q4_K_ref},
-    {Format::kQ5_K, "Q5_K", gguf_type::kQ5_K, kQK_K, sizeof(BlockQ5_K),
-     bpw(sizeof(BlockQ5_K), kQK_K), dequantize_row_q5_K_ref, quantize_row_q5_K_ref},
-    {Format::kQ6_K, "Q6_K", gguf_type::kQ6_K, kQK_K, sizeof(BlockQ6_K),
-     bpw(sizeof(BlockQ6_K), kQK_K), dequantize_row_q6_K_ref, quantize_row_q6_K_ref},
-    {Format::kQ8_K, "Q8_K", gguf_type::kQ8_K, kQK_K, sizeof(BlockQ8_K),
-     bpw(sizeof(BlockQ8_K), kQK_K), dequantize_row_q8_K_ref, quantize_row_q8_K_ref},
+#define FK_FORMAT(ID, GGML_NAME, GGUF_TYPE, BLOCK, ELEMS, ACT, LLAMA_FTYPE, FALLBACK, PEER, REF) \
+  {Format::k##ID,                                                                         \
+   #ID,                                                                                   \
+   GGML_NAME,                                                                             \
+   GGUF_TYPE,                                                                             \
+   ELEMS,                                                                                 \
+   static_cast<int>(sizeof(BLOCK)),                                                       \
+   bpw(sizeof(BLOCK), ELEMS),                                                             \
+   Format::k##ACT,                                                                        \
+   LLAMA_FTYPE,                                                                           \
+   Format::k##FALLBACK,                                                                   \
+   PEER,                                                                                  \
+   dequantize_row_##REF##_ref,                                                            \
+   quantize_row_##REF##_ref},
+#include "kernels/formats.inc"
+#undef FK_FORMAT
 };
+
+// Every row sits at its enumerator's index (traits() indexes the table by enum value).
+constexpr bool rows_in_enum_order() {
+  int i = 0;
+#define FK_FORMAT(ID, GGML_NAME, GGUF_TYPE, BLOCK, ELEMS, ACT, LLAMA_FTYPE, FALLBACK, PEER, REF) \
+  if (static_cast<int>(Format::k##ID) != i++) return false;
+#include "kernels/formats.inc"
+#undef FK_FORMAT
+  return true;
+}
+static_assert(rows_in_enum_order(), "formats.inc rows and Format enumerators disagree");
+
+std::string JoinNames() {
+  std::string out;
+  for (const FormatTraits& t : kFormats) {
+    if (!out.empty()) out += ", ";
+    out += t.name;
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -60,7 +79,19 @@ const FormatTraits* find_format_by_gguf_type(uint32_t type) {
   return nullptr;
 }
 
-const char* format_names() { return "F32, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K"; }
+const char* format_names() {
+  static const std::string* names = new std::string(JoinNames());
+  return names->c_str();
+}
+
+Format format_for_row_length(Format wanted, int64_t row_len) {
+  Format f = wanted;
+  // Each step moves to a smaller block; F32's block of 1 always fits (and is its own fallback).
+  for (int step = 0; step < kNumFormats && row_len % traits(f).block_elems != 0; ++step) {
+    f = traits(f).fallback;
+  }
+  return row_len % traits(f).block_elems == 0 ? f : Format::kF32;
+}
 
 // ---- half / bfloat16 ------------------------------------------------------------------
 

@@ -91,33 +91,27 @@ static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes in GGUF");
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes in GGUF");
 
 // ---- The formats -----------------------------------------------------------------------
-// F32 is a row of the table too (a "block" of one float), so code can treat all alike.
+// One row per format in kernels/formats.inc. F32 is a row too (a "block" of one float), so
+// code can treat all alike.
 enum class Format : uint8_t {
-  kF32,
-  kQ4_0,
-  kQ4_1,
-  kQ5_0,
-  kQ8_0,
-  kQ4_K,
-  kQ5_K,
-  kQ6_K,
-  kQ8_K,
+#define FK_FORMAT(ID, GGML_NAME, GGUF_TYPE, BLOCK, ELEMS, ACT, LLAMA_FTYPE, FALLBACK, PEER, REF) k##ID,
+#include "kernels/formats.inc"
+#undef FK_FORMAT
 };
-constexpr int kNumFormats = 9;
+constexpr int kNumFormats = 0
+#define FK_FORMAT(ID, GGML_NAME, GGUF_TYPE, BLOCK, ELEMS, ACT, LLAMA_FTYPE, FALLBACK, PEER, REF) +1
+#include "kernels/formats.inc"
+#undef FK_FORMAT
+    ;
 
-// GGUF tensor type ids (ggml_type) of the formats above and of the types the loader
-// converts (F16, BF16).
+// GGUF tensor type ids (ggml_type) of the formats, gguf_type::k<ID>.
 namespace gguf_type {
-constexpr uint32_t kF32 = 0;
+#define FK_FORMAT(ID, GGML_NAME, GGUF_TYPE, BLOCK, ELEMS, ACT, LLAMA_FTYPE, FALLBACK, PEER, REF) \
+  constexpr uint32_t k##ID = GGUF_TYPE;
+#include "kernels/formats.inc"
+#undef FK_FORMAT
+// Types the loader converts (not formats of the table yet).
 constexpr uint32_t kF16 = 1;
-constexpr uint32_t kQ4_0 = 2;
-constexpr uint32_t kQ4_1 = 3;
-constexpr uint32_t kQ5_0 = 6;
-constexpr uint32_t kQ8_0 = 8;
-constexpr uint32_t kQ4_K = 12;
-constexpr uint32_t kQ5_K = 13;
-constexpr uint32_t kQ6_K = 14;
-constexpr uint32_t kQ8_K = 15;
 constexpr uint32_t kBF16 = 30;
 }  // namespace gguf_type
 
@@ -125,25 +119,34 @@ constexpr uint32_t kBF16 = 30;
 using DequantizeRowFn = void (*)(const void* blocks, float* out, int64_t k);
 using QuantizeRowFn = void (*)(const float* in, void* blocks, int64_t k);
 
+// One row of the table (the columns of kernels/formats.inc).
 struct FormatTraits {
   Format format;
   const char* name;         // as llama.cpp spells it: "F32", "Q4_0", "Q4_K", ...
+  const char* ggml_name;    // ggml_type_name(): "f32", "q4_0", "q4_K", ...
   uint32_t gguf_type;       // ggml_type id
   int block_elems;          // elements per block
   int block_bytes;          // bytes per block
   double bits_per_weight;   // 8 * block_bytes / block_elems
+  Format act_format;        // int8 path's activation format (Q8_0 / Q8_K); F32 for F32
+  int llama_ftype;          // llama.cpp general.file_type, -1 if none
+  Format fallback;          // for rows that are not a multiple of block_elems
+  bool ggml_peer;           // ggml has a matmul for weights of this type
   DequantizeRowFn dequantize_row;  // reference; bit-identical to gguf-py
   QuantizeRowFn quantize_row;      // reference; byte-identical to ggml's *_ref
 };
 
-// All formats, in enum order.
+// All formats, in table (enum) order.
 absl::Span<const FormatTraits> all_formats();
 const FormatTraits& traits(Format f);
 // Case-insensitive ("q4_k" and "Q4_K" both work). nullptr when unknown.
 const FormatTraits* find_format(absl::string_view name);
 const FormatTraits* find_format_by_gguf_type(uint32_t type);
-// Comma-separated list of names, for error messages and --help.
+// Comma-separated list of names in table order, for error messages and --help.
 const char* format_names();
+// The format a row of `row_len` elements gets when `wanted` is asked for: `wanted` if the row
+// is a multiple of its block, else its fallback (again, until one fits; F32 always fits).
+Format format_for_row_length(Format wanted, int64_t row_len);
 
 // ---- Scalar conversions (GGUF files carry F16/BF16 tensors; blocks carry f16 scales) ----
 float fp16_to_fp32(fp16_t h);

@@ -34,6 +34,12 @@ float FromBits(uint32_t u) {
   return f;
 }
 
+std::vector<Format> AllFormats() {
+  std::vector<Format> out;
+  for (const FormatTraits& t : all_formats()) out.push_back(t.format);
+  return out;
+}
+
 std::vector<Format> QuantizedFormats() {
   std::vector<Format> out;
   for (const FormatTraits& t : all_formats()) {
@@ -152,9 +158,8 @@ TEST_P(GoldenMatmulTest, ExpectedIsFloat64DotOfDequantizedWeights) {
   EXPECT_GE(ms.size(), 3u);  // several activation row counts
 }
 
-INSTANTIATE_TEST_SUITE_P(AllFormats, GoldenMatmulTest, ::testing::Values(
-    Format::kF32, Format::kQ4_0, Format::kQ4_1, Format::kQ5_0, Format::kQ8_0, Format::kQ4_K,
-    Format::kQ5_K, Format::kQ6_K, Format::kQ8_K), FormatName);
+INSTANTIATE_TEST_SUITE_P(AllFormats, GoldenMatmulTest, ::testing::ValuesIn(AllFormats()),
+                         FormatName);
 
 TEST(GoldenMatmulTest, EveryTableFormatHasAGoldenFile) {
   for (const FormatTraits& t : all_formats()) {
@@ -290,33 +295,45 @@ INSTANTIATE_TEST_SUITE_P(AllQuantized, RoundTripTest, ::testing::ValuesIn(Quanti
 
 // ---- Traits table ------------------------------------------------------------------------
 
-TEST(TraitsTest, BlockSizesAndIdsFromTheIssue) {
-  struct Row {
-    Format f;
-    const char* name;
-    uint32_t gguf;
-    int elems, bytes;
-  };
-  const Row want[] = {
-      {Format::kF32, "F32", 0, 1, 4},        {Format::kQ4_0, "Q4_0", 2, 32, 18},
-      {Format::kQ4_1, "Q4_1", 3, 32, 20},    {Format::kQ5_0, "Q5_0", 6, 32, 22},
-      {Format::kQ8_0, "Q8_0", 8, 32, 34},    {Format::kQ4_K, "Q4_K", 12, 256, 144},
-      {Format::kQ5_K, "Q5_K", 13, 256, 176}, {Format::kQ6_K, "Q6_K", 14, 256, 210},
-      {Format::kQ8_K, "Q8_K", 15, 256, 292},
-  };
-  ASSERT_EQ(all_formats().size(), sizeof(want) / sizeof(want[0]));
+// The table's facts (names, ids, block sizes, llama.cpp file types) are checked against
+// gguf-py's constants in //tools/gguf_interop:gguf_interop_test; here, its internal rules.
+TEST(TraitsTest, TableIsConsistent) {
+  ASSERT_EQ(all_formats().size(), static_cast<size_t>(kNumFormats));
+  EXPECT_EQ(all_formats()[0].format, Format::kF32);
+  std::set<std::string> names;
+  std::set<uint32_t> ids;
   for (size_t i = 0; i < all_formats().size(); ++i) {
     const FormatTraits& t = all_formats()[i];
-    EXPECT_EQ(t.format, want[i].f);
-    EXPECT_STREQ(t.name, want[i].name);
-    EXPECT_EQ(t.gguf_type, want[i].gguf);
-    EXPECT_EQ(t.block_elems, want[i].elems);
-    EXPECT_EQ(t.block_bytes, want[i].bytes);
-    EXPECT_DOUBLE_EQ(t.bits_per_weight, 8.0 * want[i].bytes / want[i].elems);
-    EXPECT_EQ(&traits(want[i].f), &t);
-    EXPECT_EQ(find_format_by_gguf_type(want[i].gguf), &t);
+    SCOPED_TRACE(t.name);
+    EXPECT_EQ(static_cast<size_t>(t.format), i);
+    EXPECT_EQ(&traits(t.format), &t);
+    EXPECT_TRUE(names.insert(t.name).second);
+    EXPECT_TRUE(ids.insert(t.gguf_type).second);
+    EXPECT_EQ(find_format_by_gguf_type(t.gguf_type), &t);
+    EXPECT_EQ(find_format(t.name), &t);
+    EXPECT_EQ(find_format(t.ggml_name), &t);  // same name, ggml's case
+    EXPECT_GT(t.block_elems, 0);
+    EXPECT_GT(t.block_bytes, 0);
+    EXPECT_DOUBLE_EQ(t.bits_per_weight, 8.0 * t.block_bytes / t.block_elems);
     EXPECT_NE(t.quantize_row, nullptr);
     EXPECT_NE(t.dequantize_row, nullptr);
+    EXPECT_NE(std::string(format_names()).find(t.name), std::string::npos);
+    if (t.format == Format::kF32) {
+      EXPECT_EQ(t.act_format, Format::kF32);  // no int8 path
+      EXPECT_EQ(t.fallback, Format::kF32);
+      continue;
+    }
+    // The int8 path's activations: Q8_0 blocks for 32-element formats, Q8_K otherwise (the
+    // block of the activations must tile the weights' block).
+    EXPECT_TRUE(t.act_format == Format::kQ8_0 || t.act_format == Format::kQ8_K);
+    EXPECT_EQ(t.block_elems % traits(t.act_format).block_elems, 0);
+    EXPECT_LT(traits(t.fallback).block_elems, t.block_elems);  // the chain ends
+    // A row of whole blocks takes the format; one that is not, the fallback (or F32).
+    EXPECT_EQ(format_for_row_length(t.format, t.block_elems), t.format);
+    EXPECT_EQ(format_for_row_length(t.format, 3 * t.block_elems), t.format);
+    EXPECT_EQ(format_for_row_length(t.format, t.block_elems + traits(t.fallback).block_elems),
+              t.fallback);
+    EXPECT_EQ(format_for_row_length(t.format, t.block_elems + 1), Format::kF32);
   }
   EXPECT_DOUBLE_EQ(traits(Format::kQ4_0).bits_per_weight, 4.5);
   EXPECT_DOUBLE_EQ(traits(Format::kQ4_K).bits_per_weight, 4.5);

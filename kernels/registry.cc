@@ -77,17 +77,7 @@ constexpr VariantName kVariants[] = {{Variant::kScalar, "scalar"},
 
 absl::Span<const KernelEntry> all_kernels() { return kKernels; }
 
-Format act_format(Format weights) {
-  switch (weights) {
-    case Format::kQ4_K:
-    case Format::kQ5_K:
-    case Format::kQ6_K:
-    case Format::kQ8_K:
-      return Format::kQ8_K;
-    default:
-      return Format::kQ8_0;
-  }
-}
+Format act_format(Format weights) { return traits(weights).act_format; }
 
 const char* variant_name(Variant v) {
   for (const VariantName& n : kVariants)

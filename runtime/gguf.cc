@@ -248,9 +248,7 @@ bool LookupTensorType(uint32_t type, TypeSize* out) {
   return false;
 }
 
-const char* KnownTensorTypes() {
-  return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K";
-}
+std::string KnownTensorTypes() { return absl::StrCat(format_names(), ", F16, BF16"); }
 
 }  // namespace
 

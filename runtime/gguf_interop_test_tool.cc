@@ -22,6 +22,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/formats.h"
+#include "kernels/formats_json.h"
 #include "nlohmann/json.hpp"
 #include "runtime/gguf.h"
 
@@ -210,13 +212,23 @@ int Dump(const std::string& path, bool with_data) {
   return 0;
 }
 
+// The format table (kernels/formats.inc) as JSON, for checking against gguf-py's constants,
+// plus the GGUF types the reader takes beyond the table.
+int Formats() {
+  nlohmann::ordered_json out = {{"formats", fk::FormatTableJson()},
+                                {"converted_types", {fk::gguf_type::kF16, fk::gguf_type::kBF16}}};
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "formats" && argc == 2) return Formats();
   if (mode == "write" && argc == 4) return Write(argv[2], argv[3]);
   if (mode == "dump" && (argc == 3 || (argc == 4 && std::string(argv[3]) == "--no-data"))) {
     return Dump(argv[2], argc == 3);
   }
-  Fail("usage: gguf_interop_test_tool write SPEC.json OUT.gguf | dump IN.gguf [--no-data]");
+  Fail("usage: gguf_interop_test_tool write SPEC.json OUT.gguf | dump IN.gguf [--no-data] | formats");
 }

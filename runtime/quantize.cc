@@ -240,35 +240,6 @@ absl::StatusOr<uint64_t> GgufStreamWriter::Finish() {
 
 // ---- Requantization ----------------------------------------------------------------------
 
-int llama_ftype_for(Format f) {
-  switch (f) {
-    case Format::kF32: return 0;    // LLAMA_FTYPE_ALL_F32
-    case Format::kQ4_0: return 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
-    case Format::kQ4_1: return 3;   // LLAMA_FTYPE_MOSTLY_Q4_1
-    case Format::kQ8_0: return 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
-    case Format::kQ5_0: return 8;   // LLAMA_FTYPE_MOSTLY_Q5_0
-    case Format::kQ4_K: return 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
-    case Format::kQ5_K: return 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
-    case Format::kQ6_K: return 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
-    case Format::kQ8_K: return -1;  // llama.cpp has no file type for Q8_K weights
-  }
-  return -1;
-}
-
-Format format_for_row_length(Format wanted, int64_t row_len) {
-  const FormatTraits& t = traits(wanted);
-  if (row_len % t.block_elems == 0) return wanted;
-  Format fallback = Format::kF32;
-  switch (wanted) {
-    case Format::kQ4_K: fallback = Format::kQ5_0; break;
-    case Format::kQ5_K:
-    case Format::kQ6_K:
-    case Format::kQ8_K: fallback = Format::kQ8_0; break;
-    default: return Format::kF32;
-  }
-  return row_len % traits(fallback).block_elems == 0 ? fallback : Format::kF32;
-}
-
 namespace {
 
 // Converts one row of a source tensor of GGUF type `type` to f32.
@@ -324,7 +295,7 @@ absl::StatusOr<QuantizeReport> QuantizeGguf(const GgufFile& in, const std::strin
   }
 
   // Metadata: copied in order; general.file_type set (or removed for Q8_K).
-  report.file_type = llama_ftype_for(options.target);
+  report.file_type = traits(options.target).llama_ftype;
   std::vector<GgufKv> kvs;
   bool has_file_type = false, has_qversion = false;
   for (const GgufKv& kv : in.metadata()) {

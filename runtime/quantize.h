@@ -78,13 +78,8 @@ class GgufStreamWriter {
 
 // ---- Requantization ----------------------------------------------------------------------
 
-// llama.cpp's LLAMA_FTYPE for a model whose 2-D weights are all `f` (uniform Q4_K is
-// LLAMA_FTYPE_MOSTLY_Q4_K_S, uniform Q5_K is Q5_K_S), or -1 when llama.cpp has none (Q8_K).
-int llama_ftype_for(Format f);
-
-// The format a 2-D tensor with rows of `row_len` elements gets when `wanted` is asked for:
-// `wanted` itself when row_len is a multiple of its block, else the fallback above.
-Format format_for_row_length(Format wanted, int64_t row_len);
+// llama.cpp's file type of a format and the format a short row falls back to are columns
+// of the format table: traits(f).llama_ftype, format_for_row_length() (kernels/formats.h).
 
 struct QuantizeOptions {
   Format target = Format::kQ4_K;

@@ -170,7 +170,7 @@ absl::StatusOr<uint64_t> WriteSyntheticLlama(
       GgufValue::Float32(static_cast<float>(c.rms_eps)));
   add("llama.rope.freq_base", GgufValue::Float32(static_cast<float>(c.rope_base)));
   add("llama.vocab_size", GgufValue::Uint32(static_cast<uint32_t>(c.vocab)));
-  const int ftype = llama_ftype_for(format);
+  const int ftype = traits(format).llama_ftype;
   if (ftype >= 0) add("general.file_type", GgufValue::Uint32(static_cast<uint32_t>(ftype)));
   add("general.quantization_version", GgufValue::Uint32(2));
   // Tokenizer: SentencePiece-style ("llama"), as TinyLlama's.

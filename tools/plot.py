@@ -31,7 +31,6 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-FORMAT_ORDER = ["F32", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "Q8_K"]
 VARIANT_ORDER = ["scalar", "avx2", "avx512", "avx512_vnni"]
 VARIANT_COLORS = {
     "scalar": "#9e9e9e",
@@ -77,7 +76,12 @@ class Run:
         self.name = os.path.basename(self.dir)
         self.threads = sorted({c["threads"] for c in self.cases})
         self.tmax = max(self.threads) if self.threads else 1
-        self.formats = [f for f in FORMAT_ORDER if any(c["format"] == f for c in self.cases)]
+        # Formats in the order of the run's own table (kernels/formats.inc, written by the sweep).
+        table = doc.get("format_table")
+        if not isinstance(table, list) or not table:
+            raise SystemExit(f"plot: {path} has no format_table (written by //harness:sweep)")
+        self.format_table = {f["name"]: f for f in table}
+        self.formats = [f["name"] for f in table if any(c["format"] == f["name"] for c in self.cases)]
         self.batches = sorted({c["m"] for c in self.cases})
         self.shapes = sorted({(c["n"], c["k"]) for c in self.cases}, key=lambda s: (s[0] * s[1], s))
 

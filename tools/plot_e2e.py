@@ -13,9 +13,21 @@ import os
 import statistics
 import sys
 
-FORMAT_ORDER = ["F32", "Q8_K", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_1", "Q4_K", "Q4_0"]
-BPW = {"F32": 32.0, "Q8_K": 9.125, "Q8_0": 8.5, "Q6_K": 6.5625, "Q5_K": 5.5, "Q5_0": 5.5,
-       "Q4_1": 5.0, "Q4_K": 4.5, "Q4_0": 4.5}
+# Format order and bits per weight come from the run's own format table (results.json
+# "format_table", written by the model sweep from kernels/formats.inc): most bits first,
+# among equals the later row of the table first.
+FORMAT_ORDER = []
+BPW = {}
+
+
+def use_format_table(doc, path="results.json"):
+    table = doc.get("format_table")
+    if not isinstance(table, list) or not table:
+        raise SystemExit("plot_e2e: %s has no format_table (written by //harness:model_sweep)" % path)
+    order = sorted(range(len(table)), key=lambda i: (-table[i]["bits_per_weight"], -i))
+    FORMAT_ORDER[:] = [table[i]["name"] for i in order]
+    BPW.clear()
+    BPW.update({f["name"]: f["bits_per_weight"] for f in table})
 MODEL_TITLE = {"smollm2-135m": "SmolLM2-135M (requantized)",
                "synthetic-1.1b": "synthetic TinyLlama-1.1B shape (random weights)",
                "synthetic-tiny": "synthetic tiny llama (random weights)"}
@@ -32,6 +44,7 @@ def load(run_dir):
         doc = json.load(f)
     if doc.get("kind") != "model_sweep":
         raise SystemExit("plot_e2e: %s is not a model_sweep result" % path)
+    use_format_table(doc, path)
     return doc
 
 

@@ -56,6 +56,11 @@ def make_doc():
                     "llama_cpp_version": "0.3.36"},
         "settings": {"threads": [2], "reps": 3, "prompt_tokens": 128, "decode_tokens": 64,
                      "weights": ["native", "f32"]},
+        # A made-up table: the plots must take order and bits per weight from it.
+        "format_table": [{"name": "F32", "bits_per_weight": 32.0},
+                         {"name": "Q4_K", "bits_per_weight": 4.5},
+                         {"name": "Q8_0", "bits_per_weight": 8.5},
+                         {"name": "Q8_K", "bits_per_weight": 9.125}],
         "records": records + [failed],
         "complete": True,
     }

@@ -54,6 +54,9 @@ def made_up_run():
                 "grid_rule": "made up", "method": {"timing": "made up"},
                 "ggml": {"available": True, "status": "ggml test"}},
         "fields": {},
+        "format_table": [{"name": "F32", "bits_per_weight": 32.0},
+                         {"name": "Q4_K", "bits_per_weight": 4.5},
+                         {"name": "Q8_K", "bits_per_weight": 9.125}],
         "cases": cases,
     }
 

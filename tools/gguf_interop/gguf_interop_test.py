@@ -100,13 +100,22 @@ def metadata(for_gguf_py):
     return [{"key": k, "value": v} for k, v in md]
 
 
-TENSOR_TYPES = [Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q8_K]
+TENSOR_TYPES = None  # every type our reader takes (the format table + converted types), from the tool
+
+
+def tensor_types():
+    global TENSOR_TYPES
+    if TENSOR_TYPES is None:
+        table = json.loads(run_tool("formats"))
+        ids = [f["gguf_type"] for f in table["formats"]] + table["converted_types"]
+        TENSOR_TYPES = [Q(i) for i in sorted(set(ids), key=ids.index)]
+    return TENSOR_TYPES
 
 
 def tensors():
     rng = np.random.default_rng(1234)
     out = []
-    for qt in TENSOR_TYPES:
+    for qt in tensor_types():
         block, type_size = gguf.GGML_QUANT_SIZES[qt]
         rows, cols = 3, 2 * max(block, 32)
         if qt == Q.F32:
@@ -258,7 +267,7 @@ class Interop(unittest.TestCase):
         run_tool("write", spec, out)
         got = read_with_gguf_py(out)
         self.assertEqual(got["metadata"], md)
-        self.assertEqual(len(got["tensors"]), len(TENSOR_TYPES) + 1)
+        self.assertEqual(len(got["tensors"]), len(tensor_types()) + 1)
         self.check_tensors(got["tensors"], ts)
         # And our own reader agrees with itself and with gguf-py on the layout.
         ours = json.loads(run_tool("dump", out))
@@ -282,6 +291,34 @@ class Interop(unittest.TestCase):
         run_tool("write", spec, mine)
         with open(path, "rb") as a, open(mine, "rb") as b:
             self.assertEqual(a.read(), b.read())
+
+    def test_format_table_matches_gguf_py(self):
+        """Every row of kernels/formats.inc against gguf-py's constants (an independent source):
+        the type's name and id, its block size in elements and bytes, llama.cpp's file type."""
+        table = json.loads(run_tool("formats"))["formats"]
+        self.assertEqual(table[0]["name"], "F32")
+        names = [f["name"] for f in table]
+        self.assertEqual(len(names), len(set(names)))
+        for f in table:
+            qt = Q(f["gguf_type"])
+            self.assertEqual(qt.name, f["name"])
+            self.assertEqual(gguf.GGML_QUANT_SIZES[qt], (f["block_elems"], f["block_bytes"]), f["name"])
+            self.assertAlmostEqual(f["bits_per_weight"], 8.0 * f["block_bytes"] / f["block_elems"])
+            # ggml's own spelling: lower case but for the K of the K-quants.
+            self.assertEqual(f["ggml_name"], f["name"].lower().replace("_k", "_K"), f["name"])
+            if f["llama_ftype"] >= 0:
+                ft = gguf.LlamaFileType(f["llama_ftype"]).name
+                want = {"F32": ["ALL_F32"]}.get(f["name"], ["MOSTLY_" + f["name"], "MOSTLY_%s_S" % f["name"]])
+                self.assertIn(ft, want, f["name"])
+            else:  # only Q8_K, ggml's activation type, has no llama.cpp file type
+                self.assertFalse(any(ft.name.startswith("MOSTLY_" + f["name"]) for ft in gguf.LlamaFileType))
+            self.assertIn(f["act_format"], names)
+            # The fallback has a smaller block (so the chain ends), F32 is its own.
+            fb = table[names.index(f["fallback"])]
+            if f["name"] == "F32":
+                self.assertEqual(f["fallback"], "F32")
+            else:
+                self.assertLess(fb["block_elems"], f["block_elems"], f["name"])
 
     def test_real_model_agrees_with_gguf_py(self):
         path = model_path()
