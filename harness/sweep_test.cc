@@ -135,7 +135,7 @@ TEST(SweepFlags, HelpStatesTheGridRule) {
 // ---- the grid rule, on a registry of our own -------------------------------------------
 
 KernelEntry Entry(Format f, Variant v, Path p, const char* name) {
-  return KernelEntry{f, v, p, 0, 1, 1, nullptr, name};
+  return KernelEntry{f, v, p, /*features=*/0, /*min_m=*/1, 1, 1, nullptr, name};
 }
 
 const KernelEntry kFakeRegistry[] = {

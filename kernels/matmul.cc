@@ -162,7 +162,14 @@ std::optional<Variant> base_variant(Variant v) {
 
 }  // namespace
 
-absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOptions& options) {
+absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOptions& options,
+                                                 int64_t m) {
+  absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(format, options);
+  if (!c.ok()) return c.status();
+  return &c->ForBatch(m);
+}
+
+absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOptions& options) {
   std::optional<Variant> variant = options.variant;
   if (!variant) {
     absl::StatusOr<std::optional<Variant>> v = env_variant();
@@ -179,38 +186,72 @@ absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOpti
   if (format == Format::kF32 && want_path == Path::kInt8) {
     return absl::InvalidArgumentError("no int8 path for F32 weights (path must be f32)");
   }
+  const KernelEntry* general = nullptr;
   if (variant) {
-    const KernelEntry* e = find_kernel(format, *variant, want_path);
-    for (std::optional<Variant> v = base_variant(*variant); e == nullptr && v;
+    general = find_kernel(format, *variant, want_path);
+    for (std::optional<Variant> v = base_variant(*variant); general == nullptr && v;
          v = base_variant(*v)) {
-      e = find_kernel(format, *v, want_path);
+      general = find_kernel(format, *v, want_path);
     }
-    if (e == nullptr) {
+    if (general == nullptr) {
       return absl::NotFoundError(absl::StrCat("no kernel for format ", traits(format).name,
                                               ", variant ", variant_name(*variant), ", path ",
                                               path_name(want_path)));
     }
-    absl::Status s = check_runnable(*e);
-    if (!s.ok() && e->variant != *variant) {
+    absl::Status s = check_runnable(*general);
+    if (!s.ok() && general->variant != *variant) {
       // Name what was asked for, too: "--variant=avx512_vnni" must not read as avx512.
       return absl::FailedPreconditionError(
           absl::StrCat("variant ", variant_name(*variant), " runs its ", path_name(want_path),
-                       " path on ", variant_name(e->variant), "'s kernels: ", s.message()));
+                       " path on ", variant_name(general->variant), "'s kernels: ", s.message()));
     }
     if (!s.ok()) return s;
-    return e;
+  } else {
+    // The best runnable variant: the highest Variant enumerator this CPU runs.
+    for (const KernelEntry& e : all_kernels()) {
+      if (e.format != format || e.path != want_path || e.min_m != 1 || !kernel_runnable(e)) {
+        continue;
+      }
+      if (general == nullptr || e.variant > general->variant) general = &e;
+    }
+    if (general == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no runnable kernel for format ",
+                                              traits(format).name, ", path ",
+                                              path_name(want_path)));
+    }
   }
-  // The best runnable variant: the highest Variant enumerator this CPU runs.
-  const KernelEntry* best = nullptr;
+  KernelChoice c;
+  c.rows_.push_back(general);
   for (const KernelEntry& e : all_kernels()) {
-    if (e.format != format || e.path != want_path || !kernel_runnable(e)) continue;
-    if (best == nullptr || e.variant > best->variant) best = &e;
+    if (e.format == format && e.variant == general->variant && e.path == want_path &&
+        e.min_m > 1 && kernel_runnable(e)) {
+      c.rows_.push_back(&e);
+    }
   }
-  if (best == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no runnable kernel for format ", traits(format).name,
-                                            ", path ", path_name(want_path)));
+  std::sort(c.rows_.begin() + 1, c.rows_.end(),
+            [](const KernelEntry* a, const KernelEntry* b) { return a->min_m < b->min_m; });
+  return c;
+}
+
+const KernelEntry& KernelChoice::ForBatch(int64_t m) const {
+  const KernelEntry* e = rows_.front();
+  for (const KernelEntry* r : rows_)
+    if (r->min_m <= m) e = r;
+  return *e;
+}
+
+absl::Status dispatch_matmul(const KernelChoice& choice, const float* input,
+                             const WeightFormat& weights, int64_t m, float* output,
+                             int64_t output_size, ThreadPool* pool, MatmulScratch* scratch) {
+  if (choice.general().format != weights.format()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul: kernels resolved for ", traits(choice.general().format).name,
+                     " weights, got ", weights.format_name()));
   }
-  return best;
+  absl::Status s = validate(input, weights, m, weights.cols(), weights.rows(), output,
+                            output_size);
+  if (!s.ok()) return s;
+  return run_entry(choice.ForBatch(m), input, weights, m, output, pool, scratch);
 }
 
 absl::Status dispatch_matmul(const float* input, const WeightFormat& weights, int64_t m,
@@ -218,7 +259,7 @@ absl::Status dispatch_matmul(const float* input, const WeightFormat& weights, in
                              const MatmulOptions& options, MatmulScratch* scratch) {
   absl::Status s = validate(input, weights, m, k, n, output, output_size);
   if (!s.ok()) return s;
-  absl::StatusOr<const KernelEntry*> e = select_kernel(weights.format(), options);
+  absl::StatusOr<const KernelEntry*> e = select_kernel(weights.format(), options, m);
   if (!e.ok()) return e.status();
   return run_entry(**e, input, weights, m, output, options.pool, scratch);
 }
@@ -250,6 +291,11 @@ absl::Status run_kernel(const KernelEntry& entry, const float* input,
   if (!s.ok()) return s;
   s = check_runnable(entry);
   if (!s.ok()) return s;
+  if (m < entry.min_m) {
+    return absl::InvalidArgumentError(absl::StrCat("kernel ", entry.name,
+                                                   " is for batches of at least ", entry.min_m,
+                                                   " rows, got m=", m));
+  }
   return run_entry(entry, input, weights, m, output, pool, scratch);
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "kernels/registry.h"
 #include "kernels/thread_pool.h"
 #include "kernels/weight_format.h"
@@ -37,10 +38,28 @@ struct MatmulScratch {
   std::vector<uint8_t> act;
 };
 
-// Picks the registry entry dispatch would use for `format` under `options`, or an error
-// naming the variant/path and what the CPU lacks (or that no such kernel exists).
+// Picks the registry entry dispatch would use for `format` under `options` for a batch of m
+// rows, or an error naming the variant/path and what the CPU lacks (or that no such kernel
+// exists).
 absl::StatusOr<const KernelEntry*> select_kernel(Format format,
-                                                 const MatmulOptions& options = {});
+                                                 const MatmulOptions& options = {},
+                                                 int64_t m = 1);
+
+// What dispatch runs for one weight format under fixed options, resolved once (FK_VARIANT /
+// FK_PATH read and the CPU checked at Resolve): the general kernel of the chosen variant and
+// path, and the rows of the same variant and path that the registry marks for larger batches
+// (MIN_M). Callers that run the same weights many times (the runtime) resolve once per weight.
+class KernelChoice {
+ public:
+  static absl::StatusOr<KernelChoice> Resolve(Format format, const MatmulOptions& options = {});
+  // The row for a batch of m: the largest min_m <= m.
+  const KernelEntry& ForBatch(int64_t m) const;
+  const KernelEntry& general() const { return *rows_.front(); }
+  absl::Span<const KernelEntry* const> rows() const { return rows_; }
+
+ private:
+  std::vector<const KernelEntry*> rows_;  // ascending min_m; rows_[0]->min_m == 1
+};
 
 // input: m x k row-major f32. weights: n rows x k. Returns m x n.
 absl::StatusOr<std::vector<float>> dispatch_matmul(const float* input,
@@ -53,6 +72,12 @@ absl::StatusOr<std::vector<float>> dispatch_matmul(const float* input,
 absl::Status dispatch_matmul(const float* input, const WeightFormat& weights, int64_t m,
                              int64_t k, int64_t n, float* output, int64_t output_size,
                              const MatmulOptions& options = {},
+                             MatmulScratch* scratch = nullptr);
+
+// Same, with kernels resolved beforehand (no environment or CPU lookups per call).
+absl::Status dispatch_matmul(const KernelChoice& choice, const float* input,
+                             const WeightFormat& weights, int64_t m, float* output,
+                             int64_t output_size, ThreadPool* pool = nullptr,
                              MatmulScratch* scratch = nullptr);
 
 // Runs one specific registry entry (tests, benchmarks, the sweep). Same checks as above,

@@ -604,6 +604,42 @@ TEST(RegistryTest, NamesAreUniqueAndFollowTheRule) {
   }
 }
 
+// Every (format, variant, path) has exactly one general row (MIN_M 1); rows for larger
+// batches share its features and packer format, and dispatch picks them only from their MIN_M.
+TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
+  for (const KernelEntry& e : all_kernels()) {
+    SCOPED_TRACE(e.name);
+    int general = 0;
+    for (const KernelEntry& o : all_kernels()) {
+      if (o.format == e.format && o.variant == e.variant && o.path == e.path && o.min_m == 1) {
+        ++general;
+      }
+    }
+    EXPECT_EQ(general, 1);
+    EXPECT_GE(e.min_m, 1);
+    const KernelEntry* g = find_kernel(e.format, e.variant, e.path);
+    ASSERT_NE(g, nullptr);
+    EXPECT_EQ(g->min_m, 1);
+    EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m), &e);
+    if (e.min_m > 1) {
+      EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m - 1)->min_m < e.min_m, true);
+      EXPECT_EQ(e.features & g->features, g->features);
+      EXPECT_EQ(e.act == nullptr, g->act == nullptr);
+      if (e.act != nullptr) EXPECT_EQ(e.act->format, g->act->format);
+      if (kernel_runnable(e)) {
+        MatmulOptions o;
+        o.variant = e.variant;
+        o.path = e.path;
+        absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(e.format, o);
+        ASSERT_TRUE(c.ok()) << c.status();
+        EXPECT_EQ(&c->ForBatch(e.min_m), &e);
+        EXPECT_NE(&c->ForBatch(e.min_m - 1), &e);
+        EXPECT_EQ(&c->ForBatch(1), g);
+      }
+    }
+  }
+}
+
 TEST(RegistryTest, EveryFormatHasScalarKernels) {
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NE(find_kernel(t.format, Variant::kScalar, Path::kF32), nullptr) << t.name;
@@ -891,6 +927,33 @@ TEST(DispatchTest, ShapeAndBufferErrors) {
 
   const KernelEntry* q8 = find_kernel(Format::kQ8_0, Variant::kScalar, Path::kF32);
   bad(run_kernel(*q8, x.data(), w, 3, out.data(), 18), "Q4_0");  // wrong format
+}
+
+// A choice resolved once gives the same bytes as dispatch by options, reads no environment
+// afterwards, and refuses weights of another format.
+TEST(DispatchTest, ResolvedChoiceMatchesDispatchAndIgnoresLaterEnvironment) {
+  const int64_t n = 13, k = 256;
+  const WeightFormat w = small_weights(Format::kQ4_K, n, k);
+  std::vector<float> x(9 * k);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(Format::kQ4_K);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->general().min_m, 1);
+  for (int64_t m : {1, 3, 9}) {
+    std::vector<float> a(m * n), b(m * n);
+    ASSERT_TRUE(dispatch_matmul(x.data(), w, m, k, n, a.data(), m * n).ok());
+    {
+      EnvGuard v("FK_VARIANT", "scalar");  // read at Resolve only: no effect now
+      ASSERT_TRUE(dispatch_matmul(*c, x.data(), w, m, b.data(), m * n).ok());
+    }
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "m=" << m;
+    EXPECT_EQ(c->ForBatch(m).variant, c->general().variant);
+  }
+  const WeightFormat other = small_weights(Format::kQ8_0, n, k);
+  std::vector<float> out(n);
+  const absl::Status s = dispatch_matmul(*c, x.data(), other, 1, out.data(), n);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("Q4_K"));
 }
 
 TEST(DispatchTest, MatchesTheKernelAndUsesScratch) {

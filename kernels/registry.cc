@@ -46,7 +46,7 @@ const ActPacker act_none = {"none", Format::kF32, &no_row_bytes, &no_pack, &no_u
 
 // Every kernel function and activation packer of registry.inc, declared once here; each is
 // defined in its variant's file (kernels/variant_<variant>.cc) or above.
-#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, M_TILE, N_TILE, FUNCTION, ACT) \
+#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, MIN_M, M_TILE, N_TILE, FUNCTION, ACT) \
   void FUNCTION(const MatmulArgs& args, int64_t n_begin, int64_t n_end);          \
   extern const ActPacker ACT;
 #include "kernels/registry.inc"
@@ -56,8 +56,8 @@ namespace {
 
 // The registry's naming rule makes the entry name the function's symbol name. Constant-
 // initialized (constexpr), so other files' static initializers may read it.
-#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, M_TILE, N_TILE, FUNCTION, ACT)          \
-  KernelEntry{Format::FORMAT, Variant::VARIANT, Path::PATH, FEATURES, M_TILE, N_TILE, \
+#define FK_KERNEL(FORMAT, VARIANT, PATH, FEATURES, MIN_M, M_TILE, N_TILE, FUNCTION, ACT)     \
+  KernelEntry{Format::FORMAT, Variant::VARIANT, Path::PATH, FEATURES, MIN_M, M_TILE, N_TILE, \
               &FUNCTION, #FUNCTION, &ACT == &act_none ? nullptr : &ACT},
 constexpr KernelEntry kKernels[] = {
 #include "kernels/registry.inc"
@@ -106,10 +106,13 @@ absl::StatusOr<Path> parse_path(absl::string_view name) {
       absl::StrCat("unknown path '", name, "' (valid: ", path_names(), ")"));
 }
 
-const KernelEntry* find_kernel(Format format, Variant variant, Path path) {
-  for (const KernelEntry& e : kKernels)
-    if (e.format == format && e.variant == variant && e.path == path) return &e;
-  return nullptr;
+const KernelEntry* find_kernel(Format format, Variant variant, Path path, int64_t m) {
+  const KernelEntry* best = nullptr;
+  for (const KernelEntry& e : kKernels) {
+    if (e.format != format || e.variant != variant || e.path != path || e.min_m > m) continue;
+    if (best == nullptr || e.min_m > best->min_m) best = &e;
+  }
+  return best;
 }
 
 bool kernel_runnable(const KernelEntry& e) { return cpu_has(e.features); }

@@ -20,6 +20,7 @@ struct KernelEntry {
   Variant variant;
   Path path;
   uint32_t features;  // required CpuFeature bits
+  int64_t min_m;      // the smallest batch the row is for (1: the general kernel)
   int m_tile;
   int n_tile;
   MatmulKernelFn fn;
@@ -49,8 +50,9 @@ absl::StatusOr<Path> parse_path(absl::string_view name);
 const char* variant_names();
 const char* path_names();
 
-// The entry for exactly (format, variant, path), or nullptr.
-const KernelEntry* find_kernel(Format format, Variant variant, Path path);
+// The entry for (format, variant, path) that dispatch runs for a batch of m rows: the one with
+// the largest min_m <= m (m = 1: the general kernel every such triple has), or nullptr.
+const KernelEntry* find_kernel(Format format, Variant variant, Path path, int64_t m = 1);
 
 // True when this CPU can run the entry.
 bool kernel_runnable(const KernelEntry& e);
