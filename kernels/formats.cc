@@ -156,12 +156,37 @@ uint16_t fp32_to_bf16(float f) {
   return static_cast<uint16_t>((x + (0x7FFFu + ((x >> 16) & 1u))) >> 16);
 }
 
-void fp16_to_fp32_row(const fp16_t* in, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(in[i]);
+// F16 / BF16 "blocks" are single elements; rows may sit at any byte offset (views of a file),
+// so the 16-bit values are read and written with memcpy.
+void quantize_row_f16_ref(const float* x, void* y, int64_t k) {
+  uint8_t* out = static_cast<uint8_t*>(y);
+  for (int64_t i = 0; i < k; ++i) {
+    const fp16_t h = fp32_to_fp16(x[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
 }
-
-void bf16_to_fp32_row(const uint16_t* in, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_fp32(in[i]);
+void dequantize_row_f16_ref(const void* x, float* y, int64_t k) {
+  const uint8_t* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < k; ++i) {
+    fp16_t h;
+    std::memcpy(&h, in + 2 * i, 2);
+    y[i] = fp16_to_fp32(h);
+  }
+}
+void quantize_row_bf16_ref(const float* x, void* y, int64_t k) {
+  uint8_t* out = static_cast<uint8_t*>(y);
+  for (int64_t i = 0; i < k; ++i) {
+    const bf16_t b = fp32_to_bf16(x[i]);
+    std::memcpy(out + 2 * i, &b, 2);
+  }
+}
+void dequantize_row_bf16_ref(const void* x, float* y, int64_t k) {
+  const uint8_t* in = static_cast<const uint8_t*>(x);
+  for (int64_t i = 0; i < k; ++i) {
+    bf16_t b;
+    std::memcpy(&b, in + 2 * i, 2);
+    y[i] = bf16_to_fp32(b);
+  }
 }
 
 }  // namespace fk

@@ -19,6 +19,8 @@ namespace fk {
 
 // Raw IEEE-754 binary16 bits.
 using fp16_t = uint16_t;
+// Raw bfloat16 bits (the top half of a binary32).
+using bf16_t = uint16_t;
 
 // ---- Legacy 32-element blocks --------------------------------------------------------
 constexpr int kQK = 32;
@@ -37,6 +39,13 @@ struct BlockQ4_1 {
 // w = d * (q - 16), q in [0, 31]; low 4 bits as Q4_0, bit 4 of element j is bit j of qh.
 struct BlockQ5_0 {
   fp16_t d;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
+// w = d * q + m, q in [0, 31]; low 4 bits as Q4_0, bit 4 of element j is bit j of qh.
+struct BlockQ5_1 {
+  fp16_t d;
+  fp16_t m;
   uint8_t qh[4];
   uint8_t qs[kQK / 2];
 };
@@ -84,6 +93,7 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block is 18 bytes in GGUF");
 static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes in GGUF");
 static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block is 22 bytes in GGUF");
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block is 24 bytes in GGUF");
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 34 bytes in GGUF");
 static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes in GGUF");
 static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes in GGUF");
@@ -110,9 +120,6 @@ namespace gguf_type {
   constexpr uint32_t k##ID = GGUF_TYPE;
 #include "kernels/formats.inc"
 #undef FK_FORMAT
-// Types the loader converts (not formats of the table yet).
-constexpr uint32_t kF16 = 1;
-constexpr uint32_t kBF16 = 30;
 }  // namespace gguf_type
 
 // Reference row converters. `k` is the number of elements, a multiple of block_elems.
@@ -136,6 +143,10 @@ struct FormatTraits {
   QuantizeRowFn quantize_row;      // reference; byte-identical to ggml's *_ref
 };
 
+// True for the formats with an int8 path (activations quantized to act_format); the float
+// formats (F32, F16, BF16) have only the f32 path.
+inline bool has_int8_path(const FormatTraits& t) { return t.act_format != Format::kF32; }
+
 // All formats, in table (enum) order.
 absl::Span<const FormatTraits> all_formats();
 const FormatTraits& traits(Format f);
@@ -156,24 +167,28 @@ float bf16_to_fp32(uint16_t b);
 // Round to nearest even; NaN stays a quiet NaN (as ggml).
 uint16_t fp32_to_bf16(float f);
 
-void fp16_to_fp32_row(const fp16_t* in, float* out, int64_t n);
-void bf16_to_fp32_row(const uint16_t* in, float* out, int64_t n);
 
 // ---- Reference quantizers / dequantizers (kernels/quants_ref.cc) -------------------------
 // Quantizers: byte-identical to ggml's quantize_row_*_ref. Dequantizers: bit-identical to
 // gguf-py's gguf.quants.dequantize (Q8_K: d * q in float32).
+void quantize_row_f16_ref(const float* x, void* y, int64_t k);   // fp32_to_fp16 per element
+void quantize_row_bf16_ref(const float* x, void* y, int64_t k);  // fp32_to_bf16 per element
 void quantize_row_q4_0_ref(const float* x, void* y, int64_t k);
 void quantize_row_q4_1_ref(const float* x, void* y, int64_t k);
 void quantize_row_q5_0_ref(const float* x, void* y, int64_t k);
+void quantize_row_q5_1_ref(const float* x, void* y, int64_t k);
 void quantize_row_q8_0_ref(const float* x, void* y, int64_t k);
 void quantize_row_q4_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q5_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q6_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t k);
 
+void dequantize_row_f16_ref(const void* x, float* y, int64_t k);
+void dequantize_row_bf16_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q4_0_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q4_1_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q5_0_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q5_1_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q8_0_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q4_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q5_K_ref(const void* x, float* y, int64_t k);

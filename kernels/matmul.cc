@@ -182,9 +182,11 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
     if (!p.ok()) return p.status();
     path = *p;
   }
-  const Path want_path = path.value_or(format == Format::kF32 ? Path::kF32 : Path::kInt8);
-  if (format == Format::kF32 && want_path == Path::kInt8) {
-    return absl::InvalidArgumentError("no int8 path for F32 weights (path must be f32)");
+  const bool int8 = has_int8_path(traits(format));
+  const Path want_path = path.value_or(int8 ? Path::kInt8 : Path::kF32);
+  if (!int8 && want_path == Path::kInt8) {
+    return absl::InvalidArgumentError(absl::StrCat("no int8 path for ", traits(format).name,
+                                                   " weights (path must be f32)"));
   }
   const KernelEntry* general = nullptr;
   if (variant) {

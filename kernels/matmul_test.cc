@@ -256,9 +256,7 @@ INSTANTIATE_TEST_SUITE_P(AllKernels, GoldenTest, ::testing::ValuesIn(golden_para
 // weights are copied into a buffer padded for g's longer rows, if any.
 std::vector<float> run_foreign_kernel(const KernelEntry& g, const GoldenMatmulCase& gc,
                                       int64_t row_bytes) {
-  const int64_t g_row = g.format == Format::kF32
-                            ? gc.k * static_cast<int64_t>(sizeof(float))
-                            : gc.k / traits(g.format).block_elems * traits(g.format).block_bytes;
+  const int64_t g_row = gc.k / traits(g.format).block_elems * traits(g.format).block_bytes;
   std::vector<uint8_t> w(gc.weights.size() + static_cast<size_t>(std::max<int64_t>(0, g_row)) + 64, 0);
   std::memcpy(w.data(), gc.weights.data(), gc.weights.size());
   MatmulArgs a;
@@ -409,12 +407,13 @@ TEST_P(VsScalarTest, RandomShapes) {
   const KernelEntry* ref = find_kernel(e.format, Variant::kScalar, e.path);
   ASSERT_NE(ref, nullptr) << "no scalar kernel for " << e.name;
   SKIP_IF_NOT_RUNNABLE(e);
-  const int64_t block = e.format == Format::kF32 ? 1 : traits(e.format).block_elems;
+  const int64_t block = traits(e.format).block_elems;
   std::mt19937_64 rng(0x5eed0000 + GetParam());
   for (const Shape& s : kShapes) {
-    // F32 weights: k is a count of elements, deliberately not a multiple of 8 or 32.
+    // Float weights (F32, F16, BF16): k is a count of elements, deliberately not a multiple
+    // of 8 or 32.
     int64_t k = s.blocks < 0 ? kMaxK : s.blocks * block;
-    if (e.format == Format::kF32 && s.blocks > 0) k = 37 * s.blocks;
+    if (block == 1 && s.blocks > 0) k = 37 * s.blocks;
     const int64_t m = s.m, n = s.n;
     SCOPED_TRACE(absl::StrCat(e.name, " m=", m, " n=", n, " k=", k, s.extreme ? " extreme" : ""));
     UnalignedWeights w = make_weights(e.format, n, k, rng, s.extreme);
@@ -564,7 +563,7 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
   const Shape shapes[] = {{1, 67, 3, false}, {1, 203, 2, true}, {5, 41, 2, false},
                           {17, 30, 1, true}};
   for (const Shape& s : shapes) {
-    const int64_t k = e.format == Format::kF32 ? 45 * s.blocks : s.blocks * block;
+    const int64_t k = block == 1 ? 45 * s.blocks : s.blocks * block;
     SCOPED_TRACE(absl::StrCat(e.name, " m=", s.m, " n=", s.n, " k=", k));
     UnalignedWeights w = make_weights(e.format, s.n, k, rng, s.extreme);
     std::vector<float> buf = make_input(s.m, k, rng, s.extreme);
@@ -597,7 +596,7 @@ TEST(RegistryTest, NamesAreUniqueAndFollowTheRule) {
     EXPECT_GE(e.n_tile, 1) << e.name;
     EXPECT_GE(e.m_tile, 1) << e.name;
     EXPECT_EQ(find_kernel(e.format, e.variant, e.path), &e) << e.name;
-    EXPECT_FALSE(e.format == Format::kF32 && e.path == Path::kInt8) << e.name;
+    EXPECT_FALSE(!has_int8_path(traits(e.format)) && e.path == Path::kInt8) << e.name;
     if (e.variant == Variant::kScalar) {
       EXPECT_EQ(e.features, kCpuNone) << e.name;
     }
@@ -643,7 +642,7 @@ TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
 TEST(RegistryTest, EveryFormatHasScalarKernels) {
   for (const FormatTraits& t : all_formats()) {
     EXPECT_NE(find_kernel(t.format, Variant::kScalar, Path::kF32), nullptr) << t.name;
-    if (t.format != Format::kF32) {
+    if (has_int8_path(t)) {
       EXPECT_NE(find_kernel(t.format, Variant::kScalar, Path::kInt8), nullptr) << t.name;
     }
   }
@@ -658,7 +657,7 @@ TEST(RegistryTest, EachVariantCoversEveryFormatOfItsPaths) {
   for (const KernelEntry& e : all_kernels()) sections.insert({e.variant, e.path});
   for (const auto& [v, p] : sections) {
     for (const FormatTraits& t : all_formats()) {
-      if (p == Path::kInt8 && t.format == Format::kF32) continue;
+      if (p == Path::kInt8 && !has_int8_path(t)) continue;
       EXPECT_NE(find_kernel(t.format, v, p), nullptr)
           << variant_name(v) << " " << path_name(p) << " lacks " << t.name;
     }
@@ -836,7 +835,7 @@ TEST(DispatchTest, PicksTheBestRunnableVariantAndDefaultPath) {
   for (const FormatTraits& t : all_formats()) {
     absl::StatusOr<const KernelEntry*> e = select_kernel(t.format);
     ASSERT_TRUE(e.ok()) << t.name << ": " << e.status();
-    EXPECT_EQ((*e)->path, t.format == Format::kF32 ? Path::kF32 : Path::kInt8) << t.name;
+    EXPECT_EQ((*e)->path, has_int8_path(t) ? Path::kInt8 : Path::kF32) << t.name;
     EXPECT_TRUE(kernel_runnable(**e));
     for (const KernelEntry& other : all_kernels()) {
       if (other.format == t.format && other.path == (*e)->path && kernel_runnable(other)) {

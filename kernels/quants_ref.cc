@@ -42,6 +42,15 @@ inline int8_t float_to_int8_like_ggml(float v) {
   return static_cast<int8_t>(static_cast<uint8_t>(static_cast<uint32_t>(i) & 0xFFu));
 }
 
+// The 32 bits of a 5-bit block's qh (a little-endian u32 in the file) from / to bytes.
+inline uint32_t load_qh(const uint8_t* qh) {
+  return static_cast<uint32_t>(qh[0]) | (static_cast<uint32_t>(qh[1]) << 8) |
+         (static_cast<uint32_t>(qh[2]) << 16) | (static_cast<uint32_t>(qh[3]) << 24);
+}
+inline void store_qh(uint32_t v, uint8_t* qh) {
+  for (int b = 0; b < 4; ++b) qh[b] = static_cast<uint8_t>(v >> (8 * b));
+}
+
 inline int min_int(int a, int b) { return a < b ? a : b; }
 inline int max_int(int a, int b) { return a > b ? a : b; }
 
@@ -302,8 +311,38 @@ void quantize_row_q5_0_ref(const float* x, void* vy, int64_t k) {
       qh |= static_cast<uint32_t>((q0 & 0x10u) >> 4) << j;
       qh |= static_cast<uint32_t>((q1 & 0x10u) >> 4) << (j + kQK / 2);
     }
-    // qh is a little-endian u32 in the file.
-    for (int b = 0; b < 4; ++b) y[i].qh[b] = static_cast<uint8_t>(qh >> (8 * b));
+    store_qh(qh, y[i].qh);
+  }
+}
+
+// Q5_1: d = (max - min) / 31, m = min; q = (uint8)((x - min) / d + 0.5) without a clamp, as
+// ggml (the float-to-uint8 cast goes through int32 on x86, so the byte is the int32's low
+// byte; float_to_int8_like_ggml gives that byte).
+void quantize_row_q5_1_ref(const float* x, void* vy, int64_t k) {
+  BlockQ5_1* y = static_cast<BlockQ5_1*>(vy);
+  const int64_t nb = k / kQK;
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    float min = 3.402823466e+38f;  // FLT_MAX
+    float max = -3.402823466e+38f;
+    for (int j = 0; j < kQK; ++j) {
+      if (x[j] < min) min = x[j];
+      if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / 31;
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const float x0 = (x[j] - min) * id;
+      const float x1 = (x[kQK / 2 + j] - min) * id;
+      const uint8_t q0 = static_cast<uint8_t>(float_to_int8_like_ggml(x0 + 0.5f));
+      const uint8_t q1 = static_cast<uint8_t>(float_to_int8_like_ggml(x1 + 0.5f));
+      y[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>((q0 & 0x10u) >> 4) << j;
+      qh |= static_cast<uint32_t>((q1 & 0x10u) >> 4) << (j + kQK / 2);
+    }
+    store_qh(qh, y[i].qh);
   }
 }
 
@@ -489,15 +528,28 @@ void dequantize_row_q5_0_ref(const void* vx, float* y, int64_t k) {
   const int64_t nb = k / kQK;
   for (int64_t i = 0; i < nb; ++i, y += kQK) {
     const float d = fp16_to_fp32(x[i].d);
-    const uint32_t qh = static_cast<uint32_t>(x[i].qh[0]) |
-                        (static_cast<uint32_t>(x[i].qh[1]) << 8) |
-                        (static_cast<uint32_t>(x[i].qh[2]) << 16) |
-                        (static_cast<uint32_t>(x[i].qh[3]) << 24);
+    const uint32_t qh = load_qh(x[i].qh);
     for (int j = 0; j < kQK / 2; ++j) {
       const int h0 = static_cast<int>((qh >> j) & 1u) << 4;
       const int h1 = static_cast<int>((qh >> (j + kQK / 2)) & 1u) << 4;
       y[j] = d * static_cast<float>(((x[i].qs[j] & 0x0F) | h0) - 16);
       y[j + kQK / 2] = d * static_cast<float>(((x[i].qs[j] >> 4) | h1) - 16);
+    }
+  }
+}
+
+void dequantize_row_q5_1_ref(const void* vx, float* y, int64_t k) {
+  const BlockQ5_1* x = static_cast<const BlockQ5_1*>(vx);
+  const int64_t nb = k / kQK;
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    const float m = fp16_to_fp32(x[i].m);
+    const uint32_t qh = load_qh(x[i].qh);
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int h0 = static_cast<int>((qh >> j) & 1u) << 4;
+      const int h1 = static_cast<int>((qh >> (j + kQK / 2)) & 1u) << 4;
+      y[j] = d * static_cast<float>((x[i].qs[j] & 0x0F) | h0) + m;
+      y[j + kQK / 2] = d * static_cast<float>((x[i].qs[j] >> 4) | h1) + m;
     }
   }
 }

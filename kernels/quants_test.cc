@@ -66,12 +66,14 @@ TEST_P(GoldenQuantTest, CoversEveryDistribution) {
     ks.insert(r.k);
   }
   // Ids 1..16 as documented in golden/README.md, with more than one row length; 17
-  // (knife-edge blocks for the scale searches) for Q4_K, Q5_K, Q6_K.
-  const bool searched = GetParam() == Format::kQ4_K || GetParam() == Format::kQ5_K ||
-                        GetParam() == Format::kQ6_K;
-  EXPECT_EQ(dists.size(), searched ? 17u : 16u);
-  EXPECT_EQ(*dists.begin(), 1u);
-  EXPECT_EQ(*dists.rbegin(), searched ? 17u : 16u);
+  // (knife-edge blocks for the scale searches) for Q4_K, Q5_K, Q6_K; 18 (special values) for
+  // the 16-bit float formats.
+  const Format f = GetParam();
+  std::set<uint32_t> want;
+  for (uint32_t d = 1; d <= 16; ++d) want.insert(d);
+  if (f == Format::kQ4_K || f == Format::kQ5_K || f == Format::kQ6_K) want.insert(17);
+  if (f == Format::kF16 || f == Format::kBF16) want.insert(18);
+  EXPECT_EQ(dists, want);
   EXPECT_GE(ks.size(), 3u);
 }
 
@@ -186,6 +188,7 @@ double DistanceToGrid(double x, double s, double offset, int nmax) {
 //              rounding of d adds |q - 8| * |d| * u <= 8|d|u (16|d|u).
 //   Q4_1:      q = trunc((x - min)/d + 0.5) <= 15, error <= d/2, plus 15*d*u from fp16 d and
 //              |min|*u from fp16 m.
+//   Q5_1:      the same with d = (max - min)/31 and q <= 31: error <= d/2 + 31*d*u + |min|*u.
 //   Q8_0:      round(x/d), |x/d| <= 127: error <= d/2 + 127*d*u.
 //   Q8_K:      nearest_int(x * -127/max) in [-127, 127] with d kept in float32: error <= |d|/2
 //              plus float32 rounding of x*iscale and of d (~1e-5 |d|); we allow 0.501 |d|.
@@ -212,6 +215,11 @@ double AllowedError(Format f, const uint8_t* blk, int sub, float x) {
       const double d = fp16_to_fp32(b->d), m = fp16_to_fp32(b->m);
       return d * (0.5 + 15 * u) + std::fabs(m) * u + 1e-30;
     }
+    case Format::kQ5_1: {
+      const auto* b = reinterpret_cast<const BlockQ5_1*>(blk);
+      const double d = fp16_to_fp32(b->d), m = fp16_to_fp32(b->m);
+      return d * (0.5 + 31 * u) + std::fabs(m) * u + 1e-30;
+    }
     case Format::kQ8_0: {
       const double d = fp16_to_fp32(reinterpret_cast<const BlockQ8_0*>(blk)->d);
       return d * (0.5 + 127 * u) + 1e-30;
@@ -237,6 +245,13 @@ double AllowedError(Format f, const uint8_t* blk, int sub, float x) {
                                  : DistanceToGrid(-x, -s, -32 * s, 63);
       return dist + f32_slop * (std::fabs(x) + 32 * std::fabs(s)) + 1e-30;
     }
+    case Format::kF16: {
+      // Round to nearest: half an ulp, 2^-11 relative for normals, 2^-25 absolute below the
+      // smallest normal half (2^-14).
+      return std::max(std::fabs(double{x}) * std::ldexp(1.0, -11), std::ldexp(1.0, -25));
+    }
+    case Format::kBF16:
+      return std::fabs(double{x}) * std::ldexp(1.0, -8);  // 8 significant bits
     case Format::kF32:
       break;
   }
@@ -278,9 +293,10 @@ TEST_P(RoundTripTest, ErrorWithinDerivedBound) {
   // scales and the fits' clipping. (Q8_0 and Q8_K: 255 levels; Q6_K: 64; 5-bit: 32; 4-bit:
   // 16.)
   const Format f = GetParam();
+  if (t.block_elems == 1) return;  // float formats: no grid; the per-element bound is exact
   const double levels = f == Format::kQ8_0 || f == Format::kQ8_K ? 255
                         : f == Format::kQ6_K                     ? 64
-                        : f == Format::kQ5_0 || f == Format::kQ5_K ? 32
+                        : f == Format::kQ5_0 || f == Format::kQ5_1 || f == Format::kQ5_K ? 32
                                                                    : 16;
   double amax = 0;
   for (float v : x) amax = std::max(amax, std::fabs(double{v}));
@@ -318,9 +334,10 @@ TEST(TraitsTest, TableIsConsistent) {
     EXPECT_NE(t.quantize_row, nullptr);
     EXPECT_NE(t.dequantize_row, nullptr);
     EXPECT_NE(std::string(format_names()).find(t.name), std::string::npos);
-    if (t.format == Format::kF32) {
-      EXPECT_EQ(t.act_format, Format::kF32);  // no int8 path
-      EXPECT_EQ(t.fallback, Format::kF32);
+    if (!has_int8_path(t)) {  // the float formats: one element per "block", no int8 path
+      EXPECT_EQ(t.block_elems, 1);
+      EXPECT_EQ(t.act_format, Format::kF32);
+      EXPECT_EQ(format_for_row_length(t.format, 37), t.format);  // every row fits
       continue;
     }
     // The int8 path's activations: Q8_0 blocks for 32-element formats, Q8_K otherwise (the
@@ -348,7 +365,8 @@ TEST(TraitsTest, FindFormatIsCaseInsensitive) {
   EXPECT_EQ(find_format("Q4_2"), nullptr);
   EXPECT_EQ(find_format("Q4_K_M"), nullptr);
   EXPECT_EQ(find_format(""), nullptr);
-  EXPECT_EQ(find_format_by_gguf_type(1), nullptr);  // F16 is converted, not a format
+  EXPECT_EQ(find_format_by_gguf_type(1), &traits(Format::kF16));
+  EXPECT_EQ(find_format_by_gguf_type(19), nullptr);  // IQ1_S: not a format here
   EXPECT_EQ(find_format_by_gguf_type(999), nullptr);
 }
 
@@ -408,12 +426,12 @@ TEST(Fp16Test, EveryHalfRoundTrips) {
 TEST(Fp16Test, RowConversions) {
   const fp16_t h[3] = {0x3C00, 0xC000, 0x0001};
   float f[3];
-  fp16_to_fp32_row(h, f, 3);
+  dequantize_row_f16_ref(h, f, 3);
   EXPECT_EQ(f[0], 1.0f);
   EXPECT_EQ(f[1], -2.0f);
   EXPECT_EQ(f[2], std::ldexp(1.0f, -24));
   const uint16_t b[2] = {0x3F80, 0x4049};
-  bf16_to_fp32_row(b, f, 2);
+  dequantize_row_bf16_ref(b, f, 2);
   EXPECT_EQ(f[0], 1.0f);
   EXPECT_EQ(f[1], 3.140625f);
 }

@@ -9,14 +9,15 @@
 //   f32 path  - a block is decoded with the format's reference dequantizer (exactly the
 //               values of formats.h's dequantize_row_*_ref); its dot with the input is
 //               summed in float in element order, and the block sums are added up in
-//               double; the row total is rounded to float once at the end. F32 weights
-//               use chunks of kF32Chunk elements as their "blocks".
+//               double; the row total is rounded to float once at the end. F32, F16 and
+//               BF16 weights use chunks of kF32Chunk elements as their "blocks".
 //   int8 path - per (super-)block an exact integer dot of the weight quants with the
 //               activation quants (activations quantized by dispatch to Q8_0 / Q8_K), scaled
 //               in float as ggml's generic vec_dot does: legacy formats
-//               isum * (d_w * d_a) (+ m * (d_a * sum(q_a)) for Q4_1); K-quants
+//               isum * (d_w * d_a) (+ m * (d_a * sum(q_a)) for Q4_1, Q5_1); K-quants
 //               isum * (d * d_a) - imin * (dmin * d_a), the mins taken from Q8_K's bsums.
 //               Block values are added up in double, rounded to float at the end.
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -51,10 +52,12 @@ int read_i16(const uint8_t* p) {
 
 void f32_path(Format format, const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
   const FormatTraits& t = traits(format);
-  const bool raw = format == Format::kF32;
-  const int64_t be = raw ? kF32Chunk : t.block_elems;
-  const int64_t bb = raw ? kF32Chunk * static_cast<int64_t>(sizeof(float)) : t.block_bytes;
-  const int64_t nb = (a.k + be - 1) / be;  // only F32 can have a partial last chunk
+  // The float formats (F32, F16, BF16: one element per "block") go in chunks of kF32Chunk
+  // elements, converted by their reference dequantizer (which reads any alignment).
+  const bool elementwise = t.block_elems == 1;
+  const int64_t be = elementwise ? kF32Chunk : t.block_elems;
+  const int64_t bb = be / t.block_elems * t.block_bytes;
+  const int64_t nb = (a.k + be - 1) / be;  // only they can have a partial last chunk
   float w[kQK_K];
   alignas(16) uint8_t blk[sizeof(BlockQ8_K)];  // the largest block
   double acc[kRowGroup];
@@ -65,8 +68,8 @@ void f32_path(Format format, const MatmulArgs& a, int64_t n_begin, int64_t n_end
       for (int64_t r = 0; r < rows; ++r) acc[r] = 0.0;
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t len = a.k - b * be < be ? a.k - b * be : be;
-        if (raw) {
-          std::memcpy(w, row + b * bb, len * sizeof(float));
+        if (elementwise) {
+          t.dequantize_row(row + b * bb, w, len);
         } else {
           // The reference dequantizer reads block structs: hand it an aligned copy, since
           // a view's rows may start at any byte.
@@ -99,11 +102,15 @@ struct IntBlock {
 };
 
 // Legacy formats against Q8_0 activations (32 elements; activation block = fp16 d + 32 q).
+// Fields are read through the block structs' offsets (blocks sit at any byte offset).
+#define FK_FIELD(Block, field, blk) ((blk) + offsetof(Block, field))
+
 struct Q4_0 {
   static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_0);
+  static constexpr bool kHasMin = false;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    o->d = read_f16(blk);
-    const uint8_t* qs = blk + 2;
+    o->d = read_f16(FK_FIELD(BlockQ4_0, d, blk));
+    const uint8_t* qs = FK_FIELD(BlockQ4_0, qs, blk);
     for (int l = 0; l < kQK / 2; ++l) {
       o->q[l] = static_cast<int8_t>((qs[l] & 0xF) - 8);
       o->q[l + kQK / 2] = static_cast<int8_t>((qs[l] >> 4) - 8);
@@ -112,56 +119,73 @@ struct Q4_0 {
 };
 struct Q4_1 {
   static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_1);
+  static constexpr bool kHasMin = true;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    o->d = read_f16(blk);
-    o->m = read_f16(blk + 2);
-    const uint8_t* qs = blk + 4;
+    o->d = read_f16(FK_FIELD(BlockQ4_1, d, blk));
+    o->m = read_f16(FK_FIELD(BlockQ4_1, m, blk));
+    const uint8_t* qs = FK_FIELD(BlockQ4_1, qs, blk);
     for (int l = 0; l < kQK / 2; ++l) {
       o->q[l] = static_cast<int8_t>(qs[l] & 0xF);
       o->q[l + kQK / 2] = static_cast<int8_t>(qs[l] >> 4);
     }
   }
 };
+// The 32 five-bit quants of a Q5_0 / Q5_1 block, minus `offset`.
+template <class Block>
+void decode_q5(const uint8_t* blk, int offset, IntBlock* o) {
+  uint32_t qh;
+  std::memcpy(&qh, FK_FIELD(Block, qh, blk), sizeof qh);
+  const uint8_t* qs = FK_FIELD(Block, qs, blk);
+  for (int l = 0; l < kQK / 2; ++l) {
+    const int h0 = static_cast<int>((qh >> l) & 1u) << 4;
+    const int h1 = static_cast<int>((qh >> (l + kQK / 2)) & 1u) << 4;
+    o->q[l] = static_cast<int8_t>(((qs[l] & 0xF) | h0) - offset);
+    o->q[l + kQK / 2] = static_cast<int8_t>(((qs[l] >> 4) | h1) - offset);
+  }
+}
 struct Q5_0 {
   static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_0);
+  static constexpr bool kHasMin = false;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    o->d = read_f16(blk);
-    uint32_t qh;
-    std::memcpy(&qh, blk + 2, sizeof qh);
-    const uint8_t* qs = blk + 6;
-    for (int l = 0; l < kQK / 2; ++l) {
-      const int h0 = static_cast<int>((qh >> l) & 1u) << 4;
-      const int h1 = static_cast<int>((qh >> (l + kQK / 2)) & 1u) << 4;
-      o->q[l] = static_cast<int8_t>(((qs[l] & 0xF) | h0) - 16);
-      o->q[l + kQK / 2] = static_cast<int8_t>(((qs[l] >> 4) | h1) - 16);
-    }
+    o->d = read_f16(FK_FIELD(BlockQ5_0, d, blk));
+    decode_q5<BlockQ5_0>(blk, 16, o);
+  }
+};
+struct Q5_1 {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_1);
+  static constexpr bool kHasMin = true;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(FK_FIELD(BlockQ5_1, d, blk));
+    o->m = read_f16(FK_FIELD(BlockQ5_1, m, blk));
+    decode_q5<BlockQ5_1>(blk, 0, o);
   }
 };
 struct Q8_0 {
   static constexpr int kElems = kQK, kBytes = sizeof(BlockQ8_0);
+  static constexpr bool kHasMin = false;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    o->d = read_f16(blk);
-    std::memcpy(o->q, blk + 2, kQK);
+    o->d = read_f16(FK_FIELD(BlockQ8_0, d, blk));
+    std::memcpy(o->q, FK_FIELD(BlockQ8_0, qs, blk), kQK);
   }
 };
 
-// sum of (d_w * d_a) * isum [+ m * (d_a * sum(q_a))] for one legacy block.
+// sum of (d_w * d_a) * isum [+ m * (d_a * sum(q_a)) for the formats with a min: Q4_1, Q5_1]
+// for one legacy block.
 template <class F>
 float legacy_block(const IntBlock& w, const uint8_t* act) {
-  const float da = read_f16(act);
-  const int8_t* y = reinterpret_cast<const int8_t*>(act + 2);
+  const float da = read_f16(FK_FIELD(BlockQ8_0, d, act));
+  const int8_t* y = reinterpret_cast<const int8_t*>(FK_FIELD(BlockQ8_0, qs, act));
   int isum = 0, ysum = 0;
   for (int l = 0; l < kQK; ++l) {
     isum += w.q[l] * y[l];
     ysum += y[l];
   }
   float v = static_cast<float>(isum) * (w.d * da);
-  if constexpr (std::is_same_v<F, Q4_1>) v += w.m * (da * static_cast<float>(ysum));
+  if constexpr (F::kHasMin) v += w.m * (da * static_cast<float>(ysum));
   return v;
 }
 
 // K-quants against Q8_K activations (256 elements; float d, 256 q, 16 int16 bsums).
-constexpr int kQ8KQs = 4, kQ8KBsums = 4 + kQK_K;
 
 template <bool kFive>
 struct Q45_K {
@@ -170,11 +194,12 @@ struct Q45_K {
   static constexpr int kSub = 32;
   static constexpr bool kMins = true;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    o->d = read_f16(blk);
-    o->m = read_f16(blk + 2);
-    const uint8_t* scales = blk + 4;
-    const uint8_t* qh = blk + 16;
-    const uint8_t* ql = blk + 16 + (kFive ? kQK_K / 8 : 0);
+    using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+    o->d = read_f16(FK_FIELD(Block, d, blk));
+    o->m = read_f16(FK_FIELD(Block, dmin, blk));
+    const uint8_t* scales = FK_FIELD(Block, scales, blk);
+    const uint8_t* qh = FK_FIELD(BlockQ5_K, qh, blk);  // Q5_K only
+    const uint8_t* ql = FK_FIELD(Block, qs, blk);
     for (int s = 0; s < 8; ++s) {
       uint8_t sc, mn;
       unpack_k4_scale_min(s, scales, &sc, &mn);
@@ -199,10 +224,10 @@ struct Q6_K {
   static constexpr int kSub = 16;
   static constexpr bool kMins = false;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    const uint8_t* ql = blk;
-    const uint8_t* qh = blk + kQK_K / 2;
-    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + kQK_K / 2 + kQK_K / 4);
-    o->d = read_f16(blk + kQK_K / 2 + kQK_K / 4 + kQK_K / 16);
+    const uint8_t* ql = FK_FIELD(BlockQ6_K, ql, blk);
+    const uint8_t* qh = FK_FIELD(BlockQ6_K, qh, blk);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(FK_FIELD(BlockQ6_K, scales, blk));
+    o->d = read_f16(FK_FIELD(BlockQ6_K, d, blk));
     for (int s = 0; s < 16; ++s) o->sc[s] = sc[s];
     // Half h holds elements 128 h + 32 r + l (r = 0..3, l = 0..31): low 4 bits are nibble
     // r / 2 of ql[64 h + 32 (r % 2) + l], high 2 bits are bits 2r, 2r+1 of qh[32 h + l].
@@ -223,17 +248,17 @@ struct Q8_K {
   static constexpr int kSub = 32;
   static constexpr bool kMins = false;
   static void decode(const uint8_t* blk, IntBlock* o) {
-    o->d = read_f32(blk);
+    o->d = read_f32(FK_FIELD(BlockQ8_K, d, blk));
     for (int s = 0; s < 8; ++s) o->sc[s] = 1;
-    std::memcpy(o->q, blk + kQ8KQs, kQK_K);
+    std::memcpy(o->q, FK_FIELD(BlockQ8_K, qs, blk), kQK_K);
   }
 };
 
 // (d * d_a) * sum_s sc_s * dot_s [- (dmin * d_a) * sum_s mn_s * (bsum_2s + bsum_2s+1)].
 template <class F>
 float k_block(const IntBlock& w, const uint8_t* act) {
-  const float da = read_f32(act);
-  const int8_t* y = reinterpret_cast<const int8_t*>(act + kQ8KQs);
+  const float da = read_f32(FK_FIELD(BlockQ8_K, d, act));
+  const int8_t* y = reinterpret_cast<const int8_t*>(FK_FIELD(BlockQ8_K, qs, act));
   int isum = 0;
   for (int s = 0; s < kQK_K / F::kSub; ++s) {
     int dot = 0;
@@ -244,7 +269,8 @@ float k_block(const IntBlock& w, const uint8_t* act) {
   if constexpr (F::kMins) {
     int imin = 0;
     for (int s = 0; s < 8; ++s)
-      imin += w.mn[s] * (read_i16(act + kQ8KBsums + 4 * s) + read_i16(act + kQ8KBsums + 4 * s + 2));
+      imin += w.mn[s] * (read_i16(FK_FIELD(BlockQ8_K, bsums, act) + 4 * s) +
+                         read_i16(FK_FIELD(BlockQ8_K, bsums, act) + 4 * s + 2));
     v -= static_cast<float>(imin) * (w.m * da);
   }
   return v;
@@ -272,6 +298,8 @@ void int8_path(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
   }
 }
 
+#undef FK_FIELD
+
 }  // namespace
 
 // ---- The registry's entry points (rows in the scalar section of kernels/registry.inc) ----
@@ -279,9 +307,12 @@ void int8_path(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
 #define FK_SCALAR_F32(name, format) \
   void name(const MatmulArgs& a, int64_t nb, int64_t ne) { f32_path(format, a, nb, ne); }
 FK_SCALAR_F32(f32_f32__scalar, Format::kF32)
+FK_SCALAR_F32(f16_f32__scalar, Format::kF16)
+FK_SCALAR_F32(bf16_f32__scalar, Format::kBF16)
 FK_SCALAR_F32(q4_0_f32__scalar, Format::kQ4_0)
 FK_SCALAR_F32(q4_1_f32__scalar, Format::kQ4_1)
 FK_SCALAR_F32(q5_0_f32__scalar, Format::kQ5_0)
+FK_SCALAR_F32(q5_1_f32__scalar, Format::kQ5_1)
 FK_SCALAR_F32(q8_0_f32__scalar, Format::kQ8_0)
 FK_SCALAR_F32(q4_k_f32__scalar, Format::kQ4_K)
 FK_SCALAR_F32(q5_k_f32__scalar, Format::kQ5_K)
@@ -297,6 +328,9 @@ void q4_1_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
 }
 void q5_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   int8_path<Q5_0, legacy_block<Q5_0>>(a, nb, ne);
+}
+void q5_1_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q5_1, legacy_block<Q5_1>>(a, nb, ne);
 }
 void q8_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   int8_path<Q8_0, legacy_block<Q8_0>>(a, nb, ne);

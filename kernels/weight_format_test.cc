@@ -71,10 +71,10 @@ TEST_P(WeightFormatTest, RejectsRowLengthNotAMultipleOfTheBlock) {
   std::vector<float> x(static_cast<size_t>(t.block_elems + 1), 1.0f);
   absl::StatusOr<WeightFormat> w =
       WeightFormat::Quantize(x.data(), 1, t.block_elems + 1, GetParam());
-  if (t.block_elems == 1) {  // F32 has no block: every k is valid, also an odd one
+  if (t.block_elems == 1) {  // F32, F16, BF16 have no block: every k is valid, an odd one too
     ASSERT_TRUE(w.ok()) << w.status();
     EXPECT_EQ(w->cols(), 2);
-    EXPECT_EQ(w->memory_bytes(), 2 * sizeof(float));
+    EXPECT_EQ(w->memory_bytes(), 2 * static_cast<size_t>(t.block_bytes));
     return;
   }
   ASSERT_FALSE(w.ok());

@@ -237,10 +237,6 @@ struct TypeSize {
 };
 
 bool LookupTensorType(uint32_t type, TypeSize* out) {
-  if (type == gguf_type::kF16 || type == gguf_type::kBF16) {
-    *out = {1, 2};
-    return true;
-  }
   if (const FormatTraits* t = find_format_by_gguf_type(type)) {
     *out = {t->block_elems, t->block_bytes};
     return true;
@@ -248,13 +244,11 @@ bool LookupTensorType(uint32_t type, TypeSize* out) {
   return false;
 }
 
-std::string KnownTensorTypes() { return absl::StrCat(format_names(), ", F16, BF16"); }
+const char* KnownTensorTypes() { return format_names(); }
 
 }  // namespace
 
 std::string gguf_type_name(uint32_t type) {
-  if (type == gguf_type::kF16) return "F16";
-  if (type == gguf_type::kBF16) return "BF16";
   if (const FormatTraits* t = find_format_by_gguf_type(type)) return t->name;
   return absl::StrCat("type ", type);
 }

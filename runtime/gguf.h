@@ -167,7 +167,7 @@ class GgufWriter {
 };
 
 // Bytes of a tensor of `type` with `dims`, or an error for unknown types / row lengths
-// that are not a multiple of the block / overflow. Knows the eight formats, F32, F16, BF16.
+// that are not a multiple of the block / overflow. Knows the formats of kernels/formats.inc.
 absl::StatusOr<uint64_t> gguf_tensor_bytes(uint32_t type, absl::Span<const uint64_t> dims);
 // "Q4_K", "F16", ... or "type 99" for unknown ids.
 std::string gguf_type_name(uint32_t type);

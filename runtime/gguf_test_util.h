@@ -83,7 +83,7 @@ struct SampleTensor {
   std::string bytes;
 };
 
-// One tensor per format of the traits table, plus F16 and BF16: `rows` rows of
+// One tensor per format of the traits table (F16 and BF16 among them): `rows` rows of
 // `blocks_per_row` blocks, quantized with the reference quantizer from TestFloats.
 inline std::vector<SampleTensor> SampleTensors(int rows = 2, int blocks_per_row = 2) {
   std::vector<SampleTensor> out;
@@ -100,18 +100,6 @@ inline std::vector<SampleTensor> SampleTensors(int rows = 2, int blocks_per_row 
     out.push_back({absl::StrCat("w.", t.name), {static_cast<uint64_t>(k),
                                                   static_cast<uint64_t>(rows)},
                    t.gguf_type, std::move(bytes)});
-  }
-  for (uint32_t type : {gguf_type::kF16, gguf_type::kBF16}) {
-    const int64_t k = 32 * blocks_per_row;
-    const std::vector<float> x = TestFloats(static_cast<size_t>(rows * k), seed++);
-    std::string bytes;
-    for (float f : x) {
-      const uint16_t h = type == gguf_type::kF16 ? fp32_to_fp16(f) : fp32_to_bf16(f);
-      bytes.append(reinterpret_cast<const char*>(&h), 2);
-    }
-    out.push_back({type == gguf_type::kF16 ? "w.F16" : "w.BF16",
-                   {static_cast<uint64_t>(k), static_cast<uint64_t>(rows)}, type,
-                   std::move(bytes)});
   }
   // A 1-D F32 vector (a norm weight).
   {

@@ -244,11 +244,7 @@ namespace {
 
 // Converts one row of a source tensor of GGUF type `type` to f32.
 absl::Status SourceRowToF32(uint32_t type, const uint8_t* row, float* out, int64_t k) {
-  if (type == gguf_type::kF16) {
-    fp16_to_fp32_row(reinterpret_cast<const fp16_t*>(row), out, k);
-  } else if (type == gguf_type::kBF16) {
-    bf16_to_fp32_row(reinterpret_cast<const uint16_t*>(row), out, k);
-  } else if (const FormatTraits* t = find_format_by_gguf_type(type)) {
+  if (const FormatTraits* t = find_format_by_gguf_type(type)) {
     t->dequantize_row(row, out, k);
   } else {
     return absl::UnimplementedError("unsupported tensor type " + gguf_type_name(type));
@@ -257,8 +253,7 @@ absl::Status SourceRowToF32(uint32_t type, const uint8_t* row, float* out, int64
 }
 
 bool SourceTypeSupported(uint32_t type) {
-  return type == gguf_type::kF16 || type == gguf_type::kBF16 ||
-         find_format_by_gguf_type(type) != nullptr;
+  return find_format_by_gguf_type(type) != nullptr;
 }
 
 }  // namespace
@@ -276,7 +271,7 @@ absl::StatusOr<QuantizeReport> QuantizeGguf(const GgufFile& in, const std::strin
   for (const GgufTensorInfo& t : in.tensors()) {
     if (!SourceTypeSupported(t.type)) {
       return absl::UnimplementedError(absl::StrFormat(
-          "%s: tensor '%s' has type %s, which this tool cannot read (supported: F16, BF16, %s)",
+          "%s: tensor '%s' has type %s, which this tool cannot read (supported: %s)",
           in.name(), t.name, gguf_type_name(t.type), format_names()));
     }
     const int64_t cols = t.cols();

@@ -2,19 +2,16 @@
 // writer for files too large to hold in memory (the 1.1B synthetic model is 4.4 GB in F32).
 //
 // QuantizeGguf() writes every 2-D tensor of the input in one target format: each row is
-// dequantized with the source format's reference dequantizer (F16/BF16 converted) and
+// dequantized with the source format's reference dequantizer (F16/BF16: converted) and
 // quantized with the target's reference quantizer (kernels/formats.h). 1-D tensors (norms)
 // are written as F32. Metadata is copied, with general.file_type set to llama.cpp's
 // LLAMA_FTYPE value for the target (removed for Q8_K, which has none).
 //
-// A K-quant needs rows whose length is a multiple of 256. For other rows the tool falls
-// back, as llama.cpp's quantizer does, to a 32-element block format of at least the same
-// precision (bits per weight >= the K-quant's):
-//     Q4_K -> Q5_0   (4.5 -> 5.5 bpw; llama.cpp also picks Q5_0)
-//     Q5_K -> Q8_0   (5.5 -> 8.5; llama.cpp picks Q5_1, which this project does not have)
-//     Q6_K -> Q8_0   (6.56 -> 8.5; as llama.cpp)
-//     Q8_K -> Q8_0   (9.13 -> 8.5; the same 8-bit grid per 32 instead of per 256 elements)
-// A row length that is not even a multiple of 32 is written as F32.
+// A K-quant needs rows whose length is a multiple of 256. For other rows the tool falls back
+// as llama.cpp's quantizer does, by the FALLBACK column of the format table
+// (kernels/formats.inc, format_for_row_length): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0
+// (Q8_K, which llama.cpp cannot write, -> Q8_0); a row that is not a multiple of 32 either is
+// written as F16, as llama.cpp does.
 #ifndef RUNTIME_QUANTIZE_H_
 #define RUNTIME_QUANTIZE_H_
 

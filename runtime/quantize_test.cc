@@ -261,7 +261,7 @@ TEST(QuantizeTest, QuantizedSourceIsDequantizedFirst) {
 TEST(QuantizeTest, FallbackTable) {
   EXPECT_EQ(format_for_row_length(Format::kQ4_K, 576), Format::kQ5_0);
   EXPECT_EQ(format_for_row_length(Format::kQ4_K, 1536), Format::kQ4_K);
-  EXPECT_EQ(format_for_row_length(Format::kQ5_K, 576), Format::kQ8_0);
+  EXPECT_EQ(format_for_row_length(Format::kQ5_K, 576), Format::kQ5_1);  // as llama.cpp
   EXPECT_EQ(format_for_row_length(Format::kQ6_K, 576), Format::kQ8_0);
   EXPECT_EQ(format_for_row_length(Format::kQ8_K, 576), Format::kQ8_0);
   EXPECT_EQ(format_for_row_length(Format::kQ4_0, 40), Format::kF32);

@@ -33,29 +33,6 @@ std::string Describe(const GgufTensorInfo& t) {
 // for files that set a tiny alignment; those tensors are copied instead of viewed.
 bool AlignedForView(const void* p) { return reinterpret_cast<uintptr_t>(p) % 4 == 0; }
 
-// F16 / BF16 elements -> f32. The source may be unaligned (tiny general.alignment), so
-// it is converted through an aligned bounce buffer when needed.
-void HalfToF32(uint32_t type, const uint8_t* src, float* out, int64_t n) {
-  constexpr int64_t kChunk = 4096;
-  uint16_t bounce[kChunk];
-  for (int64_t done = 0; done < n; done += kChunk) {
-    const int64_t len = std::min(kChunk, n - done);
-    const uint8_t* p = src + done * 2;
-    const uint16_t* in;
-    if (reinterpret_cast<uintptr_t>(p) % alignof(uint16_t) == 0) {
-      in = reinterpret_cast<const uint16_t*>(p);
-    } else {
-      std::memcpy(bounce, p, static_cast<size_t>(len) * 2);
-      in = bounce;
-    }
-    if (type == gguf_type::kF16) {
-      fp16_to_fp32_row(in, out + done, len);
-    } else {
-      bf16_to_fp32_row(in, out + done, len);
-    }
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<WeightFormat> TensorLoader::Load(absl::string_view name, int64_t rows,
@@ -84,19 +61,8 @@ absl::StatusOr<WeightFormat> TensorLoader::Load(absl::string_view name, int64_t 
     }
     return w;
   }
-  if (t->type == gguf_type::kF16 || t->type == gguf_type::kBF16) {
-    // n * k elements were checked against the file size at open.
-    std::vector<float> f32(static_cast<size_t>(n) * static_cast<size_t>(k));
-    HalfToF32(t->type, bytes.data(), f32.data(), n * k);
-    absl::StatusOr<WeightFormat> w = WeightFormat::FromF32(f32.data(), n, k);
-    if (!w.ok()) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s: %s: %s", file_.name(), Describe(*t),
-                                                        w.status().message()));
-    }
-    return w;
-  }
   return absl::InvalidArgumentError(absl::StrFormat(
-      "%s: %s has type %s, which cannot be loaded as a weight (supported: %s, F16, BF16)",
+      "%s: %s has type %s, which cannot be loaded as a weight (supported: %s)",
       file_.name(), Describe(*t), gguf_type_name(t->type), format_names()));
 }
 
@@ -119,21 +85,17 @@ absl::StatusOr<std::vector<float>> TensorLoader::LoadVector(absl::string_view na
   }
   const absl::Span<const uint8_t> bytes = file_.TensorData(*t);
   std::vector<float> out(static_cast<size_t>(k));
-  if (t->type == gguf_type::kF16 || t->type == gguf_type::kBF16) {
-    HalfToF32(t->type, bytes.data(), out.data(), k);
-    return out;
-  }
   const FormatTraits* f = find_format_by_gguf_type(t->type);
   if (f == nullptr) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: %s has type %s, which cannot be loaded as a vector (supported: %s, F16, BF16)",
+        "%s: %s has type %s, which cannot be loaded as a vector (supported: %s)",
         file_.name(), Describe(*t), gguf_type_name(t->type), format_names()));
   }
   if (f->format == Format::kF32) {
     std::memcpy(out.data(), bytes.data(), bytes.size());
     return out;
   }
-  // A quantized vector: dequantize through the reference row converter, from an aligned
+  // A quantized or 16-bit vector: dequantize through the reference row converter, from an aligned
   // copy when the mapping is not aligned enough for the block struct.
   if (AlignedForView(bytes.data())) {
     f->dequantize_row(bytes.data(), out.data(), k);

@@ -1,8 +1,8 @@
 // TensorLoader: GGUF tensors -> WeightFormat, keeping quantized tensors as blocks.
 //
-// A tensor of one of the eight block formats (or F32) becomes a WeightFormat *view* on the
-// file mapping (no copy, no inflation). F16 and BF16 tensors are converted to owned F32.
-// Any other type is an error naming the tensor and its type. 2-D tensors map to
+// A tensor of any format of the table (kernels/formats.inc: the block formats, F32, F16 and
+// BF16) becomes a WeightFormat *view* on the file mapping (no copy, no inflation: F16 and
+// BF16 stay 16-bit). Any other type is an error naming the tensor and its type. 2-D tensors map to
 // rows = dims[1], cols = dims[0] (GGUF/ggml order: output = input x W^T).
 #ifndef RUNTIME_TENSOR_LOADER_H_
 #define RUNTIME_TENSOR_LOADER_H_
