@@ -181,7 +181,8 @@ std::unique_ptr<GgmlPeer> GgmlPeer::Start(const std::string& path, std::string* 
     close(out_pipe[1]);
     signal(SIGPIPE, SIG_DFL);
     setenv("GGML_NO_BACKTRACE", "1", 1);  // on an abort, no gdb attaching to print a trace
-    execl(path.c_str(), path.c_str(), static_cast<char*>(nullptr));
+    const std::string protocol = absl::StrCat("--protocol=", kProtocol);
+    execl(path.c_str(), path.c_str(), protocol.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   if (err_fd >= 0) close(err_fd);

@@ -4,7 +4,7 @@
  * Built by tools/setup_ggml against the ggml headers and shared libraries that PyPI's
  * llama-cpp-python package installs (nothing of ggml lives in this tree).
  *
- * Protocol 3. The first line printed is
+ * Protocol 3 (`mulmat_bench --protocol=3`, what //harness:sweep runs). The first line printed is
  *     {"protocol":3,"ggml_version":...,"ggml_commit":...,"extra_bufts":["AMX","CPU_REPACK"]}
  * extra_bufts: the CPU device's extra buffer types in the order llama.cpp tries them. Then it
  * reads cases from stdin, one per line:
@@ -20,6 +20,10 @@
  * peer dies knows which layout crashed), then one JSON object with the result, and flushes:
  *     {"type":"q4_K","n":4096,...,"layout":"CPU_REPACK","times_s":[...],"max_abs_err":...}
  * or {"type":...,"error":"..."} for a case it rejects.
+ *
+ * Without --protocol=3 it speaks protocol 2, for sweeps built before protocol 3 that share
+ * the cache's binary: the first line says "protocol":2, a case line may omit LAYOUT (auto),
+ * and no start lines are printed.
  *
  * What is measured by default is ggml as llama.cpp runs it: the CPU backend, weights placed
  * in the CPU backend's first extra buffer type that supports the type and shape (AMX tiles
@@ -52,6 +56,7 @@
 #include "ggml.h"
 
 #define PROTOCOL 3
+static int protocol = 2; /* what the caller speaks: 2 unless --protocol=3 */
 #define DISTINCT_ROWS 64
 #define MAX_REPS 1000
 
@@ -188,7 +193,7 @@ static int run_case(ggml_backend_t backend, const char *type_name, long n, long 
   if (wbuft == NULL) wbuft = ggml_backend_cpu_buffer_type();
   /* Announced before anything touches the buffer: if ggml crashes from here on, the caller
    * knows in which layout. */
-  printf("{\"start\":true,\"type\":\"%s\",\"n\":%ld,\"k\":%ld,\"m\":%ld,\"threads\":%d,"
+  if (protocol >= 3) printf("{\"start\":true,\"type\":\"%s\",\"n\":%ld,\"k\":%ld,\"m\":%ld,\"threads\":%d,"
          "\"layout\":\"%s\"}\n",
          ggml_type_name(type), n, k, m, threads, layout);
   fflush(stdout);
@@ -298,14 +303,17 @@ static int run_case(ggml_backend_t backend, const char *type_name, long n, long 
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+  if (argc > 1 && strcmp(argv[1], "--protocol=3") == 0) {
+    protocol = PROTOCOL;
+  } else if (argc > 1) {
     fprintf(stderr,
-            "usage: mulmat_bench < cases\n"
+            "usage: mulmat_bench --protocol=3 < cases\n"
             "  one case per line: TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT\n"
             "  LAYOUT: auto (as llama.cpp), plain, or an extra buffer type to start from\n"
             "  (the first line printed lists them as extra_bufts)\n"
-            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64 auto' | mulmat_bench\n");
-    return 0;
+            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64 auto' | mulmat_bench --protocol=3\n"
+            "  (without --protocol=3: protocol 2, LAYOUT optional, for older sweeps)\n");
+    return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
   }
   ggml_cpu_init();
   ggml_backend_t backend = ggml_backend_cpu_init();
@@ -314,7 +322,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   printf("{\"protocol\":%d,\"ggml_version\":\"%s\",\"ggml_commit\":\"%s\",\"extra_bufts\":[",
-         PROTOCOL, ggml_version(), ggml_commit());
+         protocol, ggml_version(), ggml_commit());
   ggml_backend_buffer_type_t *bufts = extra_bufts(backend);
   for (int i = 0; bufts[i] != NULL; ++i) printf("%s\"%s\"", i ? "," : "", ggml_backend_buft_name(bufts[i]));
   printf("]}\n");
@@ -325,8 +333,10 @@ int main(int argc, char **argv) {
   double min_time, cold_bytes;
   while (fgets(line, sizeof line, stdin) != NULL) {
     if (strspn(line, " \t\r\n") == strlen(line)) continue;
-    if (sscanf(line, "%31s %ld %ld %ld %d %d %lf %lf %d %47s", type_name, &n, &k, &m, &threads,
-               &reps, &min_time, &cold_bytes, &check_cols, layout) != 10) {
+    strcpy(layout, "auto");
+    const int fields = sscanf(line, "%31s %ld %ld %ld %d %d %lf %lf %d %47s", type_name, &n, &k,
+                              &m, &threads, &reps, &min_time, &cold_bytes, &check_cols, layout);
+    if (fields != 10 && !(protocol == 2 && fields == 9)) {
       print_error("?", 0, 0, 0, 0,
                   "expected TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT");
       ++failures;
