@@ -37,7 +37,12 @@ import subprocess
 import sys
 import time
 
-from tools import llama_peer
+try:
+    from tools import llama_peer
+except ImportError:  # run from the source tree, not through Bazel
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tools"))
+    import llama_peer
 
 ALL_FORMATS = ["F32", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "Q8_K"]
 SYNTHETIC_FORMATS = ["F32", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0"]

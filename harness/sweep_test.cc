@@ -49,6 +49,17 @@ TEST(SweepFlags, Defaults) {
   EXPECT_FALSE(o->quick);
 }
 
+TEST(SweepFlags, GgmlPeerIsBuiltByDefaultButNotUnderQuick) {
+  EXPECT_EQ(Parse({})->ggml, "auto");
+  EXPECT_EQ(Parse({"--quick"})->ggml, "cached");
+  EXPECT_EQ(Parse({"--quick", "--ggml=auto"})->ggml, "auto");
+  EXPECT_EQ(Parse({"--ggml=off"})->ggml, "off");
+  EXPECT_EQ(Parse({"--ggml=/x/mulmat_bench"})->ggml, "/x/mulmat_bench");
+  absl::StatusOr<SweepOptions> empty = Parse({"--ggml="});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_TRUE(absl::StrContains(empty.status().message(), "auto, cached, off or a path"));
+}
+
 TEST(SweepFlags, QuickDefaultsYieldToExplicitFlags) {
   absl::StatusOr<SweepOptions> q = Parse({"--quick"}, 2);
   ASSERT_TRUE(q.ok()) << q.status();
