@@ -445,10 +445,16 @@ std::unique_ptr<GgmlSupervisor> StartOrBuildGgmlPeer(const GgmlPeerSetup& setup,
     *status = not_under_quick;
     return nullptr;
   }
-  char log_tmpl[] = "/tmp/sweep-setup-ggml-XXXXXX";
-  const int log_fd = mkstemp(log_tmpl);
+  std::string log_dir = setup.log_dir;
+  if (log_dir.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    log_dir = t != nullptr && *t != '\0' ? t : "/tmp";
+  }
+  std::string log_tmpl = absl::StrCat(log_dir, "/sweep-setup-ggml-XXXXXX");
+  const int log_fd = mkstemp(&log_tmpl[0]);
   if (log_fd < 0) {
-    *status = absl::StrCat("unavailable: ", why, "; cannot create a log file for the build");
+    *status = absl::StrCat("unavailable: ", why, "; cannot create a log file for the build in ",
+                           log_dir);
     return nullptr;
   }
   const std::string log_path = log_tmpl;

@@ -143,6 +143,7 @@ struct GgmlPeerSetup {
   bool build = true;  // false: start `path` as it is (an explicit --ggml=PATH)
   int progress_every_s = 30;
   const volatile int* stop = nullptr;  // Ctrl-C: give up waiting for the builder
+  std::string log_dir;  // where the builder's log goes ("" = $TMPDIR, else /tmp); kept if it fails
 };
 
 // Starts the peer; if it does not start (missing, outdated, broken) and setup.build, runs

@@ -601,7 +601,8 @@ struct BuildRun {
   std::string progress;
 };
 
-BuildRun StartOrBuild(const GgmlPeerSetup& setup) {
+BuildRun StartOrBuild(GgmlPeerSetup setup) {
+  setup.log_dir = TempDir();  // a failed build's log is kept: not in /tmp
   BuildRun b;
   const std::string out = TempDir() + "/build_progress.txt";
   FILE* f = std::fopen(out.c_str(), "w+");

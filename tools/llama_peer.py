@@ -241,11 +241,12 @@ def _last_line(path):
     return last[:197] + "..." if len(last) > 200 else last
 
 
-def ensure_oracle(python, builder, build, say, who="model_sweep", every_s=30):
+def ensure_oracle(python, builder, build, say, who="model_sweep", every_s=30, log_dir=None):
     """llama-cpp-python in the oracle venv whose interpreter is `python`: its version and ''
     when it is there (or was just built), else None and a one-line reason. With `build`,
     a missing one is built by `builder` (tools/setup_ggml): a line with the time it expects,
-    then a progress line every `every_s` seconds through `say`; its output goes to a log."""
+    then a progress line every `every_s` seconds through `say`; its output goes to a log in
+    `log_dir` (default: the temporary directory), kept when the build fails."""
     version = oracle_version(python)
     if version:
         return version, ""
@@ -257,7 +258,7 @@ def ensure_oracle(python, builder, build, say, who="model_sweep", every_s=30):
     if not build:
         return None, "%s; not built under --quick (--llama=auto builds it%s once; or run " \
                      "tools/setup_ggml)" % (why, about)
-    fd, log = tempfile.mkstemp(prefix="%s-setup-ggml-" % who, suffix=".log")
+    fd, log = tempfile.mkstemp(prefix="%s-setup-ggml-" % who, suffix=".log", dir=log_dir)
     say("%s: %s; building it with tools/setup_ggml (llama-cpp-python from PyPI, once, into "
         "the cache)%s; log: %s" % (who, why, (": expect ~%s on %d cores" % (
             fmt_duration(expected), os.cpu_count() or 1)) if expected else "", log))

@@ -211,7 +211,7 @@ class EnsureOracleTest(unittest.TestCase):
 
     def ensure(self, builder, build=True):
         return llama_peer.ensure_oracle(self.oracle, builder, build, self.said.append,
-                                        who="test", every_s=1)
+                                        who="test", every_s=1, log_dir=self.dir)
 
     def test_already_built_is_not_rebuilt(self):
         builder = self.builder(self.make_oracle())
