@@ -10,6 +10,12 @@ prefill tok/s (a 128-token prompt) and decode tok/s (64 greedy tokens), for our 
 the oracle venv, tools/setup_ggml) on the same file and threads; for SmolLM2 also the mean
 log-likelihood per token of a fixed held-out text (harness/model_sweep_heldout.txt).
 
+The llama.cpp column needs llama-cpp-python in the oracle venv: when it is missing, the sweep
+builds it first with tools/setup_ggml (minutes, once; --quick only with --llama=auto). If
+llama.cpp crashes on a file (ggml 0.25.3's AMX path faults on Xeons with AMX), that
+configuration runs again with llama.cpp's extra buffer types off, and its record says why
+(llama_crash) and which weight buffers ran (llama_layout).
+
 Every measurement runs in its own process (so peak RSS and load time are per
 configuration), after a short warm-up (16-token prompt, 4 decode steps) that pages the
 weights in; the reported tok/s are the median of --reps repetitions. Results are written
@@ -30,6 +36,13 @@ import statistics
 import subprocess
 import sys
 import time
+
+try:
+    from tools import llama_peer
+except ImportError:  # run from the source tree, not through Bazel
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tools"))
+    import llama_peer
 
 SYNTHETIC_FORMATS = ["F32", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0"]
 QUICK_FORMATS = ["F32", "Q8_0", "Q4_K"]
@@ -126,7 +139,11 @@ def parse_args(argv):
     ap.add_argument("--decode_tokens", type=int, default=0, help="decoded tokens (default 64)")
     ap.add_argument("--synthetic_shape", default="",
                     help="1.1b (TinyLlama-1.1B, default) or tiny (--quick)")
-    ap.add_argument("--no_llama", action="store_true", help="skip llama.cpp")
+    ap.add_argument("--llama", default="",
+                    help="the llama.cpp column: auto (default) = build llama-cpp-python with "
+                         "tools/setup_ggml if it is missing (minutes, once); cached (--quick's "
+                         "default) = only if already built; off")
+    ap.add_argument("--no_llama", action="store_true", help="skip llama.cpp (= --llama=off)")
     ap.add_argument("--no_bandwidth", action="store_true",
                     help="skip the DRAM read-bandwidth probe")
     ap.add_argument("--quick", action="store_true",
@@ -149,6 +166,11 @@ def parse_args(argv):
         fail("--threads: expected integers or 'all'")
     if any(t < 1 or t > 1024 for t in a.threads):
         fail("--threads: counts must be in [1, 1024]")
+    if a.no_llama:
+        a.llama = "off"
+    a.llama = a.llama or ("cached" if a.quick else "auto")
+    if a.llama not in ("auto", "cached", "off"):
+        fail("--llama=%s: expected auto, cached or off" % a.llama)
     a.reps = a.reps or (1 if a.quick else 3)
     a.prompt_tokens = a.prompt_tokens or (32 if a.quick else 128)
     a.decode_tokens = a.decode_tokens or (16 if a.quick else 64)
@@ -168,6 +190,28 @@ class WorkerError(Exception):
     pass
 
 
+def parse_json(p, what, note=""):
+    """The JSON (last stdout line) of a finished worker. Raises WorkerError with a reason."""
+    err = p.stderr.decode("utf-8", "replace").strip()
+    if p.returncode != 0:
+        if p.returncode < 0:
+            reason = "killed by signal %s" % signal.Signals(-p.returncode).name
+        else:
+            reason = "exit code %d" % p.returncode
+        lines = [l for l in err.splitlines()
+                 if l.strip() and not l.startswith("llama_peer: weights in ")]
+        ggml = [re.sub(r"^.*/(ggml/src/)", r"\1", l) for l in lines
+                if "GGML_ASSERT" in l or "fatal error" in l]
+        tail = " | ".join(ggml[-1:] + lines[-2:])
+        raise WorkerError("%s: %s%s%s" % (what, reason, (": " + tail) if tail else "",
+                                          (" (" + note + ")") if note else ""))
+    lines = [l for l in p.stdout.decode("utf-8", "replace").splitlines() if l.strip()]
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise WorkerError("%s: no JSON result on stdout" % what)
+
+
 def run_json(cmd, timeout, what):
     """Runs a worker, returns its JSON (last stdout line). Raises WorkerError with a reason."""
     try:
@@ -175,22 +219,18 @@ def run_json(cmd, timeout, what):
                            env=dict(os.environ, GGML_NO_BACKTRACE="1"))
     except subprocess.TimeoutExpired:
         raise WorkerError("%s: timed out after %.0f s" % (what, timeout))
-    err = p.stderr.decode("utf-8", "replace").strip()
-    if p.returncode != 0:
-        if p.returncode < 0:
-            reason = "killed by signal %s" % signal.Signals(-p.returncode).name
-        else:
-            reason = "exit code %d" % p.returncode
-        lines = [l for l in err.splitlines() if l.strip()]
-        ggml = [re.sub(r"^.*/(ggml/src/)", r"\1", l) for l in lines
-                if "GGML_ASSERT" in l or "fatal error" in l]
-        tail = " | ".join(ggml[-1:] + lines[-2:])
-        raise WorkerError("%s: %s%s" % (what, reason, (": " + tail) if tail else ""))
-    lines = [l for l in p.stdout.decode("utf-8", "replace").splitlines() if l.strip()]
+    return parse_json(p, what)
+
+
+def run_llama_json(cmd, timeout, what):
+    """Runs llama.cpp's worker through llama_peer.run (again with extra buffer types off if
+    it crashes). Returns (its JSON, fields for the record: llama_extra_bufts, llama_layout,
+    llama_crash); raises WorkerError with a reason."""
     try:
-        return json.loads(lines[-1])
-    except (IndexError, ValueError):
-        raise WorkerError("%s: no JSON result on stdout" % what)
+        o = llama_peer.run(cmd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise WorkerError("%s: timed out after %.0f s" % (what, timeout))
+    return parse_json(o, what, o.note()), o.record()
 
 
 def sha256_file(path):
@@ -278,7 +318,8 @@ def median(xs):
 
 # ---- Output ----------------------------------------------------------------------------------
 
-CSV_FIELDS = ["model", "format", "engine", "weights", "threads", "status", "file_bytes",
+CSV_FIELDS = ["model", "format", "engine", "weights", "threads", "status", "llama_layout",
+              "llama_crash", "file_bytes",
               "load_s", "weight_bytes", "peak_rss_bytes", "prompt_tokens", "decode_tokens",
               "prefill_tok_s", "decode_tok_s", "prefill_tok_s_min", "prefill_tok_s_max",
               "decode_tok_s_min", "decode_tok_s_max", "mean_loglik", "loglik_tokens",
@@ -350,18 +391,15 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
 
     llama_ok, llama_why = False, ""
-    if a.no_llama:
-        llama_why = "--no_llama"
-    elif not os.access(oracle, os.X_OK):
-        llama_why = "%s not found (tools/setup_ggml builds it)" % oracle
+    if a.llama == "off":
+        llama_why = "--llama=off"
     else:
-        p = subprocess.run([oracle, "-c", "import llama_cpp; print(llama_cpp.__version__)"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if p.returncode == 0:
+        # Built here first if it is missing (--llama=auto): tools/setup_ggml from the runfiles.
+        version, llama_why = llama_peer.ensure_oracle(
+            oracle, llama_peer.find_builder(RUNFILES_ROOT), a.llama == "auto", say)
+        if version:
             llama_ok = True
-            machine["llama_cpp_version"] = p.stdout.decode().strip()
-        else:
-            llama_why = "llama_cpp is not importable in %s" % oracle
+            machine["llama_cpp_version"] = version
     if not llama_ok:
         say("model_sweep: llama.cpp columns skipped: " + llama_why)
 
@@ -408,6 +446,10 @@ def main(argv):
             "decode_tokens": a.decode_tokens, "warmup_prompt": 16, "warmup_decode": 4,
             "weights": a.weights, "synthetic_shape": a.synthetic_shape, "quick": a.quick,
             "llama_cpp": llama_ok, "llama_cpp_skipped_because": llama_why,
+            "llama_cpp_fallback": "a configuration where llama.cpp is killed by a signal runs "
+                                  "again with its extra buffer types off (use_extra_bufts = "
+                                  "false); llama_crash says why, llama_layout which weight "
+                                  "buffers ran (plain: only the file's mapping)",
             "heldout_text": "harness/model_sweep_heldout.txt",
         },
         "records": [],
@@ -443,7 +485,11 @@ def main(argv):
             label = "%s %s %s%s t=%d" % (model, f, engine, (" " + w) if w else "", t)
             t0 = time.time()
             try:
-                res = run_json(cmd, a.timeout, label)
+                if engine == "ours":
+                    res = run_json(cmd, a.timeout, label)
+                else:
+                    res, fallback = run_llama_json(cmd, a.timeout, label)
+                    rec.update(fallback)
                 rec["status"] = "ok"
                 for k in ("load_s", "weight_bytes", "peak_rss_bytes", "prompt_tokens",
                           "decode_tokens", "mean_loglik", "loglik_tokens", "generated_ids",
@@ -462,6 +508,8 @@ def main(argv):
                     rec.get("load_s", 0))
                 if rec.get("mean_loglik") is not None:
                     msg += "  LL %.4f" % rec["mean_loglik"]
+                if rec.get("llama_crash"):
+                    msg += "  [first run %s; ran with extra buffer types off]" % rec["llama_crash"]
             except WorkerError as e:
                 rec["status"] = "failed: " + str(e).split(": ", 1)[-1]
                 msg = rec["status"]

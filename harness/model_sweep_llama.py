@@ -8,7 +8,9 @@ Prints one JSON object on stdout: load time, llama_model_size (llama.cpp's weigh
 peak RSS, prefill and decode tok/s of every repetition, and (with --ll_ids) the mean
 log-likelihood per token of that token sequence. Timings are of llama_decode alone (greedy
 argmax between decode steps is numpy on the logits row). Exit code 2 on failure, with a
-message on stderr; a crash inside llama.cpp shows as a signal to the caller.
+message on stderr; a crash inside llama.cpp shows as a signal to the caller, which runs it
+again with FK_LLAMA_EXTRA_BUFTS=off (llama.cpp's extra buffer types off; tools/llama_peer.py).
+The weight buffers llama.cpp chose are reported on stderr ("llama_peer: weights in ...").
 """
 
 import argparse
@@ -17,6 +19,11 @@ import json
 import os
 import sys
 import time
+
+# tools/llama_peer.py, next to this file's directory in the source tree and in the runfiles.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools"))
+import llama_peer  # noqa: E402
 
 
 def fail(msg):
@@ -63,14 +70,9 @@ def main():
     if not os.path.isfile(a.model):
         fail("%s: no such file" % a.model)
 
-    if not a.verbose:
-        # Silence llama.cpp's log (it goes to stderr through this callback).
-        @L.llama_log_callback
-        def _quiet(level, text, user_data):
-            if level >= 4 or b"error" in (text or b"").lower():  # errors still show
-                sys.stderr.write(text.decode("utf-8", "replace"))
-        L.llama_log_set(_quiet, ctypes.c_void_p(0))
-        main._keep = _quiet
+    # llama.cpp's log: errors only (all with --verbose), and the weight buffers it chose;
+    # FK_LLAMA_EXTRA_BUFTS=off loads the model with use_extra_bufts = false.
+    extra_bufts = llama_peer.configure(L, verbose=a.verbose)
     L.llama_backend_init()
 
     def phase(name):
@@ -167,6 +169,7 @@ def main():
         "llama_cpp_version": getattr(L, "__version__", "?"),
         "model": a.model,
         "threads": a.threads,
+        "extra_bufts": extra_bufts,
         "load_s": load_s,
         "weight_bytes": int(L.llama_model_size(model)),
         "n_params": int(L.llama_model_n_params(model)),

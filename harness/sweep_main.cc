@@ -238,6 +238,7 @@ struct CaseResult {
   std::string err_note;
   int64_t weight_bytes = 0;
   int64_t copies = 0;
+  std::string ggml_crash;  // ggml: the crashes before the layout that ran ("" = none)
 };
 
 struct Context {
@@ -245,7 +246,7 @@ struct Context {
   const Machine* machine;
   size_t cold_bytes;
   std::map<int, std::unique_ptr<ThreadPool>> pools;
-  GgmlPeer* peer = nullptr;
+  GgmlSupervisor* peer = nullptr;
   // Per shape.
   Shape shape;
   std::vector<float> x;         // max-m rows of activations
@@ -323,15 +324,16 @@ CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
 
 CaseResult RunGgml(Context& ctx, const CaseSpec& c) {
   CaseResult r;
-  absl::StatusOr<GgmlResult> g =
-      ctx.peer->Run(GgmlTypeName(c.format), c.shape.n, c.shape.k, c.m, c.threads, ctx.o->reps,
-                    ctx.o->min_time, static_cast<double>(ctx.cold_bytes), ctx.o->check_cols);
+  absl::StatusOr<GgmlResult> g = ctx.peer->Run(
+      GgmlCase{GgmlTypeName(c.format), c.shape.n, c.shape.k, c.m, c.threads, ctx.o->reps,
+               ctx.o->min_time, static_cast<double>(ctx.cold_bytes), ctx.o->check_cols});
   if (!g.ok()) {
     r.error = std::string(g.status().message());
     return r;
   }
   r.times = g->times_s;
   r.layout = g->layout;
+  r.ggml_crash = CrashesToString(g->crashes);
   r.weight_bytes = g->weight_bytes;
   r.copies = g->copies;
   r.max_abs_err = g->max_abs_err;
@@ -433,6 +435,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   }
   if (!r.err_note.empty()) j["err_note"] = r.err_note;
   if (!r.layout.empty()) j["ggml_layout"] = r.layout;
+  if (!r.ggml_crash.empty()) j["ggml_crash"] = r.ggml_crash;
   j["times_s"] = r.times;
   return j;
 }
@@ -533,17 +536,20 @@ int Main(int argc, char** argv) {
   ctx.cold_bytes = o.cold_mb > 0 ? static_cast<size_t>(o.cold_mb) << 20
                                  : std::max<size_t>(4 * machine.llc, size_t{128} << 20);
 
-  // The peer.
-  std::unique_ptr<GgmlPeer> peer;
+  // The peer (built first if it is missing and --ggml=auto).
+  std::unique_ptr<GgmlSupervisor> peer;
   std::string ggml_status;
   if (o.ggml == "off") {
     ggml_status = "off (--ggml=off)";
   } else {
-    const std::string path = o.ggml.empty() ? DefaultGgmlPeerPath() : o.ggml;
-    std::string why;
-    peer = GgmlPeer::Start(path, &why);
-    ggml_status = peer ? absl::StrCat("ggml ", peer->version(), " from ", path)
-                       : absl::StrCat("unavailable: ", why);
+    GgmlPeerSetup setup;
+    const bool cache = o.ggml == "auto" || o.ggml == "cached";
+    setup.path = cache ? DefaultGgmlPeerPath() : o.ggml;
+    setup.build = cache;
+    setup.full_build = o.ggml == "auto";
+    setup.builder = FindGgmlBuilder(argv[0]);
+    setup.stop = &g_stop;
+    peer = StartOrBuildGgmlPeer(setup, stdout, &ggml_status);
   }
   std::printf("sweep: ggml peer: %s%s\n", ggml_status.c_str(),
               peer ? "" : "; going on without it");
@@ -635,12 +641,16 @@ int Main(int argc, char** argv) {
       {"f32_weights", "the F32 format's own cases (weights already resident as F32)"},
       {"ggml",
        "tools/ggml_peer/mulmat_bench: ggml's CPU backend MUL_MAT as llama.cpp runs it (weights "
-       "in the CPU_REPACK buffer when it supports the type, else plain), same shape, batch, "
-       "threads, reps and cold copies; its own random weights, quantized by ggml"},
+       "in the first of the CPU device's extra buffer types (AMX, CPU_REPACK) that supports "
+       "the type, else plain), same shape, batch, threads, reps and cold copies; its own "
+       "random weights, quantized by ggml. If ggml crashes on a case, the peer is restarted "
+       "and the case retried with the next layout llama.cpp would use (AMX -> CPU_REPACK -> "
+       "plain); ggml_layout names the layout that ran, ggml_crash every crash before it"},
       {"rss", "rss_peak_bytes: the sweep process's peak resident set so far (getrusage), "
               "including all weight copies"},
   };
   run["ggml"] = {{"available", peer != nullptr}, {"status", ggml_status}};
+  if (peer != nullptr) run["ggml"]["extra_bufts"] = peer->extra_bufts();
   doc["run"] = run;
   doc["fields"] = FieldDescriptions();
   ResultsWriter writer(out);
@@ -715,6 +725,7 @@ int Main(int argc, char** argv) {
       ++failures;
       line += absl::StrCat("FAILED: ", r.error);
     } else {
+
       const double pct = rec["pct_of_roofline"].get<double>();
       line += absl::StrFormat("%s ±%2.0f%% %7.1f GB/s %7.1f GFLOP/s %4.0f%% %s  err %.1e",
                               FormatTime(rec["median_s"].get<double>()),
@@ -725,11 +736,18 @@ int Main(int argc, char** argv) {
       if (std::isnan(r.max_rel_err) || r.max_rel_err > 0.05) line += " (!)";
     }
     line += absl::StrCat("  ETA ", FormatSeconds(eta));
+    if (!r.ggml_crash.empty()) {
+      absl::StrAppend(&line, "\n             ggml crashed on this case first: ", r.ggml_crash,
+                      "; restarted it and ran the case in layout ", r.layout);
+    }
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
   }
   weights.reset();
-  peer.reset();
+  if (peer != nullptr) {
+    doc["run"]["ggml"]["restarts"] = peer->restarts();
+    peer.reset();
+  }
 
   if (!g_stop && !records.empty()) {
     // Probe DRAM again: the batch-1 roofline is the better of the two probes.

@@ -176,8 +176,14 @@ std::string SweepUsage(int cores) {
       "  --full            no trimming: every variant at every batch and shape (hours)\n"
       "  --out=DIR         output directory (default reports/<date>-<cpu>/ in the workspace;\n"
       "                    relative paths are taken from where you ran bazel)\n"
-      "  --ggml=PATH|off   ggml's mulmat_bench (default $FK_CACHE/ggml_peer/mulmat_bench,\n"
-      "                    built by tools/setup_ggml); 'off' skips the peer\n"
+      "  --ggml=MODE       the ggml peer (tools/ggml_peer/mulmat_bench, in\n"
+      "                    $FK_CACHE/ggml_peer/): auto (default) = build it with\n"
+      "                    tools/setup_ggml if it is missing (llama-cpp-python from PyPI,\n"
+      "                    minutes, once); cached (--quick's default) = use it if built (only\n"
+      "                    recompiles mulmat_bench, seconds); off; or the PATH of a\n"
+      "                    mulmat_bench. If ggml crashes on a case, the peer is restarted and\n"
+      "                    the case retried with the next weight layout llama.cpp would use\n"
+      "                    (AMX -> CPU_REPACK -> plain); results name the layout and the crash\n"
       "  --[no]plot        run //tools:plot on the results at the end (default on)\n"
       "  --cold_mb=N       weight copies cycled per case total >= N MiB (default 0 = auto:\n"
       "                    4 x last-level cache, at least 128)\n"
@@ -368,8 +374,12 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     o.out = values["out"];
   }
   if (has("ggml")) {
-    if (values["ggml"].empty()) return FlagError("ggml", "", "expected a path or 'off'");
+    if (values["ggml"].empty()) {
+      return FlagError("ggml", "", "expected auto, cached, off or a path to mulmat_bench");
+    }
     o.ggml = values["ggml"];
+  } else {
+    o.ggml = o.quick ? "cached" : "auto";
   }
   return o;
 }

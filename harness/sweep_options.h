@@ -33,7 +33,9 @@ struct SweepOptions {
   bool quick = false;
   bool full = false;       // no grid trimming (every variant at every batch and shape)
   std::string out;         // output directory ("" = reports/<date>-<cpu>)
-  std::string ggml;        // mulmat_bench path, "off", or "" = the cache default
+  // The ggml peer: "auto" (the cache's mulmat_bench, built if missing; the default),
+  // "cached" (the cache's, only if built; --quick's default), "off", or a mulmat_bench path.
+  std::string ggml;
   bool plot = true;
   int64_t cold_mb = 0;     // 0 = auto (4 x last-level cache, at least 128 MiB)
   int check_cols = 128;    // output columns checked against the float64 reference

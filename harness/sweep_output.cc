@@ -54,7 +54,11 @@ constexpr Field kFields[] = {
     {"max_abs_err", "max |y - ref| over the checked outputs; null if y had NaN"},
     {"max_rel_err", "max_abs_err / max |ref| over the checked outputs"},
     {"err_checked", "outputs compared with the float64 reference"},
-    {"ggml_layout", "ggml only: CPU_REPACK (weights repacked by ggml) or plain"},
+    {"ggml_layout", "ggml only: the weights' buffer that ran: AMX, CPU_REPACK (repacked by "
+                    "ggml) or plain"},
+    {"ggml_crash", "ggml only, when ggml crashed on the case first: each crash as <layout>: "
+                   "<signal or exit> (stderr: ...), '; '-separated; the peer was restarted and "
+                   "the case retried with the next layout llama.cpp would use"},
     {"error", "present when the case failed: the message (no timings then)"},
     {"times_s", "every timed call, seconds (JSON only)"},
 };

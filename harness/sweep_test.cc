@@ -49,6 +49,17 @@ TEST(SweepFlags, Defaults) {
   EXPECT_FALSE(o->quick);
 }
 
+TEST(SweepFlags, GgmlPeerIsBuiltByDefaultButNotUnderQuick) {
+  EXPECT_EQ(Parse({})->ggml, "auto");
+  EXPECT_EQ(Parse({"--quick"})->ggml, "cached");
+  EXPECT_EQ(Parse({"--quick", "--ggml=auto"})->ggml, "auto");
+  EXPECT_EQ(Parse({"--ggml=off"})->ggml, "off");
+  EXPECT_EQ(Parse({"--ggml=/x/mulmat_bench"})->ggml, "/x/mulmat_bench");
+  absl::StatusOr<SweepOptions> empty = Parse({"--ggml="});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_TRUE(absl::StrContains(empty.status().message(), "auto, cached, off or a path"));
+}
+
 TEST(SweepFlags, QuickDefaultsYieldToExplicitFlags) {
   absl::StatusOr<SweepOptions> q = Parse({"--quick"}, 2);
   ASSERT_TRUE(q.ok()) << q.status();
@@ -425,11 +436,11 @@ TEST(SweepPeer, MissingOrOutdatedPeerIsReportedInOneLine) {
   EXPECT_TRUE(absl::StrContains(why, "outdated")) << why;
 }
 
-TEST(SweepPeer, SpeaksProtocol2) {
+TEST(SweepPeer, SpeaksProtocol3) {
   const std::string fake = WriteScript(
       "fake_peer",
-      "echo '{\"protocol\":2,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\"}'\n"
-      "while read t n k m th reps mt cold cols; do\n"
+      "echo '{\"protocol\":3,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\"}'\n"
+      "while read t n k m th reps mt cold cols layout; do\n"
       "  if [ \"$t\" = bad ]; then echo '{\"type\":\"bad\",\"error\":\"unknown ggml type\"}'; continue; fi\n"
       "  echo \"{\\\"type\\\":\\\"$t\\\",\\\"n\\\":$n,\\\"k\\\":$k,\\\"m\\\":$m,\\\"threads\\\":$th,"
       "\\\"layout\\\":\\\"plain\\\",\\\"weight_bytes\\\":$((n*k)),\\\"copies\\\":3,"
@@ -456,14 +467,255 @@ TEST(SweepPeer, SpeaksProtocol2) {
 
 TEST(SweepPeer, DeadPeerFailsCleanly) {
   const std::string dies = WriteScript(
-      "dying_peer", "echo '{\"protocol\":2,\"ggml_version\":\"1\",\"ggml_commit\":\"c\"}'\nexit 0\n");
+      "dying_peer", "echo '{\"protocol\":3,\"ggml_version\":\"1\",\"ggml_commit\":\"c\"}'\nexit 0\n");
   std::string why;
   std::unique_ptr<GgmlPeer> peer = GgmlPeer::Start(dies, &why);
   ASSERT_NE(peer, nullptr) << why;
   absl::StatusOr<GgmlResult> r = peer->Run("q4_0", 64, 256, 1, 1, 5, 0, 0, 8);
   EXPECT_FALSE(r.ok());
   EXPECT_FALSE(peer->alive());
+  EXPECT_EQ(peer->crash().how, "exited with code 0");
   EXPECT_FALSE(peer->Run("q4_0", 64, 256, 1, 1, 5, 0, 0, 8).ok());
+}
+
+// ---- a peer that crashes: restart and retry with the next layout --------------------------
+
+// A stand-in for mulmat_bench with extra buffer types AMX and CPU_REPACK. It counts the cases
+// it is given in `counter` (across restarts) and dies as `crash` says (a shell condition on
+// $count, $t and $layout, e.g. crashing with SIGSEGV in AMX on the second case).
+std::string CrashingPeer(const std::string& name, const std::string& crash_when,
+                         const std::string& crash_how = "kill -SEGV $$") {
+  const std::string counter = TempDir() + "/" + name + ".count";
+  std::remove(counter.c_str());
+  return WriteScript(
+      name,
+      "echo '{\"protocol\":3,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\","
+      "\"extra_bufts\":[\"AMX\",\"CPU_REPACK\"]}'\n"
+      "while read t n k m th reps mt cold cols want; do\n"
+      "  count=$(( $(cat '" + counter + "' 2>/dev/null || echo 0) + 1 ))\n"
+      "  echo $count > '" + counter + "'\n"
+      "  layout=$want; [ \"$want\" = auto ] && layout=AMX\n"
+      "  echo \"{\\\"start\\\":true,\\\"type\\\":\\\"$t\\\",\\\"layout\\\":\\\"$layout\\\"}\"\n"
+      "  if " + crash_when + "; then echo \"fault in $layout ldtilecfg\" >&2; " + crash_how +
+      "; fi\n"
+      "  echo \"{\\\"type\\\":\\\"$t\\\",\\\"layout\\\":\\\"$layout\\\",\\\"weight_bytes\\\":$n,"
+      "\\\"copies\\\":1,\\\"times_s\\\":[0.5],\\\"max_abs_err\\\":0,\\\"max_rel_err\\\":0,"
+      "\\\"checked_cols\\\":$count}\"\n"
+      "done\n");
+}
+
+GgmlCase Case(const char* type, int64_t m) { return GgmlCase{type, 64, 256, m, 1, 1, 0, 0, 8}; }
+
+TEST(SweepPeer, NextLayoutFollowsLlamaCppsOrder) {
+  const std::vector<std::string> bufts = {"AMX", "CPU_REPACK"};
+  EXPECT_EQ(NextGgmlLayout(bufts, "AMX"), "CPU_REPACK");
+  EXPECT_EQ(NextGgmlLayout(bufts, "CPU_REPACK"), "plain");
+  EXPECT_EQ(NextGgmlLayout(bufts, "plain"), "");
+  EXPECT_EQ(NextGgmlLayout(bufts, ""), "");  // died before naming a layout: nothing to skip
+  EXPECT_EQ(NextGgmlLayout({"CPU_REPACK"}, "CPU_REPACK"), "plain");
+  EXPECT_EQ(NextGgmlLayout({}, "KLEIDIAI"), "plain");
+}
+
+TEST(SweepPeer, CrashOnTheSecondCaseIsRetriedWithTheNextLayout) {
+  const std::string path =
+      CrashingPeer("amx_crash_peer", "[ $count = 2 ] && [ \"$layout\" = AMX ]");
+  std::string why;
+  std::unique_ptr<GgmlSupervisor> peer = GgmlSupervisor::Start(path, &why);
+  ASSERT_NE(peer, nullptr) << why;
+  EXPECT_EQ(peer->extra_bufts(), (std::vector<std::string>{"AMX", "CPU_REPACK"}));
+
+  absl::StatusOr<GgmlResult> first = peer->Run(Case("q4_0", 1));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->layout, "AMX");
+  EXPECT_TRUE(first->crashes.empty());
+
+  absl::StatusOr<GgmlResult> second = peer->Run(Case("q4_0", 8));  // dies in AMX, then runs
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->layout, "CPU_REPACK");
+  ASSERT_EQ(second->crashes.size(), 1u);
+  EXPECT_EQ(second->crashes[0].layout, "AMX");
+  EXPECT_EQ(second->crashes[0].how, "killed by SIGSEGV");
+  EXPECT_EQ(second->crashes[0].stderr_tail, "fault in AMX ldtilecfg");
+  EXPECT_EQ(CrashesToString(second->crashes),
+            "AMX: killed by SIGSEGV (stderr: fault in AMX ldtilecfg)");
+  EXPECT_EQ(second->checked_cols, 3);  // the retry was the peer's third case
+  EXPECT_EQ(peer->restarts(), 1);
+
+  // The next case starts from llama.cpp's own choice again.
+  absl::StatusOr<GgmlResult> third = peer->Run(Case("q4_0", 8));
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->layout, "AMX");
+  EXPECT_TRUE(third->crashes.empty());
+  EXPECT_EQ(peer->restarts(), 1);
+}
+
+TEST(SweepPeer, CrashInEveryLayoutIsAnErrorNamingEachAndTheNextCaseRuns) {
+  const std::string path = CrashingPeer("always_crash_peer", "[ \"$t\" = q6_K ]", "kill -ABRT $$");
+  std::string why;
+  std::unique_ptr<GgmlSupervisor> peer = GgmlSupervisor::Start(path, &why);
+  ASSERT_NE(peer, nullptr) << why;
+  absl::StatusOr<GgmlResult> r = peer->Run(Case("q6_K", 8));
+  ASSERT_FALSE(r.ok());
+  const std::string msg(r.status().message());
+  EXPECT_TRUE(absl::StrContains(msg, "AMX: killed by SIGABRT")) << msg;
+  EXPECT_TRUE(absl::StrContains(msg, "CPU_REPACK: killed by SIGABRT")) << msg;
+  EXPECT_TRUE(absl::StrContains(msg, "plain: killed by SIGABRT")) << msg;
+  EXPECT_EQ(peer->restarts(), 2);  // restarted for CPU_REPACK and for plain
+  absl::StatusOr<GgmlResult> next = peer->Run(Case("q4_K", 1));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->layout, "AMX");
+  EXPECT_EQ(peer->restarts(), 3);
+}
+
+TEST(SweepPeer, UnexpectedExitCountsAsACrash) {
+  const std::string path = CrashingPeer("exit_peer", "[ \"$layout\" = AMX ]", "exit 7");
+  std::string why;
+  std::unique_ptr<GgmlSupervisor> peer = GgmlSupervisor::Start(path, &why);
+  ASSERT_NE(peer, nullptr) << why;
+  absl::StatusOr<GgmlResult> r = peer->Run(Case("q8_0", 1));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->layout, "CPU_REPACK");
+  ASSERT_EQ(r->crashes.size(), 1u);
+  EXPECT_EQ(r->crashes[0].how, "exited with code 7");
+}
+
+TEST(SweepPeer, RejectedCaseIsNotACrash) {
+  const std::string path = WriteScript(
+      "rejecting_peer",
+      "echo '{\"protocol\":3,\"ggml_version\":\"1\",\"ggml_commit\":\"c\",\"extra_bufts\":[]}'\n"
+      "while read line; do echo '{\"type\":\"q8_K\",\"error\":\"ggml has no CPU matmul\"}'; done\n");
+  std::string why;
+  std::unique_ptr<GgmlSupervisor> peer = GgmlSupervisor::Start(path, &why);
+  ASSERT_NE(peer, nullptr) << why;
+  absl::StatusOr<GgmlResult> r = peer->Run(Case("q8_K", 1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "no CPU matmul")) << r.status();
+  EXPECT_EQ(peer->restarts(), 0);
+}
+
+// ---- building the peer on first run, with a stand-in for tools/setup_ggml ---------------
+
+struct BuildRun {
+  std::unique_ptr<GgmlSupervisor> peer;
+  std::string status;
+  std::string progress;
+};
+
+BuildRun StartOrBuild(GgmlPeerSetup setup) {
+  setup.log_dir = TempDir();  // a failed build's log is kept: not in /tmp
+  BuildRun b;
+  const std::string out = TempDir() + "/build_progress.txt";
+  FILE* f = std::fopen(out.c_str(), "w+");
+  b.peer = StartOrBuildGgmlPeer(setup, f, &b.status);
+  std::fclose(f);
+  b.progress = ReadFile(out);
+  return b;
+}
+
+constexpr char kGoodPeer[] =
+    "echo '{\"protocol\":3,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\",\"extra_bufts\":[]}'\n"
+    "cat >/dev/null\n";
+
+// A builder that expects `estimate` seconds, records its arguments in `log` and runs `body`.
+std::string StubBuilder(const std::string& name, const std::string& log, const std::string& body,
+                        int estimate = 222) {
+  std::remove(log.c_str());
+  return WriteScript(name, "if [ \"$1\" = --estimate ]; then echo " + std::to_string(estimate) +
+                               "; exit 0; fi\n"
+                               "echo \"$@\" >> '" + log + "'\n" + body);
+}
+
+TEST(SweepPeerBuild, AlreadyBuiltPeerIsNotRebuilt) {
+  const std::string dir = TempDir() + "/built";
+  mkdir(dir.c_str(), 0755);
+  const std::string log = dir + "/builder.log";
+  GgmlPeerSetup setup;
+  setup.path = WriteScript("built/mulmat_bench", kGoodPeer);
+  setup.builder = StubBuilder("built/setup_ggml", log, "exit 1\n");
+  BuildRun b = StartOrBuild(setup);
+  ASSERT_NE(b.peer, nullptr) << b.status;
+  EXPECT_EQ(b.status, "ggml 9.9 (commit abc) from " + setup.path);
+  EXPECT_FALSE(std::ifstream(log).good()) << "the builder ran";
+  EXPECT_EQ(b.progress, "");
+}
+
+TEST(SweepPeerBuild, MissingPeerIsBuiltWithProgressAndThenUsed) {
+  const std::string dir = TempDir() + "/missing";
+  mkdir(dir.c_str(), 0755);
+  const std::string log = dir + "/builder.log";
+  const std::string good = WriteScript("missing/good_peer", kGoodPeer);
+  GgmlPeerSetup setup;
+  setup.path = dir + "/ggml_peer/mulmat_bench";
+  setup.builder = StubBuilder(
+      "missing/setup_ggml", log,
+      "echo 'tools/setup_ggml: building'; sleep 2.5; mkdir -p '" + dir + "/ggml_peer'; cp '" +
+          good + "' '" + setup.path + "'\n");
+  setup.progress_every_s = 1;
+  BuildRun b = StartOrBuild(setup);
+  ASSERT_NE(b.peer, nullptr) << b.status << "\n" << b.progress;
+  EXPECT_TRUE(absl::StrContains(b.status, "built by tools/setup_ggml in")) << b.status;
+  EXPECT_TRUE(absl::StrContains(b.progress, "not found")) << b.progress;
+  EXPECT_TRUE(absl::StrContains(b.progress, "expect ~3m42s")) << b.progress;  // --estimate's 222
+  EXPECT_TRUE(absl::StrContains(b.progress, "still building the ggml peer")) << b.progress;
+  EXPECT_EQ(ReadFile(log), "\n");  // one run, the full build (no --peer_only)
+}
+
+TEST(SweepPeerBuild, FailedBuildIsOneLineAndNoPeer) {
+  const std::string dir = TempDir() + "/failing";
+  mkdir(dir.c_str(), 0755);
+  const std::string log = dir + "/builder.log";
+  GgmlPeerSetup setup;
+  setup.path = dir + "/ggml_peer/mulmat_bench";
+  setup.builder = StubBuilder("failing/setup_ggml", log,
+                              "echo 'compiling'; echo 'cmake: not found' >&2; exit 2\n");
+  BuildRun b = StartOrBuild(setup);
+  EXPECT_EQ(b.peer, nullptr);
+  EXPECT_EQ(b.status.find('\n'), std::string::npos) << b.status;
+  EXPECT_TRUE(absl::StrContains(b.status, "tools/setup_ggml failed (exited with code 2)")) << b.status;
+  EXPECT_TRUE(absl::StrContains(b.status, "cmake: not found")) << b.status;
+  EXPECT_TRUE(std::ifstream(log).good());
+}
+
+TEST(SweepPeerBuild, CachedModeOnlyCompilesThePeerAndExplicitPathNeverBuilds) {
+  const std::string dir = TempDir() + "/cached";
+  mkdir(dir.c_str(), 0755);
+  const std::string log = dir + "/builder.log";
+  const std::string good = WriteScript("cached/good_peer", kGoodPeer);
+  GgmlPeerSetup setup;
+  setup.path = dir + "/ggml_peer/mulmat_bench";
+  setup.full_build = false;  // --quick
+  const std::string peer_only =
+      "[ \"$1\" = --peer_only ] || exit 1\nmkdir -p '" + dir + "/ggml_peer'; cp '" + good + "' '" +
+      setup.path + "'\n";
+
+  // llama-cpp-python is not built (the builder expects minutes): no build at all.
+  setup.builder = StubBuilder("cached/setup_ggml", log, peer_only);
+  BuildRun b = StartOrBuild(setup);
+  EXPECT_EQ(b.peer, nullptr);
+  EXPECT_FALSE(std::ifstream(log).good()) << "the builder ran";
+  EXPECT_TRUE(absl::StrContains(b.status, "not built under --quick (--ggml=auto builds it, ~3m42s"))
+      << b.status;
+
+  // It is built (seconds expected), only mulmat_bench is missing: compiled with --peer_only.
+  setup.builder = StubBuilder("cached/setup_ggml", log, peer_only, 5);
+  b = StartOrBuild(setup);
+  ASSERT_NE(b.peer, nullptr) << b.status;
+  EXPECT_EQ(ReadFile(log), "--peer_only\n");
+  EXPECT_TRUE(absl::StrContains(b.status, "built by tools/setup_ggml")) << b.status;
+
+  // --peer_only finds llama-cpp-python missing after all (exit 3).
+  std::remove(setup.path.c_str());
+  setup.builder = StubBuilder("cached/setup_ggml", log, "exit 3\n", 5);
+  b = StartOrBuild(setup);
+  EXPECT_EQ(b.peer, nullptr);
+  EXPECT_TRUE(absl::StrContains(b.status, "not built under --quick")) << b.status;
+
+  setup.build = false;  // --ggml=PATH
+  std::remove(log.c_str());
+  b = StartOrBuild(setup);
+  EXPECT_EQ(b.peer, nullptr);
+  EXPECT_TRUE(absl::StrContains(b.status, "not found")) << b.status;
+  EXPECT_FALSE(std::ifstream(log).good()) << "the builder ran";
 }
 
 // ---- machine probes -------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Does llama.cpp load and run the GGUF files our tools write? (tools/check_llama_loads)
 
 Runs with the oracle venv's Python; each file is tried in its own process
-(harness/model_sweep_llama.py), so a crash inside llama.cpp is reported, not fatal.
+(harness/model_sweep_llama.py), so a crash inside llama.cpp is reported, not fatal. A file on
+which llama.cpp is killed by a signal is tried again with llama.cpp's extra buffer types off
+(tools/llama_peer.py: ggml 0.25.3's AMX path faults on Xeons with AMX); its row says so.
 """
 
 import argparse
@@ -11,6 +13,8 @@ import re
 import signal
 import subprocess
 import sys
+
+import llama_peer  # tools/llama_peer.py, next to this file
 
 FORMATS = ["F32", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "Q8_K"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,13 +29,13 @@ def say(msg):
 
 
 def run_worker(args, timeout=900):
+    """(result JSON or None, error text, note on llama.cpp's fallback or "")."""
     cmd = [sys.executable, WORKER] + args
-    env = dict(os.environ, GGML_NO_BACKTRACE="1")  # no gdb backtrace on a ggml abort
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                           env=env)
+        p = llama_peer.run(cmd, timeout=timeout)  # no gdb backtrace; rerun after a crash
     except subprocess.TimeoutExpired:
-        return None, "timed out after %d s" % timeout
+        return None, "timed out after %d s" % timeout, ""
+    note = ("extra buffer types off: with them on, llama.cpp was %s" % p.crash) if p.crash else ""
     err = [l for l in p.stderr.decode("utf-8", "replace").splitlines() if l.strip()]
     phases = [l.split(": ", 1)[1] for l in err if l.startswith("model_sweep_llama: ")]
     if p.returncode != 0:
@@ -41,8 +45,8 @@ def run_worker(args, timeout=900):
         ggml = [l for l in err if "GGML_ASSERT" in l or "fatal error" in l]
         if ggml:  # "<path>/ggml/src/ggml-cpu/ops.cpp:5422: fatal error" -> from ggml/src
             what += ", " + re.sub(r"^.*/(ggml/src/)", r"\1", ggml[-1])
-        return None, "%s (last step: %s)" % (what, last)
-    return json.loads(p.stdout.decode().strip().splitlines()[-1]), ""
+        return None, "%s (last step: %s)%s" % (what, last, ("; " + note) if note else ""), note
+    return json.loads(p.stdout.decode().strip().splitlines()[-1]), "", note
 
 
 def tensor_types(path):
@@ -51,6 +55,10 @@ def tensor_types(path):
     for t in gguf.GGUFReader(path).tensors:
         counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + 1
     return " ".join("%s:%d" % kv for kv in sorted(counts.items()))
+
+
+def res_ok(row):
+    return not row["status"].startswith("FAILED")
 
 
 def common_prefix(a, b):
@@ -87,11 +95,12 @@ def main():
         subprocess.run([a.quantize, "--quiet", "--in=" + src, "--out=" + out, "--type=" + f],
                        check=True)
         say("check_llama_loads: llama.cpp on %s" % out)
-        res, err = run_worker(["--model=" + out, "--threads=%d" % a.threads, "--reps=0",
-                               "--generate_text=" + CHAT, "--generate_tokens=16",
-                               "--ll_text=" + HELDOUT])
+        res, err, note = run_worker(["--model=" + out, "--threads=%d" % a.threads, "--reps=0",
+                                     "--generate_text=" + CHAT, "--generate_tokens=16",
+                                     "--ll_text=" + HELDOUT])
         row = {"model": "SmolLM2-135M", "format": f, "file": out,
-               "file_mb": round(os.path.getsize(out) / 1e6, 2), "types": tensor_types(out)}
+               "file_mb": round(os.path.getsize(out) / 1e6, 2), "types": tensor_types(out),
+               "llama_fallback": note}
         if res is None:
             row.update(status="FAILED: " + err)
         else:
@@ -107,7 +116,7 @@ def main():
                 loglik_vs_f32=round(res["mean_loglik"] - ref_ll, 4) if ref_ll is not None else None,
                 llama_weight_mb=round(res["weight_bytes"] / 1e6, 2))
         rows.append(row)
-        say("    " + row["status"])
+        say("    " + row["status"] + ((" (" + note + ")") if note else ""))
 
     # Synthetic llama models (SentencePiece-style tokenizer section, random weights).
     shapes = [("tiny", 1024)] + ([("1.1b", 32000)] if a.synthetic_1b else [])
@@ -121,13 +130,14 @@ def main():
             path = files[f]
             say("check_llama_loads: llama.cpp on %s" % path)
             prompt = [1] + [300 + (i * 37) % (vocab - 300) for i in range(15)]
-            res, err = run_worker(["--model=" + path, "--threads=%d" % a.threads, "--reps=1",
-                                   "--prompt_ids=" + ",".join(map(str, prompt)),
-                                   "--decode_tokens=8", "--warmup_prompt=4",
-                                   "--warmup_decode=2", "--generate_text=Hello world",
-                                   "--generate_tokens=4"])
+            res, err, note = run_worker(["--model=" + path, "--threads=%d" % a.threads,
+                                         "--reps=1", "--prompt_ids=" + ",".join(map(str, prompt)),
+                                         "--decode_tokens=8", "--warmup_prompt=4",
+                                         "--warmup_decode=2", "--generate_text=Hello world",
+                                         "--generate_tokens=4"])
             row = {"model": "synthetic-" + shape, "format": f, "file": path,
-                   "file_mb": round(os.path.getsize(path) / 1e6, 2), "types": tensor_types(path)}
+                   "file_mb": round(os.path.getsize(path) / 1e6, 2), "types": tensor_types(path),
+                   "llama_fallback": note}
             if res is None:
                 row.update(status="FAILED: " + err)
             else:
@@ -139,7 +149,7 @@ def main():
                            same_tokens_as_f32=common_prefix(ids, ref_ids) if ref_ids else None,
                            llama_weight_mb=round(res["weight_bytes"] / 1e6, 2))
             rows.append(row)
-            say("    " + row["status"])
+            say("    " + row["status"] + ((" (" + note + ")") if note else ""))
 
     lines = ["| model | format | tensor types written | file MB | llama.cpp | greedy output | "
              "same first tokens as F32 (of 16 / 4) | mean log-lik (vs F32) |",
@@ -148,8 +158,11 @@ def main():
         ll = ""
         if r.get("mean_loglik") is not None:
             ll = "%.4f (%+.4f)" % (r["mean_loglik"], r["loglik_vs_f32"] or 0)
+        status = r["status"]
+        if r.get("llama_fallback") and res_ok(r):
+            status += " (%s)" % r["llama_fallback"]
         lines.append("| %s | %s | %s | %.1f | %s | %s | %s | %s |" % (
-            r["model"], r["format"], r["types"], r["file_mb"], r["status"],
+            r["model"], r["format"], r["types"], r["file_mb"], status.replace("|", "\\|"),
             (r.get("text") or "").replace("\n", " ").replace("|", "\\|")[:60],
             "" if r.get("same_tokens_as_f32") is None else r["same_tokens_as_f32"], ll))
     table = "\n".join(lines)

@@ -4,18 +4,32 @@
  * Built by tools/setup_ggml against the ggml headers and shared libraries that PyPI's
  * llama-cpp-python package installs (nothing of ggml lives in this tree).
  *
- * Protocol 2. Reads cases from stdin, one per line:
- *     TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS
+ * Protocol 3 (`mulmat_bench --protocol=3`, what //harness:sweep runs). The first line printed is
+ *     {"protocol":3,"ggml_version":...,"ggml_commit":...,"extra_bufts":["AMX","CPU_REPACK"]}
+ * extra_bufts: the CPU device's extra buffer types in the order llama.cpp tries them. Then it
+ * reads cases from stdin, one per line:
+ *     TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT
  * TYPE as ggml names it (f32, q4_0, q4_K, ...); W is N rows of K (ggml: ne0 = K, ne1 = N),
- * the activations M rows of K in f32, output M x N. Prints one JSON object per case and
- * flushes, so the sweep can interleave ggml's cases with its own:
+ * the activations M rows of K in f32, output M x N. LAYOUT is where the weights go:
+ *     auto    as llama.cpp places them: the first extra buffer type that takes MUL_MAT with
+ *             these weights, else the plain CPU buffer
+ *     NAME    the same, but starting the search at extra buffer type NAME (e.g. CPU_REPACK:
+ *             "the next layout llama.cpp would use" after one that crashed)
+ *     plain   the plain CPU buffer
+ * Before a case runs it prints {"start":true,"type":...,"layout":"AMX"} (so a caller whose
+ * peer dies knows which layout crashed), then one JSON object with the result, and flushes:
  *     {"type":"q4_K","n":4096,...,"layout":"CPU_REPACK","times_s":[...],"max_abs_err":...}
- * The first line printed is {"protocol":2,"ggml_version":...,"ggml_commit":...}.
+ * or {"type":...,"error":"..."} for a case it rejects.
  *
- * What is measured is ggml as llama.cpp runs it by default: the CPU backend, weights placed
- * in the CPU backend's extra ("repack") buffer type when that buffer supports the type and
- * shape (it repacks e.g. Q4_0 / Q4_K into interleaved rows for its GEMV/GEMM kernels), else
- * in the plain CPU buffer; ggml_backend_graph_compute with THREADS threads.
+ * Without --protocol=3 it speaks protocol 2, for sweeps built before protocol 3 that share
+ * the cache's binary: the first line says "protocol":2, a case line may omit LAYOUT (auto),
+ * and no start lines are printed.
+ *
+ * What is measured by default is ggml as llama.cpp runs it: the CPU backend, weights placed
+ * in the CPU backend's first extra buffer type that supports the type and shape (AMX tiles
+ * where ggml was built with AMX; the repack buffer, which interleaves e.g. Q4_0 / Q4_K rows
+ * for its GEMV/GEMM kernels), else in the plain CPU buffer; ggml_backend_graph_compute with
+ * THREADS threads.
  *
  * Weights: random values quantized by ggml itself (64 distinct rows repeated to N rows: the
  * speed does not depend on the values). COLD_BYTES: enough copies of W are made that they
@@ -41,7 +55,8 @@
 #include "ggml-cpu.h"
 #include "ggml.h"
 
-#define PROTOCOL 2
+#define PROTOCOL 3
+static int protocol = 2; /* what the caller speaks: 2 unless --protocol=3 */
 #define DISTINCT_ROWS 64
 #define MAX_REPS 1000
 
@@ -78,19 +93,35 @@ static void print_error(const char *type, long n, long k, long m, int threads, c
   fflush(stdout);
 }
 
-/* The extra buffer type of the CPU device that supports MUL_MAT with `w` as weights (the
- * repack buffer), or NULL. Asks the device with a probe op, as llama.cpp does when it places
- * weights. */
-static ggml_backend_buffer_type_t extra_buft_for(ggml_backend_t backend, enum ggml_type type,
-                                                 long n, long k) {
+/* The CPU device's extra buffer types, NULL-terminated (NULL when it has none). */
+static ggml_backend_buffer_type_t *extra_bufts(ggml_backend_t backend) {
+  static ggml_backend_buffer_type_t none[1] = {NULL};
   ggml_backend_dev_t dev = ggml_backend_get_device(backend);
   ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
   ggml_backend_dev_get_extra_bufts_t get_extra =
       (ggml_backend_dev_get_extra_bufts_t)ggml_backend_reg_get_proc_address(
           reg, "ggml_backend_dev_get_extra_bufts");
-  if (get_extra == NULL) return NULL;
-  ggml_backend_buffer_type_t *bufts = get_extra(dev);
-  if (bufts == NULL) return NULL;
+  ggml_backend_buffer_type_t *bufts = get_extra != NULL ? get_extra(dev) : NULL;
+  return bufts != NULL ? bufts : none;
+}
+
+/* The first extra buffer type of the CPU device, from the one named `start` on (NULL or
+ * "auto": from the first), that supports MUL_MAT with `w` as weights, or NULL (the plain
+ * buffer). Asks the device with a probe op, as llama.cpp does when it places weights.
+ * *unknown is set when `start` names no extra buffer type. */
+static ggml_backend_buffer_type_t extra_buft_for(ggml_backend_t backend, enum ggml_type type,
+                                                 long n, long k, const char *start,
+                                                 int *unknown) {
+  ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+  ggml_backend_buffer_type_t *bufts = extra_bufts(backend);
+  *unknown = 0;
+  if (start != NULL && strcasecmp(start, "auto") != 0) {
+    while (*bufts != NULL && strcasecmp(ggml_backend_buft_name(*bufts), start) != 0) ++bufts;
+    if (*bufts == NULL) {
+      *unknown = 1;
+      return NULL;
+    }
+  }
   struct ggml_init_params params = {3 * ggml_tensor_overhead(), NULL, true};
   ggml_backend_buffer_type_t found = NULL;
   for (; *bufts != NULL && found == NULL; ++bufts) {
@@ -109,7 +140,8 @@ static ggml_backend_buffer_type_t extra_buft_for(ggml_backend_t backend, enum gg
 }
 
 static int run_case(ggml_backend_t backend, const char *type_name, long n, long k, long m,
-                    int threads, int reps, double min_time, double cold_bytes, int check_cols) {
+                    int threads, int reps, double min_time, double cold_bytes, int check_cols,
+                    const char *want_layout) {
   enum ggml_type type;
   if (!find_type(type_name, &type)) {
     print_error(type_name, n, k, m, threads, "unknown ggml type");
@@ -142,9 +174,29 @@ static int run_case(ggml_backend_t backend, const char *type_name, long n, long 
   uint8_t *full = malloc(w_bytes);
   for (long r = 0; r < n; ++r) memcpy(full + (size_t)r * row_bytes, qrows + (size_t)(r % drows) * row_bytes, row_bytes);
 
-  ggml_backend_buffer_type_t wbuft = extra_buft_for(backend, type, n, k);
+  ggml_backend_buffer_type_t wbuft = NULL;
+  if (strcasecmp(want_layout, "plain") != 0) {
+    int unknown = 0;
+    wbuft = extra_buft_for(backend, type, n, k, want_layout, &unknown);
+    if (unknown) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "unknown layout %.40s (auto, plain or an extra buffer type of this ggml)",
+               want_layout);
+      print_error(type_name, n, k, m, threads, msg);
+      free(full);
+      free(qrows);
+      free(src);
+      return 1;
+    }
+  }
   const char *layout = wbuft != NULL ? ggml_backend_buft_name(wbuft) : "plain";
   if (wbuft == NULL) wbuft = ggml_backend_cpu_buffer_type();
+  /* Announced before anything touches the buffer: if ggml crashes from here on, the caller
+   * knows in which layout. */
+  if (protocol >= 3) printf("{\"start\":true,\"type\":\"%s\",\"n\":%ld,\"k\":%ld,\"m\":%ld,\"threads\":%d,"
+         "\"layout\":\"%s\"}\n",
+         ggml_type_name(type), n, k, m, threads, layout);
+  fflush(stdout);
 
   /* Weights: one context of `copies` tensors in wbuft (set_tensor repacks when it is the
    * repack buffer). */
@@ -251,12 +303,17 @@ static int run_case(ggml_backend_t backend, const char *type_name, long n, long 
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+  if (argc > 1 && strcmp(argv[1], "--protocol=3") == 0) {
+    protocol = PROTOCOL;
+  } else if (argc > 1) {
     fprintf(stderr,
-            "usage: mulmat_bench < cases\n"
-            "  one case per line: TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS\n"
-            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64' | mulmat_bench\n");
-    return 0;
+            "usage: mulmat_bench --protocol=3 < cases\n"
+            "  one case per line: TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT\n"
+            "  LAYOUT: auto (as llama.cpp), plain, or an extra buffer type to start from\n"
+            "  (the first line printed lists them as extra_bufts)\n"
+            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64 auto' | mulmat_bench --protocol=3\n"
+            "  (without --protocol=3: protocol 2, LAYOUT optional, for older sweeps)\n");
+    return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
   }
   ggml_cpu_init();
   ggml_backend_t backend = ggml_backend_cpu_init();
@@ -264,21 +321,34 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mulmat_bench: ggml_backend_cpu_init failed\n");
     return 2;
   }
-  printf("{\"protocol\":%d,\"ggml_version\":\"%s\",\"ggml_commit\":\"%s\"}\n", PROTOCOL, ggml_version(),
-         ggml_commit());
+  printf("{\"protocol\":%d,\"ggml_version\":\"%s\",\"ggml_commit\":\"%s\",\"extra_bufts\":[",
+         protocol, ggml_version(), ggml_commit());
+  ggml_backend_buffer_type_t *bufts = extra_bufts(backend);
+  for (int i = 0; bufts[i] != NULL; ++i) printf("%s\"%s\"", i ? "," : "", ggml_backend_buft_name(bufts[i]));
+  printf("]}\n");
   fflush(stdout);
-  char type_name[32];
+  char line[512], type_name[32], layout[48];
   long n, k, m;
   int threads, reps, check_cols, failures = 0;
   double min_time, cold_bytes;
-  while (scanf("%31s %ld %ld %ld %d %d %lf %lf %d", type_name, &n, &k, &m, &threads, &reps, &min_time,
-               &cold_bytes, &check_cols) == 9) {
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    if (strspn(line, " \t\r\n") == strlen(line)) continue;
+    strcpy(layout, "auto");
+    const int fields = sscanf(line, "%31s %ld %ld %ld %d %d %lf %lf %d %47s", type_name, &n, &k,
+                              &m, &threads, &reps, &min_time, &cold_bytes, &check_cols, layout);
+    if (fields != 10 && !(protocol == 2 && fields == 9)) {
+      print_error("?", 0, 0, 0, 0,
+                  "expected TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT");
+      ++failures;
+      continue;
+    }
     if (n < 1 || k < 1 || m < 1 || threads < 1 || reps < 1) {
       print_error(type_name, n, k, m, threads, "n, k, m, threads and reps must be positive");
       ++failures;
       continue;
     }
-    failures += run_case(backend, type_name, n, k, m, threads, reps, min_time, cold_bytes, check_cols);
+    failures += run_case(backend, type_name, n, k, m, threads, reps, min_time, cold_bytes,
+                         check_cols, layout);
   }
   ggml_backend_free(backend);
   return failures ? 1 : 0;
