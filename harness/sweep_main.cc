@@ -383,7 +383,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
       break;
     case CaseKind::kGgml:
       j["variant"] = "ggml";
-      j["path"] = c.format == Format::kF32 ? "f32" : "int8";
+      j["path"] = has_int8_path(traits(c.format)) ? "int8" : "f32";
       break;
   }
   j["kernel"] = CaseName(c, r.layout);

@@ -212,11 +212,9 @@ int Dump(const std::string& path, bool with_data) {
   return 0;
 }
 
-// The format table (kernels/formats.inc) as JSON, for checking against gguf-py's constants,
-// plus the GGUF types the reader takes beyond the table.
+// The format table (kernels/formats.inc) as JSON, for checking against gguf-py's constants.
 int Formats() {
-  nlohmann::ordered_json out = {{"formats", fk::FormatTableJson()},
-                                {"converted_types", {fk::gguf_type::kF16, fk::gguf_type::kBF16}}};
+  nlohmann::ordered_json out = {{"formats", fk::FormatTableJson()}};
   std::cout << out.dump() << "\n";
   return 0;
 }

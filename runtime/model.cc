@@ -378,7 +378,7 @@ absl::StatusOr<std::unique_ptr<LlamaSession>> LlamaSession::Create(const LlamaMo
   for (const auto& [name, w] : model.matmul_weights()) {
     MatmulOptions o;
     o.variant = options.variant;
-    o.path = w->format() == Format::kF32 ? std::optional<Path>(Path::kF32) : options.path;
+    o.path = !has_int8_path(w->format_traits()) ? std::optional<Path>(Path::kF32) : options.path;
     absl::StatusOr<const KernelEntry*> e = select_kernel(w->format(), o);
     if (!e.ok()) {
       return absl::Status(e.status().code(), absl::StrCat("no kernel for ", name, " (",
@@ -396,7 +396,7 @@ std::string LlamaSession::kernel_summary() const {
     if (by_format.count(w->format_name())) continue;
     MatmulOptions o;
     o.variant = options_.variant;
-    o.path = w->format() == Format::kF32 ? std::optional<Path>(Path::kF32) : options_.path;
+    o.path = !has_int8_path(w->format_traits()) ? std::optional<Path>(Path::kF32) : options_.path;
     absl::StatusOr<const KernelEntry*> e = select_kernel(w->format(), o);
     by_format[w->format_name()] = e.ok() ? (*e)->name : "?";
   }
@@ -409,7 +409,7 @@ absl::Status LlamaSession::Matmul(const float* in, const WeightFormat& w, int64_
                                   float* out) {
   MatmulOptions o;
   o.variant = options_.variant;
-  o.path = w.format() == Format::kF32 ? std::optional<Path>(Path::kF32) : options_.path;
+  o.path = !has_int8_path(w.format_traits()) ? std::optional<Path>(Path::kF32) : options_.path;
   o.pool = options_.pool;
   return dispatch_matmul(in, w, m, w.cols(), w.rows(), out, m * w.rows(), o, &scratch_);
 }
