@@ -549,6 +549,10 @@ std::string DramRoofline::DueReprobe(int threads, double measured_gbps) const {
   if (policy_.reprobe_every_s > 0 && now - last->second >= policy_.reprobe_every_s) {
     return "periodic";
   }
+  if (policy_.reprobe_every_s > 0 && !Trusted(threads) &&
+      now - last->second >= policy_.above_reprobe_gap_s) {
+    return "no quiet probe yet";
+  }
   return "";
 }
 
@@ -585,12 +589,26 @@ bool ParseLikwidMBytesPerS(const std::string& output, double* mbytes_per_s) {
   return false;
 }
 
+std::string LikwidBenchCommand(int threads, size_t bytes, const std::string& binary) {
+  const size_t mb = bytes / 1000000;  // likwid's MB is 1e6 bytes
+  return absl::StrCat(binary, " -t ", LikwidLoadTest(), " -w S0:", mb, "MB:", threads);
+}
+
+std::string LikwidVersion(const std::string& binary) {
+  const std::string help = RunCommand(absl::StrCat("'", binary, "' -h 2>&1 | head -n 3").c_str());
+  const size_t p = help.find("Version");
+  if (p == std::string::npos) return "";
+  std::istringstream in(help.substr(p + 7));
+  std::string v;
+  in >> v;
+  return v;
+}
+
 LikwidResult RunLikwidBench(int threads, size_t bytes, const std::string& binary) {
   LikwidResult r;
   r.threads = threads;
   r.test = LikwidLoadTest();
-  const size_t mb = (bytes + 999999) / 1000000;  // likwid's MB is 1e6 bytes
-  r.command = absl::StrCat(binary, " -t ", r.test, " -w S0:", mb, "MB:", threads);
+  r.command = LikwidBenchCommand(threads, bytes, binary);
   if (RunCommand(absl::StrCat("command -v '", binary, "' >/dev/null 2>&1 && echo yes").c_str()) !=
       "yes") {
     r.error = absl::StrCat(binary, " not found (Debian package likwid; tools/bazel installs it)");

@@ -144,10 +144,12 @@ class DramRoofline {
   // Whether a quiet probe with `threads` threads exists: only then is Best() a roofline a
   // share may be shown against.
   bool Trusted(int threads) const;
-  // "" when no probe is due for `threads`, else the reason for one: "periodic" (the last
-  // probe with these threads is reprobe_every_s old) or "above roofline" (a case measured
-  // `measured_gbps` > Best() and the last such probe is above_reprobe_gap_s old).
-  // measured_gbps <= 0: only the periodic rule.
+  // "" when no probe is due for `threads`, else the reason for one: "first" (none yet),
+  // "above roofline" (a case measured `measured_gbps` > Best() and the last such probe is
+  // above_reprobe_gap_s old), "periodic" (the last probe with these threads is
+  // reprobe_every_s old) or "no quiet probe yet" (not Trusted() and the last probe is
+  // above_reprobe_gap_s old; not when reprobe_every_s is 0). measured_gbps <= 0: no
+  // "above roofline".
   std::string DueReprobe(int threads, double measured_gbps) const;
 
   const std::vector<DramProbe>& probes() const { return probes_; }
@@ -191,6 +193,10 @@ std::string LikwidLoadTest();
 // The "MByte/s:" figure of likwid-bench's output; false when there is none (or it is not a
 // positive number).
 bool ParseLikwidMBytesPerS(const std::string& output, double* mbytes_per_s);
+// The command RunLikwidBench runs (without its stderr redirection).
+std::string LikwidBenchCommand(int threads, size_t bytes, const std::string& binary = "likwid-bench");
+// likwid-bench's version ("5.2", from its -h text), or "" when it does not say.
+std::string LikwidVersion(const std::string& binary = "likwid-bench");
 // Runs `likwid-bench -t <LikwidLoadTest()> -w S0:<bytes in MB>MB:<threads>` (`binary`:
 // "likwid-bench" from PATH by default) and parses it; never throws, errors in `error`.
 LikwidResult RunLikwidBench(int threads, size_t bytes, const std::string& binary = "likwid-bench");

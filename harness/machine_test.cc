@@ -222,6 +222,19 @@ TEST(DramRoofline, ReprobeRules) {
   h.world.Advance(1.0, 0);                    // t = 64.5: 60 s after the last probe
   EXPECT_EQ(roof.DueReprobe(2, 0), "periodic");
   EXPECT_EQ(roof.DueReprobe(1, 0), "first");  // per thread count
+  // Until a probe was quiet, the shorter interval: a share is wanted as soon as possible.
+  h.world.other = [](double) { return 1.0; };
+  roof.Probe(1, "start");                     // loaded, t = 66.5
+  EXPECT_FALSE(roof.Trusted(1));
+  h.world.Advance(14.0, 0);
+  EXPECT_EQ(roof.DueReprobe(1, 0), "");
+  h.world.Advance(1.0, 0);                    // 15 s after it
+  EXPECT_EQ(roof.DueReprobe(1, 0), "no quiet probe yet");
+  h.world.other = [](double) { return 0.0; };
+  roof.Probe(1, "no quiet probe yet");
+  EXPECT_TRUE(roof.Trusted(1));
+  h.world.Advance(30.0, 0);
+  EXPECT_EQ(roof.DueReprobe(1, 0), "");       // trusted now: back to every 60 s
   pol.reprobe_every_s = 0;
   DramRoofline never(pol, h.Env());
   never.Probe(1, "start");
@@ -335,9 +348,9 @@ TEST(Likwid, RunsTheCommandAndRecordsWhyItFailed) {
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_DOUBLE_EQ(r.gbps, 12.96683);
   EXPECT_EQ(r.threads, 2);
-  // 1 GiB = 1073741824 bytes -> 1074 MB (likwid's MB is 1e6 bytes), 2 threads on socket 0.
-  EXPECT_EQ(r.command, good + " -t " + LikwidLoadTest() + " -w S0:1074MB:2");
-  EXPECT_EQ(ReadFile(good + ".args"), "-t " + LikwidLoadTest() + " -w S0:1074MB:2\n");
+  // 1 GiB = 1073741824 bytes -> 1073 MB (likwid's MB is 1e6 bytes), 2 threads on socket 0.
+  EXPECT_EQ(r.command, good + " -t " + LikwidLoadTest() + " -w S0:1073MB:2");
+  EXPECT_EQ(ReadFile(good + ".args"), "-t " + LikwidLoadTest() + " -w S0:1073MB:2\n");
   EXPECT_EQ(LikwidJson(r)["gbps"].get<double>(), 12.96683);
 
   const std::string bad = FakeLikwid("likwid_bad", Testdata("likwid_bench_unknown_test.txt"), 1);
