@@ -477,6 +477,7 @@ DramRoofline::Settled DramRoofline::WaitForQuiet(const std::string& who) {
       }
       return r;
     }
+    if (env_.stop && env_.stop()) return r;
     if (r.waited_s >= policy_.settle_max_s) {
       if (env_.progress) {
         env_.progress(absl::StrFormat(

@@ -118,6 +118,7 @@ struct RooflineEnv {
   std::function<double()> now;                                    // default: steady clock, s
   std::function<std::string()> utc = UtcNow;
   std::function<void(const std::string& line)> progress;          // default: none
+  std::function<bool()> stop;                  // true: WaitForQuiet gives up now (Ctrl-C)
 };
 
 class DramRoofline {
@@ -131,7 +132,8 @@ class DramRoofline {
     double loadavg_1m = -1;
   };
   // Waits until a window of settle_window_s shows other work of at most quiet_cores, for at
-  // most settle_max_s, calling progress() every progress_every_s with what it sees.
+  // most settle_max_s (or until stop() says so), calling progress() every progress_every_s
+  // with what it sees.
   Settled WaitForQuiet(const std::string& who);
 
   // Takes one probe now (no waiting) and records it.

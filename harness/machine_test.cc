@@ -175,6 +175,17 @@ TEST(DramRoofline, WaitIsBoundedAndALoadedProbeIsNotTrusted) {
   EXPECT_EQ(roof.probes().size(), 3u);
 }
 
+TEST(DramRoofline, WaitEndsOnStop) {
+  Harness h;
+  h.world.other = [](double) { return 2.0; };
+  RooflineEnv env = h.Env();
+  env.stop = [&h] { return h.world.t >= 3.0; };  // Ctrl-C after 3 s
+  DramRoofline roof(RooflinePolicy(), env);
+  const DramRoofline::Settled s = roof.WaitForQuiet("test");
+  EXPECT_FALSE(s.quiet);
+  EXPECT_NEAR(s.waited_s, 3.0, 1e-9);
+}
+
 TEST(DramRoofline, NoWaitingWhenTheBoundIsZero) {
   Harness h;
   h.world.other = [](double) { return 2.0; };

@@ -189,6 +189,7 @@ Machine MeasureMachine(const SweepOptions& o) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
   };
+  env.stop = [] { return g_stop != 0; };
   m.dram = std::make_unique<DramRoofline>(policy, env);
   m.settle_start = m.dram->WaitForQuiet("sweep");
 
