@@ -574,7 +574,7 @@ def readme(doc, recs, run_dir, have_quality):
         lines.append("")
         probes = m.get("dram_probes") or []
         lines.append("DRAM read bandwidth measured in this run (the best probe%s): %s." % (
-            " of %d, each after waiting for a quiet machine" % len(probes) if probes else "",
+            " of %d, each after a bounded wait for a quiet machine" % len(probes) if probes else "",
             ", ".join("%.1f GB/s at %s thread%s%s" % (
                 v, t, "" if t == "1" else "s",
                 "" if share_bw(m, t) else " (no probe on a quiet machine: a lower bound, no "
