@@ -165,7 +165,9 @@ def share_text(c):
     pct = c.get("pct_of_roofline")
     if c.get("roofline_trusted") is False or pct is None:
         return "above (no quiet probe)" if above_roofline(c) else "– (no quiet probe)"
-    return f"**above** ({pct:.0f} %)" if above_roofline(c) else f"{pct:.0f} %"
+    if above_roofline(c):
+        return f"**above** ({pct:.1f} %)" if round(pct) == 100 else f"**above** ({pct:.0f} %)"
+    return f"{pct:.0f} %"
 
 
 def geomean(values):

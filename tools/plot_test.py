@@ -181,6 +181,8 @@ class PlotTest(unittest.TestCase):
                      roofline_value=100.0)
         self.assertTrue(plot.above_roofline(batch))  # 268 GFLOP/s of a 100 GFLOP/s peak
         self.assertEqual(plot.share_text({"pct_of_roofline": 87.4, "roofline_trusted": True}), "87 %")
+        self.assertEqual(plot.share_text({"pct_of_roofline": 100.3, "above_roofline": True}),
+                         "**above** (100.3 %)")
 
     def test_missing_results_is_an_error(self):
         empty = os.path.join(self.tmp.name, "empty")
