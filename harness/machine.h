@@ -2,6 +2,7 @@
 #ifndef HARNESS_MACHINE_H_
 #define HARNESS_MACHINE_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -26,9 +27,13 @@ MachineInfo DescribeMachine();
 
 // Sequential read bandwidth of a buffer much larger than the caches, in bytes/s: the
 // best of `reps` passes over `bytes` (default 1 GiB), split across `threads` threads (a
-// roofline is what the machine can do; other work on it only lowers a pass).
-// Plain C++ loads with several independent accumulators; no ISA flags needed.
+// roofline is what the machine can do; other work on it only lowers a pass). The widest
+// loads this CPU runs (AVX-512, else AVX2, else 64-bit scalar; ReadBandwidthMethod() names
+// them), 8 independent accumulators per thread, as the kernels stream their weights.
 double MeasureReadBandwidth(int threads, size_t bytes = size_t{1} << 30, int reps = 5);
+std::string ReadBandwidthMethod();
+// The sum of `words` 64-bit words as MeasureReadBandwidth reads them (every word, once).
+uint64_t SumWords(const uint64_t* p, size_t words);
 
 // Arithmetic peak of this CPU, measured: register-only loops of independent multiply-adds
 // on the widest vectors the CPU runs, on `threads` threads at once (the best of 3 runs).

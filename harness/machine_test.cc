@@ -303,6 +303,23 @@ TEST(DramRoofline, ProbesRoundTripThroughJson) {
   EXPECT_TRUE(roof.Trusted(2));
 }
 
+TEST(DramRoofline, TheProbeReadsEveryWordOnce) {
+  // A probe loop that skipped data would report more bandwidth than the machine has.
+  std::vector<uint64_t> buf(4096 + 3);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = (i * 2654435761u) ^ (i << 40);
+  for (size_t start : {0, 1, 3}) {            // aligned and not
+    for (size_t n : {0, 1, 63, 64, 65, 1000, 4096}) {
+      uint64_t want = 0;
+      for (size_t i = 0; i < n; ++i) want += buf[start + i];
+      EXPECT_EQ(SumWords(buf.data() + start, n), want) << "start " << start << ", " << n << " words";
+    }
+  }
+  __builtin_cpu_init();
+  EXPECT_EQ(ReadBandwidthMethod(), __builtin_cpu_supports("avx512f") ? "AVX-512 loads (zmm)"
+                                   : __builtin_cpu_supports("avx2")  ? "AVX2 loads (ymm)"
+                                                                     : "64-bit scalar loads");
+}
+
 TEST(DramRoofline, ProbeBytesStayAboveTheCache) {
   EXPECT_EQ(DramProbeBytes(size_t{1} << 30, size_t{32} << 20), size_t{1} << 30);
   EXPECT_EQ(DramProbeBytes(size_t{256} << 20, size_t{260} << 20), size_t{1040} << 20);

@@ -272,9 +272,9 @@ ojson MachineJson(const Machine& m, const SweepOptions& o) {
   const RooflinePolicy pol = m.dram ? m.dram->policy() : RooflinePolicy();
   j["dram_method"] = absl::StrCat(
       "sequential read of a ", m.dram_bytes >> 20,
-      " MiB buffer (at least 4x the last-level cache) split across the threads, 8 independent "
-      "64-bit accumulators per thread (harness/machine.cc), best of 5 passes after a warm-up "
-      "pass. Probed before the first case (after waiting up to ", o.settle_s,
+      " MiB buffer (at least 4x the last-level cache) split across the threads, ",
+      ReadBandwidthMethod(), " with 8 independent accumulators per thread (harness/machine.cc), "
+      "best of 5 passes after a warm-up pass. Probed before the first case (after waiting up to ", o.settle_s,
       " s for a quiet machine: other work, from /proc/stat less this process, at most ",
       pol.quiet_cores, " cores), every ", o.reprobe_s,
       " s of cases, when a batch-1 case beats the best probe so far (at most every ",
