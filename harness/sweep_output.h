@@ -50,8 +50,9 @@ std::string CsvLine(const nlohmann::ordered_json& record);
 void SetRoofline(const std::string& roofline, double value, bool trusted,
                  nlohmann::ordered_json* record);
 
-// The console's roofline column of a record: " 87%  DRAM", "115%! DRAM" (above the
-// roofline), "  n/a DRAM" (no share: no quiet probe yet); "int8pk" / "f32pk" for the peaks.
+// The console's roofline column of a record: "  87% DRAM", " 115%!DRAM" (above the
+// roofline: a flag), "  n/a DRAM" (no share: no quiet probe yet), "  n/a!DRAM"; "int8pk" /
+// "f32pk" for the peaks.
 std::string RooflineConsole(const nlohmann::ordered_json& record);
 
 }  // namespace fk
