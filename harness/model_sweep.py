@@ -35,6 +35,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 try:
@@ -146,6 +147,10 @@ def parse_args(argv):
     ap.add_argument("--no_llama", action="store_true", help="skip llama.cpp (= --llama=off)")
     ap.add_argument("--no_bandwidth", action="store_true",
                     help="skip the DRAM read-bandwidth probe")
+    ap.add_argument("--settle_s", type=float, default=60,
+                    help="before the DRAM probes at the start and the end, wait at most this many "
+                         "seconds for a quiet machine (default 60; 0 = no wait); shares of DRAM "
+                         "are given only once a probe was taken on a quiet machine")
     ap.add_argument("--quick", action="store_true",
                     help="a small run: formats %s, the tiny synthetic model, all cores only, 1 "
                          "rep, 32-token prompt, 16 decoded tokens" % ",".join(QUICK_FORMATS))
@@ -210,6 +215,34 @@ def parse_json(p, what, note=""):
         return json.loads(lines[-1])
     except (IndexError, ValueError):
         raise WorkerError("%s: no JSON result on stdout" % what)
+
+
+def probe_machine(worker, threads, settle_s, reason, earlier=None):
+    """The worker's --machine run: describes the machine and, for each thread count, waits
+    (at most settle_s) for a quiet machine and probes DRAM by harness/machine.h's roofline
+    rule; `earlier` probes of this run count towards the best. Progress goes to stderr."""
+    cmd = [worker, "--machine", "--bandwidth_threads=" + ",".join(str(t) for t in threads),
+           "--settle_s=%g" % settle_s, "--reason=" + reason]
+    tmp = None
+    if earlier:
+        fd, tmp = tempfile.mkstemp(prefix="fk-dram-probes-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(earlier, f)
+        cmd.append("--probes_in=" + tmp)
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, timeout=600 + settle_s)
+    except subprocess.TimeoutExpired:
+        raise WorkerError("machine probe: timed out")
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    if p.returncode != 0:
+        raise WorkerError("machine probe: exit code %d" % p.returncode)
+    lines = [l for l in p.stdout.decode("utf-8", "replace").splitlines() if l.strip()]
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise WorkerError("machine probe: no JSON result on stdout")
 
 
 def run_json(cmd, timeout, what):
@@ -379,9 +412,7 @@ def main(argv):
     # Machine.
     say("model_sweep: describing the machine%s" %
         ("" if a.no_bandwidth else " and measuring DRAM read bandwidth"))
-    bw_flag = "--bandwidth_threads=" + ("" if a.no_bandwidth else ",".join(str(t) for t in a.threads))
-    machine = run_json([worker, "--machine", bw_flag], 600, "machine probe")
-    machine["dram_read_gbs_start"] = machine.get("dram_read_gbs", {})
+    machine = probe_machine(worker, [] if a.no_bandwidth else a.threads, a.settle_s, "start")
     machine["git_commit"] = git_commit()
     machine["python"] = platform.python_version()
     today = datetime.date.today().isoformat()
@@ -525,14 +556,14 @@ def main(argv):
         interrupted = True
         say("\nmodel_sweep: interrupted; %d results kept in %s" % (len(doc["records"]), out_dir))
     if not interrupted and not a.no_bandwidth:
-        # The probe again at the end; the better of the two is the closer to what the
-        # machine can do when the other tenants of a shared host are quiet.
+        # The probe again at the end (after the same wait for a quiet machine); the roofline
+        # is the best probe of the run, trusted once one was quiet (harness/machine.h).
         say("model_sweep: measuring DRAM read bandwidth again")
         try:
-            end = run_json([worker, "--machine", bw_flag], 600, "machine probe").get("dram_read_gbs", {})
-            machine["dram_read_gbs_end"] = end
-            machine["dram_read_gbs"] = {t: max(v, end.get(t, 0)) for t, v in
-                                        machine["dram_read_gbs_start"].items()}
+            end = probe_machine(worker, a.threads, a.settle_s, "end", machine.get("dram_probes"))
+            for key in ("dram_probes", "dram_read_gbs", "dram_read_trusted"):
+                machine[key] = end.get(key, machine.get(key))
+            machine["dram_settle_end"] = end.get("dram_settle")
         except WorkerError as e:
             say("model_sweep: " + str(e))
     doc["wall_s"] = round(time.time() - t_start, 1)

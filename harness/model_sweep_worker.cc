@@ -5,7 +5,10 @@
 //   model_sweep_worker --model=F.gguf --weights=native|f32 --threads=N --prompt_ids=1,2,..
 //       [--decode_tokens=64] [--reps=3] [--warmup_prompt=16] [--warmup_decode=4]
 //       [--ll_ids=...] [--variant=..] [--path=..]
-//   model_sweep_worker --machine [--bandwidth_threads=1,2]
+//   model_sweep_worker --machine [--bandwidth_threads=1,2] [--settle_s=60] [--reason=start]
+//       [--probes_in=FILE]   (DRAM probes by the roofline rule of harness/machine.h: wait for
+//       a quiet machine, every probe with its load, the best of these and FILE's earlier
+//       probes (a JSON array) is the roofline, trusted once one was quiet; progress on stderr)
 //   model_sweep_worker --model=F.gguf --tokenize_file=TEXT
 //   model_sweep_worker --format_table   (the format table, kernels/formats.inc, as JSON)
 //
@@ -82,7 +85,8 @@ int32_t Argmax(absl::Span<const float> x) {
   return static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin());
 }
 
-int RunMachine(const std::string& bw_threads) {
+int RunMachine(const std::string& bw_threads, double settle_s, const std::string& reason,
+               const std::string& probes_in) {
   fk::MachineInfo m = fk::DescribeMachine();
   json j;
   j["cpu_model"] = m.cpu_model;
@@ -92,13 +96,54 @@ int RunMachine(const std::string& bw_threads) {
   j["compiler"] = m.compiler;
   j["bazel_version"] = m.bazel_version;
   j["kernel"] = m.kernel;
-  json bw = json::object();
+  std::vector<int> threads;
   for (absl::string_view s : absl::StrSplit(bw_threads, ',', absl::SkipWhitespace())) {
     int t = 0;
-    if (!absl::SimpleAtoi(s, &t) || t < 1) Fail("--bandwidth_threads: bad thread count");
-    bw[std::to_string(t)] = fk::MeasureReadBandwidth(t) / 1e9;
+    if (!absl::SimpleAtoi(s, &t) || t < 1) {
+      Fail(absl::StrFormat("--bandwidth_threads: '%s' is not a thread count", s));
+    }
+    threads.push_back(t);
   }
-  j["dram_read_gbs"] = bw;  // by thread count; 1 GiB buffer, median of 5
+  fk::RooflinePolicy policy;
+  policy.settle_max_s = settle_s;
+  fk::RooflineEnv env;
+  const size_t bytes = fk::DramProbeBytes(size_t{1} << 30, fk::LastLevelCacheBytes());
+  env.probe = [bytes](int t) { return fk::MeasureReadBandwidth(t, bytes) / 1e9; };
+  env.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  fk::DramRoofline roof(policy, env);
+  if (!probes_in.empty()) {
+    std::ifstream f(probes_in);
+    if (!f) Fail("--probes_in: cannot read " + probes_in);
+    json earlier = json::parse(f, nullptr, /*allow_exceptions=*/false);
+    if (!earlier.is_array()) Fail("--probes_in: " + probes_in + " is not a JSON array of probes");
+    for (const json& e : earlier) {
+      fk::DramProbe p;
+      std::string why;
+      if (!fk::DramProbeFromJson(nlohmann::json::parse(e.dump()), &p, &why)) {
+        Fail("--probes_in: " + probes_in + ": " + why);
+      }
+      roof.Add(p);
+    }
+  }
+  if (!threads.empty()) {
+    const fk::DramRoofline::Settled settled = roof.WaitForQuiet("model_sweep");
+    j["dram_settle"] = {{"quiet", settled.quiet}, {"waited_s", settled.waited_s}};
+    for (int t : threads) {
+      const fk::DramProbe& p = roof.Probe(t, reason);
+      std::fprintf(stderr, "model_sweep: DRAM read %.1f GB/s with %d thread%s (%s: other work "
+                   "%.2f cores)\n", p.gbps, t, t == 1 ? "" : "s",
+                   p.quiet ? "quiet" : "taken under load", p.other_cores);
+    }
+  }
+  json probes = json::array(), best = json::object(), trusted = json::object();
+  for (const fk::DramProbe& p : roof.probes()) {
+    probes.push_back(fk::DramProbeJson(p));
+    best[std::to_string(p.threads)] = roof.Best(p.threads);
+    trusted[std::to_string(p.threads)] = roof.Trusted(p.threads);
+  }
+  j["dram_probes"] = probes;
+  j["dram_read_gbs"] = best;        // by thread count: the best probe (harness/machine.h)
+  j["dram_read_trusted"] = trusted; // ... and whether a probe with that count was quiet
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
@@ -107,7 +152,8 @@ int RunMachine(const std::string& bw_threads) {
 
 int main(int argc, char** argv) {
   std::string model_path, weights = "native", prompt_flag, ll_flag, tokenize_file, variant,
-                          path, bw_threads = "1";
+                          path, bw_threads = "1", probe_reason = "start", probes_in;
+  double settle_s = 60;
   int threads = 1, decode_tokens = 64, reps = 3, warmup_prompt = 16, warmup_decode = 4;
   bool machine = false;
   for (int i = 1; i < argc; ++i) {
@@ -137,6 +183,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     else if (name == "--bandwidth_threads") bw_threads = v;
+    else if (name == "--reason") probe_reason = v;
+    else if (name == "--probes_in") probes_in = v;
+    else if (name == "--settle_s") {
+      if (!absl::SimpleAtod(v, &settle_s) || !(settle_s >= 0 && settle_s <= 3600)) {
+        Fail(absl::StrFormat("--settle_s=%s: expected seconds in [0, 3600]", v));
+      }
+    }
     else if (name == "--help" || name == "-h") {
       std::printf("model_sweep_worker: one configuration of //harness:model_sweep (see the top "
                   "of harness/model_sweep_worker.cc)\n");
@@ -145,7 +198,7 @@ int main(int argc, char** argv) {
       Fail(absl::StrFormat("unknown argument '%s'", a));
     }
   }
-  if (machine) return RunMachine(bw_threads);
+  if (machine) return RunMachine(bw_threads, settle_s, probe_reason, probes_in);
   if (model_path.empty()) Fail("--model=PATH is required");
 
   const auto t0 = Clock::now();

@@ -48,7 +48,8 @@ class SweepPeerCrashTest(unittest.TestCase):
         p = subprocess.run(
             [SWEEP, "--ggml=" + stub, "--formats=q4_0", "--variants=scalar", "--shapes=64x256",
              "--batch=1,8", "--threads=1", "--reps=1", "--min_time=0", "--dram_mb=16",
-             "--cold_mb=1", "--noplot", "--out=" + out],
+             "--cold_mb=1", "--settle_s=0", "--reprobe_s=0", "--likwid=off", "--noplot",
+             "--out=" + out],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         log = p.stdout.decode() + p.stderr.decode()
         self.assertEqual(p.returncode, 0, log)

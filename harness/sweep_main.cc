@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -117,11 +118,51 @@ absl::Status MakeDirs(const std::string& path) {
 
 struct Machine {
   MachineInfo info;
-  std::map<int, double> dram_gbps, peak_f32, peak_int8;  // dram_gbps: the roofline used
-  std::map<int, double> dram_start, dram_end;            // the probes it is the better of
+  std::map<int, double> peak_f32, peak_int8;
   std::string peak_f32_how, peak_int8_how;
   size_t llc = 0;
+  size_t dram_bytes = 0;                // what each DRAM probe reads
+  std::unique_ptr<DramRoofline> dram;   // every DRAM probe of the run; the roofline = the best
+  DramRoofline::Settled settle_start, settle_end;
+  bool settled_end = false;
+  std::string likwid_status;            // "" = ran (see likwid), else why not
+  std::string likwid_version;
+  std::vector<LikwidResult> likwid;     // likwid-bench's figure per thread count
+
+  double Dram(int t) const { return dram ? dram->Best(t) : 0.0; }
+  bool DramTrusted(int t) const { return dram && dram->Trusted(t); }
 };
+
+std::string Plural(int t) { return t == 1 ? "" : "s"; }
+
+// "quiet: other work 0.02 cores" / "taken under load: other work 1.07 cores, load 1.10".
+std::string ProbeLoad(const DramProbe& p) {
+  if (std::isnan(p.other_cores)) return "load unknown";
+  return p.quiet ? absl::StrFormat("quiet: other work %.2f cores", p.other_cores)
+                 : absl::StrFormat("taken under load: other work %.2f cores, load average %.2f",
+                                   p.other_cores, p.loadavg_1m);
+}
+
+// Takes a DRAM probe now and prints it with what it did to the roofline.
+void ProbeDram(Machine& m, int t, const std::string& reason) {
+  const double before = m.Dram(t);
+  const bool trusted_before = m.DramTrusted(t);
+  const DramProbe& p = m.dram->Probe(t, reason);
+  std::string effect;
+  if (m.Dram(t) > before && before > 0) {
+    effect = absl::StrFormat("; roofline raised from %.1f", before);
+  } else if (before > 0) {
+    effect = absl::StrFormat("; roofline stays %.1f (best so far)", m.Dram(t));
+  }
+  if (!m.DramTrusted(t)) {
+    effect += "; no share of it is shown until a probe is taken on a quiet machine";
+  } else if (!trusted_before && before > 0) {
+    effect += "; shares are shown from now on";
+  }
+  std::printf("sweep: DRAM probe (%s), %d thread%s: %.1f GB/s (%s)%s\n", reason.c_str(), t,
+              Plural(t).c_str(), p.gbps, ProbeLoad(p).c_str(), effect.c_str());
+  std::fflush(stdout);
+}
 
 Machine MeasureMachine(const SweepOptions& o) {
   Machine m;
@@ -131,19 +172,74 @@ Machine MeasureMachine(const SweepOptions& o) {
               m.info.logical_cores, m.llc >> 20, m.info.compiler.c_str());
   std::printf("sweep: ISA: %s\n", absl::StrJoin(m.info.isa_flags, " ").c_str());
   std::printf("sweep: commit %s, %s\n", m.info.git_commit.c_str(), m.info.bazel_version.c_str());
+  m.dram_bytes = DramProbeBytes(static_cast<size_t>(o.dram_mb) << 20, m.llc);
+  if (m.dram_bytes > static_cast<size_t>(o.dram_mb) << 20) {
+    std::printf("sweep: note: the DRAM probe reads %zu MiB, not %lld: 4 x the %zu MiB last-level "
+                "cache, so it measures DRAM, not the cache\n",
+                m.dram_bytes >> 20, static_cast<long long>(o.dram_mb), m.llc >> 20);
+  }
   std::fflush(stdout);
+
+  RooflinePolicy policy;
+  policy.settle_max_s = o.settle_s;
+  policy.reprobe_every_s = o.reprobe_s;
+  RooflineEnv env;
+  const size_t bytes = m.dram_bytes;
+  env.probe = [bytes](int t) { return MeasureReadBandwidth(t, bytes) / 1e9; };
+  env.progress = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  env.stop = [] { return g_stop != 0; };
+  m.dram = std::make_unique<DramRoofline>(policy, env);
+  m.settle_start = m.dram->WaitForQuiet("sweep");
+
+  const std::string likwid_bin = o.likwid == "auto" ? "likwid-bench" : o.likwid;
+  if (o.likwid == "off") m.likwid_status = "off (--likwid=off)";
   for (int t : o.threads) {
     if (g_stop) break;
-    m.dram_gbps[t] = m.dram_start[t] =
-        MeasureReadBandwidth(t, static_cast<size_t>(o.dram_mb) << 20) / 1e9;
+    ProbeDram(m, t, "start");
+    if (m.likwid_status.empty()) {
+      std::printf("sweep: likwid-bench, %d thread%s: %s ...\n", t, Plural(t).c_str(),
+                  LikwidBenchCommand(t, m.dram_bytes, likwid_bin).c_str());
+      std::fflush(stdout);
+      LikwidResult r = RunLikwidBench(t, m.dram_bytes, likwid_bin);
+      if (r.ok) {
+        const double ours = m.dram->probes().back().gbps;
+        std::printf("sweep: likwid-bench %s, %d thread%s: %.1f GB/s (ours just before: %.1f GB/s, "
+                    "%.2fx likwid's; %s)\n", r.test.c_str(), t, Plural(t).c_str(), r.gbps, ours,
+                    ours / r.gbps,
+                    std::isnan(r.other_cores)
+                        ? "load unknown"
+                        : absl::StrFormat("other work %.2f cores", r.other_cores).c_str());
+      } else {
+        std::printf("sweep: likwid-bench, %d thread%s: no figure: %s; going on without it\n", t,
+                    Plural(t).c_str(), r.error.c_str());
+        if (absl::StrContains(r.error, "not found")) m.likwid_status = r.error;
+      }
+      std::fflush(stdout);
+      m.likwid.push_back(std::move(r));
+    }
     m.peak_f32[t] = MeasurePeakGflops(PeakKind::kF32, t, &m.peak_f32_how);
     m.peak_int8[t] = MeasurePeakGflops(PeakKind::kInt8, t, &m.peak_int8_how);
-    std::printf(
-        "sweep: %d thread%s: DRAM read %.1f GB/s, peak f32 %.0f GFLOP/s, peak int8 %.0f Gop/s\n",
-        t, t == 1 ? "" : "s", m.dram_gbps[t], m.peak_f32[t], m.peak_int8[t]);
+    std::printf("sweep: %d thread%s: peak f32 %.0f GFLOP/s, peak int8 %.0f Gop/s\n", t,
+                Plural(t).c_str(), m.peak_f32[t], m.peak_int8[t]);
     std::fflush(stdout);
   }
+  if (m.likwid_status.empty() && !m.likwid.empty()) m.likwid_version = LikwidVersion(likwid_bin);
   return m;
+}
+
+ojson SettledJson(const DramRoofline::Settled& s) {
+  ojson j;
+  j["quiet"] = s.quiet;
+  j["waited_s"] = std::round(s.waited_s * 10) / 10;
+  if (std::isnan(s.other_cores)) {
+    j["other_cores"] = nullptr;
+  } else {
+    j["other_cores"] = std::round(s.other_cores * 1000) / 1000;
+  }
+  return j;
 }
 
 ojson MachineJson(const Machine& m, const SweepOptions& o) {
@@ -157,23 +253,50 @@ ojson MachineJson(const Machine& m, const SweepOptions& o) {
   j["bazel"] = m.info.bazel_version;
   j["git_commit"] = m.info.git_commit;
   j["os_kernel"] = m.info.kernel;
-  ojson dram, pf, pi;
-  for (const auto& [t, v] : m.dram_gbps) dram[std::to_string(t)] = v;
-  ojson dram_start, dram_end;
-  for (const auto& [t, v] : m.dram_start) dram_start[std::to_string(t)] = v;
-  for (const auto& [t, v] : m.dram_end) dram_end[std::to_string(t)] = v;
+  ojson dram = ojson::object(), trusted = ojson::object(), pf, pi;
+  for (int t : o.threads) {
+    if (m.Dram(t) <= 0) continue;
+    dram[std::to_string(t)] = m.Dram(t);
+    trusted[std::to_string(t)] = m.DramTrusted(t);
+  }
   for (const auto& [t, v] : m.peak_f32) pf[std::to_string(t)] = v;
   for (const auto& [t, v] : m.peak_int8) pi[std::to_string(t)] = v;
   j["dram_read_gbps"] = dram;
-  j["dram_read_gbps_start"] = dram_start;
-  if (!m.dram_end.empty()) j["dram_read_gbps_end"] = dram_end;
+  j["dram_read_trusted"] = trusted;
+  ojson probes = ojson::array();
+  if (m.dram) {
+    for (const DramProbe& p : m.dram->probes()) probes.push_back(DramProbeJson(p));
+  }
+  j["dram_probes"] = probes;
+  j["dram_settle"] = {{"start", SettledJson(m.settle_start)}};
+  if (m.settled_end) j["dram_settle"]["end"] = SettledJson(m.settle_end);
+  const RooflinePolicy pol = m.dram ? m.dram->policy() : RooflinePolicy();
   j["dram_method"] = absl::StrCat(
-      "sequential read of a ", o.dram_mb,
-      " MiB buffer split across the threads, 8 independent 64-bit accumulators per thread "
-      "(harness/machine.cc), best of 5 passes after a warm-up pass; probed before the first "
-      "case and again after the last (dram_read_gbps_start / _end), and dram_read_gbps, the "
-      "batch-1 roofline, is the higher of the two: the shared host's bandwidth drifts by tens "
-      "of percent within minutes");
+      "sequential read of a ", m.dram_bytes >> 20,
+      " MiB buffer (at least 4x the last-level cache) split across the threads, ",
+      ReadBandwidthMethod(), " with 8 independent accumulators per thread (harness/machine.cc), "
+      "best of 5 passes after a warm-up pass. Probed before the first case (after waiting up to ", o.settle_s,
+      " s for a quiet machine: other work, from /proc/stat less this process, at most ",
+      pol.quiet_cores, " cores), every ", o.reprobe_s,
+      " s of cases, when a batch-1 case beats the best probe so far (at most every ",
+      pol.above_reprobe_gap_s,
+      " s), and after the last case (after the same wait). Every probe is in dram_probes with "
+      "the other work during it; dram_read_gbps, the batch-1 roofline, is the best probe "
+      "(other work only lowers a probe); dram_read_trusted says whether a probe with that "
+      "thread count was quiet: only then are shares of it given (pct_of_roofline)");
+  ojson lk;
+  lk["tool"] = "likwid-bench (Debian package likwid), streaming-load test, same bytes as our probe";
+  if (!m.likwid_version.empty()) lk["version"] = m.likwid_version;
+  if (!m.likwid_status.empty()) lk["status"] = m.likwid_status;
+  ojson runs = ojson::array();
+  for (const LikwidResult& r : m.likwid) runs.push_back(LikwidJson(r));
+  lk["runs"] = runs;
+  ojson lk_gbps = ojson::object();
+  for (const LikwidResult& r : m.likwid) {
+    if (r.ok) lk_gbps[std::to_string(r.threads)] = r.gbps;
+  }
+  lk["gbps"] = lk_gbps;
+  j["likwid_bench"] = lk;
   j["peak_f32_gflops"] = pf;
   j["peak_f32_method"] = absl::StrCat(m.peak_f32_how,
                                       "; register-only loop, 12 independent accumulators per "
@@ -357,13 +480,6 @@ std::string CaseName(const CaseSpec& c, const std::string& layout = "") {
   return "?";
 }
 
-// A batch-1 record's roofline: its weight GB/s as a share of the DRAM read bandwidth `roof`.
-void SetDramRoofline(double roof, ojson* j) {
-  (*j)["roofline"] = "dram_read";
-  (*j)["roofline_value"] = roof;
-  (*j)["pct_of_roofline"] = roof > 0 ? 100.0 * (*j)["weight_gbps"].get<double>() / roof : 0.0;
-}
-
 ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id) {
   const Machine& mc = *ctx.machine;
   const FormatTraits& t = traits(c.format);
@@ -409,14 +525,12 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
     j["gflops"] = flops / st.median / 1e9;
     j["weight_gbps"] = static_cast<double>(wbytes) / st.median / 1e9;
     if (c.m == 1) {
-      SetDramRoofline(mc.dram_gbps.count(c.threads) ? mc.dram_gbps.at(c.threads) : 0, &j);
+      SetRoofline("dram_read", mc.Dram(c.threads), mc.DramTrusted(c.threads), &j);
     } else {
       const bool int8 = j["path"] == "int8";
       const auto& peaks = int8 ? mc.peak_int8 : mc.peak_f32;
-      const double roof = peaks.count(c.threads) ? peaks.at(c.threads) : 0;
-      j["roofline"] = int8 ? "peak_int8" : "peak_f32";
-      j["roofline_value"] = roof;
-      j["pct_of_roofline"] = roof > 0 ? 100.0 * j["gflops"].get<double>() / roof : 0.0;
+      SetRoofline(int8 ? "peak_int8" : "peak_f32",
+                  peaks.count(c.threads) ? peaks.at(c.threads) : 0.0, true, &j);
     }
   }
   j["weight_bytes"] = wbytes;
@@ -446,7 +560,7 @@ double PredictSeconds(const Context& ctx, const CaseSpec& c) {
   const FormatTraits& t = traits(c.format);
   const double bytes = static_cast<double>(c.shape.n) * c.shape.k * t.block_bytes / t.block_elems;
   const double flops = 2.0 * c.m * c.shape.n * c.shape.k;
-  const double bw = (mc.dram_gbps.count(c.threads) ? mc.dram_gbps.at(c.threads) : 20.0) * 1e9;
+  const double bw = (mc.Dram(c.threads) > 0 ? mc.Dram(c.threads) : 20.0) * 1e9;
   const double peak = (mc.peak_f32.count(c.threads) ? mc.peak_f32.at(c.threads) : 50.0) * 1e9;
   const bool scalar = c.kind == CaseKind::kFused && c.entry->variant == Variant::kScalar;
   double call = std::max(bytes / bw, flops / (peak * (scalar ? 0.03 : 0.4)));
@@ -516,13 +630,6 @@ int Main(int argc, char** argv) {
   const auto t_start = std::chrono::steady_clock::now();
   const std::string started = NowUtc();
   const std::string load_start = LoadAverage();
-  {
-    double one_minute = 0;
-    if (std::sscanf(load_start.c_str(), "%lf", &one_minute) == 1 && one_minute > 0.5 * cores) {
-      std::printf("sweep: note: load average %s on %d cores: other work is running, timings "
-                  "will be noisy\n", load_start.c_str(), cores);
-    }
-  }
 
   Machine machine = MeasureMachine(o);
   const std::string out = ResolveOut(o, machine.info);
@@ -630,10 +737,12 @@ int Main(int argc, char** argv) {
                     "ref|, max_rel_err = max_abs_err / max |ref|. The int8 paths add activation "
                     "quantization error.")},
       {"roofline",
-       "batch 1: weight bytes per second / DRAM read bandwidth measured with the same thread "
-       "count; batch > 1: GFLOP/s (2*m*n*k per second) / measured arithmetic peak of the "
-       "path (f32 path and F32 kernels: f32 FMA peak; int8 path and ggml's quantized types: "
-       "int8 dot peak) with the same thread count"},
+       "batch 1: weight bytes per second / DRAM read bandwidth with the same thread count "
+       "(the best probe of the run, machine.dram_read_gbps; no share when no probe with that "
+       "thread count was quiet); batch > 1: GFLOP/s (2*m*n*k per second) / measured "
+       "arithmetic peak of the path (f32 path and F32 kernels: f32 FMA peak; int8 path and "
+       "ggml's quantized types: int8 dot peak) with the same thread count. A case above its "
+       "roofline is flagged (above_roofline; '!' in the console), not shown as a plain share"},
       {"dequant_then_matmul",
        "each call dequantizes the whole (cold) quantized matrix to an F32 buffer with the "
        "reference dequantizer, rows split over the same threads, then runs the best F32 "
@@ -700,6 +809,13 @@ int Main(int argc, char** argv) {
     CaseResult r = c.kind == CaseKind::kGgml ? RunGgml(ctx, c) : RunOurs(ctx, c, *weights);
     if (g_stop) break;  // an interrupted case is not recorded
     ojson rec = Record(ctx, c, r, id++);
+    if (c.m == 1 && r.error.empty() &&
+        machine.dram->DueReprobe(c.threads, rec["weight_gbps"].get<double>()) ==
+            "above roofline") {
+      // Faster than every probe so far: probe again before the share is shown.
+      ProbeDram(machine, c.threads, "above roofline");
+      SetRoofline("dram_read", machine.Dram(c.threads), machine.DramTrusted(c.threads), &rec);
+    }
     writer.AddCase(rec);
     records.push_back(rec);
     predicted_done += PredictSeconds(ctx, c);
@@ -707,6 +823,7 @@ int Main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_cases).count();
     const double eta = predicted_done > 0 ? elapsed / predicted_done * (predicted_total - predicted_done) : 0;
     if (std::chrono::steady_clock::now() - last_write > std::chrono::seconds(1)) {
+      doc["machine"] = MachineJson(machine, o);
       doc["run"]["cases_done"] = id;
       doc["run"]["wall_s"] =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -725,14 +842,10 @@ int Main(int argc, char** argv) {
       ++failures;
       line += absl::StrCat("FAILED: ", r.error);
     } else {
-
-      const double pct = rec["pct_of_roofline"].get<double>();
-      line += absl::StrFormat("%s ±%2.0f%% %7.1f GB/s %7.1f GFLOP/s %4.0f%% %s  err %.1e",
+      line += absl::StrFormat("%s ±%2.0f%% %7.1f GB/s %7.1f GFLOP/s %s  err %.1e",
                               FormatTime(rec["median_s"].get<double>()),
                               rec["spread_pct"].get<double>(), rec["weight_gbps"].get<double>(),
-                              rec["gflops"].get<double>(), pct,
-                              c.m == 1 ? "DRAM" : (rec["roofline"] == "peak_int8" ? "int8pk" : "f32pk"),
-                              r.max_rel_err);
+                              rec["gflops"].get<double>(), RooflineConsole(rec), r.max_rel_err);
       if (std::isnan(r.max_rel_err) || r.max_rel_err > 0.05) line += " (!)";
     }
     line += absl::StrCat("  ETA ", FormatSeconds(eta));
@@ -742,6 +855,12 @@ int Main(int argc, char** argv) {
     }
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
+    // The periodic DRAM probes, between cases.
+    for (int t : o.threads) {
+      if (g_stop || i + 1 >= cases.size()) break;
+      const std::string due = machine.dram->DueReprobe(t, 0);
+      if (due == "periodic" || due == "no quiet probe yet") ProbeDram(machine, t, due);
+    }
   }
   weights.reset();
   if (peer != nullptr) {
@@ -750,30 +869,61 @@ int Main(int argc, char** argv) {
   }
 
   if (!g_stop && !records.empty()) {
-    // Probe DRAM again: the batch-1 roofline is the better of the two probes.
-    bool raised = false;
+    // Probe DRAM again, on a quiet machine if it gets quiet: the roofline is the best probe.
+    machine.settle_end = machine.dram->WaitForQuiet("sweep");
+    machine.settled_end = true;
     for (int t : o.threads) {
-      if (g_stop) break;
-      const double end = MeasureReadBandwidth(t, static_cast<size_t>(o.dram_mb) << 20) / 1e9;
-      machine.dram_end[t] = end;
-      std::printf("sweep: %d thread%s: DRAM read %.1f GB/s after the last case (%.1f before "
-                  "the first)\n", t, t == 1 ? "" : "s", end, machine.dram_start[t]);
-      if (end > machine.dram_gbps[t]) {
-        machine.dram_gbps[t] = end;
-        raised = true;
-      }
-    }
-    doc["machine"] = MachineJson(machine, o);
-    if (raised) {
-      writer = ResultsWriter(out);
-      for (ojson& rec : records) {
-        if (rec.value("roofline", "") == "dram_read") {
-          SetDramRoofline(machine.dram_gbps.at(rec["threads"].get<int>()), &rec);
-        }
-        writer.AddCase(rec);
-      }
+      if (!g_stop) ProbeDram(machine, t, "end");
     }
   }
+  // Every batch-1 record against the final roofline (the best probe of the run), flagged
+  // when above it.
+  doc["machine"] = MachineJson(machine, o);
+  writer = ResultsWriter(out);
+  std::vector<std::string> above;
+  for (ojson& rec : records) {
+    if (rec.value("roofline", "") == "dram_read") {
+      const int t = rec["threads"].get<int>();
+      SetRoofline("dram_read", machine.Dram(t), machine.DramTrusted(t), &rec);
+    }
+    if (rec.value("above_roofline", false)) {
+      above.push_back(absl::StrFormat(
+          "%s %lldx%lld m=%lld t=%d: %.1f > %.1f %s", rec["kernel"].get<std::string>(),
+          rec["n"].get<long long>(), rec["k"].get<long long>(), rec["m"].get<long long>(),
+          rec["threads"].get<int>(),
+          rec["roofline"] == "dram_read" ? rec["weight_gbps"].get<double>()
+                                         : rec["gflops"].get<double>(),
+          rec["roofline_value"].get<double>(),
+          rec["roofline"] == "dram_read" ? "GB/s" : "GFLOP/s"));
+    }
+    writer.AddCase(rec);
+  }
+  for (int t : o.threads) {
+    if (machine.Dram(t) <= 0) continue;
+    int n = 0;
+    for (const DramProbe& p : machine.dram->probes()) n += p.threads == t;
+    std::printf("sweep: DRAM roofline, %d thread%s: %.1f GB/s, the best of %d probe%s%s\n", t,
+                Plural(t).c_str(), machine.Dram(t), n, Plural(n).c_str(),
+                machine.DramTrusted(t)
+                    ? ""
+                    : "; none was taken on a quiet machine, so it is only a lower bound and no "
+                      "share of it is given (pct_of_roofline empty): rerun on a quiet machine");
+  }
+  for (const LikwidResult& r : machine.likwid) {
+    if (r.ok && machine.Dram(r.threads) > 0) {
+      std::printf("sweep: likwid-bench %s, %d thread%s: %.1f GB/s; our roofline is %.2fx it\n",
+                  r.test.c_str(), r.threads, Plural(r.threads).c_str(), r.gbps,
+                  machine.Dram(r.threads) / r.gbps);
+    }
+  }
+  if (!above.empty()) {
+    std::printf("sweep: %zu case%s above the roofline (marked '!', above_roofline in "
+                "results.csv; a flag, not a result):\n", above.size(),
+                Plural(static_cast<int>(above.size())).c_str());
+    for (size_t i = 0; i < above.size() && i < 12; ++i) std::printf("  %s\n", above[i].c_str());
+    if (above.size() > 12) std::printf("  ... and %zu more\n", above.size() - 12);
+  }
+  std::fflush(stdout);
 
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();

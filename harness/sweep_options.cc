@@ -188,7 +188,17 @@ std::string SweepUsage(int cores) {
       "  --cold_mb=N       weight copies cycled per case total >= N MiB (default 0 = auto:\n"
       "                    4 x last-level cache, at least 128)\n"
       "  --check_cols=N    output columns checked per case (default 128)\n"
-      "  --dram_mb=N       buffer of the DRAM bandwidth probe in MiB (default 1024)\n"
+      "  --dram_mb=N       buffer of the DRAM bandwidth probe in MiB (default 1024; raised to\n"
+      "                    4 x the last-level cache when that is more)\n"
+      "  --settle_s=S      before the first and after the last DRAM probe, wait at most S s for\n"
+      "                    a quiet machine (other work under 0.25 cores; default 60, --quick\n"
+      "                    20; 0 = no wait). Shares of the DRAM roofline are shown only once a\n"
+      "                    probe was taken on a quiet machine\n"
+      "  --reprobe_s=S     probe DRAM again every S s of cases (default 60; 0 = never) and when\n"
+      "                    a batch-1 case beats the best probe so far; the best probe is the\n"
+      "                    roofline\n"
+      "  --likwid=auto|off|PATH  likwid-bench's load test beside our probe (auto: likwid-bench\n"
+      "                    from PATH, Debian package likwid, installed by tools/bazel)\n"
       "  --dry_run         list the planned cases (no measuring) and exit\n"
       "  --help            this text\n"
       "\n"
@@ -204,7 +214,8 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
   const std::set<std::string> bool_flags = {"quick", "full", "plot", "help", "dry_run"};
   const std::set<std::string> value_flags = {
       "formats", "variants", "paths",  "shapes",     "batch",   "threads", "reps",
-      "min_time", "warmup",  "out",    "ggml",       "cold_mb", "check_cols", "dram_mb"};
+      "min_time", "warmup",  "out",    "ggml",       "cold_mb", "check_cols", "dram_mb",
+      "settle_s", "reprobe_s", "likwid"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     o.argv.push_back(a);
@@ -361,6 +372,22 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     absl::StatusOr<int64_t> v = ParseInt("check_cols", values["check_cols"], 1, 1 << 20);
     if (!v.ok()) return v.status();
     o.check_cols = static_cast<int>(*v);
+  }
+  if (has("settle_s")) {
+    absl::StatusOr<double> v = ParseDouble("settle_s", values["settle_s"], 0.0, 3600.0);
+    if (!v.ok()) return v.status();
+    o.settle_s = *v;
+  } else if (o.quick) {
+    o.settle_s = 20;
+  }
+  if (has("reprobe_s")) {
+    absl::StatusOr<double> v = ParseDouble("reprobe_s", values["reprobe_s"], 0.0, 86400.0);
+    if (!v.ok()) return v.status();
+    o.reprobe_s = *v;
+  }
+  if (has("likwid")) {
+    if (values["likwid"].empty()) return FlagError("likwid", "", "expected auto, off or a path");
+    o.likwid = values["likwid"];
   }
   if (has("dram_mb")) {
     absl::StatusOr<int64_t> v = ParseInt("dram_mb", values["dram_mb"], 16, 65536);

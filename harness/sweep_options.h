@@ -40,6 +40,9 @@ struct SweepOptions {
   int64_t cold_mb = 0;     // 0 = auto (4 x last-level cache, at least 128 MiB)
   int check_cols = 128;    // output columns checked against the float64 reference
   int64_t dram_mb = 1024;  // buffer of the DRAM bandwidth probe
+  double settle_s = 60;    // longest wait for a quiet machine before a start/end DRAM probe
+  double reprobe_s = 60;   // DRAM re-probe period during the cases (0 = never)
+  std::string likwid = "auto";  // likwid-bench: "auto" (from PATH), "off", or its path
   bool help = false;
   bool dry_run = false;    // print the planned cases and exit
   std::vector<std::string> argv;  // the flags as given (recorded in results.json)

@@ -41,9 +41,17 @@ constexpr Field kFields[] = {
     {"gflops", "2*m*n*k / median / 1e9"},
     {"weight_gbps", "weight_bytes / median / 1e9 (bytes of the format, not of F32)"},
     {"roofline", "dram_read (batch 1), peak_f32 or peak_int8 (batch > 1)"},
-    {"roofline_value", "the roofline in GB/s (dram_read) or GFLOP/s (peaks), measured this run "
-                       "with the same thread count"},
-    {"pct_of_roofline", "weight_gbps (batch 1) or gflops (batch > 1) as percent of roofline_value"},
+    {"roofline_value", "the roofline in GB/s (dram_read: the best DRAM probe of this run with the "
+                       "same thread count, machine.dram_probes) or GFLOP/s (peaks, same thread "
+                       "count)"},
+    {"roofline_trusted", "dram_read: at least one DRAM probe with this thread count was taken "
+                         "on a quiet machine (otherwise roofline_value is only a lower bound and "
+                         "no share is given); the peaks: always true"},
+    {"pct_of_roofline", "weight_gbps (batch 1) or gflops (batch > 1) as percent of roofline_value; "
+                        "empty (null) when roofline_trusted is false"},
+    {"above_roofline", "true when the case measured more than roofline_value: the probe was low "
+                       "or the case is not what it claims (e.g. weights from a cache); such a "
+                       "share is a flag, not a result"},
     {"weight_bytes", "memory_bytes() of the n x k weights in this format"},
     {"f32_bytes", "n*k*4: the same matrix in F32"},
     {"bits_per_weight", "8 * block bytes / block elements"},
@@ -102,6 +110,34 @@ std::string CsvLine(const nlohmann::ordered_json& record) {
     cells.push_back(it == record.end() ? "" : CsvCell(*it));
   }
   return absl::StrJoin(cells, ",");
+}
+
+void SetRoofline(const std::string& roofline, double value, bool trusted,
+                 nlohmann::ordered_json* record) {
+  nlohmann::ordered_json& j = *record;
+  const char* rate = roofline == "dram_read" ? "weight_gbps" : "gflops";
+  const double measured = j.contains(rate) && j[rate].is_number() ? j[rate].get<double>() : 0.0;
+  j["roofline"] = roofline;
+  j["roofline_value"] = value;
+  j["roofline_trusted"] = trusted;
+  if (value > 0 && trusted) {
+    j["pct_of_roofline"] = 100.0 * measured / value;
+  } else {
+    j["pct_of_roofline"] = nullptr;
+  }
+  j["above_roofline"] = value > 0 && measured > value;
+}
+
+std::string RooflineConsole(const nlohmann::ordered_json& record) {
+  const std::string roofline = record.value("roofline", "");
+  const char* name = roofline == "dram_read"   ? "DRAM"
+                     : roofline == "peak_int8" ? "int8pk"
+                                               : "f32pk";
+  const auto pct = record.find("pct_of_roofline");
+  const std::string share = pct != record.end() && pct->is_number()
+                                ? absl::StrFormat("%4.0f%%", pct->get<double>())
+                                : std::string("  n/a");
+  return absl::StrCat(share, record.value("above_roofline", false) ? "!" : " ", name);
 }
 
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {

@@ -42,6 +42,19 @@ class ResultsWriter {
 // One CSV line (no newline) of a record, in CsvColumns() order; missing fields are empty.
 std::string CsvLine(const nlohmann::ordered_json& record);
 
+// Sets a measured record's roofline fields against `value` (GB/s for "dram_read", GFLOP/s
+// for "peak_f32" / "peak_int8"), from its weight_gbps resp. gflops: roofline,
+// roofline_value, roofline_trusted, pct_of_roofline (null when !trusted: no share of a
+// roofline whose probes were all taken under load) and above_roofline (the case measured
+// more than the roofline: a flag, never a plain share).
+void SetRoofline(const std::string& roofline, double value, bool trusted,
+                 nlohmann::ordered_json* record);
+
+// The console's roofline column of a record: "  87% DRAM", " 115%!DRAM" (above the
+// roofline: a flag), "  n/a DRAM" (no share: no quiet probe yet), "  n/a!DRAM"; "int8pk" /
+// "f32pk" for the peaks.
+std::string RooflineConsole(const nlohmann::ordered_json& record);
+
 }  // namespace fk
 
 #endif  // HARNESS_SWEEP_OUTPUT_H_

@@ -2,6 +2,7 @@
 // output files and the ggml peer protocol (against a stand-in script, not ggml).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "harness/machine.h"
 #include "harness/sweep_measure.h"
@@ -413,6 +415,90 @@ TEST(SweepOutput, UnwritableDirectoryIsAnError) {
   const absl::Status s = WriteFileAtomically("/nonexistent-dir/x/results.json", "{}");
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(absl::StrContains(s.message(), "/nonexistent-dir/x/results.json.tmp"));
+}
+
+// ---- the roofline in records, the CSV and the console ----------------------------------
+
+TEST(SweepRoofline, FlagsSettleReprobeAndLikwid) {
+  absl::StatusOr<SweepOptions> d = Parse({});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->settle_s, 60);
+  EXPECT_EQ(d->reprobe_s, 60);
+  EXPECT_EQ(d->likwid, "auto");
+  absl::StatusOr<SweepOptions> q = Parse({"--quick"});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->settle_s, 20);
+  absl::StatusOr<SweepOptions> e =
+      Parse({"--quick", "--settle_s=0", "--reprobe_s=5.5", "--likwid=off"});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->settle_s, 0);
+  EXPECT_EQ(e->reprobe_s, 5.5);
+  EXPECT_EQ(e->likwid, "off");
+  absl::StatusOr<SweepOptions> bad = Parse({"--settle_s=-1"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "--settle_s=-1")) << bad.status();
+  bad = Parse({"--reprobe_s=soon"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "--reprobe_s=soon")) << bad.status();
+  bad = Parse({"--likwid="});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "--likwid")) << bad.status();
+  EXPECT_TRUE(absl::StrContains(SweepUsage(2), "--likwid=auto|off|PATH"));
+}
+
+TEST(SweepRoofline, SharesOnlyFromTrustedRooflinesAndAboveIsFlagged) {
+  nlohmann::ordered_json rec = {{"weight_gbps", 23.0}, {"gflops", 46.0}};
+  // Below a trusted roofline: a plain share.
+  SetRoofline("dram_read", 30.0, true, &rec);
+  EXPECT_EQ(rec["roofline"], "dram_read");
+  EXPECT_EQ(rec["roofline_value"], 30.0);
+  EXPECT_EQ(rec["roofline_trusted"], true);
+  EXPECT_NEAR(rec["pct_of_roofline"].get<double>(), 76.6667, 1e-3);
+  EXPECT_EQ(rec["above_roofline"], false);
+  EXPECT_EQ(RooflineConsole(rec), "  77% DRAM");
+  // Above it: flagged everywhere.
+  SetRoofline("dram_read", 20.0, true, &rec);
+  EXPECT_NEAR(rec["pct_of_roofline"].get<double>(), 115.0, 1e-9);
+  EXPECT_EQ(rec["above_roofline"], true);
+  EXPECT_EQ(RooflineConsole(rec), " 115%!DRAM");
+  // A roofline from loaded probes only: no share, but still flagged when above it.
+  SetRoofline("dram_read", 20.0, false, &rec);
+  EXPECT_TRUE(rec["pct_of_roofline"].is_null());
+  EXPECT_EQ(rec["roofline_trusted"], false);
+  EXPECT_EQ(rec["above_roofline"], true);
+  EXPECT_EQ(RooflineConsole(rec), "  n/a!DRAM");
+  SetRoofline("dram_read", 40.0, false, &rec);
+  EXPECT_EQ(RooflineConsole(rec), "  n/a DRAM");
+  // No roofline at all (no probe): nothing to be above.
+  SetRoofline("dram_read", 0.0, true, &rec);
+  EXPECT_TRUE(rec["pct_of_roofline"].is_null());
+  EXPECT_EQ(rec["above_roofline"], false);
+  // The peaks use GFLOP/s.
+  SetRoofline("peak_int8", 40.0, true, &rec);
+  EXPECT_NEAR(rec["pct_of_roofline"].get<double>(), 115.0, 1e-9);
+  EXPECT_EQ(rec["above_roofline"], true);
+  EXPECT_EQ(RooflineConsole(rec), " 115%!int8pk");
+  SetRoofline("peak_f32", 92.0, true, &rec);
+  EXPECT_EQ(RooflineConsole(rec), "  50% f32pk");
+
+  // The CSV has the flag and the trust as columns, and an empty share when not trusted.
+  const std::vector<std::string> cols = CsvColumns();
+  auto col = [&](const std::string& name) {
+    return std::find(cols.begin(), cols.end(), name) - cols.begin();
+  };
+  ASSERT_LT(col("above_roofline"), static_cast<long>(cols.size()));
+  ASSERT_LT(col("roofline_trusted"), static_cast<long>(cols.size()));
+  rec["id"] = 7;
+  SetRoofline("dram_read", 20.0, false, &rec);
+  std::vector<std::string> cells = absl::StrSplit(CsvLine(rec), ',');
+  ASSERT_EQ(cells.size(), cols.size());
+  EXPECT_EQ(cells[col("above_roofline")], "true");
+  EXPECT_EQ(cells[col("roofline_trusted")], "false");
+  EXPECT_EQ(cells[col("pct_of_roofline")], "");
+  SetRoofline("dram_read", 30.0, true, &rec);
+  cells = absl::StrSplit(CsvLine(rec), ',');
+  EXPECT_EQ(cells[col("above_roofline")], "false");
+  EXPECT_EQ(cells[col("pct_of_roofline")], "76.6667");
 }
 
 // ---- the ggml peer protocol, against stand-in scripts ----------------------------------

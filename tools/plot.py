@@ -101,6 +101,39 @@ class Run:
     def dram(self, t):
         return self.machine.get("dram_read_gbps", {}).get(str(t))
 
+    def dram_trusted(self, t):
+        """Whether a DRAM probe with t threads was taken on a quiet machine (runs from before
+        the sweep recorded it: assumed)."""
+        return bool(self.machine.get("dram_read_trusted", {}).get(str(t), True))
+
+    def likwid(self, t):
+        """likwid-bench's streaming-load figure with t threads in GB/s, or None."""
+        return (self.machine.get("likwid_bench") or {}).get("gbps", {}).get(str(t))
+
+    def likwid_test(self):
+        for r in (self.machine.get("likwid_bench") or {}).get("runs", []):
+            parts = r.get("command", "").split()
+            if "-t" in parts and parts.index("-t") + 1 < len(parts):
+                return parts[parts.index("-t") + 1]
+        return "load"
+
+    def dram_text(self, digits=0):
+        """'1T 14, 2T 28 GB/s' (a '≥' where no probe was quiet), with likwid-bench's beside."""
+        m = self.machine
+        ts = sorted(int(t) for t in m.get("dram_read_gbps", {}))
+        if not ts:
+            return "DRAM read not measured"
+        ours = ", ".join(f"{t}T {'' if self.dram_trusted(t) else '≥'}{self.dram(t):.{digits}f}"
+                         for t in ts)
+        text = f"DRAM read {ours} GB/s"
+        lk = [(t, self.likwid(t)) for t in ts if self.likwid(t)]
+        if lk:
+            text += (f" (likwid-bench {self.likwid_test()}: "
+                     + ", ".join(f"{t}T {v:.{digits}f}" for t, v in lk) + ")")
+        elif m.get("likwid_bench"):
+            text += " (likwid-bench: no figure)"
+        return text
+
     def gemv_shape(self):
         """The largest shape with batch-1 cases (weights far larger than the caches)."""
         shapes = [s for s in self.shapes if self.select(n=s[0], k=s[1], m=1)]
@@ -115,11 +148,30 @@ class Run:
 
     def subtitle(self):
         m = self.machine
-        dram = ", ".join(f"{t}T {v:.0f}" for t, v in sorted(
-            ((int(t), v) for t, v in m.get("dram_read_gbps", {}).items())))
         isa = [f for f in m.get("isa_flags", []) if f in ("avx2", "avx512f", "avx512_vnni", "avx512bw")]
-        return (f"{m['cpu_model']}, {m['logical_cores']} cores ({' '.join(isa)}), DRAM read {dram} GB/s; "
+        return (f"{m['cpu_model']}, {m['logical_cores']} cores ({' '.join(isa)}), {self.dram_text()}; "
                 f"commit {m.get('git_commit', '?')}, {self.run.get('started_utc', '?')[:10]}")
+
+
+def above_roofline(c):
+    """Whether a case measured more than its roofline (the sweep's flag; computed for runs
+    from before the sweep recorded it)."""
+    if "above_roofline" in c:
+        return bool(c["above_roofline"])
+    roof = c.get("roofline_value") or 0
+    rate = c.get("weight_gbps" if c.get("roofline") == "dram_read" else "gflops") or 0
+    return roof > 0 and rate > roof
+
+
+def share_text(c):
+    """A case's share of its roofline for the tables: '87 %', 'above (115 %)' (flagged, never a
+    plain share), or '– (no quiet probe)'."""
+    pct = c.get("pct_of_roofline")
+    if c.get("roofline_trusted") is False or pct is None:
+        return "above (no quiet probe)" if above_roofline(c) else "– (no quiet probe)"
+    if above_roofline(c):
+        return f"**above** ({pct:.1f} %)" if round(pct) == 100 else f"**above** ({pct:.0f} %)"
+    return f"{pct:.0f} %"
 
 
 def geomean(values):
@@ -176,7 +228,7 @@ def finish(fig, run, title, path):
 
 def plot_gemv(run, path):
     shape = run.gemv_shape()
-    fig, axes = plt.subplots(len(run.threads), 1, figsize=(14, 4.6 * len(run.threads) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(run.threads), 1, figsize=(14, 5.0 * len(run.threads) + 0.6), squeeze=False)
     if shape is None:
         axes[0][0].text(0.5, 0.5, "no batch-1 cases in this run", ha="center")
         finish(fig, run, "Batch-1 weight bandwidth", path)
@@ -193,19 +245,28 @@ def plot_gemv(run, path):
                                           if c["variant"] in VARIANT_ORDER else 9))
             for c in fused:
                 bars.append((c["weight_gbps"], VARIANT_COLORS.get(c["variant"], "#333333"),
-                             "//" if c["path"] == "int8" else "", f"{c['variant']} {c['path']}"))
+                             "//" if c["path"] == "int8" else "", f"{c['variant']} {c['path']}", c))
             g = run.one("ggml", fmt, n, k, 1, t)
             if g is not None:
-                bars.append((g["weight_gbps"], VARIANT_COLORS["ggml"], "", "ggml"))
+                bars.append((g["weight_gbps"], VARIANT_COLORS["ggml"], "", "ggml", g))
             d = run.one("dequant_then_matmul", fmt, n, k, 1, t)
             if d is not None:
-                bars.append((d["weight_gbps"], VARIANT_COLORS["dequant"], "", "dequantize-then-matmul"))
+                bars.append((d["weight_gbps"], VARIANT_COLORS["dequant"], "", "dequantize-then-matmul", d))
             start = x
-            for v, color, hatch, label in bars:
+            for v, color, hatch, label, c in bars:
                 b = ax.bar(x, v, width=0.8, color=color, hatch=hatch, edgecolor="white" if not hatch else "black",
                            linewidth=0.3)
-                ax.text(x, v, f"{v:.0f}" if v >= 10 else f"{v:.1f}", ha="center", va="bottom", fontsize=6)
                 legend.setdefault(label, b)
+                text = f"{v:.0f}" if v >= 10 else f"{v:.1f}"
+                if above_roofline(c):
+                    # Above the roofline: a flag, not a result (red outline, "!").
+                    flag = ax.bar(x, v, width=0.8, fill=False, edgecolor="#d62728", linewidth=1.6,
+                                  zorder=4)
+                    legend.setdefault("above the roofline (flagged !)", flag)
+                    text += "!"
+                ax.text(x, v, text, ha="center", va="bottom", fontsize=6,
+                        color="#d62728" if above_roofline(c) else "black",
+                        fontweight="bold" if above_roofline(c) else "normal")
                 x += 1
             if bars:
                 ticks.append((start + x - 1) / 2)
@@ -213,8 +274,14 @@ def plot_gemv(run, path):
             x += 1.2
         dram = run.dram(t)
         if dram:
-            line = ax.axhline(dram, color="#d62728", linestyle="--", linewidth=1.3)
-            legend[f"DRAM read {dram:.1f} GB/s"] = line
+            trusted = run.dram_trusted(t)
+            line = ax.axhline(dram, color="#d62728", linestyle="--" if trusted else ":", linewidth=1.3)
+            legend[f"DRAM read {dram:.1f} GB/s" +
+                   ("" if trusted else " (no quiet probe: a lower bound)")] = line
+        lk = run.likwid(t)
+        if lk:
+            line = ax.axhline(lk, color="#9467bd", linestyle="-.", linewidth=1.1)
+            legend[f"likwid-bench {run.likwid_test()} {lk:.1f} GB/s"] = line
         ax.set_xticks(ticks)
         ax.set_xticklabels(labels)
         ax.set_ylabel("weight bytes read / s  [GB/s]")
@@ -222,9 +289,9 @@ def plot_gemv(run, path):
                      "(hatched: int8 activation path)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         order = ([f"{v} f32" for v in VARIANT_ORDER] + [f"{v} int8" for v in VARIANT_ORDER] +
-                 ["ggml", "dequantize-then-matmul"])
+                 ["ggml", "dequantize-then-matmul", "above the roofline (flagged !)"])
         labels_sorted = sorted(legend, key=lambda l: order.index(l) if l in order else len(order))
-        ax.legend([legend[l] for l in labels_sorted], labels_sorted, fontsize=7.5, ncol=11,
+        ax.legend([legend[l] for l in labels_sorted], labels_sorted, fontsize=7.5, ncol=6,
                   loc="upper center", bbox_to_anchor=(0.5, -0.09), frameon=False)
         ax.set_xlim(-1, x)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
@@ -323,29 +390,37 @@ def plot_gflops(run, path):
               "ours f32 (best variant)": ("#2ca02c", "s", "-"),
               "dequantize-then-matmul": ("#ff7f0e", "v", "--"),
               "F32 weights": ("#7f7f7f", "^", ":"),
-              "ggml": ("#d62728", "D", "-.")}
+              "ggml": ("#d62728", "D", "-."),
+              "above the roofline (flagged)": ("#d62728", "o", "")}
     for ax, f in zip(axes.flat, fmts):
         ax.set_visible(True)
-        series = {}
+        series = {}  # key -> {batch: the case drawn}
         for m in run.batches:
             for c in run.select(kind="fused", format=f, n=n, k=k, m=m, threads=t):
                 key = f"ours {c['path']} (best variant)"
-                series.setdefault(key, {})[m] = max(series.get(key, {}).get(m, 0), c["gflops"])
+                prev = series.get(key, {}).get(m)
+                if prev is None or c["gflops"] > prev["gflops"]:
+                    series.setdefault(key, {})[m] = c
             d = run.one("dequant_then_matmul", f, n, k, m, t)
             if d:
-                series.setdefault("dequantize-then-matmul", {})[m] = d["gflops"]
+                series.setdefault("dequantize-then-matmul", {})[m] = d
             if f != "F32":
                 b = run.best_fused("F32", n, k, m, t)
                 if b:
-                    series.setdefault("F32 weights", {})[m] = b["gflops"]
+                    series.setdefault("F32 weights", {})[m] = b
             g = run.one("ggml", f, n, k, m, t)
             if g:
-                series.setdefault("ggml", {})[m] = g["gflops"]
+                series.setdefault("ggml", {})[m] = g
         for key, pts in series.items():
             ms = sorted(pts)
             color, marker, ls = styles.get(key, ("black", ".", "-"))
-            ax.plot(ms, [pts[m] for m in ms], marker=marker, linestyle=ls, color=color, label=key,
-                    markersize=4)
+            ax.plot(ms, [pts[m]["gflops"] for m in ms], marker=marker, linestyle=ls, color=color,
+                    label=key, markersize=4)
+            flagged = [m for m in ms if above_roofline(pts[m])]
+            if flagged:
+                ax.scatter(flagged, [pts[m]["gflops"] for m in flagged], marker="o", s=70,
+                           facecolors="none", edgecolors="#d62728", linewidths=1.5, zorder=5,
+                           label="above the roofline (flagged)")
         ax.set_xscale("log", base=2)
         ax.set_xticks(run.batches)
         ax.set_xticklabels([str(b) for b in run.batches])
@@ -469,12 +544,10 @@ def gemv_rows(run):
         for t in run.threads:
             b = run.best_fused(f, n, k, 1, t)
             g = run.one("ggml", f, n, k, 1, t)
-            dram = run.dram(t)
             if b is None:
                 row += ["–", "–", "–", "–"]
                 continue
-            row += [f"{b['weight_gbps']:.1f} ({b['variant']} {b['path']})",
-                    f"{100 * b['weight_gbps'] / dram:.0f} %" if dram else "–",
+            row += [f"{b['weight_gbps']:.1f} ({b['variant']} {b['path']})", share_text(b),
                     fmt_num(g["weight_gbps"]) if g else "–",
                     f"{g['median_s'] / b['median_s']:.2f}x" if g else "–"]
         rows.append(row)
@@ -497,6 +570,15 @@ def run_section(run, readme_dir):
                f"Regenerate the plots and this file with `tools/bazel run //tools:plot -- {replot}`.")
     out.append("")
     def probes(t):
+        ps = [p for p in m.get("dram_probes", []) if str(p.get("threads")) == t]
+        if ps:
+            quiet = [p for p in ps if p.get("quiet")]
+            text = (f" (best of {len(ps)} probes: " +
+                    ", ".join(f"{p['gbps']:.1f} {p.get('reason', '')}"
+                              f"{'' if p.get('quiet') else ' under load'}" for p in ps) + ")")
+            if not quiet:
+                text += "; no probe was taken on a quiet machine, so this is a lower bound and no share is given"
+            return text
         start = m.get("dram_read_gbps_start", {}).get(t)
         end = m.get("dram_read_gbps_end", {}).get(t)
         if start is None or end is None:
@@ -504,13 +586,26 @@ def run_section(run, readme_dir):
         return f" (before the first case {start:.1f}, after the last {end:.1f})"
     dram = ", ".join(f"{t} thread{'s' if t != '1' else ''}: {v:.1f} GB/s{probes(t)}"
                      for t, v in sorted(m.get("dram_read_gbps", {}).items(), key=lambda kv: int(kv[0])))
+    lk = m.get("likwid_bench")
+    if lk:
+        runs_lk = lk.get("runs", [])
+        likwid = "; ".join(
+            (f"{r['threads']} thread{'s' if r['threads'] != 1 else ''}: {r['gbps']:.1f} GB/s "
+             f"(ours {run.dram(r['threads']) / r['gbps']:.2f}x it)" if r.get("gbps") and run.dram(r["threads"])
+             else f"{r['threads']} thread{'s' if r['threads'] != 1 else ''}: no figure ({r.get('error', '?')})")
+            + f", `{r.get('command', '?')}`" for r in runs_lk) or lk.get("status", "not run")
+        if lk.get("version"):
+            likwid = f"likwid {lk['version']}: " + likwid
+    else:
+        likwid = "not run (a run from before the cross-check)"
     pf = ", ".join(f"{t}T: {v:.0f}" for t, v in sorted(m.get("peak_f32_gflops", {}).items(), key=lambda kv: int(kv[0])))
     pi = ", ".join(f"{t}T: {v:.0f}" for t, v in sorted(m.get("peak_int8_gops", {}).items(), key=lambda kv: int(kv[0])))
     out.append(table(["machine", ""], [
         ["CPU", f"{m['cpu_model']}, {m['logical_cores']} logical cores, last-level cache "
                 f"{m.get('last_level_cache_bytes', 0) >> 20} MiB"],
         ["ISA", " ".join(m.get("isa_flags", []))],
-        ["DRAM read (measured)", dram],
+        ["DRAM read (measured; the batch-1 roofline)", dram],
+        ["likwid-bench streaming load (cross-check)", likwid],
         ["arithmetic peak (measured)", f"f32 FMA GFLOP/s {pf}; int8 dot Gop/s {pi}"],
         ["compiler, Bazel, OS", f"{m.get('compiler')}; {m.get('bazel')}; {m.get('os_kernel')}"],
         ["ggml peer", r.get("ggml", {}).get("status", "–")],
@@ -529,8 +624,10 @@ def run_section(run, readme_dir):
         out.append(f"### Batch 1 (GEMV), {shape[0]}x{shape[1]} weights")
         out.append("")
         out.append("Weight bytes read per second by the fastest of our kernels, against the DRAM read "
-                   "bandwidth measured in the same run; ggml's MUL_MAT on the same type, shape and threads. "
-                   "\"ours vs ggml\" = ggml's time / ours (above 1: we are faster).")
+                   "bandwidth measured in the same run (the best probe); ggml's MUL_MAT on the same type, "
+                   "shape and threads. \"ours vs ggml\" = ggml's time / ours (above 1: we are faster). "
+                   "A case faster than the roofline is marked **above**: the probe was low or the case "
+                   "is not what it claims, so its share is a flag, not a result.")
         out.append("")
         out.append(table(header, rows))
         out.append("")
@@ -626,6 +723,14 @@ def run_section(run, readme_dir):
     out.append(f"- DRAM: {m.get('dram_method', '?')}")
     out.append(f"- f32 peak: {m.get('peak_f32_method', '?')}")
     out.append(f"- int8 peak: {m.get('peak_int8_method', '?')}")
+    flagged = [c for c in run.cases if above_roofline(c)]
+    if flagged:
+        unit = lambda c: "GB/s" if c.get("roofline") == "dram_read" else "GFLOP/s"
+        rate = lambda c: c["weight_gbps"] if c.get("roofline") == "dram_read" else c["gflops"]
+        out.append(f"- {len(flagged)} case(s) above their roofline (flagged, not results): " + "; ".join(
+            f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']}: {rate(c):.1f} > "
+            f"{c['roofline_value']:.1f} {unit(c)} ({c['roofline']})" for c in flagged[:8])
+            + (f"; and {len(flagged) - 8} more" if len(flagged) > 8 else ""))
     failed = [c for c in run.all_cases if "error" in c]
     if failed:
         out.append(f"- {len(failed)} case(s) failed: " + "; ".join(

@@ -120,6 +120,30 @@ class PlotE2eTest(unittest.TestCase):
         self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
                       self.readme)
 
+    def test_dram_shares_follow_the_roofline_rule(self):
+        # A share only against a roofline with a quiet probe; above it, a flag.
+        quiet = {"dram_read_gbs": {"2": 40.0}, "dram_read_trusted": {"2": True}}
+        loaded = {"dram_read_gbs": {"2": 40.0}, "dram_read_trusted": {"2": False}}
+        self.assertEqual(plot_e2e.share_bw(quiet, 2), 40.0)
+        self.assertIsNone(plot_e2e.share_bw(loaded, 2))
+        self.assertEqual(plot_e2e.share_bw({"dram_read_gbs": {"2": 40.0}}, 2), 40.0)  # older runs
+        self.assertEqual(plot_e2e.share_cell(30.0, 40.0), "30.0 (75%)")
+        self.assertEqual(plot_e2e.share_cell(46.0, 40.0), "46.0 (above DRAM! 115%)")
+        self.assertEqual(plot_e2e.share_cell(30.0, None), "30.0")
+        doc = make_doc()
+        doc["machine"]["dram_read_trusted"] = {"2": False}
+        # (in a directory of its own: the class's run must stay the only one beside it)
+        d = tempfile.mkdtemp(dir=tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
+        with open(os.path.join(d, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot_e2e.main([d]), 0)
+        with open(os.path.join(d, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("(88% of DRAM)", self.readme)  # the quiet run gives the share ...
+        self.assertNotIn("(88% of DRAM)", readme)    # ... the loaded one does not
+        self.assertIn("| 35.2 |", readme)            # F32's weight GB/s, without a share
+        self.assertIn("40.0 GB/s at 2 threads (no probe on a quiet machine", readme)
+
     def test_missing_results_is_a_clear_error(self):
         with self.assertRaises(SystemExit) as e:
             plot_e2e.main([os.path.join(self.dir, "nowhere")])

@@ -19,6 +19,9 @@ def case(kind, fmt, variant, path, m, t, median, n=4096, k=4096, err=1e-3, **ext
          "pct_of_roofline": 0.0, "weight_bytes": wb, "f32_bytes": n * k * 4,
          "bits_per_weight": bytes_per * 8, "weight_copies": 4, "rss_peak_bytes": 2**30,
          "max_abs_err": err, "max_rel_err": err, "err_checked": 136, "times_s": [median] * 5}
+    if m == 1:  # against the run's DRAM read bandwidth (made_up_run: 30 / 40 GB/s)
+        c["roofline_value"] = {1: 30.0, 2: 40.0}[t]
+        c["pct_of_roofline"] = 100 * c["weight_gbps"] / c["roofline_value"]
     c.update(extra)
     return c
 
@@ -122,6 +125,67 @@ class PlotTest(unittest.TestCase):
         with open(os.path.join(self.reports, "README.md")) as f:
             readme = f.read()
         self.assertLess(readme.index("## 2026-01-02-test-cpu"), readme.index("## 2025-12-31-other"))
+
+    def test_roofline_flags_trust_and_likwid(self):
+        doc = made_up_run()
+        m = doc["machine"]
+        # The 1-thread probes were all taken under load; likwid-bench ran beside ours.
+        m["dram_read_trusted"] = {"1": False, "2": True}
+        m["dram_probes"] = [
+            {"threads": 1, "gbps": 30.0, "reason": "start", "quiet": False, "other_cores": 1.1},
+            {"threads": 2, "gbps": 35.0, "reason": "start", "quiet": False, "other_cores": 1.0},
+            {"threads": 2, "gbps": 40.0, "reason": "end", "quiet": True, "other_cores": 0.01}]
+        m["likwid_bench"] = {"version": "5.2", "gbps": {"1": 14.5, "2": 28.3}, "runs": [
+            {"threads": 1, "command": "likwid-bench -t load_avx512 -w S0:1090MB:1", "gbps": 14.5},
+            {"threads": 2, "command": "likwid-bench -t load_avx512 -w S0:1090MB:2", "gbps": 28.3}]}
+        for c in doc["cases"]:
+            if c.get("m") != 1 or "error" in c:
+                continue
+            if c["threads"] == 1:
+                c.update(roofline_trusted=False, pct_of_roofline=None, above_roofline=False)
+            else:
+                c.update(roofline_trusted=True, above_roofline=False)
+        # The best Q4_K GEMV at 2 threads beats the roofline: 46 GB/s of 40.
+        best = next(c for c in doc["cases"] if c.get("m") == 1 and c["threads"] == 2
+                    and c["format"] == "Q4_K" and c["variant"] == "avx2" and c["path"] == "int8")
+        best.update(median_s=9437184 / 46e9, weight_gbps=46.0, pct_of_roofline=115.0,
+                    above_roofline=True)
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot.main([self.run_dir]), 0)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        run = plot.Run(self.run_dir)
+        # No plain share: flagged above, withheld without a quiet probe.
+        self.assertIn("46.0 (avx2 int8) | **above** (115 %) |", readme)
+        self.assertNotIn("| 115 % |", readme)
+        self.assertIn("(avx2 int8) | – (no quiet probe) |", readme)
+        self.assertIn("1 case(s) above their roofline (flagged, not results): "
+                      "Q4_K-avx2-int8 4096x4096 m=1 t=2: 46.0 > 40.0 GB/s (dram_read)", readme)
+        # Every probe, which ones were loaded, and likwid-bench's figures beside ours.
+        self.assertIn("2 threads: 40.0 GB/s (best of 2 probes: 35.0 start under load, 40.0 end)", readme)
+        self.assertIn("1 thread: 30.0 GB/s (best of 1 probes: 30.0 start under load); no probe was "
+                      "taken on a quiet machine", readme)
+        self.assertIn("likwid 5.2: 1 thread: 14.5 GB/s (ours 2.07x it), "
+                      "`likwid-bench -t load_avx512 -w S0:1090MB:1`", readme)
+        self.assertIn("2 threads: 28.3 GB/s (ours 1.41x it)", readme)
+        self.assertIn("DRAM read 1T ≥30, 2T 40 GB/s (likwid-bench load_avx512: 1T 14, 2T 28)",
+                      run.subtitle())
+        # The cases the plots flag.
+        self.assertEqual([c["kernel"] for c in run.cases if plot.above_roofline(c)], ["Q4_K-avx2-int8"])
+
+    def test_above_roofline_of_older_runs_is_computed(self):
+        c = case("fused", "Q4_K", "avx2", "int8", 1, 2, 9437184 / 50e9)  # 50 GB/s of 40
+        del c["pct_of_roofline"]
+        self.assertTrue(plot.above_roofline(c))
+        c["weight_gbps"] = 39.0
+        self.assertFalse(plot.above_roofline(c))
+        batch = case("fused", "Q4_K", "avx2", "int8", 8, 2, 0.001, roofline="peak_int8",
+                     roofline_value=100.0)
+        self.assertTrue(plot.above_roofline(batch))  # 268 GFLOP/s of a 100 GFLOP/s peak
+        self.assertEqual(plot.share_text({"pct_of_roofline": 87.4, "roofline_trusted": True}), "87 %")
+        self.assertEqual(plot.share_text({"pct_of_roofline": 100.3, "above_roofline": True}),
+                         "**above** (100.3 %)")
 
     def test_missing_results_is_an_error(self):
         empty = os.path.join(self.tmp.name, "empty")
