@@ -38,12 +38,13 @@ const std::map<Format, int> kExpectedFileType = {
     {Format::kF32, 0},   {Format::kQ4_0, 2},  {Format::kQ4_1, 3},
     {Format::kQ8_0, 7},  {Format::kQ5_0, 8},  {Format::kQ4_K, 14},
     {Format::kQ5_K, 16}, {Format::kQ6_K, 18}, {Format::kQ8_K, -1},
+    {Format::kF16, 1},   {Format::kBF16, 32}, {Format::kQ5_1, 9},
 };
 // Format written for rows whose length is not a multiple of 256 (K-quant fallback).
 Format Fallback256(Format f) {
   switch (f) {
     case Format::kQ4_K: return Format::kQ5_0;
-    case Format::kQ5_K: return Format::kQ8_0;
+    case Format::kQ5_K: return Format::kQ5_1;
     case Format::kQ6_K: return Format::kQ8_0;
     case Format::kQ8_K: return Format::kQ8_0;
     default: return f;
@@ -81,7 +82,7 @@ const std::string& SourcePath() {
 int Levels(Format f) {
   switch (f) {
     case Format::kQ4_0: case Format::kQ4_1: case Format::kQ4_K: return 16;
-    case Format::kQ5_0: case Format::kQ5_K: return 32;
+    case Format::kQ5_0: case Format::kQ5_1: case Format::kQ5_K: return 32;
     case Format::kQ6_K: return 64;
     case Format::kQ8_0: case Format::kQ8_K: return 255;
     case Format::kF32: return 0;
@@ -90,17 +91,23 @@ int Levels(Format f) {
 }
 
 // Error bound of one element: a block's grid spans at most the block's range (symmetric
-// formats: [-amax, amax]; Q4_1/Q4_K/Q5_K: [min(min,0), max(max,0)]), so the nearest grid
+// formats: [-amax, amax]; Q4_1/Q5_1/Q4_K/Q5_K: [min(min,0), max(max,0)]), so the nearest grid
 // point is at most one step = range / (levels - 1) away, plus the fp16 rounding of scales.
 double BlockBound(Format f, const float* x, int n) {
   if (f == Format::kF32) return 0;
+  if (f == Format::kF16 || f == Format::kBF16) {  // round to nearest: half an ulp, relative
+    double b = 0;
+    for (int i = 0; i < n; ++i) b = std::max(b, std::fabs(double{x[i]}));
+    return b * std::ldexp(1.0, f == Format::kF16 ? -11 : -8) + std::ldexp(1.0, -25);
+  }
   double lo = 0, hi = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     lo = std::min(lo, double{x[i]});
     hi = std::max(hi, double{x[i]});
     amax = std::max(amax, std::fabs(double{x[i]}));
   }
-  const bool asym = f == Format::kQ4_1 || f == Format::kQ4_K || f == Format::kQ5_K;
+  const bool asym = f == Format::kQ4_1 || f == Format::kQ5_1 || f == Format::kQ4_K ||
+                    f == Format::kQ5_K;
   const double range = asym ? hi - lo : 2 * amax;
   return range / (Levels(f) - 1) + amax * 2e-3 + 1e-12;
 }
@@ -227,9 +234,11 @@ TEST_P(QuantizeTest, TypesMetadataAndValues) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFormats, QuantizeTest,
-                         ::testing::Values(Format::kF32, Format::kQ4_0, Format::kQ4_1,
-                                           Format::kQ5_0, Format::kQ8_0, Format::kQ4_K,
-                                           Format::kQ5_K, Format::kQ6_K, Format::kQ8_K),
+                         ::testing::ValuesIn([] {
+                           std::vector<Format> all;
+                           for (const FormatTraits& t : all_formats()) all.push_back(t.format);
+                           return all;
+                         }()),
                          [](const ::testing::TestParamInfo<Format>& p) {
                            return std::string(traits(p.param).name);
                          });
