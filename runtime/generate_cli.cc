@@ -232,9 +232,9 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   if (flags.weights == WeightMode::kF32) {
     err << "generate: dequantizing every weight to F32 (--weights=f32)..." << std::endl;
   }
-  absl::StatusOr<std::unique_ptr<LlamaModel>> model = LlamaModel::Load(*file, flags.weights);
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(*file, flags.weights);
   if (!model.ok()) return model.status();
-  const LlamaConfig& cfg = (*model)->config();
+  const ModelConfig& cfg = (*model)->config();
   if (tokenizer->vocab_size() > cfg.n_vocab) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": the tokenizer has ", tokenizer->vocab_size(),
@@ -272,8 +272,8 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
     if (env == nullptr || *env == '\0') run.path = Path::kF32;
   }
   run.pool = &pool;
-  absl::StatusOr<std::unique_ptr<LlamaSession>> session =
-      LlamaSession::Create(**model, context, run);
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      Session::Create(**model, context, run);
   if (!session.ok()) return session.status();
   absl::StatusOr<Sampler> sampler = Sampler::Create(flags.sampler, cfg.n_vocab);
   if (!sampler.ok()) return sampler.status();

@@ -882,10 +882,10 @@ TEST(TokenizerMutation, RegressionInputsPassTheChecks) {
   }
   EXPECT_EQ(st.inputs, static_cast<int64_t>(files.size()));
   // Found by gguf_fuzzer (436,113th execution): llama.block_count = 1793 with the tensors of
-  // no layer; LlamaModel::Load sized 1793 layers (~1 MB) before looking for blk.0.
+  // no layer; Model::Load sized 1793 layers (~1 MB) before looking for blk.0.
   absl::StatusOr<GgufFile> f = GgufFile::Open(dir + "/mem_block_count_layers.gguf");
   ASSERT_TRUE(f.ok()) << f.status();
-  absl::StatusOr<std::unique_ptr<LlamaModel>> m = LlamaModel::Load(*f);
+  absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(*f);
   ASSERT_FALSE(m.ok());
   EXPECT_TRUE(absl::StrContains(m.status().message(), "blk.0.attn_norm.weight")) << m.status();
 }
