@@ -242,6 +242,11 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   }
 
   std::string text = *flags.prompt;
+  if (flags.chat && file->Find("tokenizer.chat_template") == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " has no chat template (tokenizer.chat_template; a base model?): leave out "
+        "--chat and give the prompt as plain text"));
+  }
   if (flags.chat) {
     text = tokenizer->ApplyChatTemplate({{"user", text}}, /*add_generation_prompt=*/true);
   }
@@ -322,7 +327,8 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
 std::string GenerateUsage() {
   return absl::StrCat(
       "Usage: generate --model=PATH --prompt=TEXT [flags]\n"
-      "Runs a llama-architecture GGUF model on the fused dequantize+matmul kernels.\n"
+      "Runs a GGUF model (architecture llama or gemma3) on the fused dequantize+matmul\n"
+      "kernels.\n"
       "Generated text goes to stdout; progress and a final stats line (prompt tokens,\n"
       "prefill and decode tok/s, weight memory, peak RSS) to stderr.\n\n"
       "  --model=PATH       GGUF file (relative to where `bazel run` was called; ~/ works)\n"

@@ -391,7 +391,7 @@ TEST(TinyGemma3, SlidingWindowChangesTheLogits) {
 }
 
 TEST(TinyGemma3, ConfigFollowsTheMetadata) {
-  TinyLlamaSpec spec = Spec("gemma3", Format::kQ8_0);
+  TinyLlamaSpec spec = Spec("gemma3", Format::kF32);
   spec.n_layer = 7;
   spec.sliding_window_pattern = 0;  // llama.cpp's default period for gemma3: 6
   Loaded l = LoadTiny(spec);
@@ -441,7 +441,7 @@ TEST(TinyGemma3, ConfigFollowsTheMetadata) {
   EXPECT_EQ(none.model->config().sliding_window_layers(), 0);
   EXPECT_EQ(none.model->config().layers[0].rope_freq_base, 1e6);
   // llama keeps its own choices.
-  Loaded llama = LoadTiny(Spec("llama", Format::kQ8_0));
+  Loaded llama = LoadTiny(Spec("llama", Format::kF32));
   ASSERT_NE(llama.model, nullptr);
   EXPECT_EQ(llama.model->config().rope_style, RopeStyle::kNormal);
   EXPECT_EQ(llama.model->config().activation, Activation::kSilu);
@@ -594,7 +594,7 @@ TEST(BadModel, UnsupportedArchitecture) {
 }
 
 TEST(BadModel, Gemma3NeedsItsNormsAndKeys) {
-  TinyLlamaSpec spec = Spec("gemma3", Format::kQ8_0);
+  TinyLlamaSpec spec = Spec("gemma3", Format::kF32);
   for (const char* t : {"blk.1.attn_q_norm.weight", "blk.0.attn_k_norm.weight",
                         "blk.2.post_attention_norm.weight", "blk.0.post_ffw_norm.weight"}) {
     spec.omit_tensor = t;

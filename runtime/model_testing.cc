@@ -100,9 +100,11 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
     w.Add("tokenizer.ggml.merges", GgufValue::StringArray(merges));
     w.Add("tokenizer.ggml.eos_token_id", GgufValue::Uint32(static_cast<uint32_t>(n_vocab - 1)));
     w.Add("tokenizer.ggml.add_bos_token", GgufValue::Bool(false));
-    w.Add("tokenizer.chat_template",
-          GgufValue::String("{% for message in messages %}{{'<|im_start|>' + message['role'] + "
-                            "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+    if (spec.chat_template) {
+      w.Add("tokenizer.chat_template",
+            GgufValue::String("{% for message in messages %}{{'<|im_start|>' + message['role'] + "
+                              "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+    }
   }
 
   const auto add_matrix = [&](const std::string& name, int64_t rows, int64_t cols,

@@ -36,6 +36,7 @@ struct TinyLlamaSpec {
   std::string omit_tensor;     // a tensor to leave out ("blk.1.ffn_up.weight")
   std::string misshape_tensor; // a matrix written with half its rows
   bool tokenizer = true;       // a small byte-level BPE vocabulary with ChatML specials
+  bool chat_template = true;   // with the tokenizer: a ChatML tokenizer.chat_template
 };
 
 // The model as a writer, so a test can still change metadata before writing.
