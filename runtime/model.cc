@@ -81,11 +81,14 @@ void GatedActivation(Activation act, float* gate, const float* up, int64_t n) {
     }
     return;
   }
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  // 0.5 g (1 + tanh(u)) = g / (1 + exp(-2u)): one exp instead of tanh (which costs an
+  // expm1 and more; 3 % of Gemma 3 270M's decode time at 1 thread).
+  constexpr float kTwoSqrt2OverPi = 2 * 0.7978845608028654f;
   constexpr float kCoef = 0.044715f;
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
-    gate[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * g * (1.0f + kCoef * g * g))) * up[i];
+    const float two_u = kTwoSqrt2OverPi * g * (1.0f + kCoef * g * g);
+    gate[i] = g / (1.0f + std::exp(-two_u)) * up[i];
   }
 }
 
