@@ -88,15 +88,16 @@ double RelRms(const std::vector<float>& a, const std::vector<float>& b) {
 
 // The tiny models of the tests. llama: 2 layers, 4 heads of 64, 2 KV heads. gemma3: 3
 // layers, 4 query heads and 1 KV head of 128 (so n_head * head_dim = 512 != n_embd = 256,
-// as in Gemma 3 270M), a sliding window of 4 positions on layers 0 and 1 (period 3) with
-// the local RoPE base 10000 and the global base 1e6 on layer 2; the 12-token prompt
-// crosses the window three times over.
+// as in Gemma 3 270M), FFN 256, a sliding window of 4 positions on layers 0 and 1 (period
+// 3) with the local RoPE base 10000 and the global base 1e6 on layer 2; the 12-token
+// prompt crosses the window three times over.
 TinyLlamaSpec Spec(const std::string& arch, Format format) {
   TinyLlamaSpec spec;
   spec.format = format;
   spec.architecture = arch;
   if (arch == "gemma3") {
     spec.n_layer = 3;
+    spec.n_ff = 256;
     spec.n_head = 4;
     spec.n_head_kv = 1;
     spec.head_dim = 128;

@@ -55,7 +55,7 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
       types.push_back(3);
     }
   }
-  const int64_t n_vocab = spec.tokenizer ? static_cast<int64_t>(tokens.size()) : 300;
+  const int64_t n_vocab = spec.tokenizer ? static_cast<int64_t>(tokens.size()) : spec.n_vocab;
 
   w.Add("general.architecture", GgufValue::String(spec.architecture));
   w.Add("general.name", GgufValue::String("tiny random llama"));

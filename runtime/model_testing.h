@@ -36,6 +36,7 @@ struct TinyLlamaSpec {
   std::string omit_tensor;     // a tensor to leave out ("blk.1.ffn_up.weight")
   std::string misshape_tensor; // a matrix written with half its rows
   bool tokenizer = true;       // a small byte-level BPE vocabulary with ChatML specials
+  int64_t n_vocab = 300;       // rows of token_embd.weight without the tokenizer
   bool chat_template = true;   // with the tokenizer: a ChatML tokenizer.chat_template
 };
 
@@ -44,7 +45,7 @@ struct TinyLlamaSpec {
 // norms 1 + N(0, 0.1^2); embedding N(0, 1) (gemma3: N(0, 1/n_embd), as its embedding is
 // scaled by sqrt(n_embd)). gemma3 adds blk.N.attn_q_norm / attn_k_norm (head_dim) and
 // blk.N.post_attention_norm / post_ffw_norm (n_embd). Vocabulary: 261 tokens when `tokenizer`
-// (256 byte tokens, 3 merges, <|im_start|>, <|im_end|>), else 300.
+// (256 byte tokens, 3 merges, <|im_start|>, <|im_end|>), else spec.n_vocab.
 absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec);
 
 // GPT-2's byte alphabet character (UTF-8) of byte b: printable Latin-1 bytes stand for
