@@ -59,7 +59,8 @@ class ForcedGoldenTest : public ::testing::Test {
       const absl::Span<const float> x = (*s)->logits();
       std::vector<int32_t> order(x.size());
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return x[a] > x[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int32_t a, int32_t b) { return x[a] > x[b]; });
       std::vector<float> top;
       for (int k = 0; k < top_k; ++k) top.push_back(x[order[k]]);
       c["greedy_ids"].push_back(order[0]);

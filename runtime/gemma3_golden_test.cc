@@ -8,8 +8,10 @@
 //  - prompt ids: our tokenizer on the prompt text gives llama.cpp's ids;
 //  - logits: at every step, the errors of our logits at llama.cpp's 8 best tokens span at
 //    most kThreshold (the "pair difference": no two of them move relative to each other
-//    by more); at step 0 the cosine over a 288-id sample of the vocabulary is >= 0.995
-//    (measured >= 0.9983; without the sliding window the long prompt gives 0.906);
+//    by more); at step 0 the cosine over a 288-id sample of the vocabulary is >= 0.99
+//    (measured >= 0.9970 on the int8 path, which an exact rewrite of GELU moved from
+//    0.9983, and >= 0.9992 on the f32 path; three times the int8 path's largest shortfall
+//    from 1 gives 0.991. Without the sliding window the long prompt gives 0.906);
 //  - tokens: our argmax is llama.cpp's wherever llama.cpp's own top-1 / top-2 margin
 //    exceeds kThreshold, and at least a quarter of all steps are compared (64 of 224).
 //
@@ -17,11 +19,12 @@
 // over all 224 steps (max over the top 8): ours int8 vs llama.cpp 1.552, ours f32 vs
 // llama.cpp 1.120, ours int8 vs ours f32 1.274, llama.cpp with an F16 KV cache vs with an
 // F32 one 1.245 (an exact rewrite of our GELU later moved the int8 figures to 1.386 and
-// 0.940: the int8 path's rounding makes the maxima themselves noisy). Gemma's logits are large (tied embedding, sqrt(640)-scaled activations)
-// and every implementation choice (8-bit activations, f16 KV, f16 GELU table, summation
-// order) moves them by up to ~1.5. Threshold = 1.5 (safety) x 1.552 = 2.33. Bugs are far
-// beyond it: attending past the window gives pair differences of 9.7 on the long prompt
-// (argmax agreeing at 2 of 32 steps), the global RoPE base on the local layers 3.2-10.8.
+// 0.940: the int8 path's rounding makes the maxima themselves noisy). Gemma's logits are
+// large (tied embedding, sqrt(640)-scaled activations) and every implementation choice
+// (8-bit activations, f16 KV, f16 GELU table, summation order) moves them by up to ~1.5.
+// Threshold = 1.5 (safety) x 1.552 = 2.33. Bugs are far beyond it: attending past the
+// window gives pair differences of 9.7 on the long prompt (argmax agreeing at 2 of 32
+// steps), the global RoPE base on the local layers 3.2-10.8.
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -52,7 +55,7 @@ constexpr double kSafetyFactor = 1.5;
 constexpr double kThreshold = kSafetyFactor * kMeasuredPairDiff;  // 2.33
 constexpr double kPairDiffBound = kThreshold;  // the premise the threshold rests on
 constexpr double kMinComparedShare = 0.25;
-constexpr double kMinSampleCosine = 0.995;
+constexpr double kMinSampleCosine = 0.99;
 
 // Under AddressSanitizer (kernels at -O1 and instrumented, ~13x slower) the test keeps
 // every check but runs 8 steps per prompt instead of 32 and leaves the 762-token prompt

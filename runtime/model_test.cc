@@ -257,7 +257,8 @@ const Format kAllFormats[] = {Format::kF32,  Format::kQ4_0, Format::kQ4_1,
                               Format::kQ5_K, Format::kQ6_K, Format::kQ8_K};
 
 INSTANTIATE_TEST_SUITE_P(Formats, TinyModel,
-                         ::testing::Combine(::testing::Values(std::string("llama"), std::string("gemma3")),
+                         ::testing::Combine(::testing::Values(std::string("llama"),
+                                                              std::string("gemma3")),
                                             ::testing::ValuesIn(kAllFormats)),
                          ParamName);
 
@@ -284,7 +285,8 @@ TEST_P(TinyModel, F32RuntimeMatchesIndependentReference) {
     ASSERT_EQ(run.size(), 1u);
     EXPECT_LT(RelRms(run[0], ReferenceLogits(*f32.model, spec, prefix)), 1e-4) << n << " tokens";
   }
-  const auto steps = RunModel(*f32.model, kTokens, 6, RunOptions{std::nullopt, Path::kF32, nullptr});
+  const auto steps =
+      RunModel(*f32.model, kTokens, 6, RunOptions{std::nullopt, Path::kF32, nullptr});
   ASSERT_EQ(steps.size(), 6u);
   EXPECT_LT(RelRms(steps.back(), want), 1e-4) << "prefill of 7, then 5 single steps";
 }
@@ -305,7 +307,8 @@ TEST_P(TinyModel, FusedMatchesF32Weights) {
   ASSERT_NE(native.model, nullptr);
   ASSERT_NE(f32.model, nullptr);
   const int steps = 4;
-  const auto want = RunModel(*f32.model, kTokens, steps, RunOptions{std::nullopt, Path::kF32, nullptr});
+  const auto want =
+      RunModel(*f32.model, kTokens, steps, RunOptions{std::nullopt, Path::kF32, nullptr});
   const auto fused_f32 =
       RunModel(*native.model, kTokens, steps, RunOptions{std::nullopt, Path::kF32, nullptr});
   ASSERT_EQ(want.size(), size_t{steps});
