@@ -2,13 +2,16 @@
 
     tools/bazel run //harness:model_sweep [-- --quick] [-- --help]
 
-For SmolLM2-135M requantized to every format (//runtime:quantize) and for a synthetic
+For SmolLM2-135M requantized to every format (//runtime:quantize), for a synthetic
 TinyLlama-1.1B-shaped model (//runtime:make_synthetic_model) in F32, Q8_0, Q6_K, Q5_K,
-Q4_K and Q4_0, it measures per file: file size, load time, resident weight bytes, peak RSS,
+Q4_K and Q4_0, and for Gemma 3 270M as llama.cpp's Q4_K_M preset made it (gemma3
+architecture, Q4_K / Q5_0 / Q6_K / Q8_0 mixed, tools/fetch_model gemma3), it measures per
+file: file size, load time, resident weight bytes, peak RSS,
 prefill tok/s (a 128-token prompt) and decode tok/s (64 greedy tokens), for our runtime with
 --weights=native and --weights=f32 at 1 and 2 threads, and llama.cpp (llama-cpp-python from
 the oracle venv, tools/setup_ggml) on the same file and threads; for SmolLM2 also the mean
-log-likelihood per token of a fixed held-out text (harness/model_sweep_heldout.txt).
+log-likelihood per token of a fixed held-out text (harness/model_sweep_heldout.txt); the
+prompts of SmolLM2 and Gemma 3 are the first tokens of that text.
 
 The llama.cpp column needs llama-cpp-python in the oracle venv: when it is missing, the sweep
 builds it first with tools/setup_ggml (minutes, once; --quick only with --llama=auto). If
@@ -47,6 +50,9 @@ except ImportError:  # run from the source tree, not through Bazel
 
 SYNTHETIC_FORMATS = ["F32", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0"]
 QUICK_FORMATS = ["F32", "Q8_0", "Q4_K"]
+MODELS = ["smollm2", "synthetic", "gemma3"]
+GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_FORMAT = "Q4_K_M"  # the file as published: llama.cpp's Q4_K_M mix, not requantized
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNFILES_ROOT = os.path.dirname(HERE)  # <runfiles>/fused_kernels under bazel run
@@ -125,8 +131,9 @@ def parse_args(argv):
                     help="comma-separated formats (default: SmolLM2 every format of the table, "
                          "kernels/formats.inc; the synthetic model %s; --quick: %s)" %
                          (",".join(SYNTHETIC_FORMATS), ",".join(QUICK_FORMATS)))
-    ap.add_argument("--models", default="smollm2,synthetic",
-                    help="smollm2 and/or synthetic (default both)")
+    ap.add_argument("--models", default=",".join(MODELS),
+                    help="any of %s (default all); --formats applies to the first two, "
+                         "gemma3 is its one %s file" % (", ".join(MODELS), GEMMA3_FORMAT))
     ap.add_argument("--threads", default="",
                     help="comma-separated thread counts, 'all' = every core (default 1,all; "
                          "--quick: all)")
@@ -161,7 +168,7 @@ def parse_args(argv):
                     help="seconds before one configuration is abandoned (default 1800)")
     a = ap.parse_args(argv)
     cores = os.cpu_count() or 1
-    a.models = parse_list("models", a.models, ["smollm2", "synthetic"])
+    a.models = parse_list("models", a.models, MODELS)
     a.weights = parse_list("weights", a.weights, ["native", "f32"])
     a.threads = [cores if t.lower() == "all" else t for t in
                  parse_list("threads", a.threads or ("all" if a.quick else "1,all"))]
@@ -318,6 +325,13 @@ def prepare_smollm2(formats, quantize_bin):
     return src, files
 
 
+def gemma3_path():
+    path = os.path.join(fk_cache(), "models", GEMMA3_FILE)
+    if not os.path.isfile(path):
+        fail("%s is missing: run tools/fetch_model gemma3 (tools/bazel does it for you)" % path)
+    return path
+
+
 def prepare_synthetic(formats, shape, gen_bin):
     say("model_sweep: synthetic %s model in %s (generated once, then cached)" %
         (shape, ",".join(formats)))
@@ -455,6 +469,16 @@ def main(argv):
         name = "synthetic-1.1b" if a.synthetic_shape == "1.1b" else "synthetic-tiny"
         for f in fmts:
             plans.append((name, f, files[f], ids, None))
+    if "gemma3" in a.models:
+        path = gemma3_path()
+        toks = run_json([worker, "--model=" + path, "--tokenize_file=" + heldout_path],
+                        600, "tokenizing the held-out text (Gemma 3)")["ids"]
+        if len(toks) < a.prompt_tokens:
+            fail("held-out text has %d Gemma 3 tokens, fewer than --prompt_tokens=%d" %
+                 (len(toks), a.prompt_tokens))
+        # No log-likelihood run: llama.cpp would keep 262,144 logits per held-out token,
+        # which would dominate its peak RSS (its quality is //runtime:gemma3_golden_test's).
+        plans.append(("gemma3-270m", GEMMA3_FORMAT, path, toks[: a.prompt_tokens], None))
 
     # Configurations, grouped by file so each file's pages are read once.
     configs = []
@@ -489,6 +513,8 @@ def main(argv):
 
     def cost(c):
         params = os.path.getsize(c[2]) / (4.0 if c[1] == "F32" else 0.6)
+        if c[0] == "gemma3-270m":
+            params *= 0.3  # the 178 MB embedding is read for one row per token (and the head)
         return params * (a.reps + 0.5) * (a.prompt_tokens + 4 * a.decode_tokens) / c[7] ** 0.7
 
     total_cost = sum(cost(c) for c in configs)

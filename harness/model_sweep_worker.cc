@@ -1,6 +1,6 @@
 // Our runtime's side of the model sweep (harness/model_sweep.py runs it once per
 // configuration, so load time and peak RSS are per configuration). Calls the runtime's
-// library API in-process: GgufFile::Open, LlamaModel::Load, LlamaSession::Eval.
+// library API in-process: GgufFile::Open, Model::Load, Session::Eval.
 //
 //   model_sweep_worker --model=F.gguf --weights=native|f32 --threads=N --prompt_ids=1,2,..
 //       [--decode_tokens=64] [--reps=3] [--warmup_prompt=16] [--warmup_decode=4]
@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
     run.path = *p;
   }
 
-  absl::StatusOr<std::unique_ptr<fk::LlamaModel>> model = fk::LlamaModel::Load(*file, *mode);
+  absl::StatusOr<std::unique_ptr<fk::Model>> model = fk::Model::Load(*file, *mode);
   if (!model.ok()) Fail(std::string(model.status().message()));
   file = absl::InternalError("closed");  // the model's views keep the mapping they need
   fk::ThreadPool pool(threads);
@@ -243,10 +243,10 @@ int main(int argc, char** argv) {
       {static_cast<int64_t>(prompt.size()) + decode_tokens, static_cast<int64_t>(ll.size()),
        warmup_prompt + warmup_decode, 8});
   const int64_t max_batch = std::clamp<int64_t>(static_cast<int64_t>(prompt.size()), 1, 512);
-  absl::StatusOr<std::unique_ptr<fk::LlamaSession>> session =
-      fk::LlamaSession::Create(**model, max_context, run, max_batch);
+  absl::StatusOr<std::unique_ptr<fk::Session>> session =
+      fk::Session::Create(**model, max_context, run, max_batch);
   if (!session.ok()) Fail(std::string(session.status().message()));
-  fk::LlamaSession& s = **session;
+  fk::Session& s = **session;
   const double load_s = Seconds(t0, Clock::now());
   const int64_t rss_after_load = ProcStatusBytes("VmRSS:");
 

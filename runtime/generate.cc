@@ -1,4 +1,4 @@
-// generate: runs a llama-architecture GGUF model on the fused kernels.
+// generate: runs a llama or gemma3 GGUF model on the fused kernels.
 //   tools/bazel run //runtime:generate -- --model=PATH --prompt=TEXT [--chat] ...
 // See --help, or runtime/generate_cli.cc.
 #include <iostream>

@@ -232,9 +232,9 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   if (flags.weights == WeightMode::kF32) {
     err << "generate: dequantizing every weight to F32 (--weights=f32)..." << std::endl;
   }
-  absl::StatusOr<std::unique_ptr<LlamaModel>> model = LlamaModel::Load(*file, flags.weights);
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(*file, flags.weights);
   if (!model.ok()) return model.status();
-  const LlamaConfig& cfg = (*model)->config();
+  const ModelConfig& cfg = (*model)->config();
   if (tokenizer->vocab_size() > cfg.n_vocab) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": the tokenizer has ", tokenizer->vocab_size(),
@@ -242,6 +242,11 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   }
 
   std::string text = *flags.prompt;
+  if (flags.chat && file->Find("tokenizer.chat_template") == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " has no chat template (tokenizer.chat_template; a base model?): leave out "
+        "--chat and give the prompt as plain text"));
+  }
   if (flags.chat) {
     text = tokenizer->ApplyChatTemplate({{"user", text}}, /*add_generation_prompt=*/true);
   }
@@ -272,8 +277,8 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
     if (env == nullptr || *env == '\0') run.path = Path::kF32;
   }
   run.pool = &pool;
-  absl::StatusOr<std::unique_ptr<LlamaSession>> session =
-      LlamaSession::Create(**model, context, run);
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      Session::Create(**model, context, run);
   if (!session.ok()) return session.status();
   absl::StatusOr<Sampler> sampler = Sampler::Create(flags.sampler, cfg.n_vocab);
   if (!sampler.ok()) return sampler.status();
@@ -322,7 +327,8 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
 std::string GenerateUsage() {
   return absl::StrCat(
       "Usage: generate --model=PATH --prompt=TEXT [flags]\n"
-      "Runs a llama-architecture GGUF model on the fused dequantize+matmul kernels.\n"
+      "Runs a GGUF model (architecture llama or gemma3) on the fused dequantize+matmul\n"
+      "kernels.\n"
       "Generated text goes to stdout; progress and a final stats line (prompt tokens,\n"
       "prefill and decode tok/s, weight memory, peak RSS) to stderr.\n\n"
       "  --model=PATH       GGUF file (relative to where `bazel run` was called; ~/ works)\n"

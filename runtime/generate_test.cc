@@ -228,6 +228,17 @@ TEST(GenerateBadInput, VariantTheCpuLacks) {
   set_disabled_cpu_features_for_testing(disabled);
 }
 
+// Gemma 3 270M, a base model, has no chat template: --chat is refused, not rendered as
+// some other model's format.
+TEST(GenerateBadInput, ChatWithoutTemplate) {
+  TinyLlamaSpec spec;
+  spec.chat_template = false;
+  const std::string m = "--model=" + TinyModel("no-template.gguf", spec);
+  ExpectBadInput({m, "--prompt=hi", "--chat"}, {"no-template.gguf", "has no chat template"});
+  const Result r = Cli({m, "--prompt=hi", "--max_tokens=2"});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
 TEST(GenerateBadInput, EmptyPrompt) {
   const std::string m = "--model=" + TinyModel("empty-prompt.gguf");
   ExpectBadInput({m, "--prompt="}, {"prompt is empty"});

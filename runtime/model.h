@@ -1,30 +1,41 @@
-// The llama architecture over GGUF weights that stay in their file format.
+// Decoder-only transformer models over GGUF weights that stay in their file format.
 //
-// LlamaModel holds the weights: every projection (Q, K, V, O, gate, up, down) and the LM
-// head is a WeightFormat straight from TensorLoader (a view on the file mapping for the
-// block formats), and every matmul goes through dispatch_matmul. The LM head is
-// output.weight, or token_embd.weight itself when the file has no output.weight (tied).
-// The embedding lookup dequantizes only the rows of the tokens it looks up.
+// Two architectures (general.architecture), described in runtime/architecture.h: llama
+// and gemma3. They share one decoder (this file): Model holds the weights, every
+// projection (Q, K, V, O, gate, up, down) and the LM head a WeightFormat straight from
+// TensorLoader (a view on the file mapping for the block formats), and every matmul goes
+// through dispatch_matmul into preallocated buffers. What differs between architectures
+// is data in ModelConfig, read from the file's metadata by the architecture's reader:
+// which norms exist and where, the activation, the RoPE pairing and bases, sliding-window
+// attention per layer, the embedding and attention scales, logit soft-capping.
+//
+// The LM head is output.weight, or token_embd.weight itself when the file has no
+// output.weight (tied). The embedding lookup dequantizes only the rows it looks up.
 // WeightMode::kF32 dequantizes every weight to F32 at load instead (the seed's "before",
 // for side-by-side memory and speed measurements).
 //
-// LlamaSession holds what one sequence needs: the KV cache and preallocated activation
+// Session holds what one sequence needs: the KV cache and preallocated activation
 // buffers. Eval() runs a batch of tokens (a prompt, in chunks of max_batch rows through the
 // batched kernels, or one generated token) and leaves the logits of the last one;
 // nothing is allocated per token once the first call has warmed the matmul scratch.
 //
-// The forward pass follows llama.cpp for general.architecture = llama:
-//   x = token_embd[token]
-//   per block: h = x + wo * attention(RoPE(wq * rmsnorm(x)), RoPE(wk * ..), wv * ..)
-//              x = h + w_down * (silu(w_gate * rmsnorm(h)) * (w_up * rmsnorm(h)))
-//   logits = lm_head * rmsnorm(x)
-// RMSNorm: x / sqrt(mean(x^2) + eps) * weight. RoPE in llama.cpp's "normal" mode (the
-// rope type llama.cpp uses for llama): adjacent pairs (x[2i], x[2i+1]) of the first
-// rope.dimension_count dims of each head rotate by pos * freq_base^(-2i/rope_dim)
-// (divided by rope_freqs.weight[i] when present; positions times 1/factor under linear
-// rope scaling); the GGUF converter permutes Q/K rows so that this pairing is right.
-// Grouped-query attention: query head h reads KV head h / (n_head / n_head_kv); scores
-// scaled by 1/sqrt(head_dim); causal softmax over positions 0..pos.
+// The forward pass (llama.cpp's graphs for the two architectures; [..] only where the
+// config says so):
+//   x = token_embd[token] [* embedding_scale]
+//   per block l:
+//     a = attention_l(wq * rmsnorm(x), wk * .., wv * ..)     (see below)
+//     x = x + [rmsnorm_post_attention](wo * a)
+//     f = w_down * (act(w_gate * rmsnorm(x)) * (w_up * rmsnorm(x)))
+//     x = x + [rmsnorm_post_ffw](f)
+//   logits = lm_head * rmsnorm(x)   [then c * tanh(logits / c) with c = final softcap]
+// RMSNorm: x / sqrt(mean(x^2) + eps) * weight. Attention: Q and K [each head RMS-normed
+// with attn_q_norm / attn_k_norm], then rotated (RoPE) by position: in "normal" mode
+// (llama) adjacent pairs (x[2i], x[2i+1]), in "neox" mode (gemma3) the pairs (x[i],
+// x[i + rope_dim/2]), each by pos * scale * base^(-2i/rope_dim) with the layer's base and
+// scale (divided by rope_freqs.weight[i] when present). Grouped-query attention: query
+// head h reads KV head h / (n_head / n_head_kv); scores scaled by attention_scale; causal
+// softmax over positions 0..pos, or over the last sliding_window positions
+// (pos - window + 1 .. pos) on the layers the config marks as sliding-window layers.
 #ifndef RUNTIME_MODEL_H_
 #define RUNTIME_MODEL_H_
 
@@ -32,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -41,28 +53,10 @@
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "kernels/weight_format.h"
+#include "runtime/architecture.h"
 #include "runtime/gguf.h"
 
 namespace fk {
-
-// Hyperparameters from the llama.* metadata keys.
-struct LlamaConfig {
-  int64_t n_vocab = 0;     // rows of token_embd.weight (= llama.vocab_size when present)
-  int64_t n_embd = 0;      // llama.embedding_length
-  int64_t n_layer = 0;     // llama.block_count
-  int64_t n_ff = 0;        // llama.feed_forward_length
-  int64_t n_head = 0;      // llama.attention.head_count
-  int64_t n_head_kv = 0;   // llama.attention.head_count_kv (default n_head)
-  int64_t head_dim = 0;    // llama.attention.key_length (default n_embd / n_head)
-  int64_t rope_dim = 0;    // llama.rope.dimension_count (default head_dim)
-  int64_t n_ctx_train = 0; // llama.context_length
-  double rope_freq_base = 10000.0;  // llama.rope.freq_base
-  double rope_freq_scale = 1.0;     // 1 / llama.rope.scaling.factor for linear scaling
-  float rms_eps = 1e-5f;            // llama.attention.layer_norm_rms_epsilon
-
-  // Reads and checks the keys (general.architecture must be "llama"). n_vocab is left 0.
-  static absl::StatusOr<LlamaConfig> FromGguf(const GgufFile& file);
-};
 
 // How weights are held: as in the file (native), or dequantized to F32 at load.
 enum class WeightMode { kNative, kF32 };
@@ -77,49 +71,52 @@ struct FFNWeights {
   WeightFormat w_gate, w_up, w_down;
 };
 
-struct LlamaLayer {
+struct Layer {
   std::vector<float> attn_norm;
   AttentionWeights attn;
+  std::vector<float> attn_q_norm, attn_k_norm;  // head_dim each; empty without qk_norm
+  std::vector<float> post_attention_norm;       // empty without post_norms
   std::vector<float> ffn_norm;
   FFNWeights ffn;
+  std::vector<float> post_ffw_norm;             // empty without post_norms
 };
 
-class LlamaModel {
+class Model {
  public:
   // Loads every tensor of the model; errors name the file and the tensor / key / shape.
   // The GgufFile may be destroyed afterwards (weight views keep the mapping alive).
-  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const GgufFile& file,
-                                                          WeightMode mode = WeightMode::kNative);
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const GgufFile& file,
+                                                     WeightMode mode = WeightMode::kNative);
 
-  const LlamaConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }
   WeightMode weight_mode() const { return mode_; }
   const WeightFormat& token_embd() const { return token_embd_; }
   // output.weight, or token_embd when tied (then the same bytes, held once).
   const WeightFormat& lm_head() const { return tied_ ? token_embd_ : lm_head_; }
   bool tied_lm_head() const { return tied_; }
-  const std::vector<LlamaLayer>& layers() const { return layers_; }
+  const std::vector<Layer>& layers() const { return layers_; }
   const std::vector<float>& output_norm() const { return output_norm_; }
   // rope_freqs.weight (rope_dim / 2 divisors of the rotation frequencies), or empty.
   const std::vector<float>& rope_freq_factors() const { return rope_freqs_; }
 
   // Bytes of every weight held (matrices, norms), each counted once.
   size_t weight_memory_bytes() const;
-  // Distinct formats of the matmul weights, e.g. "Q4_1 (210), Q8_0 (1)".
+  // Distinct formats of the matmul weights, e.g. "Q4_1 x210, Q8_0 x1".
   std::string format_summary() const;
   // Every matmul weight, with its tensor name (tests, summaries).
   std::vector<std::pair<std::string, const WeightFormat*>> matmul_weights() const;
 
  private:
-  LlamaModel() = default;
+  Model() = default;
 
-  LlamaConfig config_;
+  ModelConfig config_;
   WeightMode mode_ = WeightMode::kNative;
   WeightFormat token_embd_;
   WeightFormat lm_head_;  // empty when tied
   bool tied_ = false;
   std::vector<float> output_norm_;
   std::vector<float> rope_freqs_;
-  std::vector<LlamaLayer> layers_;
+  std::vector<Layer> layers_;
 };
 
 // Which kernels run the matmuls, on which threads. Unset variant/path: FK_VARIANT /
@@ -131,16 +128,17 @@ struct RunOptions {
   ThreadPool* pool = nullptr;  // nullptr: everything on the calling thread
 };
 
-class LlamaSession {
+class Session {
  public:
   static constexpr int64_t kDefaultMaxBatch = 64;
 
   // A session of up to `max_context` positions over `model`, which must outlive it.
   // Checks that a kernel exists and runs on this CPU for every weight format under
   // `options` (an error names the variant/path and what the CPU lacks).
-  static absl::StatusOr<std::unique_ptr<LlamaSession>> Create(
-      const LlamaModel& model, int64_t max_context, const RunOptions& options,
-      int64_t max_batch = kDefaultMaxBatch);
+  static absl::StatusOr<std::unique_ptr<Session>> Create(const Model& model,
+                                                         int64_t max_context,
+                                                         const RunOptions& options,
+                                                         int64_t max_batch = kDefaultMaxBatch);
 
   // Runs `tokens` at positions n_past() .. n_past() + size - 1 (in chunks of max_batch),
   // appends them to the KV cache and leaves the logits of the last token in logits().
@@ -157,24 +155,31 @@ class LlamaSession {
   std::string kernel_summary() const;
 
  private:
-  LlamaSession(const LlamaModel& model, int64_t max_context, int64_t max_batch,
-               const RunOptions& options);
+  Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options);
   absl::Status EvalChunk(const int32_t* tokens, int64_t n);
   absl::Status Matmul(const float* in, const WeightFormat& w, int64_t m, float* out);
   void Attention(int64_t layer, int64_t n);
   void AttentionHead(int64_t layer, int64_t n, int64_t h);
 
-  const LlamaModel& model_;
-  const LlamaConfig& cfg_;
+  const Model& model_;
+  const ModelConfig& cfg_;
   int64_t max_context_;
   int64_t max_batch_;
   RunOptions options_;
   MatmulScratch scratch_;
   int64_t n_past_ = 0;
+  int64_t attn_pos0_ = 0;  // position of the first row of q_ that Attention() works on
 
   // Activations, max_batch rows each.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, proj_, gate_, up_;
-  std::vector<float> rope_cos_, rope_sin_;  // max_batch x rope_dim / 2
+  // Rotation angles of the current chunk, one table per distinct (base, scale) of the
+  // layers: max_batch x rope_dim / 2 cosines and sines each.
+  struct RopeTable {
+    double base, scale;
+    std::vector<float> cos, sin;
+  };
+  std::vector<RopeTable> rope_tables_;
+  std::vector<int> layer_rope_;             // layer -> index into rope_tables_
   std::vector<float> scores_;               // n_head x max_context
   std::vector<float> kcache_, vcache_;      // n_layer x max_context x n_head_kv * head_dim
   std::vector<float> logits_;

@@ -122,7 +122,7 @@ class SmolLm2VsLlamaCpp : public ::testing::Test {
     absl::StatusOr<Tokenizer> tok = Tokenizer::FromGguf(*file);
     ASSERT_TRUE(tok.ok()) << tok.status();
     tokenizer_ = new Tokenizer(*std::move(tok));
-    absl::StatusOr<std::unique_ptr<LlamaModel>> model = LlamaModel::Load(*file);
+    absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(*file);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = model->release();
     pool_ = new ThreadPool(2);
@@ -149,10 +149,10 @@ class SmolLm2VsLlamaCpp : public ::testing::Test {
     RunOptions options;
     options.path = path;
     options.pool = pool_;
-    absl::StatusOr<std::unique_ptr<LlamaSession>> session = LlamaSession::Create(
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(
         *model_, static_cast<int64_t>(c.prompt_ids.size() + c.greedy_ids.size()), options);
     ASSERT_TRUE(session.ok()) << session.status();
-    LlamaSession& s = **session;
+    Session& s = **session;
     ASSERT_TRUE(s.Eval(c.prompt_ids).ok());
     const double cosine = Cosine(s.logits(), c.logits);
     if (c.cosine_checked()) {
@@ -182,13 +182,13 @@ class SmolLm2VsLlamaCpp : public ::testing::Test {
   static int64_t model_size_;
   static std::vector<Case>* cases_;
   static Tokenizer* tokenizer_;
-  static LlamaModel* model_;
+  static Model* model_;
   static ThreadPool* pool_;
 };
 int64_t SmolLm2VsLlamaCpp::model_size_ = 0;
 std::vector<Case>* SmolLm2VsLlamaCpp::cases_ = nullptr;
 Tokenizer* SmolLm2VsLlamaCpp::tokenizer_ = nullptr;
-LlamaModel* SmolLm2VsLlamaCpp::model_ = nullptr;
+Model* SmolLm2VsLlamaCpp::model_ = nullptr;
 ThreadPool* SmolLm2VsLlamaCpp::pool_ = nullptr;
 
 TEST_F(SmolLm2VsLlamaCpp, GoldenHasEnoughComparableCases) {

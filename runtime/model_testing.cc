@@ -55,7 +55,7 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
       types.push_back(3);
     }
   }
-  const int64_t n_vocab = spec.tokenizer ? static_cast<int64_t>(tokens.size()) : 300;
+  const int64_t n_vocab = spec.tokenizer ? static_cast<int64_t>(tokens.size()) : spec.n_vocab;
 
   w.Add("general.architecture", GgufValue::String(spec.architecture));
   w.Add("general.name", GgufValue::String("tiny random llama"));
@@ -67,8 +67,30 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
   w.Add(a + ".attention.head_count", GgufValue::Uint32(static_cast<uint32_t>(spec.n_head)));
   w.Add(a + ".attention.head_count_kv",
         GgufValue::Uint32(static_cast<uint32_t>(spec.n_head_kv)));
-  w.Add(a + ".rope.freq_base", GgufValue::Float32(10000.0f));
-  w.Add(a + ".attention.layer_norm_rms_epsilon", GgufValue::Float32(1e-5f));
+  w.Add(a + ".rope.freq_base", GgufValue::Float32(static_cast<float>(spec.rope_freq_base)));
+  if (spec.rms_eps >= 0) {
+    w.Add(a + ".attention.layer_norm_rms_epsilon", GgufValue::Float32(spec.rms_eps));
+  }
+  if (spec.head_dim > 0) {
+    w.Add(a + ".attention.key_length", GgufValue::Uint32(static_cast<uint32_t>(spec.head_dim)));
+    w.Add(a + ".attention.value_length",
+          GgufValue::Uint32(static_cast<uint32_t>(spec.head_dim)));
+  }
+  if (spec.sliding_window > 0) {
+    w.Add(a + ".attention.sliding_window",
+          GgufValue::Uint32(static_cast<uint32_t>(spec.sliding_window)));
+  }
+  if (spec.sliding_window_pattern > 0) {
+    w.Add(a + ".attention.sliding_window_pattern",
+          GgufValue::Uint32(static_cast<uint32_t>(spec.sliding_window_pattern)));
+  }
+  if (spec.rope_freq_base_swa > 0) {
+    w.Add(a + ".rope.freq_base_swa", GgufValue::Float32(static_cast<float>(spec.rope_freq_base_swa)));
+  }
+  if (spec.final_logit_softcap > 0) {
+    w.Add(a + ".final_logit_softcapping", GgufValue::Float32(spec.final_logit_softcap));
+  }
+  const bool gemma3 = spec.architecture == "gemma3";
   w.Add(a + ".vocab_size", GgufValue::Uint32(static_cast<uint32_t>(n_vocab)));
   if (spec.tokenizer) {
     w.Add("tokenizer.ggml.model", GgufValue::String("gpt2"));
@@ -78,9 +100,11 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
     w.Add("tokenizer.ggml.merges", GgufValue::StringArray(merges));
     w.Add("tokenizer.ggml.eos_token_id", GgufValue::Uint32(static_cast<uint32_t>(n_vocab - 1)));
     w.Add("tokenizer.ggml.add_bos_token", GgufValue::Bool(false));
-    w.Add("tokenizer.chat_template",
-          GgufValue::String("{% for message in messages %}{{'<|im_start|>' + message['role'] + "
-                            "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+    if (spec.chat_template) {
+      w.Add("tokenizer.chat_template",
+            GgufValue::String("{% for message in messages %}{{'<|im_start|>' + message['role'] + "
+                              "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+    }
   }
 
   const auto add_matrix = [&](const std::string& name, int64_t rows, int64_t cols,
@@ -103,8 +127,10 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
                        std::string(reinterpret_cast<const char*>(data.data()), n * sizeof(float)));
   };
 
-  const int64_t e = spec.n_embd, hd = spec.n_embd / spec.n_head;
-  absl::Status s = add_matrix("token_embd.weight", n_vocab, e, 1.0f);
+  const int64_t e = spec.n_embd;
+  const int64_t hd = spec.head_dim > 0 ? spec.head_dim : spec.n_embd / spec.n_head;
+  absl::Status s =
+      add_matrix("token_embd.weight", n_vocab, e, gemma3 ? 1.0f / std::sqrt(float(e)) : 1.0f);
   if (!s.ok()) return s;
   if (!(s = add_norm("output_norm.weight", e)).ok()) return s;
   if (!spec.tied && !(s = add_matrix("output.weight", n_vocab, e, 1.0f / std::sqrt(e))).ok()) {
@@ -123,6 +149,12 @@ absl::StatusOr<GgufWriter> MakeTinyLlama(const TinyLlamaSpec& spec) {
         !(s = add_matrix(p + "ffn_gate.weight", spec.n_ff, e, se)).ok() ||
         !(s = add_matrix(p + "ffn_up.weight", spec.n_ff, e, se)).ok() ||
         !(s = add_matrix(p + "ffn_down.weight", e, spec.n_ff, sf)).ok()) {
+      return s;
+    }
+    if (gemma3 && (!(s = add_norm(p + "attn_q_norm.weight", hd)).ok() ||
+                   !(s = add_norm(p + "attn_k_norm.weight", hd)).ok() ||
+                   !(s = add_norm(p + "post_attention_norm.weight", e)).ok() ||
+                   !(s = add_norm(p + "post_ffw_norm.weight", e)).ok())) {
       return s;
     }
   }
@@ -145,7 +177,7 @@ std::string TestTempDir() {
 
 std::string GoldenPath(absl::string_view name) { return absl::StrCat(golden_dir(), "/", name); }
 
-std::string SmolLm2Path() {
+std::string CachedModelPath(absl::string_view file) {
   std::string cache;
   if (const char* c = std::getenv("FK_CACHE"); c != nullptr && *c != '\0') {
     cache = c;
@@ -155,7 +187,11 @@ std::string SmolLm2Path() {
     const char* home = std::getenv("HOME");
     cache = absl::StrCat(home != nullptr ? home : "", "/.cache/fused-kernels");
   }
-  return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  return absl::StrCat(cache, "/models/", file);
 }
+
+std::string SmolLm2Path() { return CachedModelPath("SmolLM2-135M-Instruct.Q4_1.gguf"); }
+
+std::string Gemma3Path() { return CachedModelPath("gemma-3-270m-q4_k_m.gguf"); }
 
 }  // namespace fk

@@ -242,14 +242,21 @@ std::string SupportedPreTokenizers() {
 using Range = std::pair<size_t, size_t>;
 
 // ---------------------------------------------------------------------------------------
-// Token texts with a meaning llama.cpp gives them by text alone (llama-vocab.cpp): it stops
-// generating at these, and treats them as control tokens whatever their token type says.
+// Token texts with a meaning llama.cpp gives them by text alone (llama-vocab.cpp, as of
+// llama-cpp-python 0.3.36): it stops generating at these, and treats them as control tokens
+// whatever their token type says (Gemma 3's '</s>' is a user-defined token, and EOG).
+// Not modelled: llama.cpp drops '<|end|>' from the set again when the vocabulary also
+// has '<|return|>' and '<|call|>' (gpt-oss) or '<|flush|>' and '<|calls|>'.
 constexpr absl::string_view kEndOfGenerationTexts[] = {
-    "<|eot_id|>",      "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|eom_id|>",      "<EOT>",      "_<EOT>",  "<|end_of_text|>", "<end_of_utterance>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+    "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "<|return|>", "<|call|>",
+    "<|flush|>", "<|calls|>", "</s>", "[EOT]", "[EOS]", "<eos>", "<turn|>",
+    "<|tool_response>", "[e~[",
+    // <｜end▁of▁sentence｜> (fullwidth bars, U+2581 spaces)
+    "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",
     // Fill-in-the-middle pad / repository / file separator tokens.
-    "<|fim_pad|>",     "<fim-pad>",  "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>",
-    "<fim-repo>",      "<REPO>",     "<reponame>", "<|file_sep|>",
+    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>",
+    "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>",
 };
 
 bool ParseByteToken(absl::string_view text, uint8_t* byte) {

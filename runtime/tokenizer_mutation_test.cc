@@ -7,9 +7,11 @@
 // Llama-3 / Zephyr chat templates; SentencePiece ("llama") vocabularies with scores and
 // <0xXX> byte tokens and a Llama-2 template; two tiny llama models from
 // runtime/model_testing.h (Q4_0 with the byte-level vocabulary, tied head; Q4_1 with partial
-// RoPE, linear RoPE scaling and rope_freqs.weight).
+// RoPE, linear RoPE scaling and rope_freqs.weight) and a tiny gemma3 model without a
+// tokenizer (Q/K norms, post-norms, sliding window, two RoPE bases, soft-capping).
 //
-// Inputs: the seeds; then, per seed, every tokenizer / llama key replaced by each of a list
+// Inputs: the seeds; then, per seed, every tokenizer / model key (llama.* or gemma3.*, with
+// gemma3's own) replaced by each of a list
 // of wrong values (absent, wrong type, empty, huge, negative); then random stacks of
 // structured mutations (edits of the tokenizer arrays — duplicated, empty, invalid-UTF-8,
 // special-looking and byte-token texts, token types out of range, NaN scores, malformed or
@@ -125,8 +127,26 @@ const char* const kModelKeys[] = {
     "llama.rope.freq_base",          "llama.attention.layer_norm_rms_epsilon",
     "llama.rope.scaling.type",       "llama.rope.scaling.factor",
     "llama.rope.scale_linear",       "llama.vocab_size"};
+// Keys only gemma3 reads (on top of kModelKeys with the gemma3. prefix).
+const char* const kGemma3Keys[] = {
+    "gemma3.attention.sliding_window", "gemma3.attention.sliding_window_pattern",
+    "gemma3.rope.freq_base_swa", "gemma3.final_logit_softcapping"};
 constexpr size_t kNumTokenizerKeys = sizeof(kTokenizerKeys) / sizeof(kTokenizerKeys[0]);
-constexpr size_t kNumModelKeys = sizeof(kModelKeys) / sizeof(kModelKeys[0]);
+
+// The model keys of a document: kModelKeys under its general.architecture ("llama." keys
+// renamed to "gemma3." for a gemma3 file), plus gemma3's own.
+std::vector<std::string> ModelKeysOf(Doc& d) {
+  const GgufValue* arch = d.Find("general.architecture");
+  const std::string a = arch != nullptr && arch->type == T::kString ? arch->s : "llama";
+  std::vector<std::string> out;
+  for (const char* k : kModelKeys) {
+    std::string key = k;
+    if (a != "llama" && absl::StartsWith(key, "llama.")) key = a + key.substr(5);
+    out.push_back(key);
+  }
+  if (a == "gemma3") out.insert(out.end(), std::begin(kGemma3Keys), std::end(kGemma3Keys));
+  return out;
+}
 
 const char* const kOddTexts[] = {
     "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<s>", "</s>", "<unk>", "<0x41>", "<0x0a>",
@@ -462,8 +482,9 @@ void MutateStructured(Rng& rng, Doc& d) {
     case 0:
     case 1: {  // a scalar key set to an extreme value of a random type
       const bool tok = rng.OneIn(2);
+      const std::vector<std::string> model_keys = ModelKeysOf(d);
       const std::string key = tok ? kTokenizerKeys[6 + rng.Below(8)]   // ids, bools, template
-                                  : kModelKeys[1 + rng.Below(kNumModelKeys - 1)];
+                                  : model_keys[1 + rng.Below(model_keys.size() - 1)];
       int64_t hint = IntOf(d, key);
       if (tok && rng.OneIn(2)) hint = static_cast<int64_t>(VocabSize(d));
       d.Set(key, RandomScalar(rng, hint));
@@ -545,7 +566,8 @@ class InputSource {
       (bpe ? bpe_seeds_ : other_seeds_).push_back(s);
       for (const char* k : kTokenizerKeys) keys_.push_back({s, k});
       if (!set_.docs[s].tensors.empty()) {
-        for (const char* k : kModelKeys) keys_.push_back({s, k});
+        Doc d = set_.docs[s];
+        for (const std::string& k : ModelKeysOf(d)) keys_.push_back({s, k});
       }
     }
   }
@@ -674,7 +696,7 @@ void Exercise(const std::string& input, int64_t index, Stats* st) {
 // text round-trips, the merges build the words, the models load and step.
 TEST(TokenizerMutation, SeedsAreValidAndPassEveryCheck) {
   const SeedSet& set = Seeds();
-  ASSERT_EQ(set.seeds.size(), 8u);
+  ASSERT_EQ(set.seeds.size(), 9u);
   std::map<std::string, int> pres, models, chat_formats;
   std::map<TokenType, int> types;
   int loaded_models = 0;
@@ -686,7 +708,7 @@ TEST(TokenizerMutation, SeedsAreValidAndPassEveryCheck) {
     absl::StatusOr<GgufFile> f = GgufFile::FromBuffer(bytes.data(), bytes.size(), "seed.gguf");
     ASSERT_TRUE(f.ok()) << f.status();
     absl::StatusOr<Tokenizer> t = Tokenizer::FromGguf(*f);
-    if (set.names[s] == "model_q4_1_rope") {
+    if (set.names[s] == "model_q4_1_rope" || set.names[s] == "model_gemma3") {
       EXPECT_FALSE(t.ok()) << "this seed has no tokenizer";
     } else {
       ASSERT_TRUE(t.ok()) << t.status();
@@ -727,7 +749,7 @@ TEST(TokenizerMutation, SeedsAreValidAndPassEveryCheck) {
       ++loaded_models;
     }
   }
-  EXPECT_EQ(loaded_models, 2);
+  EXPECT_EQ(loaded_models, 3);
   EXPECT_EQ(models.size(), 2u) << "gpt2 and llama";
   EXPECT_EQ(pres.size(), 5u) << "smollm, llama-bpe, qwen2, gpt-2 (model_testing), default";
   EXPECT_EQ(chat_formats.size(), 3u) << "ChatML, Zephyr, Llama-2";
@@ -882,10 +904,10 @@ TEST(TokenizerMutation, RegressionInputsPassTheChecks) {
   }
   EXPECT_EQ(st.inputs, static_cast<int64_t>(files.size()));
   // Found by gguf_fuzzer (436,113th execution): llama.block_count = 1793 with the tensors of
-  // no layer; LlamaModel::Load sized 1793 layers (~1 MB) before looking for blk.0.
+  // no layer; Model::Load sized 1793 layers (~1 MB) before looking for blk.0.
   absl::StatusOr<GgufFile> f = GgufFile::Open(dir + "/mem_block_count_layers.gguf");
   ASSERT_TRUE(f.ok()) << f.status();
-  absl::StatusOr<std::unique_ptr<LlamaModel>> m = LlamaModel::Load(*f);
+  absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(*f);
   ASSERT_FALSE(m.ok());
   EXPECT_TRUE(absl::StrContains(m.status().message(), "blk.0.attn_norm.weight")) << m.status();
 }

@@ -237,6 +237,44 @@ TEST(SpmTokenizer, MatchesLlamaCpp) {
   EXPECT_GE(n, 10);
 }
 
+// ---- Gemma 3 (SentencePiece, 262,144 tokens, byte fallback) ------------------------------
+
+// The real Gemma 3 270M vocabulary against llama.cpp (golden/tokenizer_gemma3.json): the
+// same strings as SmolLM2's plus Gemma-specific ones (runs of spaces, tabs and newlines
+// that are user-defined tokens, HTML tags, turn markers, byte fallback), the EOG set and
+// every piece.
+TEST(Gemma3Tokenizer, MatchesLlamaCpp) {
+  const json g = ReadJson("tokenizer_gemma3.json");
+  absl::StatusOr<GgufFile> file = GgufFile::Open(Gemma3Path());
+  ASSERT_TRUE(file.ok()) << file.status() << " (tools/bazel fetches the model: tools/fetch_model)";
+  ASSERT_EQ(static_cast<int64_t>(file->file_size()), g["model_size"].get<int64_t>())
+      << Gemma3Path() << " is not the file the golden data was made from";
+  absl::StatusOr<TokenizerData> data = TokenizerDataFromGguf(*file);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->model, "llama");
+  EXPECT_FALSE(data->add_space_prefix);
+  EXPECT_TRUE(data->add_bos);
+  absl::StatusOr<Tokenizer> t = Tokenizer::Create(*std::move(data));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->vocab_size(), g["vocab_size"].get<int32_t>());
+  EXPECT_EQ(t->bos_id(), g["bos_id"].get<int32_t>());
+  EXPECT_EQ(t->eos_id(), g["eos_id"].get<int32_t>());
+  EXPECT_EQ(EogIds(*t), Ids(g["eog_ids"]));
+  EXPECT_EQ(PiecesHash(*t), g["pieces_fnv1a64"].get<std::string>())
+      << "some token renders differently from llama_token_to_piece";
+  int n = 0;
+  for (const json& c : g["cases"]) {
+    const std::string text = Bytes(c, "text");
+    const std::string name = c["name"].get<std::string>();
+    EXPECT_EQ(t->Encode(text, false, false), Ids(c["plain"])) << name << ": " << Printable(text);
+    EXPECT_EQ(t->Encode(text, false, true), Ids(c["special"])) << name;
+    EXPECT_EQ(t->Encode(text, true, true), Ids(c["add_special"])) << name;
+    EXPECT_EQ(t->Decode(Ids(c["special"])), Bytes(c, "special_pieces")) << name;
+    ++n;
+  }
+  EXPECT_GE(n, 40);
+}
+
 // ---- Chat templates rendered by jinja2 -----------------------------------------------------
 
 TEST(ChatTemplate, ZephyrAndLlama2MatchJinja) {

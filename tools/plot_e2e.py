@@ -15,7 +15,9 @@ import sys
 
 # Format order and bits per weight come from the run's own format table (results.json
 # "format_table", written by the model sweep from kernels/formats.inc): most bits first,
-# among equals the later row of the table first.
+# among equals the later row of the table first. A file that mixes formats as a llama.cpp
+# preset does (Gemma 3 270M's published Q4_K_M) comes after them, its bits per weight taken
+# from its weights: 32 x (native weight bytes) / (weight bytes with --weights=f32).
 FORMAT_ORDER = []
 BPW = {}
 
@@ -28,7 +30,17 @@ def use_format_table(doc, path="results.json"):
     FORMAT_ORDER[:] = [table[i]["name"] for i in order]
     BPW.clear()
     BPW.update({f["name"]: f["bits_per_weight"] for f in table})
+    for r in doc.get("records", []):
+        f = r.get("format")
+        if f in BPW or r.get("engine") != "ours" or r.get("weights") != "native":
+            continue
+        f32 = [x for x in doc["records"] if x.get("model") == r.get("model") and
+               x.get("format") == f and x.get("weights") == "f32" and x.get("weight_bytes")]
+        if r.get("weight_bytes") and f32:
+            BPW[f] = 32.0 * r["weight_bytes"] / f32[0]["weight_bytes"]
+            FORMAT_ORDER.append(f)
 MODEL_TITLE = {"smollm2-135m": "SmolLM2-135M (requantized)",
+               "gemma3-270m": "Gemma 3 270M (llama.cpp's Q4_K_M file)",
                "synthetic-1.1b": "synthetic TinyLlama-1.1B shape (random weights)",
                "synthetic-tiny": "synthetic tiny llama (random weights)"}
 SERIES = [("ours", "native", "ours, quantized weights (fused kernels)", "#1f77b4"),
@@ -602,8 +614,9 @@ def readme(doc, recs, run_dir, have_quality):
             lines.append("- %s %s %s%s, %d thread(s): %s" % (
                 r["model"], r["format"], r["engine"], (" " + r["weights"]) if r.get("weights") else "",
                 r["threads"], r["status"]))
-    lines.append("")
-    lines.append(claims(doc, recs))
+    if any(r["model"] != "gemma3-270m" for r in recs):  # the claims are about those models
+        lines.append("")
+        lines.append(claims(doc, recs))
     lines.append("")
     lines.append("## Tables")
     for model in models_of(recs):

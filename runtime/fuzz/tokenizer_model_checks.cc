@@ -246,30 +246,30 @@ class Checker {
   // ---- model --------------------------------------------------------------------------------
 
   void CheckModel() {
-    absl::StatusOr<std::unique_ptr<LlamaModel>> m = LlamaModel::Load(file_, WeightMode::kNative);
+    absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(file_, WeightMode::kNative);
     if (!m.ok()) {
       stats_.model_errors++;
-      LoaderError("LlamaModel::Load", m.status());
+      LoaderError("Model::Load", m.status());
     } else {
       stats_.model_ok++;
       CheckLoadedModel(**m, /*int8=*/options_.int8_path);
     }
     if (!options_.f32_weights) return;
-    absl::StatusOr<std::unique_ptr<LlamaModel>> f = LlamaModel::Load(file_, WeightMode::kF32);
+    absl::StatusOr<std::unique_ptr<Model>> f = Model::Load(file_, WeightMode::kF32);
     if (f.ok() != m.ok()) {
-      Fail(absl::StrCat("LlamaModel::Load: native ", m.ok() ? "OK" : "failed", ", f32 ",
+      Fail(absl::StrCat("Model::Load: native ", m.ok() ? "OK" : "failed", ", f32 ",
                         f.ok() ? "OK" : std::string(f.status().message())));
     }
     if (!f.ok()) {
-      LoaderError("LlamaModel::Load (f32)", f.status());
+      LoaderError("Model::Load (f32)", f.status());
       return;
     }
     stats_.f32_models++;
     CheckLoadedModel(**f, /*int8=*/false);
   }
 
-  void CheckLoadedModel(const LlamaModel& model, bool int8) {
-    const LlamaConfig& c = model.config();
+  void CheckLoadedModel(const Model& model, bool int8) {
+    const ModelConfig& c = model.config();
     if (model.token_embd().rows() != c.n_vocab || model.token_embd().cols() != c.n_embd ||
         model.lm_head().rows() != c.n_vocab || model.lm_head().cols() != c.n_embd ||
         static_cast<int64_t>(model.layers().size()) != c.n_layer ||
@@ -284,13 +284,13 @@ class Checker {
     run.variant = Variant::kScalar;
     run.path = int8 ? Path::kInt8 : Path::kF32;
     const int64_t ctx = c.n_ctx_train > 0 ? std::min<int64_t>(2, c.n_ctx_train) : 2;
-    absl::StatusOr<std::unique_ptr<LlamaSession>> s = LlamaSession::Create(model, ctx, run, 1);
+    absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(model, ctx, run, 1);
     if (!s.ok()) {
       stats_.session_errors++;
       stats_.error_kinds[ErrorBucket(std::string(s.status().message()), name_)]++;
       return;
     }
-    LlamaSession& session = **s;
+    Session& session = **s;
     const int32_t n_vocab = static_cast<int32_t>(c.n_vocab);
     for (int32_t bad : {n_vocab, -1}) {
       const int32_t token[1] = {bad};

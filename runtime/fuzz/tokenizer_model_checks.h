@@ -15,7 +15,7 @@
 //    range ones included) is the concatenation of the pieces, less at most one space per
 //    token. Each control / user-defined / unknown token's own text encodes (parse_special)
 //    to exactly that token. ApplyChatTemplate prints every message's content.
-//  * LlamaModel::Load is OK or an error starting with the file name; f32 weight mode loads
+//  * Model::Load is OK or an error starting with the file name; f32 weight mode loads
 //    exactly when native mode does. A loaded model has consistent shapes, and one scalar
 //    forward step per position (context 2, batch 1) succeeds with n_vocab logits, while
 //    token ids outside the vocabulary and a full context are errors.

@@ -293,6 +293,33 @@ std::vector<NamedDoc> MakeTokenizerSeeds() {
                            std::string(reinterpret_cast<const char*>(freqs), sizeof freqs)});
       add("model_q4_1_rope", std::move(d));
     }
+    {  // Tiny gemma3 model, Q4_0, no tokenizer, 64 tokens: per-head Q/K norms, post-norms,
+       // a sliding window of 2 on every other layer with its own RoPE base, logit
+       // soft-capping, key length 32 with 2 heads of a 32-wide model.
+      TinyLlamaSpec spec;
+      spec.architecture = "gemma3";
+      spec.format = Format::kQ4_0;
+      spec.tokenizer = false;
+      spec.n_vocab = 64;
+      spec.n_embd = 32;
+      spec.n_ff = 32;
+      spec.n_head = 2;
+      spec.n_head_kv = 1;
+      spec.head_dim = 32;
+      spec.n_layer = 2;
+      spec.n_ctx = 8;
+      spec.rms_eps = 1e-6f;
+      spec.sliding_window = 2;
+      spec.sliding_window_pattern = 2;
+      spec.rope_freq_base = 1e6;
+      spec.rope_freq_base_swa = 1e4;
+      spec.final_logit_softcap = 30.0f;
+      spec.seed = 3;
+      absl::StatusOr<GgufWriter> w = MakeTinyLlama(spec);
+      absl::StatusOr<std::string> b = w.ok() ? w->ToBytes() : w.status();
+      if (!b.ok()) std::abort();
+      add("model_gemma3", DocFromBytes(*b));
+    }
   }
   return out;
 }
