@@ -315,8 +315,10 @@ struct LegacyInt8 {
     }
   }
 
-  template <int MR>
-  static FK_NOINLINE void tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv) {
+  using Prep = NoPrep;
+  template <int MR, int NR>
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
+    static_assert(NR == kNR, "4-row tiles");
     const int64_t nb = a.k / kQK;
     const int64_t full = nb / 4;
     const int tail = static_cast<int>(nb % 4);
@@ -328,7 +330,7 @@ struct LegacyInt8 {
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < full; ++g) {
-      prefetch_next_tile(w, a.row_bytes, g * C::kGroupBytes, C::kGroupBytes);
+      prefetch_ahead<VecAvx512>(w, a.row_bytes, g * C::kGroupBytes, C::kGroupBytes);
       group<MR>(w, y, g, 4, acc);
     }
     if (tail != 0) group<MR>(w, y, full, tail, acc);
@@ -407,20 +409,6 @@ struct KHead {
   __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j
   __m256 d;          // d_j in lane 2j, dmin_j (Q4_K / Q5_K) in lane 2j + 1
 };
-
-// Q4_K / Q5_K: the 6-bit scales and mins of the 8 sub-blocks, unpacked to bytes with scalar
-// integer operations (which leave the vector units to the products).
-//   Sub-blocks 0-3: low 6 bits of scale bytes 0-3 (scales) and 4-7 (mins).
-//   Sub-blocks 4-7: low nibble (scales) / high nibble (mins) of bytes 8-11, plus the top
-//   2 bits of bytes 0-3 / 4-7 as bits 4-5.
-FK_INLINE void unpack_k4_scales(const uint8_t* s12, uint64_t* sc, uint64_t* mn) {
-  const uint32_t u0 = load_u32(s12), u1 = load_u32(s12 + 4), u2 = load_u32(s12 + 8);
-  const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
-  const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
-  const uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
-  *sc = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
-  *mn = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
-}
 
 // The fp16 pairs at p[j] (d and dmin of 4 K-quant rows) as floats d_j, dmin_j in lanes
 // 2j, 2j + 1.
@@ -630,8 +618,10 @@ struct CodecQ8_K {
 
 template <class C>
 struct KQuantInt8 {
-  template <int MR>
-  static FK_NOINLINE void tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv) {
+  using Prep = NoPrep;
+  template <int MR, int NR>
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
+    static_assert(NR == kNR, "4-row tiles");
     const int64_t nb = a.k / kQK_K;
     const uint8_t* w[kNR];
     tile_rows(a, j0, nv, w);
@@ -648,7 +638,7 @@ struct KQuantInt8 {
     const __m512i odd = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = b * C::kBytes;
-      prefetch_next_tile(w, a.row_bytes, off, C::kBytes);
+      prefetch_ahead<VecAvx512>(w, a.row_bytes, off, C::kBytes);
       const uint8_t* blk[kNR];
       for (int j = 0; j < kNR; ++j) blk[j] = w[j] + off;
       KHead h;
@@ -690,32 +680,32 @@ struct KQuantInt8 {
 template <bool kVnni>
 struct Int8Kernels {
   static void q4_0(const MatmulArgs& a, int64_t nb, int64_t ne) {
-    run_tiles<LegacyInt8<CodecQ4_0, kVnni>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, LegacyInt8<CodecQ4_0, kVnni>>(a, nb, ne);
   }
   static void q4_1(const MatmulArgs& a, int64_t nb, int64_t ne) {
-    run_tiles<LegacyInt8<CodecQ4_1, kVnni>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, LegacyInt8<CodecQ4_1, kVnni>>(a, nb, ne);
   }
   static void q5_0(const MatmulArgs& a, int64_t nb, int64_t ne) {
-    run_tiles<LegacyInt8<CodecQ5_0, kVnni>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, LegacyInt8<CodecQ5_0, kVnni>>(a, nb, ne);
   }
   static void q8_0(const MatmulArgs& a, int64_t nb, int64_t ne) {
-    run_tiles<LegacyInt8<CodecQ8_0<kVnni>, kVnni>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, LegacyInt8<CodecQ8_0<kVnni>, kVnni>>(a, nb, ne);
   }
   // Batches of kPanelMinM rows or more: weight panels (kernels/avx512_kpanel.h).
   static void q4_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
     if (a.m >= kPanelMinM) return KPanelInt8<PanelCodecQ45<false>, kVnni>::run(a, nb, ne);
-    run_tiles<KQuantInt8<CodecQ45_K<false, kVnni>>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, KQuantInt8<CodecQ45_K<false, kVnni>>>(a, nb, ne);
   }
   static void q5_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
     if (a.m >= kPanelMinM) return KPanelInt8<PanelCodecQ45<true>, kVnni>::run(a, nb, ne);
-    run_tiles<KQuantInt8<CodecQ45_K<true, kVnni>>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, KQuantInt8<CodecQ45_K<true, kVnni>>>(a, nb, ne);
   }
   static void q6_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
     if (a.m >= kPanelMinM) return KPanelInt8<PanelCodecQ6, kVnni>::run(a, nb, ne);
-    run_tiles<KQuantInt8<CodecQ6_K<kVnni>>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, KQuantInt8<CodecQ6_K<kVnni>>>(a, nb, ne);
   }
   static void q8_k(const MatmulArgs& a, int64_t nb, int64_t ne) {
-    run_tiles<KQuantInt8<CodecQ8_K<kVnni>>>(a, nb, ne, a.act_row_bytes);
+    run_tiles<VecAvx512, KQuantInt8<CodecQ8_K<kVnni>>>(a, nb, ne);
   }
 };
 

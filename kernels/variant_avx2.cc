@@ -9,14 +9,10 @@
 //               are exact, then scaled in float once per block (legacy) or super-block
 //               (K-quants).
 //
-// Tiling. Every kernel is a micro-kernel `tile<MR, NR>` that computes an MR x NR block of
-// outputs (MR activation rows x NR weight rows) over the whole of k, decoding each weight
-// block once and using it for all MR activation rows. Batch 1 (m == 1) runs 1 x 4 tiles
-// (four weight rows share every activation load); batch > 1 runs 4 x 2 tiles. Each output
-// has its own accumulator and sees exactly the same sequence of operations whatever tile
-// shape it is computed in, and its horizontal reduction happens once at the end in a fixed
-// order. So an output's bits never depend on how [0, n) (or [0, m)) was split, and the
-// registry's N_TILE only says where dispatch may split.
+// Tiling: the shared driver (kernels/simd/driver-inl.h) with this ISA's traits (VecAvx2,
+// kernels/avx2/vec-inl.h): batch 1 runs 1 x 4 tiles, batch > 1 runs 4 x 2 tiles. The f32 path
+// and F32 weights are the shared ones (kernels/simd/f32_path-inl.h) over the block decoders
+// below.
 //
 // Integer ranges used below (maddubs saturates at +-32767 per int16 lane, a pair of
 // products): |y| <= 127 for activations (both reference quantizers map to [-127, 127]);
@@ -30,204 +26,17 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/avx2/vec-inl.h"
 #include "kernels/kernel_api.h"
+#include "kernels/simd/driver-inl.h"
+#include "kernels/simd/f32_path-inl.h"
 
 namespace fk {
 namespace {
 
-#define FK_INLINE inline __attribute__((always_inline))
-
-// ---- Small helpers --------------------------------------------------------------------
-
-FK_INLINE uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-FK_INLINE uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-FK_INLINE float load_f32(const uint8_t* p) {
-  float v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-FK_INLINE __m256i loadu256(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-FK_INLINE __m128i loadu128(const void* p) {
-  return _mm_loadu_si128(static_cast<const __m128i*>(p));
-}
-FK_INLINE __m128i loadu64(const void* p) {
-  return _mm_loadl_epi64(static_cast<const __m128i*>(p));
-}
-
-// The half at p, converted and broadcast to 8 lanes.
-FK_INLINE __m256 bcast_fp16(const uint8_t* p) {
-  return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(load_u16(p))));
-}
-
-// Horizontal sum in a fixed order (the same for every output).
-FK_INLINE float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Sum over each 4-byte group of u * s (u unsigned bytes, s signed bytes): 8 int32 lanes.
-FK_INLINE __m256i dot_us(__m256i u, __m256i s) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
-// 8 consecutive unsigned / signed bytes at p widened to int32.
-FK_INLINE __m256i u8x8_to_i32(const uint8_t* p) { return _mm256_cvtepu8_epi32(loadu64(p)); }
-FK_INLINE __m256i s8x8_to_i32(const uint8_t* p) { return _mm256_cvtepi8_epi32(loadu64(p)); }
-
-// Shifts each 16-bit lane left by S (right by -S when S < 0). Used to move one bit of every
-// byte to bit 4 before masking with 0x10, so bits crossing byte borders are masked away.
-template <int S>
-FK_INLINE __m256i shift16(__m256i v) {
-  if constexpr (S > 0) return _mm256_slli_epi16(v, S);
-  if constexpr (S < 0) return _mm256_srli_epi16(v, -S);
-  return v;
-}
-
-// Calls f(std::integral_constant<int, I>) for I = 0 .. N-1 (compile-time loop, for bodies
-// whose shift counts depend on the index).
-template <int N, int I = 0, class F>
-FK_INLINE void static_for(F&& f) {
-  if constexpr (I < N) {
-    f(std::integral_constant<int, I>());
-    static_for<N, I + 1>(f);
-  }
-}
-
-// ---- Tiling driver ----------------------------------------------------------------------
-// K provides: `struct Prep` (per-call activation data, built from MatmulArgs) and
-// `template <int MR, int NR> static void tile(args, prep, i0, j0)` computing
-// output[i0 .. i0+MR)[j0 .. j0+NR).
-
-constexpr int kGemvNR = 4;  // batch 1: weight rows per tile
-constexpr int kGemmMR = 4;  // batch > 1: activation rows per tile
-constexpr int kGemmNR = 2;  // batch > 1: weight rows per tile
-
-// One micro-kernel call; kept out of line so each tile shape is compiled (and register-
-// allocated) on its own.
-template <class K, int MR, int NR>
-__attribute__((noinline)) void tile(const MatmulArgs& a, const typename K::Prep& prep,
-                                    int64_t i0, int64_t j0) {
-  K::template tile<MR, NR>(a, prep, i0, j0);
-}
-
-template <class K, int NR>
-void gemm_column(const MatmulArgs& a, const typename K::Prep& prep, int64_t j) {
-  int64_t i = 0;
-  for (; i + kGemmMR <= a.m; i += kGemmMR) tile<K, kGemmMR, NR>(a, prep, i, j);
-  switch (a.m - i) {
-    case 3: tile<K, 3, NR>(a, prep, i, j); break;
-    case 2: tile<K, 2, NR>(a, prep, i, j); break;
-    case 1: tile<K, 1, NR>(a, prep, i, j); break;
-    default: break;
-  }
-}
-
-template <class K>
-void run(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
-  if (a.m <= 0 || n_begin >= n_end) return;
-  const typename K::Prep prep(a);
-  if (a.m == 1) {
-    int64_t j = n_begin;
-    for (; j + kGemvNR <= n_end; j += kGemvNR) tile<K, 1, kGemvNR>(a, prep, 0, j);
-    for (; j + 2 <= n_end; j += 2) tile<K, 1, 2>(a, prep, 0, j);
-    for (; j < n_end; ++j) tile<K, 1, 1>(a, prep, 0, j);
-    return;
-  }
-  int64_t j = n_begin;
-  for (; j + kGemmNR <= n_end; j += kGemmNR) gemm_column<K, kGemmNR>(a, prep, j);
-  for (; j < n_end; ++j) gemm_column<K, 1>(a, prep, j);
-}
-
-struct NoPrep {
-  explicit NoPrep(const MatmulArgs&) {}
-};
-
-// Software prefetch of bytes [off, off + bytes) of the NR weight rows that follow this
-// tile's rows (the next tile, NR * row_bytes further on). Rows are only a few KB long, too
-// short for the hardware prefetchers to ramp up on; without this, batch-1 GEMV alternates
-// between computing and waiting on DRAM. Into L2 (T1): a tile in flight into L1 would
-// overrun its miss buffers. Address arithmetic in uintptr_t: past the last
-// row the addresses point outside the weights, which prefetch tolerates.
-template <int NR>
-FK_INLINE void prefetch_next_tile(const uint8_t* const (&w)[NR], int64_t row_bytes, int64_t off,
-                                  int64_t bytes) {
-  for (int j = 0; j < NR; ++j) {
-    const uintptr_t p = reinterpret_cast<uintptr_t>(w[j]) + NR * row_bytes + off;
-    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T1);
-  }
-}
-
-// Writes the MR x NR tile of outputs, acc (+ extra when given) reduced in a fixed order.
-template <int MR, int NR>
-FK_INLINE void store_tile(const MatmulArgs& a, int64_t i0, int64_t j0,
-                          const __m256 (&acc)[MR][NR]) {
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) a.output[(i0 + i) * a.n + j0 + j] = hsum(acc[i][j]);
-}
-
-template <int MR, int NR>
-FK_INLINE void zero(__m256 (&acc)[MR][NR]) {
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
-}
-
 // =========================================================================================
 // f32 path
 // =========================================================================================
-
-// F32 weights: k need not be a multiple of 8; the last partial group uses masked loads
-// (the masked-off lanes contribute 0 * 0).
-struct F32Weights {
-  using Prep = NoPrep;
-  template <int MR, int NR>
-  static void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0) {
-    const uint8_t* w8[NR];
-    const float* w[NR];
-    const float* x[MR];
-    for (int j = 0; j < NR; ++j) {
-      w8[j] = a.weights + (j0 + j) * a.row_bytes;
-      w[j] = reinterpret_cast<const float*>(w8[j]);
-    }
-    for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
-    __m256 acc[MR][NR];
-    zero(acc);
-    int64_t kk = 0;
-    for (; kk + 8 <= a.k; kk += 8) {
-      if ((kk & 15) == 0) prefetch_next_tile(w8, a.row_bytes, 4 * kk, 64);
-      __m256 wv[NR];
-      for (int j = 0; j < NR; ++j) wv[j] = _mm256_loadu_ps(w[j] + kk);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 xv = _mm256_loadu_ps(x[i] + kk);
-        for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
-      }
-    }
-    if (kk < a.k) {
-      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      const __m256i mask =
-          _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(a.k - kk)), lane);
-      __m256 wv[NR];
-      for (int j = 0; j < NR; ++j) wv[j] = _mm256_maskload_ps(w[j] + kk, mask);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 xv = _mm256_maskload_ps(x[i] + kk, mask);
-        for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
-      }
-    }
-    store_tile(a, i0, j0, acc);
-  }
-};
 
 // Block decoders for the f32 path. Each has kElems/kBytes (block size), init(block) and
 // group(g): the 8 dequantized weights g*8 .. g*8+7 of the block, in element order.
@@ -299,19 +108,6 @@ struct DecQ8_0 {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(s8x8_to_i32(qs + 8 * g)), d);
   }
 };
-
-// Q4_K / Q5_K: 6-bit scales and mins of the 8 sub-blocks, unpacked to bytes.
-FK_INLINE void unpack_k4_scales(const uint8_t* s12, uint64_t* sc, uint64_t* mn) {
-  const uint32_t u0 = load_u32(s12), u1 = load_u32(s12 + 4), u2 = load_u32(s12 + 8);
-  // Sub-blocks 0-3: low 6 bits of bytes 0-3 (scales) and 4-7 (mins). Sub-blocks 4-7: low
-  // nibble (scales) / high nibble (mins) of bytes 8-11, plus the top 2 bits of bytes 0-3 /
-  // 4-7 as bits 4-5.
-  const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
-  const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
-  const uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
-  *sc = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
-  *mn = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
-}
 
 // Q4_K and Q5_K (kFive): w = (d * sc) * q - (dmin * m) per sub-block of 32.
 template <bool kFive>
@@ -397,39 +193,6 @@ struct DecQ8_K {
   }
   FK_INLINE __m256 group(int g) const {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(s8x8_to_i32(qs + 8 * g)), d);
-  }
-};
-
-// The f32-path micro-kernel: per block, each of the NR weight rows is decoded one group of
-// 8 at a time and FMA'd into the MR x NR accumulators.
-template <class D>
-struct F32Path {
-  using Prep = NoPrep;
-  template <int MR, int NR>
-  static void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0) {
-    const int64_t nb = a.k / D::kElems;
-    const uint8_t* w[NR];
-    const float* x[MR];
-    for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + j) * a.row_bytes;
-    for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
-    __m256 acc[MR][NR];
-    zero(acc);
-    for (int64_t b = 0; b < nb; ++b) {
-      prefetch_next_tile(w, a.row_bytes, b * D::kBytes, D::kBytes);
-      D dec[NR];
-      for (int j = 0; j < NR; ++j) dec[j].init(w[j] + b * D::kBytes);
-      const int64_t e0 = b * D::kElems;
-#pragma GCC unroll 32
-      for (int g = 0; g < D::kElems / 8; ++g) {
-        __m256 wv[NR];
-        for (int j = 0; j < NR; ++j) wv[j] = dec[j].group(g);
-        for (int i = 0; i < MR; ++i) {
-          const __m256 xv = _mm256_loadu_ps(x[i] + e0 + 8 * g);
-          for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
-        }
-      }
-    }
-    store_tile(a, i0, j0, acc);
   }
 };
 
@@ -587,14 +350,14 @@ template <class C>
 struct LegacyInt8 {
   using Prep = LegacyPrep;
   template <int MR, int NR>
-  static void tile(const MatmulArgs& a, const Prep& p, int64_t i0, int64_t j0) {
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep& p, int64_t i0, int64_t j0, int nv) {
     const int64_t nb = p.nb;
     const uint8_t* w[NR];
     const uint8_t* y[MR];
     const float* da[MR];
     const float* dasum[MR];
     const int32_t* ysum[MR];
-    for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + j) * a.row_bytes;
+    tile_rows(a, j0, nv, w);
     for (int i = 0; i < MR; ++i) {
       y[i] = a.act + (i0 + i) * a.act_row_bytes + 2;
       da[i] = p.da + (i0 + i) * p.stride;
@@ -610,7 +373,7 @@ struct LegacyInt8 {
     alignas(32) float scale[MR][NR][kScaleGroup];
     for (int64_t b0 = 0; b0 < nb; b0 += kScaleGroup) {
       const int cnt = static_cast<int>(std::min<int64_t>(kScaleGroup, nb - b0));
-      prefetch_next_tile(w, a.row_bytes, b0 * C::kBytes, cnt * C::kBytes);
+      prefetch_ahead<VecAvx2>(w, a.row_bytes, b0 * C::kBytes, cnt * C::kBytes);
       for (int j = 0; j < NR; ++j) {
         const uint8_t* blk0 = w[j] + b0 * C::kBytes;
         const __m256 dw = gather_fp16<C::kBytes>(blk0, cnt);
@@ -640,7 +403,7 @@ struct LegacyInt8 {
       for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_add_ps(acc[i][j], macc[i][j]);
     }
-    store_tile(a, i0, j0, acc);
+    store_tile(a, i0, j0, nv, acc);
   }
 };
 
@@ -673,18 +436,18 @@ struct Int8Q45_K {
   using Prep = NoPrep;
   static constexpr int kBytes = kFive ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
   template <int MR, int NR>
-  static void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0) {
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
     const int64_t nb = a.k / kQK_K;
     const uint8_t* w[NR];
     const uint8_t* y[MR];
-    for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + j) * a.row_bytes;
+    tile_rows(a, j0, nv, w);
     act_rows(a, i0, y);
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i b4 = _mm256_set1_epi8(16);
     __m256 acc[MR][NR];
     zero(acc);
     for (int64_t b = 0; b < nb; ++b) {
-      prefetch_next_tile(w, a.row_bytes, b * kBytes, kBytes);
+      prefetch_ahead<VecAvx2>(w, a.row_bytes, b * kBytes, kBytes);
       const uint8_t* yb[MR];
       float da[MR];
       for (int i = 0; i < MR; ++i) {
@@ -746,7 +509,7 @@ struct Int8Q45_K {
                                       acc[i][j]);
       }
     }
-    store_tile(a, i0, j0, acc);
+    store_tile(a, i0, j0, nv, acc);
   }
 };
 
@@ -755,11 +518,11 @@ struct Int8Q6_K {
   static constexpr int kBytes = sizeof(BlockQ6_K);
   static constexpr int kQh = kQK_K / 2, kSc = kQK_K / 2 + kQK_K / 4, kD = kSc + kQK_K / 16;
   template <int MR, int NR>
-  static void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0) {
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
     const int64_t nb = a.k / kQK_K;
     const uint8_t* w[NR];
     const uint8_t* y[MR];
-    for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + j) * a.row_bytes;
+    tile_rows(a, j0, nv, w);
     act_rows(a, i0, y);
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i m30 = _mm256_set1_epi8(0x30);
@@ -778,7 +541,7 @@ struct Int8Q6_K {
     __m256 acc[MR][NR];
     zero(acc);
     for (int64_t b = 0; b < nb; ++b) {
-      prefetch_next_tile(w, a.row_bytes, b * kBytes, kBytes);
+      prefetch_ahead<VecAvx2>(w, a.row_bytes, b * kBytes, kBytes);
       const uint8_t* yb[MR];
       float da[MR];
       for (int i = 0; i < MR; ++i) {
@@ -829,7 +592,7 @@ struct Int8Q6_K {
                                       acc[i][j]);
       }
     }
-    store_tile(a, i0, j0, acc);
+    store_tile(a, i0, j0, nv, acc);
   }
 };
 
@@ -837,16 +600,16 @@ struct Int8Q8_K {
   using Prep = NoPrep;
   static constexpr int kBytes = sizeof(BlockQ8_K);
   template <int MR, int NR>
-  static void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0) {
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
     const int64_t nb = a.k / kQK_K;
     const uint8_t* w[NR];
     const uint8_t* y[MR];
-    for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + j) * a.row_bytes;
+    tile_rows(a, j0, nv, w);
     act_rows(a, i0, y);
     __m256 acc[MR][NR];
     zero(acc);
     for (int64_t b = 0; b < nb; ++b) {
-      prefetch_next_tile(w, a.row_bytes, b * kBytes, kBytes);
+      prefetch_ahead<VecAvx2>(w, a.row_bytes, b * kBytes, kBytes);
       __m256i isum[MR][NR];
       for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) isum[i][j] = _mm256_setzero_si256();
@@ -869,7 +632,7 @@ struct Int8Q8_K {
         }
       }
     }
-    store_tile(a, i0, j0, acc);
+    store_tile(a, i0, j0, nv, acc);
   }
 };
 
@@ -1001,35 +764,35 @@ extern const ActPacker act_q8_k__avx2 = {"q8_k__avx2", Format::kQ8_K,
 
 // ---- The registry's entry points (rows in the avx2 section of kernels/registry.inc) ------
 
-void f32_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Weights>(a, nb, ne); }
-void q4_0_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Path<DecQ4_0>>(a, nb, ne); }
-void q4_1_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Path<DecQ4_1>>(a, nb, ne); }
-void q5_0_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Path<DecQ5_0>>(a, nb, ne); }
-void q8_0_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Path<DecQ8_0>>(a, nb, ne); }
+void f32_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Weights<VecAvx2>>(a, nb, ne); }
+void q4_0_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Path<VecAvx2, DecQ4_0>>(a, nb, ne); }
+void q4_1_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Path<VecAvx2, DecQ4_1>>(a, nb, ne); }
+void q5_0_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Path<VecAvx2, DecQ5_0>>(a, nb, ne); }
+void q8_0_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Path<VecAvx2, DecQ8_0>>(a, nb, ne); }
 void q4_k_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run<F32Path<DecQ45_K<false>>>(a, nb, ne);
+  run_tiles<VecAvx2, F32Path<VecAvx2, DecQ45_K<false>>>(a, nb, ne);
 }
 void q5_k_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run<F32Path<DecQ45_K<true>>>(a, nb, ne);
+  run_tiles<VecAvx2, F32Path<VecAvx2, DecQ45_K<true>>>(a, nb, ne);
 }
-void q6_k_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Path<DecQ6_K>>(a, nb, ne); }
-void q8_k_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<F32Path<DecQ8_K>>(a, nb, ne); }
+void q6_k_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Path<VecAvx2, DecQ6_K>>(a, nb, ne); }
+void q8_k_f32__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, F32Path<VecAvx2, DecQ8_K>>(a, nb, ne); }
 
 void q4_0_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run<LegacyInt8<Int8Q4_0>>(a, nb, ne);
+  run_tiles<VecAvx2, LegacyInt8<Int8Q4_0>>(a, nb, ne);
 }
 void q4_1_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run<LegacyInt8<Int8Q4_1>>(a, nb, ne);
+  run_tiles<VecAvx2, LegacyInt8<Int8Q4_1>>(a, nb, ne);
 }
 void q5_0_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run<LegacyInt8<Int8Q5_0>>(a, nb, ne);
+  run_tiles<VecAvx2, LegacyInt8<Int8Q5_0>>(a, nb, ne);
 }
 void q8_0_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run<LegacyInt8<Int8Q8_0>>(a, nb, ne);
+  run_tiles<VecAvx2, LegacyInt8<Int8Q8_0>>(a, nb, ne);
 }
-void q4_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<Int8Q45_K<false>>(a, nb, ne); }
-void q5_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<Int8Q45_K<true>>(a, nb, ne); }
-void q6_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<Int8Q6_K>(a, nb, ne); }
-void q8_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run<Int8Q8_K>(a, nb, ne); }
+void q4_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, Int8Q45_K<false>>(a, nb, ne); }
+void q5_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, Int8Q45_K<true>>(a, nb, ne); }
+void q6_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, Int8Q6_K>(a, nb, ne); }
+void q8_k_int8__avx2(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx2, Int8Q8_K>(a, nb, ne); }
 
 }  // namespace fk

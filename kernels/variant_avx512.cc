@@ -11,8 +11,11 @@
 // the reference quantizers' values bit for bit (same float operations in the same order),
 // laid out as kernels/avx512_common.h describes.
 //
-// Tiling (avx512_common.h): 1 x 4 tiles for batch 1, 4 x 4 tiles for larger batches.
+// Tiling: the shared driver (kernels/simd/driver-inl.h) with VecAvx512's traits: 1 x 4 tiles
+// for batch 1, 4 x 4 tiles for larger batches. The f32 path and F32 weights are the shared
+// ones (kernels/simd/f32_path-inl.h) over the block decoders below.
 #include "kernels/avx512_int8.h"
+#include "kernels/simd/f32_path-inl.h"
 
 namespace fk {
 namespace {
@@ -191,43 +194,6 @@ void unpack_q8_k(const uint8_t* packed, int64_t k, float* out) {
 // f32 path
 // =============================================================================================
 
-// F32 weights: k need not be a multiple of 16; the last partial vector uses masked loads.
-struct F32Weights {
-  template <int MR>
-  static FK_NOINLINE void tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv) {
-    const uint8_t* w8[kNR];
-    tile_rows(a, j0, nv, w8);
-    const float* w[kNR];
-    for (int j = 0; j < kNR; ++j) w[j] = reinterpret_cast<const float*>(w8[j]);
-    const float* x[MR];
-    for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
-    __m512 acc[MR][kNR];
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_setzero_ps();
-    int64_t kk = 0;
-    for (; kk + 16 <= a.k; kk += 16) {
-      prefetch_next_tile(w8, a.row_bytes, 4 * kk, 64);
-      __m512 wv[kNR];
-      for (int j = 0; j < kNR; ++j) wv[j] = _mm512_loadu_ps(w[j] + kk);
-      for (int i = 0; i < MR; ++i) {
-        const __m512 xv = _mm512_loadu_ps(x[i] + kk);
-        for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
-      }
-    }
-    if (kk < a.k) {
-      const __mmask16 mask = static_cast<__mmask16>((1u << (a.k - kk)) - 1);
-      __m512 wv[kNR];
-      for (int j = 0; j < kNR; ++j) wv[j] = _mm512_maskz_loadu_ps(mask, w[j] + kk);
-      for (int i = 0; i < MR; ++i) {
-        const __m512 xv = _mm512_maskz_loadu_ps(mask, x[i] + kk);
-        for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
-      }
-    }
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < nv; ++j) a.output[(i0 + i) * a.n + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
-  }
-};
-
 FK_INLINE __m512 bcast_fp16(const uint8_t* p) { return _mm512_set1_ps(_cvtsh_ss(load_u16(p))); }
 
 // Block decoders for the f32 path: kElems / kBytes, init(block), and group(g) = the 16
@@ -381,45 +347,6 @@ struct DecQ8_K {
   }
 };
 
-// The f32-path micro-kernel: per block, each of the 4 weight rows is decoded 16 weights at
-// a time and FMA'd into the MR x 4 accumulators.
-template <class D>
-struct F32Path {
-  template <int MR>
-  static FK_NOINLINE void tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv) {
-    const int64_t nb = a.k / D::kElems;
-    const uint8_t* w[kNR];
-    tile_rows(a, j0, nv, w);
-    const float* x[MR];
-    for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
-    __m512 acc[MR][kNR];
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      prefetch_next_tile(w, a.row_bytes, b * D::kBytes, D::kBytes);
-      D dec[kNR];
-      for (int j = 0; j < kNR; ++j) dec[j].init(w[j] + b * D::kBytes);
-      const int64_t e0 = b * D::kElems;
-#pragma GCC unroll 16
-      for (int g = 0; g < D::kElems / 16; ++g) {
-        __m512 wv[kNR];
-        for (int j = 0; j < kNR; ++j) wv[j] = dec[j].group(g);
-        for (int i = 0; i < MR; ++i) {
-          const __m512 xv = _mm512_loadu_ps(x[i] + e0 + 16 * g);
-          for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
-        }
-      }
-    }
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < nv; ++j) a.output[(i0 + i) * a.n + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
-  }
-};
-
-template <class K>
-void run_f32(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run_tiles<K>(a, nb, ne, a.k * static_cast<int64_t>(sizeof(float)));
-}
-
 using Int8 = Int8Kernels<false>;
 
 }  // namespace
@@ -446,19 +373,19 @@ extern const ActPacker act_q8_k__avx512 = {"q8_k__avx512", Format::kQ8_K, &q8_k_
 
 // ---- The registry's entry points (rows in the avx512 section of kernels/registry.inc) -------
 
-void f32_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Weights>(a, nb, ne); }
-void q4_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ4_0>>(a, nb, ne); }
-void q4_1_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ4_1>>(a, nb, ne); }
-void q5_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ5_0>>(a, nb, ne); }
-void q8_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ8_0>>(a, nb, ne); }
+void f32_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Weights<VecAvx512>>(a, nb, ne); }
+void q4_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Path<VecAvx512, DecQ4_0>>(a, nb, ne); }
+void q4_1_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Path<VecAvx512, DecQ4_1>>(a, nb, ne); }
+void q5_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Path<VecAvx512, DecQ5_0>>(a, nb, ne); }
+void q8_0_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Path<VecAvx512, DecQ8_0>>(a, nb, ne); }
 void q4_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run_f32<F32Path<DecQ45_K<false>>>(a, nb, ne);
+  run_tiles<VecAvx512, F32Path<VecAvx512, DecQ45_K<false>>>(a, nb, ne);
 }
 void q5_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  run_f32<F32Path<DecQ45_K<true>>>(a, nb, ne);
+  run_tiles<VecAvx512, F32Path<VecAvx512, DecQ45_K<true>>>(a, nb, ne);
 }
-void q6_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ6_K>>(a, nb, ne); }
-void q8_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_f32<F32Path<DecQ8_K>>(a, nb, ne); }
+void q6_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Path<VecAvx512, DecQ6_K>>(a, nb, ne); }
+void q8_k_f32__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { run_tiles<VecAvx512, F32Path<VecAvx512, DecQ8_K>>(a, nb, ne); }
 
 void q4_0_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q4_0(a, nb, ne); }
 void q4_1_int8__avx512(const MatmulArgs& a, int64_t nb, int64_t ne) { Int8::q4_1(a, nb, ne); }
