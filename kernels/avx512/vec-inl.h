@@ -43,6 +43,11 @@ struct VecAvx512 {
   static constexpr bool kPrefetchLastByte = false;
 };
 
+// Weight rows per tile of every AVX-512 tile micro-kernel (the int8 codecs gather the 4 rows'
+// scales into one vector); the driver's tiles are that wide.
+constexpr int kNR = 4;
+static_assert(VecAvx512::kGemvNR == kNR && VecAvx512::kGemmNR == kNR, "4-row tiles");
+
 // ---- Helpers ----------------------------------------------------------------------------------
 
 FK_INLINE __m512i loadu512(const void* p) { return _mm512_loadu_si512(p); }
@@ -67,6 +72,15 @@ FK_INLINE __mmask64 low_bytes_mask(int bytes) {
   return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
 }
 
+// ---- u8 x s8 dot products of the int8 path ------------------------------------------------
+//
+// VNNI: vpdpbusd (4 products per int32 lane, no intermediate saturation). Without VNNI:
+// vpmaddubsw (pairs, saturating at +-32767) then vpmaddwd; unsigned weights are at most 6-bit
+// (2 * 63 * 127 = 16002, no saturation; two nibble pairs added as int16: 2 * 2 * 31 * 127 =
+// 15748). Signed weights (Q8_0 / Q8_K): with VNNI as (w + 128) * y minus 128 * sum(y)
+// (precomputed); without, as |w| * (y with w's sign) (|y| <= 127, so at most 2 * 127 * 127 =
+// 32258 per pair).
+
 // init + per int32 lane: the sum of the 4 products u * s of its bytes, for two vector pairs
 // (u unsigned, s signed bytes). VNNI: two vpdpbusd. Without: vpmaddubsw per pair, the two
 // pairs added as int16, then vpmaddwd; |4 * u * s| must fit int16, so u <= 64 (the 4-, 5- and
@@ -78,6 +92,32 @@ FK_INLINE __m512i dot2_u8s8(__m512i init, __m512i u0, __m512i s0, __m512i u1, __
   } else {
     const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(u0, s0), _mm512_maddubs_epi16(u1, s1));
     return _mm512_add_epi32(init, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+  }
+}
+
+// A signed weight vector prepared for products with signed activations.
+struct SignedW {
+  __m512i u;      // VNNI: w + 128 as unsigned bytes; otherwise |w|
+  __mmask64 neg;  // otherwise: lanes where w < 0
+};
+template <bool kVnni>
+FK_INLINE SignedW prep_signed(__m512i w) {
+  if constexpr (kVnni) {
+    return {_mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), 0};
+  } else {
+    return {_mm512_abs_epi8(w), _mm512_movepi8_mask(w)};
+  }
+}
+// acc + per lane: sum of 4 products w * y. VNNI: the caller's accumulator must carry
+// -128 * sum(y) of the lane (the bias of w + 128).
+template <bool kVnni>
+FK_INLINE __m512i dot_signed(__m512i acc, const SignedW& w, __m512i y) {
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(acc, w.u, y);
+  } else {
+    const __m512i ys = _mm512_mask_sub_epi8(y, w.neg, _mm512_setzero_si512(), y);
+    return _mm512_add_epi32(acc,
+                            _mm512_madd_epi16(_mm512_maddubs_epi16(w.u, ys), _mm512_set1_epi16(1)));
   }
 }
 

@@ -1,28 +1,14 @@
-// Shared by the AVX-512 variants only (kernels/variant_avx512.cc, variant_avx512_vnni.cc):
-// the packed activation layouts of their int8 path. Helpers and vector traits are
-// kernels/avx512/vec-inl.h, the tiling driver kernels/simd/driver-inl.h.
-//
-// Everything here is in an anonymous namespace: each variant file gets its own copy, compiled
-// with that file's ISA flags, so no function compiled for one instruction set can be picked
-// by the linker for another. Include it from variant files only.
-#ifndef KERNELS_AVX512_COMMON_H_
-#define KERNELS_AVX512_COMMON_H_
+// The packed activation layouts of the AVX-512 int8 path, shared by its packers
+// (kernels/avx512/act_packers.cc) and kernels (avx512 and avx512_vnni). Textual header for
+// those libraries' .cc files only (see kernels/simd/common-inl.h).
+#ifndef KERNELS_AVX512_ACT_LAYOUTS_INL_H_
+#define KERNELS_AVX512_ACT_LAYOUTS_INL_H_
 
-#include "kernels/avx512/vec-inl.h"
-#include "kernels/formats.h"
-#include "kernels/kernel_api.h"
-#include "kernels/simd/driver-inl.h"
+#include <cstdint>
 
 namespace fk {
 namespace {
 
-// Weight rows per tile of every AVX-512 micro-kernel (the int8 codecs gather 4 rows' scales
-// into one vector); the driver's tiles (VecAvx512) are that wide.
-constexpr int kNR = 4;
-static_assert(VecAvx512::kGemvNR == kNR && VecAvx512::kGemmNR == kNR, "4-row tiles");
-
-// ---- Packed activation layouts of the int8 path ---------------------------------------------
-//
 // Both hold exactly the reference quantizer's values (Q8_0: fp16 d, q = roundf(x / d);
 // Q8_K: float d, q = nearest_int(-127 x / max)), reordered so that a weight block's decoded
 // bytes line up with them without shuffles, plus sums the kernels need, precomputed once.
@@ -59,4 +45,4 @@ constexpr int nibble_slot(int s) { return (s & ~3) + ((s & 1) << 1) + ((s >> 1) 
 }  // namespace
 }  // namespace fk
 
-#endif  // KERNELS_AVX512_COMMON_H_
+#endif  // KERNELS_AVX512_ACT_LAYOUTS_INL_H_
