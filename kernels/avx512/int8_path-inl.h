@@ -20,10 +20,6 @@ void run_int8(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
                   "without a PanelCodec in kernels/avx512/codecs-inl.h");
     KPanelInt8<PanelCodec<F>, kVnni>::run(a, n_begin, n_end);
   } else {
-    // Batches of 8 rows or more: weight panels (until they become registry rows).
-    if constexpr (IsComplete<PanelCodec<F>>::value) {
-      if (a.m >= 8) return KPanelInt8<PanelCodec<F>, kVnni>::run(a, n_begin, n_end);
-    }
     static_assert(IsComplete<Int8Codec<F, kVnni>>::value,
                   "a registry row names an AVX-512 int8 kernel of a format without an "
                   "Int8Codec in kernels/avx512/codecs-inl.h");
