@@ -7,7 +7,8 @@
 // Kernel benchmarks are named "<entry>/m:<m>/n:<n>/k:<k>", e.g.
 // "q4_k_int8__avx512_vnni/m:1/n:14336/k:4096"; select with --benchmark_filter=<regex>.
 // Shapes: GEMV (m = 1) 4096x4096, 14336x4096 and 4096x14336 (n x k), batched m = 8, 64, 256
-// at 4096x4096. Counters:
+// at 4096x4096; a row with a MIN_M (e.g. q4_k_int8_panel__avx512, MIN_M 8) only on shapes with
+// m >= MIN_M. Counters:
 //   bytes_per_second  weight bytes read per second
 //   GFLOPs            2 m n k per second / 1e9
 //   dram_probe_GBps   batch 1 only: DRAM read bandwidth with the same thread count, probed
@@ -263,6 +264,7 @@ void register_all() {
       for (const KernelEntry& e : all_kernels()) {
         if (e.format != t.format || !kernel_runnable(e)) continue;
         if (s.k % t.block_elems != 0) continue;
+        if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M
         benchmark::RegisterBenchmark(
             absl::StrCat(e.name, "/m:", s.m, "/n:", s.n, "/k:", s.k).c_str(),
             [entry = &e, s](benchmark::State& st) { run(st, entry, s); })

@@ -133,7 +133,9 @@ std::string GridRuleText() {
   return absl::StrCat(
       "Batch 1 (GEMV): every registry kernel this CPU runs (every variant and path) on every "
       "shape and thread count. Batch > 1: only the best variant per (format, path), i.e. the "
-      "highest variant this CPU runs, the one dispatch picks; batches >= ",
+      "highest variant this CPU runs, and of its rows the one dispatch picks for that batch "
+      "(a row with a MIN_M, such as the K-quant weight panels, from its MIN_M on), labelled by "
+      "its own kernel name; no row runs below its MIN_M; batches >= ",
       kBigBatch, " only at the highest thread count and on shapes with n*k <= 4096*4096 "
       "(batch 8 on every shape and thread count). For every "
       "(format, shape, batch, threads) that has a case, the dequantize-then-matmul baseline "
@@ -417,43 +419,75 @@ std::vector<CaseSpec> PlanCases(const SweepOptions& o, absl::Span<const KernelEn
     return std::find(o.variants.begin(), o.variants.end(), e.variant) != o.variants.end() &&
            std::find(o.paths.begin(), o.paths.end(), e.path) != o.paths.end() && runnable(e);
   };
+  // The row dispatch runs for a batch of m among `rows` (one format, variant and path): the
+  // largest MIN_M <= m.
+  auto row_for_batch = [](const std::vector<const KernelEntry*>& rows, int64_t m) {
+    const KernelEntry* r = nullptr;
+    for (const KernelEntry* e : rows) {
+      if (e->min_m <= m && (r == nullptr || e->min_m > r->min_m)) r = e;
+    }
+    return r;
+  };
+  // The best variant's rows of a path among `entries` (one format): the highest variant
+  // that has a general row (MIN_M 1), as dispatch picks it.
+  auto best_rows = [](const std::vector<const KernelEntry*>& entries, Path p) {
+    const KernelEntry* general = nullptr;
+    for (const KernelEntry* e : entries) {
+      if (e->path == p && e->min_m == 1 && (general == nullptr || e->variant > general->variant)) {
+        general = e;
+      }
+    }
+    std::vector<const KernelEntry*> rows;
+    for (const KernelEntry* e : entries) {
+      if (general != nullptr && e->path == p && e->variant == general->variant) rows.push_back(e);
+    }
+    return rows;
+  };
   // The dequantize-then-matmul baseline uses the F32 kernel dispatch would pick: the
   // highest variant this CPU runs (whatever --variants says: it is a baseline).
-  const KernelEntry* best_f32 = nullptr;
+  std::vector<const KernelEntry*> f32_entries;
   for (const KernelEntry& e : registry) {
-    if (e.format == Format::kF32 && e.path == Path::kF32 && runnable(e) &&
-        (best_f32 == nullptr || e.variant > best_f32->variant)) {
-      best_f32 = &e;
-    }
+    if (e.format == Format::kF32 && e.path == Path::kF32 && runnable(e)) f32_entries.push_back(&e);
   }
+  const std::vector<const KernelEntry*> best_f32 = best_rows(f32_entries, Path::kF32);
 
   const int max_threads = *std::max_element(o.threads.begin(), o.threads.end());
   std::vector<CaseSpec> cases;
   for (const Shape& s : o.shapes) {
     for (Format f : o.formats) {
-      // All wanted entries of this format, and the best (highest variant) per path.
-      std::vector<const KernelEntry*> all, best;
+      // All wanted entries of this format, and the best (highest variant) rows per path.
+      std::vector<const KernelEntry*> all;
+      std::vector<std::vector<const KernelEntry*>> best;
       for (const KernelEntry& e : registry) {
         if (e.format == f && wanted(e)) all.push_back(&e);
       }
       for (Path p : o.paths) {
-        const KernelEntry* b = nullptr;
-        for (const KernelEntry* e : all) {
-          if (e->path == p && (b == nullptr || e->variant > b->variant)) b = e;
-        }
-        if (b != nullptr) best.push_back(b);
+        std::vector<const KernelEntry*> rows = best_rows(all, p);
+        if (!rows.empty()) best.push_back(std::move(rows));
       }
       for (int64_t m : o.batches) {
         if (!o.full && m >= kBigBatch && s.n * s.k > kBigBatchMaxElements) continue;
-        const std::vector<const KernelEntry*>& entries = (m == 1 || o.full) ? all : best;
+        // Batch 1 (or --full): every wanted row this batch may run; otherwise per path the
+        // best variant's row for this batch.
+        std::vector<const KernelEntry*> entries;
+        if (m == 1 || o.full) {
+          for (const KernelEntry* e : all) {
+            if (e->min_m <= m) entries.push_back(e);
+          }
+        } else {
+          for (const std::vector<const KernelEntry*>& rows : best) {
+            if (const KernelEntry* e = row_for_batch(rows, m)) entries.push_back(e);
+          }
+        }
         if (entries.empty()) continue;
         for (int t : o.threads) {
           if (!o.full && m >= kBigBatch && t != max_threads) continue;
           for (const KernelEntry* e : entries) {
             cases.push_back({CaseKind::kFused, f, e, s, m, t});
           }
-          if (f != Format::kF32 && best_f32 != nullptr) {
-            cases.push_back({CaseKind::kDequantThenMatmul, f, best_f32, s, m, t});
+          const KernelEntry* f32 = row_for_batch(best_f32, m);
+          if (f != Format::kF32 && f32 != nullptr) {
+            cases.push_back({CaseKind::kDequantThenMatmul, f, f32, s, m, t});
           }
           if (ggml && GgmlTypeName(f) != nullptr) {
             cases.push_back({CaseKind::kGgml, f, nullptr, s, m, t});

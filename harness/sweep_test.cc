@@ -252,6 +252,51 @@ TEST(SweepGrid, RespectsRunnableFiltersGgmlAndFull) {
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_0, 64, 14336), 5 * 2);
 }
 
+// A row with a MIN_M (weight panels for batches) runs from its MIN_M on, as dispatch would
+// pick it, under its own name, and never below it.
+TEST(SweepGrid, RowsForBatchesRunFromTheirMinM) {
+  KernelEntry panel = Entry(Format::kQ4_K, Variant::kAvx512, Path::kInt8, "q4_k_int8_panel__avx512");
+  panel.min_m = 8;
+  const KernelEntry registry[] = {
+      Entry(Format::kF32, Variant::kAvx2, Path::kF32, "f32_f32__avx2"),
+      Entry(Format::kQ4_K, Variant::kScalar, Path::kInt8, "q4_k_int8__scalar"),
+      Entry(Format::kQ4_K, Variant::kAvx512, Path::kInt8, "q4_k_int8__avx512"),
+      panel,
+  };
+  absl::StatusOr<SweepOptions> o =
+      Parse({"--formats=q4_k", "--paths=int8", "--shapes=4096x4096", "--batch=1,4,8,64",
+             "--threads=1,2"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  std::vector<CaseSpec> cases = PlanCases(*o, registry, AllRunnable, /*ggml=*/false);
+  const char* kPanel = "q4_k_int8_panel__avx512";
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 1, 4096), 2 * 2);  // scalar, avx512
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 1, 4096, kPanel), 0);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 4, 4096), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 4, 4096, "q4_k_int8__avx512"), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, kPanel), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096, kPanel), 1);
+  for (const CaseSpec& c : cases) {
+    if (c.entry != nullptr) EXPECT_GE(c.m, c.entry->min_m) << c.entry->name;
+  }
+  // The baseline's F32 kernel is the general one at every batch.
+  EXPECT_EQ(Count(cases, CaseKind::kDequantThenMatmul, Format::kQ4_K, 8, 4096, "f32_f32__avx2"), 2);
+
+  // --full: every row at every batch it may run.
+  o->full = true;
+  cases = PlanCases(*o, registry, AllRunnable, false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 4, 4096), 2 * 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096), 3 * 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, kPanel), 2);
+
+  // --variants=scalar: the scalar row at every batch.
+  o->full = false;
+  o->variants = {Variant::kScalar};
+  cases = PlanCases(*o, registry, AllRunnable, false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, "q4_k_int8__scalar"), 2);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, kPanel), 0);
+}
+
 TEST(SweepGrid, DefaultGridOnTheRealRegistryIsPlanned) {
   absl::StatusOr<SweepOptions> o = Parse({});
   ASSERT_TRUE(o.ok());
@@ -261,6 +306,12 @@ TEST(SweepGrid, DefaultGridOnTheRealRegistryIsPlanned) {
     if (c.kind == CaseKind::kFused) {
       EXPECT_TRUE(kernel_runnable(*c.entry)) << c.entry->name;
       EXPECT_EQ(c.entry->format, c.format);
+      EXPECT_GE(c.m, c.entry->min_m) << c.entry->name;
+      // Batches > 1 run the row dispatch picks for the batch.
+      if (c.m > 1) {
+        EXPECT_EQ(find_kernel(c.format, c.entry->variant, c.entry->path, c.m), c.entry)
+            << c.entry->name << " m=" << c.m;
+      }
     }
   }
 }

@@ -6,6 +6,7 @@
 //   * every non-scalar entry against the scalar entry of the same format and path on random
 //     shapes, unaligned pointers and extreme-but-finite inputs,
 //   * bit-identical output for 1, 2, 3 and 7 threads,
+//   (rows with a MIN_M, kernels for batches only, run on every such shape with m >= MIN_M),
 //   * dispatch's errors, selection rules, fallbacks on a CPU without some features (faked
 //     by masking features), the thread pool, and the registry's invariants.
 // Entries this CPU cannot run are skipped with the missing features named.
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -141,6 +143,7 @@ struct GoldenParam {
   int golden_case;  // -1: the format's golden file could not be read
 };
 
+// Every (entry, golden case of its format) with m >= the entry's MIN_M.
 std::vector<GoldenParam> golden_params() {
   std::vector<GoldenParam> out;
   const auto entries = all_kernels();
@@ -151,7 +154,11 @@ std::vector<GoldenParam> golden_params() {
       out.push_back({i, -1});
       continue;
     }
-    for (size_t c = 0; c < cases->size(); ++c) out.push_back({i, static_cast<int>(c)});
+    const size_t before = out.size();
+    for (size_t c = 0; c < cases->size(); ++c) {
+      if ((*cases)[c].m >= entries[i].min_m) out.push_back({i, static_cast<int>(c)});
+    }
+    if (out.size() == before) out.push_back({i, -1});  // fails: no case is big enough
   }
   return out;
 }
@@ -220,7 +227,8 @@ TEST_P(GoldenTest, MatchesFloat64Oracle) {
   std::string error;
   const std::vector<GoldenMatmulCase>* cases = golden_cases(e.format, &error);
   ASSERT_NE(cases, nullptr) << error;
-  ASSERT_GE(GetParam().golden_case, 0) << "no golden cases for " << traits(e.format).name;
+  ASSERT_GE(GetParam().golden_case, 0)
+      << "no golden cases for " << traits(e.format).name << " with m >= " << e.min_m;
   SKIP_IF_NOT_RUNNABLE(e);
   const GoldenMatmulCase& gc = (*cases)[GetParam().golden_case];
   const int64_t m = gc.m, n = gc.n, k = gc.k;
@@ -289,10 +297,12 @@ TEST_P(GoldenToleranceTest, RejectsZerosForeignKernelsAndADroppedBlock) {
   std::string error;
   const std::vector<GoldenMatmulCase>* cases = golden_cases(e.format, &error);
   ASSERT_NE(cases, nullptr) << error;
-  // Case 2 is m = 8, n = 20, k = 256 for every format: a whole number of blocks for all.
+  // Case 2 is m = 8, n = 20, k = 256 for every format: a whole number of blocks for all (and
+  // a batch the rows with a MIN_M up to 8 run).
   ASSERT_GT(cases->size(), 2u);
   const GoldenMatmulCase& gc = (*cases)[2];
   ASSERT_EQ(gc.k, 256);
+  ASSERT_GE(gc.m, e.min_m) << e.name;
   const int64_t outputs = gc.m * gc.n;
   const std::vector<float> wf = dequantized(e, gc);
 
@@ -319,6 +329,7 @@ TEST_P(GoldenToleranceTest, RejectsZerosForeignKernelsAndADroppedBlock) {
   int foreign = 0;
   for (const KernelEntry& g : all_kernels()) {
     if (g.format == e.format || g.variant != e.variant || g.path != e.path) continue;
+    if (g.min_m > gc.m) continue;
     const std::vector<float> out = run_foreign_kernel(g, gc, row_bytes);
     EXPECT_GE(check_golden(e, gc, wf, out.data()).outside * 2, outputs)
         << g.name << " on " << traits(e.format).name << " weights passes";
@@ -387,7 +398,7 @@ const Shape kShapes[] = {
     {5, 11, 5, false},  {6, 6, 1, false},    {7, 3, 4, false},   {8, 17, 9, false},
     {9, 10, 2, false},  {17, 13, 3, false},  {64, 9, 4, false},  {1, 21, -1, false},
     {3, 5, -1, false},  {1, 19, 7, true},    {6, 10, 3, true},   {9, 7, 2, true},
-    // Batches of 8 or more run the K-quant panel kernels (avx512_kpanel.h): 15 rows take
+    // The K-quant panel rows (MIN_M 8, kernels/avx512/int8_kpanel-inl.h): 15 rows take
     // micro-tiles of 8, 4, 2 and 1 rows; 37 columns are two 16-row strips and a partial one.
     {15, 37, 3, false},
 };
@@ -409,7 +420,11 @@ TEST_P(VsScalarTest, RandomShapes) {
   SKIP_IF_NOT_RUNNABLE(e);
   const int64_t block = traits(e.format).block_elems;
   std::mt19937_64 rng(0x5eed0000 + GetParam());
+  int ran = 0, ran_off_tile = 0;  // shapes run; ... with m not a multiple of the m tile
   for (const Shape& s : kShapes) {
+    if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M
+    ++ran;
+    if (s.m % e.m_tile != 0) ++ran_off_tile;
     // Float weights (F32, F16, BF16): k is a count of elements, deliberately not a multiple
     // of 8 or 32.
     int64_t k = s.blocks < 0 ? kMaxK : s.blocks * block;
@@ -445,6 +460,8 @@ TEST_P(VsScalarTest, RandomShapes) {
       }
     }
   }
+  EXPECT_GE(ran, 5) << "too few shapes with m >= MIN_M " << e.min_m;
+  if (e.m_tile > 1) EXPECT_GE(ran_off_tile, 2) << "too few shapes with m % " << e.m_tile << " != 0";
 }
 
 INSTANTIATE_TEST_SUITE_P(NonScalar, VsScalarTest, ::testing::ValuesIn(non_scalar_entries()),
@@ -560,9 +577,14 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
   const int64_t block = traits(e.format).block_elems;
   std::mt19937_64 rng(0xd37e0000 + GetParam());
   // n of many tiles, so 2, 3 and 7 threads split it at many different places.
+  // (The batch rows (MIN_M 8) run the last three: m = 9 and 17 are not multiples of their
+  // 8-row micro-tiles, 77 and 150 columns split into many 16-row strips.)
   const Shape shapes[] = {{1, 67, 3, false}, {1, 203, 2, true}, {5, 41, 2, false},
-                          {17, 30, 1, true}};
+                          {17, 30, 1, true}, {9, 77, 2, false}, {17, 150, 1, true}};
+  int ran = 0;
   for (const Shape& s : shapes) {
+    if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M
+    ++ran;
     const int64_t k = block == 1 ? 45 * s.blocks : s.blocks * block;
     SCOPED_TRACE(absl::StrCat(e.name, " m=", s.m, " n=", s.n, " k=", k));
     UnalignedWeights w = make_weights(e.format, s.n, k, rng, s.extreme);
@@ -578,6 +600,7 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
           << pools[p]->size() << " threads differ from 1 thread";
     }
   }
+  EXPECT_GE(ran, 3) << "too few shapes with m >= MIN_M " << e.min_m;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKernels, DeterminismTest, ::testing::ValuesIn(all_entries()),
@@ -589,13 +612,24 @@ TEST(RegistryTest, NamesAreUniqueAndFollowTheRule) {
   std::set<std::string> names;
   for (const KernelEntry& e : all_kernels()) {
     EXPECT_TRUE(names.insert(e.name).second) << "duplicate " << e.name;
-    const std::string want = absl::StrCat(absl::AsciiStrToLower(traits(e.format).name), "_",
-                                          path_name(e.path), "__", variant_name(e.variant));
-    EXPECT_EQ(e.name, want);
+    // <format>_<path>__<variant>; a row for batches (MIN_M > 1): <format>_<path>_<kind>__<variant>.
+    const std::string head =
+        absl::StrCat(absl::AsciiStrToLower(traits(e.format).name), "_", path_name(e.path));
+    const std::string tail = absl::StrCat("__", variant_name(e.variant));
+    const std::string name = e.name;
+    if (e.min_m == 1) {
+      EXPECT_EQ(name, head + tail);
+    } else {
+      EXPECT_TRUE(absl::StartsWith(name, head + "_") && absl::EndsWith(name, tail) &&
+                  name.size() > head.size() + 1 + tail.size() &&
+                  name.substr(head.size() + 1, name.size() - head.size() - 1 - tail.size())
+                          .find("__") == std::string::npos)
+          << name << " is not " << head << "_<kind>" << tail;
+    }
     EXPECT_NE(e.fn, nullptr) << e.name;
     EXPECT_GE(e.n_tile, 1) << e.name;
     EXPECT_GE(e.m_tile, 1) << e.name;
-    EXPECT_EQ(find_kernel(e.format, e.variant, e.path), &e) << e.name;
+    EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m), &e) << e.name;
     EXPECT_FALSE(!has_int8_path(traits(e.format)) && e.path == Path::kInt8) << e.name;
     if (e.variant == Variant::kScalar) {
       EXPECT_EQ(e.features, kCpuNone) << e.name;

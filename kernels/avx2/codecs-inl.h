@@ -1,0 +1,482 @@
+// The avx2 codecs: per weight format, how one block is decoded on each path. Adding a format
+// to the avx2 variant = its codecs here + its rows in kernels/registry.inc (the rows define
+// the entry points, kernels/simd/entry_points-inl.h). Textual header for the avx2 library's
+// .cc files only (see kernels/simd/common-inl.h).
+//
+//   F32Decoder<F>  f32 path (kernels/simd/f32_path-inl.h): a block's dequantized weights,
+//                  8 at a time, bit for bit the reference dequantizer's values.
+//   Int8Codec<F>   int8 path, one of two kinds, by the activation blocks it reads (kAct):
+//                  Q8_0: one 32-element block unpacked to bytes and dotted with one Q8_0
+//                  block (the driver: kernels/avx2/int8_legacy-inl.h);
+//                  Q8_K: one super-block's integer dots against one Q8_K block for a whole
+//                  tile (kernels/avx2/int8_kquant-inl.h).
+// Block fields are read at their offsets in the block structs (kernels/formats.h).
+//
+// Integer ranges (maddubs saturates at +-32767 per int16 lane, a pair of products): |y| <=
+// 127 for activations (both reference quantizers map to [-127, 127]); 4-bit q: 2*15*127 =
+// 3810; 5-bit: 2*31*127 = 7874; 6-bit: 2*63*127 = 16002; signed 8-bit via |w| x sign(y, w):
+// 2*128*127 = 32512. All fit, and every int32 sum stays below 2^31.
+#ifndef KERNELS_AVX2_CODECS_INL_H_
+#define KERNELS_AVX2_CODECS_INL_H_
+
+#include "kernels/avx2/vec-inl.h"
+#include "kernels/simd/f32_path-inl.h"
+
+namespace fk {
+namespace {
+
+// The activation blocks of the int8 path: the reference Q8_0 / Q8_K blocks, byte for byte
+// (the avx2 packers, kernels/avx2/act_packers.cc, write exactly those).
+constexpr int kQ8_0Bytes = sizeof(BlockQ8_0);
+constexpr int kQ8_0D = offsetof(BlockQ8_0, d);
+constexpr int kQ8_0Qs = offsetof(BlockQ8_0, qs);
+constexpr int kQ8_KBytes = sizeof(BlockQ8_K);
+constexpr int kQ8_KD = offsetof(BlockQ8_K, d);
+constexpr int kQ8_KQs = offsetof(BlockQ8_K, qs);
+constexpr int kQ8_KBsums = offsetof(BlockQ8_K, bsums);
+
+template <Format F>
+struct Int8Codec;
+
+// Q8_0 kind (kernels/avx2/int8_legacy-inl.h):
+//   kAct = Format::kQ8_0; kBytes, kD (and kM when kHasMin): the block's size and the offsets
+//   of its fp16 d (and m); decode(block) -> W; dot(W, y) -> 8 int32 lanes whose sum is
+//   sum(q * y) over the block, q unsigned for Q4_0 / Q5_0 (the driver subtracts the offset:
+//   kBiasPerLane * sum(y) per lane).
+
+// Q8_K kind (kernels/avx2/int8_kquant-inl.h):
+//   kAct = Format::kQ8_K; kBytes; d(block) -> the super-block scale;
+//   block<MR, NR>(blk, yb, da, acc, isum): for the NR weight blocks blk[j] and the MR
+//   activation blocks yb[i] (scale da[i]): isum[i][j] = the exact integer dot sum_s sc_s *
+//   sum(q * y) over the super-block, offsets included; terms scaled by other factors than
+//   d * da (Q4_K / Q5_K mins: dmin * da) go into acc[i][j] directly.
+
+// ---- Q4_0: w = d * (q - 8) ---------------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ4_0> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_0);
+  const uint8_t* qs;
+  __m256 d, off;  // w = d * q - 8 d  (exactly d * (q - 8), one rounding)
+  FK_INLINE void init(const uint8_t* blk) {
+    qs = blk + offsetof(BlockQ4_0, qs);
+    d = bcast_fp16(blk + offsetof(BlockQ4_0, d));
+    off = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+  }
+  FK_INLINE __m256 group(int g) const {
+    const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
+    const __m256i q = g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), d, off);
+  }
+};
+
+// Low nibbles (elements 0-15) in the low 128 bits, high nibbles (16-31) in the high.
+FK_INLINE __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m256i v = _mm256_broadcastsi128_si256(loadu128(qs));
+  return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                          _mm256_set1_epi8(15));
+}
+
+template <>
+struct Int8Codec<Format::kQ4_0> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockQ4_0);
+  static constexpr int kD = offsetof(BlockQ4_0, d);
+  static constexpr int kBiasPerLane = 1;  // subtract ysum per lane: 8 lanes -> 8 * sum(y)
+  static constexpr bool kHasMin = false;
+  using W = __m256i;
+  FK_INLINE static W decode(const uint8_t* blk) {
+    return unpack_nibbles(blk + offsetof(BlockQ4_0, qs));
+  }
+  FK_INLINE static __m256i dot(W w, __m256i y) { return dot_us(w, y); }
+};
+
+// ---- Q4_1: w = d * q + m -----------------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ4_1> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_1);
+  const uint8_t* qs;
+  __m256 d, m;
+  FK_INLINE void init(const uint8_t* blk) {
+    qs = blk + offsetof(BlockQ4_1, qs);
+    d = bcast_fp16(blk + offsetof(BlockQ4_1, d));
+    m = bcast_fp16(blk + offsetof(BlockQ4_1, m));
+  }
+  FK_INLINE __m256 group(int g) const {
+    const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
+    const __m256i q = g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), d, m);
+  }
+};
+
+template <>
+struct Int8Codec<Format::kQ4_1> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockQ4_1);
+  static constexpr int kD = offsetof(BlockQ4_1, d);
+  static constexpr int kM = offsetof(BlockQ4_1, m);
+  static constexpr int kBiasPerLane = 0;
+  static constexpr bool kHasMin = true;
+  using W = __m256i;
+  FK_INLINE static W decode(const uint8_t* blk) {
+    return unpack_nibbles(blk + offsetof(BlockQ4_1, qs));
+  }
+  FK_INLINE static __m256i dot(W w, __m256i y) { return dot_us(w, y); }
+};
+
+// ---- Q5_0: w = d * (q - 16), bit 4 of q from qh -------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ5_0> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_0);
+  const uint8_t* qs;
+  __m256i qh;     // the 32 high bits, broadcast
+  __m256 d, off;  // w = d * q - 16 d
+  FK_INLINE void init(const uint8_t* blk) {
+    d = bcast_fp16(blk + offsetof(BlockQ5_0, d));
+    off = _mm256_mul_ps(d, _mm256_set1_ps(-16.0f));
+    qh = _mm256_set1_epi32(static_cast<int>(load_u32(blk + offsetof(BlockQ5_0, qh))));
+    qs = blk + offsetof(BlockQ5_0, qs);
+  }
+  FK_INLINE __m256 group(int g) const {
+    const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
+    const __m256i lo = g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4);
+    // Bit 8g + t of qh is bit 4 of element 8g + t.
+    const __m256i shift =
+        _mm256_add_epi32(_mm256_set1_epi32(8 * g), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i hi =
+        _mm256_and_si256(_mm256_slli_epi32(_mm256_srlv_epi32(qh, shift), 4), _mm256_set1_epi32(16));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_or_si256(lo, hi)), d, off);
+  }
+};
+
+template <>
+struct Int8Codec<Format::kQ5_0> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockQ5_0);
+  static constexpr int kD = offsetof(BlockQ5_0, d);
+  static constexpr int kBiasPerLane = 2;  // 8 lanes * 2 * sum(y) = 16 * sum(y)
+  static constexpr bool kHasMin = false;
+  using W = __m256i;
+  FK_INLINE static W decode(const uint8_t* blk) {
+    const __m256i lo = unpack_nibbles(blk + offsetof(BlockQ5_0, qs));
+    // Byte j gets qh byte j / 8; keep bit j % 8 by OR-ing all other bits to 1 and comparing
+    // with all-ones; the 0xFF / 0x00 mask then selects 16.
+    const __m256i qh = _mm256_set1_epi32(static_cast<int>(load_u32(blk + offsetof(BlockQ5_0, qh))));
+    const __m256i spread = _mm256_shuffle_epi8(
+        qh, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                             2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x7FBFDFEFF7FBFDFEull));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, bit), _mm256_set1_epi8(-1));
+    return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+  }
+  FK_INLINE static __m256i dot(W w, __m256i y) { return dot_us(w, y); }
+};
+
+// ---- Q8_0: w = d * q, q signed -------------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ8_0> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ8_0);
+  const uint8_t* qs;
+  __m256 d;
+  FK_INLINE void init(const uint8_t* blk) {
+    qs = blk + offsetof(BlockQ8_0, qs);
+    d = bcast_fp16(blk + offsetof(BlockQ8_0, d));
+  }
+  FK_INLINE __m256 group(int g) const {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(s8x8_to_i32(qs + 8 * g)), d);
+  }
+};
+
+template <>
+struct Int8Codec<Format::kQ8_0> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockQ8_0);
+  static constexpr int kD = offsetof(BlockQ8_0, d);
+  static constexpr int kBiasPerLane = 0;
+  static constexpr bool kHasMin = false;
+  struct W {
+    __m256i abs, sign;  // |w| and w (whose signs are moved onto y)
+  };
+  FK_INLINE static W decode(const uint8_t* blk) {
+    const __m256i v = loadu256(blk + offsetof(BlockQ8_0, qs));
+    return {_mm256_abs_epi8(v), v};
+  }
+  FK_INLINE static __m256i dot(const W& w, __m256i y) {
+    return dot_us(w.abs, _mm256_sign_epi8(y, w.sign));
+  }
+};
+
+// ---- Q4_K / Q5_K: w = (d * sc) * q - (dmin * m) per sub-block of 32 ------------------------------
+// (Q5_K: a fifth bit per weight in qh.) The two share their layout up to qh.
+static_assert(offsetof(BlockQ4_K, d) == offsetof(BlockQ5_K, d) &&
+                  offsetof(BlockQ4_K, dmin) == offsetof(BlockQ5_K, dmin) &&
+                  offsetof(BlockQ4_K, scales) == offsetof(BlockQ5_K, scales),
+              "Q4_K and Q5_K headers agree");
+
+template <bool kFive>
+struct DecQ45_K {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  static constexpr int kElems = kQK_K, kBytes = sizeof(Block);
+  const uint8_t* qs;
+  const uint8_t* qh;
+  alignas(32) float ds[8];  // d * sc per sub-block
+  alignas(32) float dm[8];  // dmin * m per sub-block
+  FK_INLINE void init(const uint8_t* blk) {
+    uint64_t sc, mn;
+    unpack_k4_scales(blk + offsetof(Block, scales), &sc, &mn);
+    const __m256 sc_f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc)));
+    const __m256 mn_f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn)));
+    _mm256_store_ps(ds, _mm256_mul_ps(bcast_fp16(blk + offsetof(Block, d)), sc_f));
+    _mm256_store_ps(dm, _mm256_mul_ps(bcast_fp16(blk + offsetof(Block, dmin)), mn_f));
+    if constexpr (kFive) qh = blk + offsetof(BlockQ5_K, qh);
+    qs = blk + offsetof(Block, qs);
+  }
+  // Group g: sub-block s = g / 4 (elements 32 s + 8 t .. +7, t = g % 4). Sub-blocks 2c and
+  // 2c+1 are the low and high nibbles of qs[32 c .. 32 c + 31]; Q5_K's fifth bit of element
+  // l of sub-block s is bit s of qh[l].
+  FK_INLINE __m256 group(int g) const {
+    const int s = g >> 2, t = g & 3;
+    const __m256i v = u8x8_to_i32(qs + 32 * (s >> 1) + 8 * t);
+    __m256i q = _mm256_and_si256(_mm256_srl_epi32(v, _mm_cvtsi32_si128(4 * (s & 1))),
+                                 _mm256_set1_epi32(15));
+    if constexpr (kFive) {
+      const __m256i h = _mm256_srl_epi32(u8x8_to_i32(qh + 8 * t), _mm_cvtsi32_si128(s));
+      q = _mm256_or_si256(q, _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(1)), 4));
+    }
+    return _mm256_fmsub_ps(_mm256_cvtepi32_ps(q), _mm256_broadcast_ss(ds + s),
+                           _mm256_broadcast_ss(dm + s));
+  }
+};
+
+// 8 int32 lanes, lane s = v_s | v_s << 16 (the byte v_s as an int16 pair, for madd).
+FK_INLINE __m256i pair16(uint64_t bytes8) {
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(bytes8)));
+  return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+// Per 64-element chunk c: the quants of sub-blocks 2c (low nibbles) and 2c+1 (high) against
+// the Q8_K quants in element order, each madd'ed with its sub-block's int16 scale; the mins
+// use the Q8_K bsums (sums of 16 quants) instead of touching the activations again.
+template <bool kFive>
+struct Int8Q45_K {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(Block);
+  static FK_INLINE float d(const uint8_t* blk) { return _cvtsh_ss(load_u16(blk + offsetof(Block, d))); }
+
+  template <int MR, int NR>
+  static FK_INLINE void block(const uint8_t* const (&blk)[NR], const uint8_t* const (&yb)[MR],
+                              const float (&da)[MR], __m256 (&acc)[MR][NR],
+                              __m256i (&isum)[MR][NR]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i b4 = _mm256_set1_epi8(16);
+    __m256i scl[NR];  // the 8 scales as int16, in both 128-bit halves
+    for (int j = 0; j < NR; ++j) {
+      uint64_t sc, mn;
+      unpack_k4_scales(blk[j] + offsetof(Block, scales), &sc, &mn);
+      scl[j] = _mm256_broadcastsi128_si256(
+          _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
+      const __m256i mins = pair16(mn);
+      const float dmin = _cvtsh_ss(load_u16(blk[j] + offsetof(Block, dmin)));
+      for (int i = 0; i < MR; ++i) {
+        // - dmin * da * sum_s m_s * (bsum[2s] + bsum[2s+1])
+        const __m256i ms = _mm256_madd_epi16(mins, loadu256(yb[i] + kQ8_KBsums));
+        acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(dmin * da[i]),
+                                     acc[i][j]);
+        isum[i][j] = _mm256_setzero_si256();
+      }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      // Byte pairs (4c, 4c+1) / (4c+2, 4c+3) everywhere: int16 scale 2c / 2c+1 broadcast.
+      const __m256i sel_lo = _mm256_set1_epi16(static_cast<short>(0x0100 * (4 * c + 1) + 4 * c));
+      const __m256i sel_hi =
+          _mm256_set1_epi16(static_cast<short>(0x0100 * (4 * c + 3) + 4 * c + 2));
+      const __m128i qh_shift = _mm_cvtsi32_si128(2 * c);
+      for (int j = 0; j < NR; ++j) {
+        const __m256i x = loadu256(blk[j] + offsetof(Block, qs) + 32 * c);
+        __m256i lo = _mm256_and_si256(x, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        if constexpr (kFive) {
+          // Bits 2c and 2c+1 of qh[l] are the fifth bits of sub-blocks 2c and 2c+1: shift
+          // them down to bits 0 and 1, then to bit 4 (bits crossing bytes are masked off).
+          const __m256i qh = _mm256_srl_epi16(loadu256(blk[j] + offsetof(BlockQ5_K, qh)), qh_shift);
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
+        }
+        const __m256i s_lo = _mm256_shuffle_epi8(scl[j], sel_lo);
+        const __m256i s_hi = _mm256_shuffle_epi8(scl[j], sel_hi);
+        for (int i = 0; i < MR; ++i) {
+          const uint8_t* q8 = yb[i] + kQ8_KQs + 64 * c;
+          const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu256(q8)), s_lo);
+          const __m256i p_hi =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu256(q8 + 32)), s_hi);
+          isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_add_epi32(p_lo, p_hi));
+        }
+      }
+    }
+  }
+};
+
+template <>
+struct F32Decoder<Format::kQ4_K> : DecQ45_K<false> {};
+template <>
+struct Int8Codec<Format::kQ4_K> : Int8Q45_K<false> {};
+template <>
+struct F32Decoder<Format::kQ5_K> : DecQ45_K<true> {};
+template <>
+struct Int8Codec<Format::kQ5_K> : Int8Q45_K<true> {};
+
+// ---- Q6_K: w = (d * sc) * (q - 32) per sub-block of 16, q 6-bit, int8 scales ----------------------
+
+template <>
+struct F32Decoder<Format::kQ6_K> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ6_K);
+  const uint8_t* ql;
+  const uint8_t* qh;
+  alignas(32) float ds[16];   // d * sc
+  alignas(32) float off[16];  // -32 * d * sc
+  // fma(q, D, -32 D) is exactly D * (q - 32) rounded once.
+  FK_INLINE void init(const uint8_t* blk) {
+    ql = blk + offsetof(BlockQ6_K, ql);
+    qh = blk + offsetof(BlockQ6_K, qh);
+    const uint8_t* sc = blk + offsetof(BlockQ6_K, scales);
+    const __m256 d = bcast_fp16(blk + offsetof(BlockQ6_K, d));
+    const __m256 m32 = _mm256_set1_ps(-32.0f);
+    for (int h = 0; h < 2; ++h) {
+      const __m256 v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(s8x8_to_i32(sc + 8 * h)));
+      _mm256_store_ps(ds + 8 * h, v);
+      _mm256_store_ps(off + 8 * h, _mm256_mul_ps(v, m32));
+    }
+  }
+  // Element e = 128 h + 32 r + l (l = 8 t .. 8 t + 7): low 4 bits are nibble (r >> 1) of
+  // ql[64 h + 32 (r & 1) + l], high 2 bits are bits 2r, 2r+1 of qh[32 h + l].
+  FK_INLINE __m256 group(int g) const {
+    const int h = g >> 4, r = (g >> 2) & 3, t = g & 3;
+    const __m256i lo =
+        _mm256_and_si256(_mm256_srl_epi32(u8x8_to_i32(ql + 64 * h + 32 * (r & 1) + 8 * t),
+                                          _mm_cvtsi32_si128(4 * (r >> 1))),
+                         _mm256_set1_epi32(15));
+    const __m256i hi =
+        _mm256_and_si256(_mm256_srl_epi32(u8x8_to_i32(qh + 32 * h + 8 * t), _mm_cvtsi32_si128(2 * r)),
+                         _mm256_set1_epi32(3));
+    const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi32(hi, 4));
+    const int s = 8 * h + 2 * r + (t >> 1);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_broadcast_ss(ds + s),
+                           _mm256_broadcast_ss(off + s));
+  }
+};
+
+// Per half h of 128 elements: 4 vectors of 32 unsigned quants in element order, each
+// maddubs'ed with the activations and madd'ed with the int16 scales of its two sub-blocks;
+// the -32 offset is -32 * sum_s sc_s * bsum_s from the Q8_K bsums, exactly.
+template <>
+struct Int8Codec<Format::kQ6_K> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockQ6_K);
+  static constexpr int kQl = offsetof(BlockQ6_K, ql), kQh = offsetof(BlockQ6_K, qh);
+  static constexpr int kSc = offsetof(BlockQ6_K, scales), kD = offsetof(BlockQ6_K, d);
+  static FK_INLINE float d(const uint8_t* blk) { return _cvtsh_ss(load_u16(blk + kD)); }
+
+  template <int MR, int NR>
+  static FK_INLINE void block(const uint8_t* const (&blk)[NR], const uint8_t* const (&yb)[MR],
+                              const float (&)[MR], __m256 (&)[MR][NR], __m256i (&isum)[MR][NR]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    // Group g of 32 elements covers sub-blocks 2g (low 128 bits) and 2g+1 (high 128 bits);
+    // with the 8 scales of its half as int16 in both 128-bit lanes, this picks sc[2g'] for
+    // the low lane and sc[2g'+1] for the high lane (g' = g % 4).
+    const __m256i pick[4] = {
+        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                         2, 3, 2, 3, 2, 3, 2, 3),
+        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7,
+                         6, 7, 6, 7, 6, 7, 6, 7),
+        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11,
+                         10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
+        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15,
+                         14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15)};
+    for (int j = 0; j < NR; ++j) {
+      const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(blk[j] + kSc));
+      // Start at -32 * sum_s sc_s * bsum_s: the (q - 32) offset, exactly.
+      for (int i = 0; i < MR; ++i)
+        isum[i][j] = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(yb[i] + kQ8_KBsums)), 5));
+    }
+    for (int h = 0; h < 2; ++h) {
+      for (int j = 0; j < NR; ++j) {
+        const uint8_t* b = blk[j];
+        const __m256i sc_half = _mm256_cvtepi8_epi16(
+            _mm_unpacklo_epi64(loadu64(b + kSc + 8 * h), loadu64(b + kSc + 8 * h)));
+        const __m256i ql0 = loadu256(b + kQl + 64 * h);
+        const __m256i ql1 = loadu256(b + kQl + 64 * h + 32);
+        const __m256i qh = loadu256(b + kQh + 32 * h);
+        const __m256i q[4] = {
+            _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                            _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+            _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                            _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                            _mm256_and_si256(qh, m30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))};
+        for (int r = 0; r < 4; ++r) {
+          const __m256i scv = _mm256_shuffle_epi8(sc_half, pick[r]);
+          for (int i = 0; i < MR; ++i) {
+            const __m256i p =
+                _mm256_maddubs_epi16(q[r], loadu256(yb[i] + kQ8_KQs + 128 * h + 32 * r));
+            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(p, scv));
+          }
+        }
+      }
+    }
+  }
+};
+
+// ---- Q8_K: w = d * q, q signed, float d ------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ8_K> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ8_K);
+  const uint8_t* qs;
+  __m256 d;
+  FK_INLINE void init(const uint8_t* blk) {
+    d = _mm256_set1_ps(load_f32(blk + offsetof(BlockQ8_K, d)));
+    qs = blk + offsetof(BlockQ8_K, qs);
+  }
+  FK_INLINE __m256 group(int g) const {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(s8x8_to_i32(qs + 8 * g)), d);
+  }
+};
+
+template <>
+struct Int8Codec<Format::kQ8_K> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockQ8_K);
+  static FK_INLINE float d(const uint8_t* blk) { return load_f32(blk + offsetof(BlockQ8_K, d)); }
+
+  template <int MR, int NR>
+  static FK_INLINE void block(const uint8_t* const (&blk)[NR], const uint8_t* const (&yb)[MR],
+                              const float (&)[MR], __m256 (&)[MR][NR], __m256i (&isum)[MR][NR]) {
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) isum[i][j] = _mm256_setzero_si256();
+    for (int c = 0; c < kQK_K / 32; ++c) {
+      for (int j = 0; j < NR; ++j) {
+        const __m256i v = loadu256(blk[j] + offsetof(BlockQ8_K, qs) + 32 * c);
+        const __m256i av = _mm256_abs_epi8(v);
+        for (int i = 0; i < MR; ++i) {
+          const __m256i q8 = loadu256(yb[i] + kQ8_KQs + 32 * c);
+          isum[i][j] = _mm256_add_epi32(isum[i][j], dot_us(av, _mm256_sign_epi8(q8, v)));
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_AVX2_CODECS_INL_H_

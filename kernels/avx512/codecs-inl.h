@@ -1,0 +1,697 @@
+// The avx512 / avx512_vnni codecs: per weight format, how one block is decoded on each path.
+// Adding a format to the AVX-512 variants = its codecs here + its rows in
+// kernels/registry.inc (the rows define the entry points, kernels/simd/entry_points-inl.h).
+// Textual header for those libraries' .cc files only (see kernels/simd/common-inl.h).
+//
+//   F32Decoder<F>         f32 path (kernels/simd/f32_path-inl.h): a block's dequantized
+//                         weights, 16 at a time, bit for bit the reference dequantizer's:
+//                         4- and 5-bit formats through a per-(sub-)block table of their 16 /
+//                         32 possible values (vpermps / vpermt2ps, built with the reference
+//                         dequantizer's operations), others by int -> float conversion.
+//   Int8Codec<F, kVnni>   int8 path, one of two kinds by the activation blocks it reads
+//                         (kAct): Q8_0, groups of 4 blocks against ActQ8_0x4
+//                         (kernels/avx512/int8_legacy-inl.h); Q8_K, one super-block against
+//                         ActQ8_K (kernels/avx512/int8_kquant-inl.h).
+//   PanelCodec<F>         int8 path for batches: 16 weight rows of a super-block decoded into
+//                         a panel (kernels/avx512/int8_kpanel-inl.h); the formats that have
+//                         one have *_int8_panel__* registry rows (MIN_M > 1).
+// Block fields are read at their offsets in the block structs (kernels/formats.h).
+#ifndef KERNELS_AVX512_CODECS_INL_H_
+#define KERNELS_AVX512_CODECS_INL_H_
+
+#include "kernels/avx512/act_layouts-inl.h"
+#include "kernels/avx512/int8_kpanel-inl.h"
+#include "kernels/avx512/int8_kquant-inl.h"
+#include "kernels/avx512/int8_legacy-inl.h"
+#include "kernels/avx512/vec-inl.h"
+#include "kernels/simd/f32_path-inl.h"
+
+namespace fk {
+namespace {
+
+template <Format F, bool kVnni>
+struct Int8Codec;
+template <Format F>
+struct PanelCodec;
+
+constexpr float kIota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+FK_INLINE __m512 iota() { return _mm512_loadu_ps(kIota); }
+
+FK_INLINE __m512 bcast_fp16(const uint8_t* p) { return _mm512_set1_ps(_cvtsh_ss(load_u16(p))); }
+
+// ---- Q4_0: w = d * (q - 8) ---------------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ4_0> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_0);
+  __m512 lut;  // d * (v - 8), v = 0..15
+  __m512i q;   // the 16 quant bytes, one per int32 lane
+  FK_INLINE void init(const uint8_t* blk) {
+    lut = _mm512_mul_ps(bcast_fp16(blk + offsetof(BlockQ4_0, d)), _mm512_sub_ps(iota(), _mm512_set1_ps(8.0f)));
+    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ4_0, qs)));
+  }
+  // vpermps reads the low 4 bits of each index: the low nibble as is.
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_permutexvar_ps(g == 0 ? q : _mm512_srli_epi32(q, 4), lut);
+  }
+};
+
+template <bool kVnni>
+struct Int8Codec<Format::kQ4_0, kVnni>
+    : NibbleCodec<BlockQ4_0, offsetof(BlockQ4_0, qs), -1, -1, kVnni> {};
+
+// ---- Q4_1: w = d * q + m -----------------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ4_1> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ4_1);
+  __m512 lut;  // d * v + m
+  __m512i q;
+  FK_INLINE void init(const uint8_t* blk) {
+    lut = _mm512_add_ps(_mm512_mul_ps(bcast_fp16(blk + offsetof(BlockQ4_1, d)), iota()),
+                        bcast_fp16(blk + offsetof(BlockQ4_1, m)));
+    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ4_1, qs)));
+  }
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_permutexvar_ps(g == 0 ? q : _mm512_srli_epi32(q, 4), lut);
+  }
+};
+
+template <bool kVnni>
+struct Int8Codec<Format::kQ4_1, kVnni>
+    : NibbleCodec<BlockQ4_1, offsetof(BlockQ4_1, qs), offsetof(BlockQ4_1, m), -1, kVnni> {};
+
+// ---- Q5_0: w = d * (q - 16), bit 4 of q from qh -------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ5_0> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_0);
+  __m512 lut0, lut1;  // d * (v - 16), v = 0..15 / 16..31
+  __m512i q;
+  uint32_t qh;
+  FK_INLINE void init(const uint8_t* blk) {
+    const __m512 d = bcast_fp16(blk + offsetof(BlockQ5_0, d));
+    lut0 = _mm512_mul_ps(d, _mm512_sub_ps(iota(), _mm512_set1_ps(16.0f)));
+    lut1 = _mm512_mul_ps(d, iota());
+    qh = load_u32(blk + offsetof(BlockQ5_0, qh));
+    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ5_0, qs)));
+  }
+  // Index bit 4 (vpermt2ps reads 5 bits) is the element's bit of qh.
+  FK_INLINE __m512 group(int g) const {
+    const __m512i nib = g == 0 ? _mm512_and_si512(q, _mm512_set1_epi32(15)) : _mm512_srli_epi32(q, 4);
+    const __mmask16 h = static_cast<__mmask16>(g == 0 ? qh & 0xFFFF : qh >> 16);
+    const __m512i idx = _mm512_mask_or_epi32(nib, h, nib, _mm512_set1_epi32(16));
+    return _mm512_permutex2var_ps(lut0, idx, lut1);
+  }
+};
+
+template <bool kVnni>
+struct Int8Codec<Format::kQ5_0, kVnni>
+    : NibbleCodec<BlockQ5_0, offsetof(BlockQ5_0, qs), -1, offsetof(BlockQ5_0, qh), kVnni> {};
+
+// ---- Q8_0: w = d * q, q signed -------------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ8_0> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ8_0);
+  __m512 d;
+  const uint8_t* qs;
+  FK_INLINE void init(const uint8_t* blk) {
+    d = bcast_fp16(blk + offsetof(BlockQ8_0, d));
+    qs = blk + offsetof(BlockQ8_0, qs);
+  }
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(qs + 16 * g))), d);
+  }
+};
+
+// Q8_0: w = d q, q signed. The first halves of the 4 blocks' quants (elements 0..15 of each
+// block) and the second halves (16..31) are gathered from the group's bytes [0, 64) and
+// [64, 128); the last 8 bytes [128, 136) come from an 8-byte load.
+template <bool kVnni>
+struct Int8Codec<Format::kQ8_0, kVnni> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBlockBytes = sizeof(BlockQ8_0);
+  static constexpr int kGroupBytes = 4 * kBlockBytes;  // 136
+  static constexpr bool kMin = false;
+  static constexpr bool kScalesInRaw0 = false;
+  static FK_INLINE __m512i tile_scales(const void*, bool) { return _mm512_setzero_si512(); }
+  // Index of the word at byte `off` < 128 in (raw0, raw1).
+  static constexpr uint16_t word(int off) { return static_cast<uint16_t>(off / 2); }
+  static constexpr Words halves(int field) {
+    Words w{};
+    for (int t = 0; t < 32; ++t) {
+      const int off = kBlockBytes * (t / 8) + field + 2 * (t % 8);
+      w.v[t] = off < 128 ? word(off) : 0;  // [128, 136): merged in from the tail load
+    }
+    return w;
+  }
+  static constexpr Words scales() {
+    Words w{};
+    for (int t = 0; t < 32; ++t) w.v[t] = word(kBlockBytes * (t / 4 % 4) + offsetof(BlockQ8_0, d));
+    return w;
+  }
+  static constexpr Words kA = halves(offsetof(BlockQ8_0, qs));
+  static constexpr Words kB = halves(offsetof(BlockQ8_0, qs) + kQK / 2);
+  static constexpr Words kD = scales();
+
+  struct Dec {
+    SignedW a, b;
+    __m512i d, m;  // d: fp16 d of block b in word 4b + j, other words 0; m unused
+  };
+
+  static FK_INLINE Dec decode(const uint8_t* g, int blocks, int j) {
+    const int valid = blocks * kBlockBytes;
+    __m512i r0, r1;
+    __m128i r2;
+    if (valid >= kGroupBytes) {
+      r0 = in_reg(loadu512(g));
+      r1 = in_reg(loadu512(g + 64));
+      r2 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(g + 128));
+    } else {
+      r0 = _mm512_maskz_loadu_epi8(low_bytes_mask(valid), g);
+      r1 = valid > 64 ? _mm512_maskz_loadu_epi8(low_bytes_mask(valid - 64), g + 64)
+                      : _mm512_setzero_si512();
+      r2 = _mm_setzero_si128();  // valid <= 3 blocks = 102 bytes
+    }
+    Dec d;
+    d.a = prep_signed<kVnni>(_mm512_permutex2var_epi16(r0, load512(&kA), r1));
+    // The second halves' last 8 bytes (block 3, elements 24..31) are the tail load's.
+    const __m512i b = _mm512_mask_broadcastq_epi64(_mm512_permutex2var_epi16(r0, load512(&kB), r1),
+                                                   0x80, r2);
+    d.b = prep_signed<kVnni>(b);
+    d.d = _mm512_maskz_permutex2var_epi16(tile_scale_mask(j), r0, load512(&kD), r1);
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_0x4& y) {
+    // VNNI: aux = -128 * sum(y) per lane, the bias of (w + 128).
+    const __m512i init = kVnni ? load512(y.aux) : _mm512_setzero_si512();
+    return dot_signed<kVnni>(dot_signed<kVnni>(init, w.a, load512(y.y)), w.b, load512(y.y + 64));
+  }
+};
+
+// ---- Q4_K / Q5_K: w = (d * sc_s) * q - dmin * m_s per sub-block of 32 ------------------------------
+// (Q5_K: a fifth bit per weight in qh.)
+
+// f32 path: the value tables of the 8 sub-blocks (Q5_K: two halves each) are built once per
+// super-block on the stack.
+template <bool kFive>
+struct DecQ45_K {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  static constexpr int kElems = kQK_K;
+  static constexpr int kBytes = sizeof(Block);
+  static constexpr int kTables = kFive ? 2 : 1;
+  alignas(64) float lut[8][kTables][16];
+  const uint8_t* qs;
+  const uint8_t* qh;
+  FK_INLINE void init(const uint8_t* blk) {
+    uint64_t sc, mn;
+    unpack_k4_scales(blk + offsetof(Block, scales), &sc, &mn);
+    const float d = _cvtsh_ss(load_u16(blk + offsetof(Block, d)));
+    const float dmin = _cvtsh_ss(load_u16(blk + offsetof(Block, dmin)));
+    for (int s = 0; s < 8; ++s) {
+      const __m512 dl = _mm512_set1_ps(d * static_cast<float>((sc >> (8 * s)) & 0xFF));
+      const __m512 ml = _mm512_set1_ps(dmin * static_cast<float>((mn >> (8 * s)) & 0xFF));
+      _mm512_store_ps(lut[s][0], _mm512_sub_ps(_mm512_mul_ps(dl, iota()), ml));
+      if constexpr (kFive) {
+        _mm512_store_ps(lut[s][1], _mm512_sub_ps(
+                                       _mm512_mul_ps(dl, _mm512_add_ps(iota(), _mm512_set1_ps(16.0f))), ml));
+      }
+    }
+    if constexpr (kFive) qh = blk + offsetof(BlockQ5_K, qh);
+    qs = blk + offsetof(Block, qs);
+  }
+  // Group g: sub-block s = g / 2, elements 32 s + 16 h .. + 15 (h = g % 2); sub-blocks 2c
+  // and 2c+1 are the low / high nibbles of qs[32 c .. 32 c + 31]; Q5_K's fifth bit of
+  // element l of sub-block s is bit s of qh[l].
+  FK_INLINE __m512 group(int g) const {
+    const int s = g >> 1, h = g & 1;
+    const __m512i v = _mm512_cvtepu8_epi32(loadu128(qs + 32 * (s >> 1) + 16 * h));
+    const __m512i nib = (s & 1) ? _mm512_srli_epi32(v, 4) : v;
+    if constexpr (kFive) {
+      const __mmask16 bit = _mm_test_epi8_mask(loadu128(qh + 16 * h),
+                                               _mm_set1_epi8(static_cast<char>(1 << s)));
+      const __m512i idx = _mm512_mask_or_epi32(_mm512_and_si512(nib, _mm512_set1_epi32(15)), bit,
+                                               nib, _mm512_set1_epi32(16));
+      return _mm512_permutex2var_ps(_mm512_load_ps(lut[s][0]), idx, _mm512_load_ps(lut[s][1]));
+    } else {
+      return _mm512_permutexvar_ps(nib, _mm512_load_ps(lut[s][0]));
+    }
+  }
+};
+
+// int8 path.
+template <bool kFive, bool kVnni>
+struct Int8Q45_K {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(Block);
+  static constexpr int kQs = offsetof(Block, qs);
+  static constexpr bool kMins = true;
+  // vpshufb patterns turning a row's 8 scale bytes (broadcast to every 64-bit lane) into the
+  // int16 scale vector of each word of a packed pair (VNNI) or of maddubs(q[z]).
+  static constexpr Bytes kPacked[2] = {bytes_of(packed_pattern(0, SubK4{})),
+                                       bytes_of(packed_pattern(1, SubK4{}))};
+  static constexpr Bytes kPair[4] = {
+      bytes_of(pair_pattern(0, SubK4{})), bytes_of(pair_pattern(1, SubK4{})),
+      bytes_of(pair_pattern(2, SubK4{})), bytes_of(pair_pattern(3, SubK4{}))};
+  // Bytes of the 8 mins (in both 64-bit halves of each lane) to int16.
+  static constexpr Bytes mins_pattern() {
+    Bytes b{};
+    for (int p = 0; p < 64; ++p) b.v[p] = p % 2 ? 0x80 : static_cast<uint8_t>((p % 16) / 2);
+    return b;
+  }
+  static constexpr Bytes kMinsPattern = mins_pattern();
+  // Q5_K: the fifth bit of element l of sub-block s is bit s of qh[l].
+  // Per 16-bit word of q[z]: the shift moving bit sub_k4(z, byte) of qh to bit 4 (left for
+  // z = 0, 1; right for z = 2, 3).
+  static constexpr Words shift_words(int z) {
+    Words w{};
+    for (int t = 0; t < 32; ++t) {
+      const int bit = sub_k4(z, 2 * t);
+      w.v[t] = static_cast<uint16_t>(bit <= 4 ? 4 - bit : bit - 4);
+    }
+    return w;
+  }
+  static constexpr Words kShift[4] = {shift_words(0), shift_words(1), shift_words(2), shift_words(3)};
+
+  struct Dec {
+    __m512i q[4];
+    __m512i s[4];  // VNNI: s[0], s[1] for the packed pairs; otherwise one per q[z]
+  };
+
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    uint64_t mn[kNR];
+    for (int j = 0; j < kNR; ++j)
+      unpack_k4_scales(blk[j] + offsetof(Block, scales), &h->sc[j], &mn[j]);
+    __m512i m = _mm512_set1_epi64(static_cast<int64_t>(mn[0]));
+    m = _mm512_mask_set1_epi64(m, 0x0C, static_cast<int64_t>(mn[1]));
+    m = _mm512_mask_set1_epi64(m, 0x30, static_cast<int64_t>(mn[2]));
+    m = _mm512_mask_set1_epi64(m, 0xC0, static_cast<int64_t>(mn[3]));
+    h->mins = _mm512_shuffle_epi8(m, load512(&kMinsPattern));
+    // d and dmin are adjacent fp16s.
+    static_assert(offsetof(Block, dmin) == offsetof(Block, d) + 2, "d, dmin adjacent");
+    const uint8_t* dp[kNR];
+    for (int j = 0; j < kNR; ++j) dp[j] = blk[j] + offsetof(Block, d);
+    h->d = fp16_pairs(dp);
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
+    Dec d;
+    const __m512i qs0 = in_reg(loadu512(blk + kQs)), qs1 = in_reg(loadu512(blk + kQs + 64));
+    const __m512i m4 = _mm512_set1_epi8(15);
+    d.q[0] = _mm512_and_si512(qs0, m4);
+    d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs0, 4), m4);
+    d.q[2] = _mm512_and_si512(qs1, m4);
+    d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs1, 4), m4);
+    if constexpr (kFive) {
+      // The fifth bit of q[z]'s bytes 0..31 / 32..63 (bit A / A + 2 of qh) shifted to bit 4,
+      // then OR-ed in: (shifted & 0x10) | q.
+      const __m512i qh = in_reg(_mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ5_K, qh))));
+      const __m512i b4 = _mm512_set1_epi8(0x10);
+      d.q[0] = _mm512_ternarylogic_epi32(_mm512_sllv_epi16(qh, load512(&kShift[0])), b4, d.q[0], 0xEA);
+      d.q[1] = _mm512_ternarylogic_epi32(_mm512_sllv_epi16(qh, load512(&kShift[1])), b4, d.q[1], 0xEA);
+      d.q[2] = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(qh, load512(&kShift[2])), b4, d.q[2], 0xEA);
+      d.q[3] = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(qh, load512(&kShift[3])), b4, d.q[3], 0xEA);
+    }
+    const __m512i scb = _mm512_set1_epi64(static_cast<int64_t>(h.sc[j]));
+    if constexpr (kVnni) {
+      d.s[0] = _mm512_shuffle_epi8(scb, load512(&kPacked[0]));
+      d.s[1] = _mm512_shuffle_epi8(scb, load512(&kPacked[1]));
+    } else {
+      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_shuffle_epi8(scb, load512(&kPair[z]));
+    }
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    if constexpr (kVnni) {
+      const __m512i z = _mm512_setzero_si512();
+      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
+                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
+      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
+                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
+      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(z, p0, w.s[0]), p1, w.s[1]);
+    } else {
+      __m512i s = _mm512_setzero_si512();
+      for (int z = 0; z < 4; ++z)
+        s = _mm512_add_epi32(
+            s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], load512(y.y + 64 * z)), w.s[z]));
+      return s;
+    }
+  }
+};
+
+struct alignas(64) PanelQ45 {
+  int32_t q[64][16];    // vector 8 t + c: slot t (sub-block nibble_slot(t)), bytes 4c .. 4c+3
+  int32_t sc[8][16];    // slot t: the sub-block's 6-bit scale
+  int32_t mins[4][16];  // p: int16 pair (m_2p, m_2p+1), sub-blocks in element order
+  float d[16], dmin[16];
+};
+
+template <bool kFive>
+struct PanelQ45_K {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  using Panel = PanelQ45;
+  using Act = ActQ8_K;
+  static constexpr int kBlockBytes = sizeof(Block);
+  static constexpr bool kMins = true;
+  // Block dwords: d|dmin, 3 of scales, then (Q5_K) 8 of qh, then qs (32 dwords).
+  static_assert(offsetof(Block, d) % 4 == 0 && offsetof(Block, dmin) == offsetof(Block, d) + 2 &&
+                    offsetof(Block, scales) % 4 == 0 && offsetof(Block, qs) % 4 == 0,
+                "dword-aligned fields");
+  static constexpr int kDDword = offsetof(Block, d) / 4;
+  static constexpr int kScDword = offsetof(Block, scales) / 4;
+  static constexpr int kQhDword = kFive ? offsetof(BlockQ5_K, qh) / 4 : 0;
+  static constexpr int kQsDword = offsetof(Block, qs) / 4;
+  static constexpr int kThirdOff = kBlockBytes - 64;  // a last transpose ending at the block's end
+
+  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
+    alignas(64) __m512i t[48];  // dwords 0..15, 16..31, and kThirdOff/4 .. +15
+    transpose_rows(w, off, t);
+    transpose_rows(w, off + 64, t + 16);
+    transpose_rows(w, off + kThirdOff, t + 32);
+    auto dword = [&](int v) -> __m512i {  // block dword v, lane r = row r
+      return v < 32 ? load512(&t[v]) : load512(&t[32 + v - kThirdOff / 4]);
+    };
+    const __m512i h0 = dword(kDDword), s0 = dword(kScDword), s1 = dword(kScDword + 1),
+                  s2 = dword(kScDword + 2);
+    _mm512_store_ps(p->d, fp16_low_words(h0));
+    _mm512_store_ps(p->dmin, fp16_low_words(_mm512_srli_epi32(h0, 16)));
+    // The 6-bit scales and mins, as in unpack_k4_scales, for 16 rows at once.
+    const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F),
+                  m30 = _mm512_set1_epi8(0x30);
+    const __m512i sc_lo = _mm512_and_si512(s0, m6), mn_lo = _mm512_and_si512(s1, m6);
+    const __m512i sc_hi = _mm512_ternarylogic_epi32(_mm512_and_si512(s2, m4), _mm512_srli_epi32(s0, 2),
+                                                    m30, 0xF8);  // A | (B & C)
+    const __m512i mn_hi = _mm512_ternarylogic_epi32(
+        _mm512_and_si512(_mm512_srli_epi32(s2, 4), m4), _mm512_srli_epi32(s1, 2), m30, 0xF8);
+    static constexpr Bytes kByte[4] = {dword_pattern(0, -1, -1, -1), dword_pattern(1, -1, -1, -1),
+                                       dword_pattern(2, -1, -1, -1), dword_pattern(3, -1, -1, -1)};
+    static constexpr Bytes kPair[2] = {dword_pattern(0, -1, 1, -1), dword_pattern(2, -1, 3, -1)};
+    for (int t8 = 0; t8 < 8; ++t8) {
+      const int s = nibble_slot(t8);  // self-inverse: the sub-block in slot t8
+      _mm512_store_si512(p->sc[t8], _mm512_shuffle_epi8(s < 4 ? sc_lo : sc_hi, load512(&kByte[s % 4])));
+    }
+    for (int q = 0; q < 4; ++q)
+      _mm512_store_si512(p->mins[q], _mm512_shuffle_epi8(q < 2 ? mn_lo : mn_hi, load512(&kPair[q % 2])));
+    // Quants. qs dword u = 8 pp + c: bytes 32 pp + 4c .. +3; low nibbles are elements of
+    // sub-block 2 pp, high nibbles of 2 pp + 1 (positions 4c .. 4c+3 within them).
+    const __m512i b4 = _mm512_set1_epi8(0x10);
+    for (int u = 0; u < 32; ++u) {
+      const int pp = u / 8, c = u % 8;
+      const __m512i qs = dword(kQsDword + u);
+      __m512i lo = _mm512_and_si512(qs, m4);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m4);
+      if constexpr (kFive) {
+        // Bit s of qh byte l is bit 4 of element l of sub-block s.
+        const __m512i qh = dword(kQhDword + c);
+        const int s0b = 2 * pp, s1b = 2 * pp + 1;
+        const __m512i f0 = s0b <= 4 ? _mm512_slli_epi16(qh, 4 - s0b) : _mm512_srli_epi16(qh, s0b - 4);
+        const __m512i f1 = s1b <= 4 ? _mm512_slli_epi16(qh, 4 - s1b) : _mm512_srli_epi16(qh, s1b - 4);
+        lo = _mm512_ternarylogic_epi32(f0, b4, lo, 0xEA);  // (A & B) | C
+        hi = _mm512_ternarylogic_epi32(f1, b4, hi, 0xEA);
+      }
+      _mm512_store_si512(p->q[8 * nibble_slot(2 * pp) + c], lo);
+      _mm512_store_si512(p->q[8 * nibble_slot(2 * pp + 1) + c], hi);
+    }
+  }
+
+  // MR activation rows against one panel super-block: integer totals and mins sums.
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR],
+                              __m512i (&ms)[MR]) {
+    for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_si512();
+    for (int t8 = 0; t8 < 8; ++t8) {
+      __m512i is[MR];
+      for (int i = 0; i < MR; ++i) is[i] = _mm512_setzero_si512();
+      for (int c = 0; c < 8; c += 2) {
+        const __m512i w0 = load512(p.q[8 * t8 + c]), w1 = load512(p.q[8 * t8 + c + 1]);
+        for (int i = 0; i < MR; ++i)
+          is[i] = dot2_u8s8<kVnni>(is[i], w0, bcast32(y[i]->y + 32 * t8 + 4 * c), w1,
+                                   bcast32(y[i]->y + 32 * t8 + 4 * c + 4));
+      }
+      const __m512i sc = load512(p.sc[t8]);
+      for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
+    }
+    for (int i = 0; i < MR; ++i) ms[i] = _mm512_setzero_si512();
+    for (int q = 0; q < 4; ++q) {
+      const __m512i mn = load512(p.mins[q]);
+      for (int i = 0; i < MR; ++i) ms[i] = panel_dpwssd<kVnni>(ms[i], mn, bcast32(y[i]->bsum32 + 2 * q));
+    }
+  }
+};
+
+template <>
+struct F32Decoder<Format::kQ4_K> : DecQ45_K<false> {};
+template <bool kVnni>
+struct Int8Codec<Format::kQ4_K, kVnni> : Int8Q45_K<false, kVnni> {};
+template <>
+struct PanelCodec<Format::kQ4_K> : PanelQ45_K<false> {};
+template <>
+struct F32Decoder<Format::kQ5_K> : DecQ45_K<true> {};
+template <bool kVnni>
+struct Int8Codec<Format::kQ5_K, kVnni> : Int8Q45_K<true, kVnni> {};
+template <>
+struct PanelCodec<Format::kQ5_K> : PanelQ45_K<true> {};
+
+// ---- Q6_K: w = (d * sc_s) * (q - 32) per sub-block of 16, q 6-bit, int8 scales --------------------
+
+// f32 path: q converted to float exactly.
+template <>
+struct F32Decoder<Format::kQ6_K> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ6_K);
+  alignas(64) float ds[16];
+  const uint8_t* ql;
+  const uint8_t* qh;
+  FK_INLINE void init(const uint8_t* blk) {
+    ql = blk + offsetof(BlockQ6_K, ql);
+    qh = blk + offsetof(BlockQ6_K, qh);
+    const __m512 d = bcast_fp16(blk + offsetof(BlockQ6_K, d));
+    const __m512 sc =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(blk + offsetof(BlockQ6_K, scales))));
+    _mm512_store_ps(ds, _mm512_mul_ps(d, sc));
+  }
+  // Element e = 128 h + 32 r + l: low 4 bits are nibble r / 2 of ql[64 h + 32 (r % 2) + l],
+  // high 2 bits are bits 2r, 2r+1 of qh[32 h + l]. Group g is sub-block g.
+  FK_INLINE __m512 group(int g) const {
+    const int h = g >> 3, r = (g >> 1) & 3, l = 16 * (g & 1);
+    const __m512i lo = _mm512_and_si512(
+        _mm512_srli_epi32(_mm512_cvtepu8_epi32(loadu128(ql + 64 * h + 32 * (r & 1) + l)), 4 * (r >> 1)),
+        _mm512_set1_epi32(15));
+    const __m512i hi = _mm512_and_si512(
+        _mm512_srli_epi32(_mm512_cvtepu8_epi32(loadu128(qh + 32 * h + l)), 2 * r), _mm512_set1_epi32(3));
+    const __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)),
+                                       _mm512_set1_epi32(32));
+    return _mm512_mul_ps(_mm512_set1_ps(ds[g]), _mm512_cvtepi32_ps(q));
+  }
+};
+
+// int8 path.
+template <bool kVnni>
+struct Int8Codec<Format::kQ6_K, kVnni> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockQ6_K);
+  static constexpr int kQl = offsetof(BlockQ6_K, ql), kQh = offsetof(BlockQ6_K, qh);
+  static constexpr int kSc = offsetof(BlockQ6_K, scales), kD = offsetof(BlockQ6_K, d);
+  static constexpr bool kMins = false;
+  static constexpr Words kPacked[2] = {packed_pattern(0, SubK6{}), packed_pattern(1, SubK6{})};
+  static constexpr Words kPair[4] = {pair_pattern(0, SubK6{}), pair_pattern(1, SubK6{}),
+                                     pair_pattern(2, SubK6{}), pair_pattern(3, SubK6{})};
+  // Per 16-bit word: shift bringing bits 2r, 2r+1 of qh (r = 0 / 1 in the low / high 256
+  // bits) to bits 4, 5 (left by 4 / 2), and bits 2r, 2r+1 for r = 2 / 3 (right by 0 / 2).
+  static constexpr Words shifts(int lo, int hi) {
+    Words w{};
+    for (int t = 0; t < 32; ++t) w.v[t] = static_cast<uint16_t>(t < 16 ? lo : hi);
+    return w;
+  }
+  static constexpr Words kShl = shifts(4, 2);
+  static constexpr Words kShr = shifts(0, 2);
+
+  struct Dec {
+    __m512i q[4];
+    __m512i s[4];   // VNNI: s[0], s[1]; otherwise one per q[z]
+    __m512i sc2;    // the 16 scales * 2 as int16 (low 256 bits), for the offset
+  };
+
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    // d is the block's last field: read exactly its 2 bytes (the odd lanes get 0).
+    h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + kD), load_u16(blk[2] + kD),
+                                         load_u16(blk[1] + kD), load_u16(blk[0] + kD)));
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+    Dec d;
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {
+      // Elements 128 h + 32 r + l: low 4 bits are nibble r / 2 of ql[64 h + 32 (r % 2) + l],
+      // high 2 bits are bits 2r, 2r+1 of qh[32 h + l]; q[2h] holds r = 0, 1 and q[2h+1]
+      // r = 2, 3, in element order.
+      const __m512i ql = in_reg(loadu512(blk + kQl + 64 * h));
+      const __m512i qh = in_reg(_mm512_broadcast_i64x4(loadu256(blk + kQh + 32 * h)));
+      const __m512i hi0 = _mm512_sllv_epi16(qh, load512(&kShl));
+      const __m512i hi1 = _mm512_srlv_epi16(qh, load512(&kShr));
+      // (hi & 0x30) | nibble
+      d.q[2 * h] = _mm512_ternarylogic_epi32(hi0, m30, _mm512_and_si512(ql, m4), 0xEA);
+      d.q[2 * h + 1] = _mm512_ternarylogic_epi32(
+          hi1, m30, _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), 0xEA);
+    }
+    const __m512i sc16 = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(loadu128(blk + kSc)));
+    d.sc2 = _mm512_add_epi16(sc16, sc16);
+    if constexpr (kVnni) {
+      d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[0]), sc16);
+      d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[1]), sc16);
+    } else {
+      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kPair[z]), sc16);
+    }
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    // The -32 offset: -32 * sum_s sc_s * bsum16_s = sum_s (2 sc_s) * (-16 bsum16_s).
+    const __m512i init = _mm512_madd_epi16(w.sc2, _mm512_zextsi256_si512(loadu256(y.nbsum16)));
+    if constexpr (kVnni) {
+      const __m512i z = _mm512_setzero_si512();
+      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
+                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
+      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
+                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
+      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(init, p0, w.s[0]), p1, w.s[1]);
+    } else {
+      __m512i s = init;
+      for (int z = 0; z < 4; ++z)
+        s = _mm512_add_epi32(
+            s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], load512(y.y + 64 * z)), w.s[z]));
+      return s;
+    }
+  }
+};
+
+struct alignas(64) PanelQ6 {
+  int32_t q[64][16];    // vector g: elements 4g .. 4g+3 (element order), unsigned 6-bit
+  int32_t sc[16][16];   // sub-block s: the signed scale
+  int32_t sc2[8][16];   // p: int16 pair (2 sc_2p, 2 sc_2p+1)
+  float d[16];
+};
+
+template <>
+struct PanelCodec<Format::kQ6_K> {
+  using Panel = PanelQ6;
+  using Act = ActQ8_K;
+  static constexpr int kBlockBytes = sizeof(BlockQ6_K);
+  static constexpr bool kMins = false;
+  static constexpr int kQl = offsetof(BlockQ6_K, ql), kQh = offsetof(BlockQ6_K, qh);
+  static constexpr int kSc = offsetof(BlockQ6_K, scales), kD = offsetof(BlockQ6_K, d);
+
+  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
+    alignas(64) __m512i t[48];  // ql dwords 0..31, qh dwords 0..15
+    transpose_rows(w, off + kQl, t);
+    transpose_rows(w, off + kQl + 64, t + 16);
+    transpose_rows(w, off + kQh, t + 32);
+    // Scales and d: 16 rows x 4 dwords (+ d), gathered with scalar loads.
+    alignas(64) int32_t sw[4][16];
+    alignas(64) int32_t dw[16];
+    for (int r = 0; r < kPanelRows; ++r) {
+      for (int v = 0; v < 4; ++v) sw[v][r] = static_cast<int32_t>(load_u32(w[r] + off + kSc + 4 * v));
+      dw[r] = load_u16(w[r] + off + kD);
+    }
+    _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
+    for (int s = 0; s < 16; ++s) {
+      const __m512i v = load512(sw[s / 4]);
+      _mm512_store_si512(p->sc[s], _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * (s % 4)), 24));
+    }
+    static constexpr Bytes kPair[2] = {dword_pattern(-1, 0, -1, 1), dword_pattern(-1, 2, -1, 3)};
+    for (int q = 0; q < 8; ++q) {
+      const __m512i v = _mm512_srai_epi16(_mm512_shuffle_epi8(load512(sw[q / 2]), load512(&kPair[q % 2])), 8);
+      _mm512_store_si512(p->sc2[q], _mm512_add_epi16(v, v));
+    }
+    // Element 128 h + 32 r + l: low 4 bits = nibble r / 2 of ql[64 h + 32 (r % 2) + l], high
+    // 2 bits = bits 2r, 2r + 1 of qh[32 h + l]. Vector g = 32 h + 8 r + c holds l = 4c .. 4c+3.
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {
+      for (int c = 0; c < 8; ++c) {
+        const __m512i qh = load512(&t[32 + 8 * h + c]);
+        for (int r = 0; r < 4; ++r) {
+          const __m512i ql = load512(&t[16 * h + 8 * (r % 2) + c]);
+          const __m512i nib = r < 2 ? _mm512_and_si512(ql, m4) : _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4);
+          const __m512i hb = 2 * r <= 4 ? _mm512_slli_epi16(qh, 4 - 2 * r) : _mm512_srli_epi16(qh, 2 * r - 4);
+          _mm512_store_si512(p->q[32 * h + 8 * r + c], _mm512_ternarylogic_epi32(hb, m30, nib, 0xEA));
+        }
+      }
+    }
+  }
+
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR],
+                              __m512i (&)[MR]) {
+    for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_si512();
+    for (int s = 0; s < 16; ++s) {
+      __m512i is[MR];
+      for (int i = 0; i < MR; ++i) is[i] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; c += 2) {
+        const __m512i w0 = load512(p.q[4 * s + c]), w1 = load512(p.q[4 * s + c + 1]);
+        for (int i = 0; i < MR; ++i)
+          is[i] = dot2_u8s8<kVnni>(is[i], w0, bcast32(y[i]->y + 16 * s + 4 * c), w1,
+                                   bcast32(y[i]->y + 16 * s + 4 * c + 4));
+      }
+      const __m512i sc = load512(p.sc[s]);
+      for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
+    }
+    // The -32 offset: sum_s (2 sc_s) (-16 bsum16_s).
+    for (int q = 0; q < 8; ++q) {
+      const __m512i sc2 = load512(p.sc2[q]);
+      for (int i = 0; i < MR; ++i) tot[i] = panel_dpwssd<kVnni>(tot[i], sc2, bcast32(y[i]->nbsum16 + 2 * q));
+    }
+  }
+};
+
+// ---- Q8_K: w = d * q, q signed, float d ------------------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ8_K> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ8_K);
+  __m512 d;
+  const uint8_t* qs;
+  FK_INLINE void init(const uint8_t* blk) {
+    d = _mm512_set1_ps(load_f32(blk + offsetof(BlockQ8_K, d)));
+    qs = blk + offsetof(BlockQ8_K, qs);
+  }
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(qs + 16 * g))));
+  }
+};
+
+// int8 path.
+template <bool kVnni>
+struct Int8Codec<Format::kQ8_K, kVnni> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockQ8_K);
+  static constexpr int kD = offsetof(BlockQ8_K, d), kQs = offsetof(BlockQ8_K, qs);
+  static constexpr bool kMins = false;
+  struct Dec {
+    SignedW q[4];
+  };
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    h->d = _mm256_setr_ps(load_f32(blk[0] + kD), 0.0f, load_f32(blk[1] + kD), 0.0f,
+                          load_f32(blk[2] + kD), 0.0f, load_f32(blk[3] + kD), 0.0f);
+  }
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+    Dec d;
+    for (int z = 0; z < 4; ++z) d.q[z] = prep_signed<kVnni>(loadu512(blk + kQs + 64 * z));
+    return d;
+  }
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    // VNNI: start at -128 * sum(y), the bias of (w + 128).
+    __m512i s = kVnni ? _mm512_zextsi128_si512(_mm_cvtsi32_si128(-128 * y.sum))
+                      : _mm512_setzero_si512();
+    for (int z = 0; z < 4; ++z) s = dot_signed<kVnni>(s, w.q[z], load512(y.y + 64 * z));
+    return s;
+  }
+};
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_AVX512_CODECS_INL_H_

@@ -1,0 +1,188 @@
+// Batched int8 GEMM for the K-quants (Q4_K, Q5_K, Q6_K) on AVX-512: weight panels (textual
+// header, see kernels/simd/common-inl.h; compiled once per AVX-512 variant, kVnni false or
+// true). The registry's *_int8_panel__avx512[_vnni] rows run it from their MIN_M on.
+//
+// Why: the 4 x 4 tiles of kernels/avx512/int8_kquant-inl.h decode each weight super-block
+// once per 4 activation rows and spend, per (activation row, weight row) pair, 4 dot
+// products plus 6 operations to apply the sub-block scales and reduce; for Q5_K / Q6_K the
+// decoding alone is as costly as the products. Here, for batches, each 16-row strip of
+// weights is decoded once into a panel that the micro-kernel then sweeps over all m
+// activation rows:
+//
+//   panel vector g (64 bytes) of super-block b: int32 lane r = the 4 unsigned quants of
+//   weight row r at positions 4g .. 4g + 3 of the packed activations (ActQ8_K y order),
+//
+// so one vpdpbusd against a broadcast of 4 activation bytes does 64 multiply-adds for 16
+// weight rows at once (outer product), and each lane stays one output from the first
+// product to the store: no horizontal reduction, no shuffles in the inner loop. Per
+// sub-block the exact int32 dot is multiplied by the 16 rows' integer scales (vpmulld);
+// per super-block the exact int32 total is scaled to float once (d * da) and accumulated.
+// Q4_K / Q5_K mins: sum_s m_s * bsum32_s by vpdpwssd on int16 pairs (exact), scaled by
+// dmin * da. Q6_K's -32 offset: sum_s (2 sc_s) * (-16 bsum16_s) by vpdpwssd, added to the
+// integer total (exact).
+//
+// A panel codec (kernels/avx512/codecs-inl.h: PanelCodec<F>) provides Panel (one
+// super-block of 16 rows, decoded), Act (the packed activation block), kBlockBytes, kMins,
+// build(rows[16], offset, Panel*) and block<MR, kVnni>(panel, act[MR], tot[MR], mins[MR]).
+//
+// Integer ranges (int32 never overflows): Q5_K sub-block dot <= 32 * 31 * 127 = 125984,
+// times scale <= 63, 8 sub-blocks: < 6.4e7; Q6_K sub-block dot <= 16 * 63 * 127 = 128016,
+// times |scale| <= 128, 16 sub-blocks: < 2.7e8, offset < 16 * 128 * 32 * 2032 = 1.4e8.
+// Without VNNI the 4-product sums are built with vpmaddubsw pairs added as int16:
+// at most 4 * 63 * 127 = 32004 < 32767.
+//
+// Determinism: lane r of the accumulators of activation row i sees exactly the same
+// operations whatever strip, micro-tile height or thread computes it; rows past n_end
+// repeat the last valid row and are never stored.
+#ifndef KERNELS_AVX512_INT8_KPANEL_INL_H_
+#define KERNELS_AVX512_INT8_KPANEL_INL_H_
+
+#include <new>
+
+#include "kernels/avx512/act_layouts-inl.h"
+#include "kernels/avx512/vec-inl.h"
+
+namespace fk {
+namespace {
+
+constexpr int kPanelRows = 16;  // weight rows per strip (one int32 lane each)
+
+// The thread's panel buffer (64-byte aligned, grows to the largest k seen; freed at thread
+// exit). Dispatch runs a call's tasks on the caller's pool threads, so no call allocates
+// once the buffer has grown.
+FK_INLINE uint8_t* panel_buffer(size_t bytes) {
+  struct Buffer {
+    uint8_t* p = nullptr;
+    size_t size = 0;
+    ~Buffer() { ::operator delete(p, std::align_val_t{64}); }
+  };
+  static thread_local Buffer buf;
+  if (buf.size < bytes) {
+    ::operator delete(buf.p, std::align_val_t{64});
+    buf.p = nullptr;
+    buf.size = 0;
+    buf.p = static_cast<uint8_t*>(::operator new(bytes, std::align_val_t{64}));
+    buf.size = bytes;
+  }
+  return buf.p;
+}
+
+// dst[w] lane r <- dword w of the 64 bytes at row[r] + off (a 16 x 16 dword transpose).
+FK_INLINE void transpose_rows(const uint8_t* const (&row)[kPanelRows], int64_t off, __m512i* dst) {
+  __m512i t[16], u[16];
+  for (int p = 0; p < 8; ++p) {
+    const __m512i a = loadu512(row[2 * p] + off), b = loadu512(row[2 * p + 1] + off);
+    t[2 * p] = _mm512_unpacklo_epi32(a, b);      // lane L: a.4L, b.4L, a.4L+1, b.4L+1
+    t[2 * p + 1] = _mm512_unpackhi_epi32(a, b);  // lane L: a.4L+2, b.4L+2, a.4L+3, b.4L+3
+  }
+  // u[4q + j], 128-bit lane L: dword 4L + j of rows 4q .. 4q + 3.
+  for (int q = 0; q < 4; ++q) {
+    const __m512i lo0 = t[4 * q], hi0 = t[4 * q + 1], lo1 = t[4 * q + 2], hi1 = t[4 * q + 3];
+    u[4 * q + 0] = _mm512_unpacklo_epi64(lo0, lo1);
+    u[4 * q + 1] = _mm512_unpackhi_epi64(lo0, lo1);
+    u[4 * q + 2] = _mm512_unpacklo_epi64(hi0, hi1);
+    u[4 * q + 3] = _mm512_unpackhi_epi64(hi0, hi1);
+  }
+  // A 4 x 4 transpose of 128-bit lanes for each j: dst[4L + j] lane q = u[4q + j] lane L.
+  for (int j = 0; j < 4; ++j) {
+    const __m512i y0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+    const __m512i y1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
+    const __m512i y2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+    const __m512i y3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+    _mm512_store_si512(dst + j, _mm512_shuffle_i32x4(y0, y2, 0x88));
+    _mm512_store_si512(dst + 4 + j, _mm512_shuffle_i32x4(y0, y2, 0xDD));
+    _mm512_store_si512(dst + 8 + j, _mm512_shuffle_i32x4(y1, y3, 0x88));
+    _mm512_store_si512(dst + 12 + j, _mm512_shuffle_i32x4(y1, y3, 0xDD));
+  }
+}
+
+// vpshufb pattern: per dword d of a 128-bit lane, bytes {4d + src[0..3]} (0x80 = zero).
+constexpr Bytes dword_pattern(int b0, int b1, int b2, int b3) {
+  Bytes r{};
+  const int src[4] = {b0, b1, b2, b3};
+  for (int p = 0; p < 64; ++p) {
+    const int s = src[p % 4];
+    r.v[p] = s < 0 ? 0x80 : static_cast<uint8_t>(4 * ((p % 16) / 4) + s);
+  }
+  return r;
+}
+
+FK_INLINE __m512i bcast32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+template <bool kVnni>
+FK_INLINE __m512i panel_dpwssd(__m512i acc, __m512i a, __m512i b) {
+  if constexpr (kVnni) {
+    return _mm512_dpwssd_epi32(acc, a, b);
+  } else {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+  }
+}
+
+FK_INLINE __m512 fp16_low_words(__m512i v) {
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+}
+
+// ---- Driver ----------------------------------------------------------------------------------
+
+template <class C, bool kVnni>
+struct KPanelInt8 {
+  using Panel = typename C::Panel;
+  using Act = typename C::Act;
+
+  // Output rows i0 .. i0 + MR, columns j0 .. j0 + 16 (lanes of `keep`), over all nb blocks.
+  template <int MR>
+  static FK_NOINLINE void micro(const MatmulArgs& a, const Panel* panel, int64_t nb, int64_t i0,
+                                int64_t j0, __mmask16 keep) {
+    const Act* y[MR];
+    for (int i = 0; i < MR; ++i) y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
+    __m512 acc[MR];
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      __m512i tot[MR], ms[MR];
+      C::template block<MR, kVnni>(panel[b], y, tot, ms);
+      const __m512 d = _mm512_load_ps(panel[b].d);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 da = _mm512_set1_ps(y[i]->d);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
+        if constexpr (C::kMins) {
+          acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[i]),
+                                    _mm512_mul_ps(_mm512_load_ps(panel[b].dmin), da), acc[i]);
+        }
+        ++y[i];
+      }
+    }
+    for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
+  }
+
+  static void run(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+    const int64_t nb = a.k / kQK_K;
+    Panel* panel = reinterpret_cast<Panel*>(panel_buffer(static_cast<size_t>(nb) * sizeof(Panel)));
+    for (int64_t j0 = n_begin; j0 < n_end; j0 += kPanelRows) {
+      const int nv = static_cast<int>(std::min<int64_t>(kPanelRows, n_end - j0));
+      const uint8_t* w[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j0 + std::min(r, nv - 1)) * a.row_bytes;
+      for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &panel[b]);
+      const __mmask16 keep = static_cast<__mmask16>((1u << nv) - 1);
+      int64_t i = 0;
+      for (; i + 8 <= a.m; i += 8) micro<8>(a, panel, nb, i, j0, keep);
+      if (a.m - i >= 4) {
+        micro<4>(a, panel, nb, i, j0, keep);
+        i += 4;
+      }
+      if (a.m - i >= 2) {
+        micro<2>(a, panel, nb, i, j0, keep);
+        i += 2;
+      }
+      if (a.m - i >= 1) micro<1>(a, panel, nb, i, j0, keep);
+    }
+  }
+};
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_AVX512_INT8_KPANEL_INL_H_

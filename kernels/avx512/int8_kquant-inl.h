@@ -1,0 +1,158 @@
+// The AVX-512 int8 path of the K-quants (textual header, see kernels/simd/common-inl.h),
+// written once for both AVX-512 variants: a tile micro-kernel over 4 weight rows and the
+// codecs of Q8_K kind (kernels/avx512/codecs-inl.h), against ActQ8_K activations
+// (kernels/avx512/act_layouts-inl.h), one super-block per step.
+//
+// K-quant sub-block scales with VNNI: the 4 vpdpbusd results of a super-block (each lane a
+// sum of 4 products, |lane| <= 4 * 63 * 127 = 32004) are packed to int16 (exact) and
+// multiplied by the scales with vpdpwssd, two pack+dpwssd pairs per super-block.
+//
+// A Q8_K-kind codec provides kAct = Format::kQ8_K, kBytes, kMins (Q4_K / Q5_K mins),
+// head(blocks[4], KHead*) (what the 4 rows' blocks share: scales, mins, d), decode(block,
+// head, row) -> Dec, and isum(Dec, ActQ8_K) -> int32 lanes summing to the super-block's
+// exact integer dot, sub-block scales and offsets included.
+#ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
+#define KERNELS_AVX512_INT8_KQUANT_INL_H_
+
+#include "kernels/avx512/act_layouts-inl.h"
+#include "kernels/avx512/vec-inl.h"
+#include "kernels/simd/driver-inl.h"
+
+namespace fk {
+namespace {
+
+// A codec decodes a weight super-block into 4 vectors of 64 unsigned quants q[z], lined up
+// with y[64 z .. 64 z + 63] of the packed activations, and the int16 scale vectors that
+// weight each lane's sub-block. Per (activation row, weight row):
+//   isum = sum over lanes of sc * q * y (int32, exact), plus the codec's integer offset,
+//   acc += float(isum) * (d * da);
+// Q4_K / Q5_K mins: - dmin * da * sum_s m_s * bsum32_s, for the 4 weight rows at once (one
+// vector, 4 lanes per weight row), accumulated separately and added at the end.
+
+// Sub-block scale patterns. VNNI packs the dpbusd results of q[2p] and q[2p+1] (packssdw):
+// word w of the packed vector holds lane 4 (w / 8) + w % 4 of q[2p + (w % 8) / 4], i.e.
+// the products of its bytes 16 (w / 8) + 4 (w % 4) .. + 3. Without VNNI, word w of
+// maddubs(q[z], y) holds bytes 2w, 2w + 1 of q[z]. `sub(z, byte)` names the sub-block.
+template <class SubFn>
+constexpr Words packed_pattern(int p, SubFn sub) {
+  Words r{};
+  for (int w = 0; w < 32; ++w) {
+    const int z = 2 * p + (w % 8) / 4;
+    const int byte = 16 * (w / 8) + 4 * (w % 4);
+    r.v[w] = static_cast<uint16_t>(sub(z, byte));
+  }
+  return r;
+}
+template <class SubFn>
+constexpr Words pair_pattern(int z, SubFn sub) {
+  Words r{};
+  for (int w = 0; w < 32; ++w) r.v[w] = static_cast<uint16_t>(sub(z, 2 * w));
+  return r;
+}
+// vpshufb patterns picking, per word, the scale byte of its sub-block from a broadcast
+// 8-byte scale vector (high byte zero: scales are unsigned).
+template <class Pattern>
+constexpr Bytes bytes_of(Pattern words) {
+  Bytes b{};
+  for (int w = 0; w < 32; ++w) {
+    b.v[2 * w] = static_cast<uint8_t>(words.v[w]);
+    b.v[2 * w + 1] = 0x80;
+  }
+  return b;
+}
+
+// Q4_K / Q5_K: sub-block of byte `byte` of q[z]: q[z] = sub-blocks A, A + 2 (32 bytes each)
+// with A = 0, 1, 4, 5 (ActQ8_K nibble order).
+constexpr int sub_k4(int z, int byte) {
+  constexpr int kA[4] = {0, 1, 4, 5};
+  return kA[z] + (byte >= 32 ? 2 : 0);
+}
+// Q6_K: q[z] holds elements 64 z .. 64 z + 63 in order; sub-blocks of 16.
+constexpr int sub_k6(int z, int byte) { return 4 * z + byte / 16; }
+
+struct SubK4 {
+  constexpr int operator()(int z, int byte) const { return sub_k4(z, byte); }
+};
+struct SubK6 {
+  constexpr int operator()(int z, int byte) const { return sub_k6(z, byte); }
+};
+
+// Per super-block and tile: the 4 weight rows' headers, unpacked once.
+struct KHead {
+  uint64_t sc[kNR];  // Q4_K / Q5_K: row j's 8 sub-block scales, one per byte
+  __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j
+  __m256 d;          // d_j in lane 2j, dmin_j (Q4_K / Q5_K) in lane 2j + 1
+};
+
+// The fp16 pairs at p[j] (d and dmin of 4 K-quant rows) as floats d_j, dmin_j in lanes
+// 2j, 2j + 1.
+FK_INLINE __m256 fp16_pairs(const uint8_t* const (&p)[kNR]) {
+  return _mm256_cvtph_ps(_mm_set_epi32(static_cast<int>(load_u32(p[3])), static_cast<int>(load_u32(p[2])),
+                                       static_cast<int>(load_u32(p[1])), static_cast<int>(load_u32(p[0]))));
+}
+
+template <class C>
+struct KQuantInt8 {
+  static_assert(C::kAct == Format::kQ8_K, "a codec of Q8_K kind");
+  using Prep = NoPrep;
+  template <int MR, int NR>
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
+    static_assert(NR == kNR, "4-row tiles");
+    const int64_t nb = a.k / kQK_K;
+    const uint8_t* w[kNR];
+    tile_rows(a, j0, nv, w);
+    const ActQ8_K* y[MR];
+    for (int i = 0; i < MR; ++i)
+      y[i] = reinterpret_cast<const ActQ8_K*>(a.act + (i0 + i) * a.act_row_bytes);
+    __m512 acc[MR][kNR];
+    __m512 macc[MR];  // Q4_K / Q5_K mins: lanes 4j .. 4j+3 for weight row j
+    for (int i = 0; i < MR; ++i) {
+      macc[i] = _mm512_setzero_ps();
+      for (int j = 0; j < kNR; ++j) acc[i][j] = _mm512_setzero_ps();
+    }
+    // Lanes 4j .. 4j + 3 <- lane 2j + 1 (dmin_j * da_i).
+    const __m512i odd = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t off = b * C::kBytes;
+      prefetch_ahead<VecAvx512>(w, a.row_bytes, off, C::kBytes);
+      const uint8_t* blk[kNR];
+      for (int j = 0; j < kNR; ++j) blk[j] = w[j] + off;
+      KHead h;
+      C::head(blk, &h);
+      // d_j * da_i in lane 2j (and dmin_j * da_i in lane 2j + 1), broadcast from memory by
+      // the FMAs below.
+      alignas(32) float dd[MR][2 * kNR];
+      for (int i = 0; i < MR; ++i)
+        _mm256_store_ps(dd[i], _mm256_mul_ps(h.d, _mm256_set1_ps(y[i][b].d)));
+      for (int j = 0; j < kNR; ++j) {
+        const typename C::Dec d = C::decode(blk[j], h, j);
+        for (int i = 0; i < MR; ++i) {
+          const __m512i s = C::isum(d, y[i][b]);
+          acc[i][j] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(dd[i][2 * j]), acc[i][j]);
+        }
+      }
+      if constexpr (C::kMins) {
+        for (int i = 0; i < MR; ++i) {
+          const __m512i bs = _mm512_broadcast_i32x4(loadu128(y[i][b].bsum32));
+          const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(dd[i])));
+          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(h.mins, bs)), dmin, macc[i]);
+        }
+      }
+    }
+    for (int i = 0; i < MR; ++i) {
+      alignas(64) float m[16];
+      _mm512_store_ps(m, macc[i]);
+      for (int j = 0; j < nv; ++j) {
+        float v = _mm512_reduce_add_ps(acc[i][j]);
+        if constexpr (C::kMins) v -= (m[4 * j] + m[4 * j + 1]) + (m[4 * j + 2] + m[4 * j + 3]);
+        a.output[(i0 + i) * a.n + j0 + j] = v;
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_AVX512_INT8_KQUANT_INL_H_

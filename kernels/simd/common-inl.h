@@ -1,0 +1,109 @@
+// Pieces every SIMD variant shares: inlining macros, unaligned scalar loads, the K-quant
+// scale unpacking, the weight rows of a tile, and the software-prefetch policy.
+//
+// Textual header (-inl.h): included only by the .cc files of the ISA libraries
+// (kernels/avx2/, kernels/avx512/), each compiling it with its own ISA flags. Everything is
+// in an anonymous namespace, so every translation unit has its own copy and no function
+// compiled for one instruction set can be picked by the linker for another.
+#ifndef KERNELS_SIMD_COMMON_INL_H_
+#define KERNELS_SIMD_COMMON_INL_H_
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/formats.h"
+#include "kernels/kernel_api.h"
+
+#define FK_INLINE inline __attribute__((always_inline))
+#define FK_NOINLINE __attribute__((noinline))
+
+namespace fk {
+namespace {
+
+// ---- Unaligned scalar loads (weight rows and blocks have no alignment) ---------------------
+
+FK_INLINE uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+FK_INLINE uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+FK_INLINE float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Q4_K / Q5_K: the 6-bit scales and mins of the 8 sub-blocks from the 12 packed bytes,
+// one per byte of *sc / *mn, with scalar integer operations (which leave the vector units
+// to the products).
+//   Sub-blocks 0-3: low 6 bits of bytes 0-3 (scales) and 4-7 (mins).
+//   Sub-blocks 4-7: low nibble (scales) / high nibble (mins) of bytes 8-11, plus the top
+//   2 bits of bytes 0-3 / 4-7 as bits 4-5.
+FK_INLINE void unpack_k4_scales(const uint8_t* s12, uint64_t* sc, uint64_t* mn) {
+  const uint32_t u0 = load_u32(s12), u1 = load_u32(s12 + 4), u2 = load_u32(s12 + 8);
+  const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
+  const uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
+  *sc = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
+  *mn = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
+}
+
+// True when T is a complete type here (a codec specialization exists), for clear errors.
+template <class T, class = void>
+struct IsComplete : std::false_type {};
+template <class T>
+struct IsComplete<T, std::void_t<decltype(sizeof(T))>> : std::true_type {};
+
+// ---- Tiles ----------------------------------------------------------------------------------
+
+// Per-call data a kernel builds once from MatmulArgs (kernels/simd/driver-inl.h); most need
+// none.
+struct NoPrep {
+  explicit NoPrep(const MatmulArgs&) {}
+};
+
+// The NR weight rows of a tile starting at row j0 with nv valid rows: rows past the valid
+// ones repeat the last valid one (their outputs are computed and not stored).
+template <int NR>
+FK_INLINE void tile_rows(const MatmulArgs& a, int64_t j0, int nv, const uint8_t* (&w)[NR]) {
+  for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + std::min(j, nv - 1)) * a.row_bytes;
+}
+
+// Software prefetch of bytes [off, off + bytes) of the NR weight rows of a later tile: the
+// next one (V::kPrefetchAheadBytes == 0), or the first at least V::kPrefetchAheadBytes
+// ahead. Rows are only a few KB long, too short for the hardware prefetchers to ramp up on;
+// without this, batch-1 GEMV alternates between computing and waiting on DRAM. Into L2
+// (T1), not L1: a tile's worth of lines in flight would overrun L1's few miss buffers and
+// stall the loads the kernel needs now. V::kPrefetchLastByte also touches the range's last
+// byte (its line, when the range is not line-aligned). Address arithmetic in uintptr_t:
+// past the last row the addresses point outside the weights, which prefetch tolerates.
+template <class V, int NR>
+FK_INLINE void prefetch_ahead(const uint8_t* const (&w)[NR], int64_t row_bytes, int64_t off,
+                              int64_t bytes) {
+  const int64_t tile_bytes = NR * row_bytes;
+  int64_t ahead = tile_bytes;
+  if constexpr (V::kPrefetchAheadBytes > 0)
+    ahead = tile_bytes * std::max<int64_t>(1, V::kPrefetchAheadBytes / tile_bytes);
+  for (int j = 0; j < NR; ++j) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(w[j]) + ahead + off;
+    for (int64_t o = 0; o < bytes; o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
+    if constexpr (V::kPrefetchLastByte)
+      _mm_prefetch(reinterpret_cast<const char*>(p + bytes - 1), _MM_HINT_T1);
+  }
+}
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_SIMD_COMMON_INL_H_

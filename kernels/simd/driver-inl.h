@@ -1,0 +1,107 @@
+// The tiling driver every SIMD kernel runs on (textual header; see common-inl.h).
+//
+// A kernel K is a micro-kernel over tiles of outputs:
+//   using Prep = ...;  // per-call data built once from MatmulArgs (NoPrep: none)
+//   template <int MR, int NR>
+//   static void tile(const MatmulArgs& a, const Prep& p, int64_t i0, int64_t j0, int nv);
+// computes output[i0 .. i0+MR)[j0 .. j0+nv) (MR activation rows x nv <= NR weight rows)
+// over the whole of k, decoding each weight block once and using it for all MR activation
+// rows held in registers. Rows j0+nv .. j0+NR of the tile repeat the last valid one
+// (tile_rows) and are not stored.
+//
+// Each output has its own accumulator and sees exactly the same operations whatever tile it
+// is computed in, reduced once at the end in a fixed order: an output's bits never depend on
+// how [0, n) was split between calls or threads, nor on the tile shapes below. The ISA's
+// traits V choose the shapes (performance only):
+//   V::kGemvNR          batch 1: 1 x kGemvNR tiles (the weight rows share every
+//                       activation load)
+//   V::kGemmMR, kGemmNR batch > 1: kGemmMR x kGemmNR tiles; the last m % kGemmMR rows of a
+//                       column take one shorter tile
+//   V::kNarrowTails     the last n % NR weight rows: tiles of NR/2, NR/4, ..., 1 rows
+//                       (true), or one NR-row tile with the missing rows repeated (false)
+//   V::kActBlockBytes   batch > 1: activation rows are taken in blocks of about this many
+//                       bytes (their packed int8 rows, or f32 rows on the f32 path), each
+//                       block swept by every column of weights while it stays in L2
+//                       (0: one block)
+#ifndef KERNELS_SIMD_DRIVER_INL_H_
+#define KERNELS_SIMD_DRIVER_INL_H_
+
+#include "kernels/simd/common-inl.h"
+
+namespace fk {
+namespace {
+
+// One micro-kernel call; out of line so each tile shape is compiled (and register-allocated)
+// on its own. K::tile is always_inline into it.
+template <class K, int MR, int NR>
+FK_NOINLINE void run_tile(const MatmulArgs& a, const typename K::Prep& p, int64_t i0,
+                          int64_t j0, int nv) {
+  K::template tile<MR, NR>(a, p, i0, j0, nv);
+}
+
+// Batch 1: tiles of NR weight rows over [j, n_end).
+template <class V, class K, int NR>
+FK_INLINE void gemv_tiles(const MatmulArgs& a, const typename K::Prep& p, int64_t j,
+                          int64_t n_end) {
+  if constexpr (V::kNarrowTails) {
+    for (; j + NR <= n_end; j += NR) run_tile<K, 1, NR>(a, p, 0, j, NR);
+    if constexpr (NR > 1) gemv_tiles<V, K, NR / 2>(a, p, j, n_end);
+  } else {
+    for (; j < n_end; j += NR)
+      run_tile<K, 1, NR>(a, p, 0, j, static_cast<int>(std::min<int64_t>(NR, n_end - j)));
+  }
+}
+
+// The activation rows [ib, ie) against weight rows j .. j + nv: MR-row tiles, then one
+// tile of the remaining rows.
+template <class V, class K, int NR, int R = 1>
+FK_INLINE void tail_tile(const MatmulArgs& a, const typename K::Prep& p, int64_t rows,
+                         int64_t i, int64_t j, int nv) {
+  if constexpr (R < V::kGemmMR) {
+    if (rows == R) return run_tile<K, R, NR>(a, p, i, j, nv);
+    tail_tile<V, K, NR, R + 1>(a, p, rows, i, j, nv);
+  }
+}
+
+template <class V, class K, int NR>
+FK_INLINE void gemm_column(const MatmulArgs& a, const typename K::Prep& p, int64_t ib,
+                           int64_t ie, int64_t j, int nv) {
+  constexpr int MR = V::kGemmMR;
+  int64_t i = ib;
+  for (; i + MR <= ie; i += MR) run_tile<K, MR, NR>(a, p, i, j, nv);
+  tail_tile<V, K, NR>(a, p, ie - i, i, j, nv);
+}
+
+template <class V, class K, int NR>
+FK_INLINE void gemm_columns(const MatmulArgs& a, const typename K::Prep& p, int64_t ib,
+                            int64_t ie, int64_t j, int64_t n_end) {
+  if constexpr (V::kNarrowTails) {
+    for (; j + NR <= n_end; j += NR) gemm_column<V, K, NR>(a, p, ib, ie, j, NR);
+    if constexpr (NR > 1) gemm_columns<V, K, NR / 2>(a, p, ib, ie, j, n_end);
+  } else {
+    for (; j < n_end; j += NR)
+      gemm_column<V, K, NR>(a, p, ib, ie, j, static_cast<int>(std::min<int64_t>(NR, n_end - j)));
+  }
+}
+
+// Computes output columns [n_begin, n_end) of all m rows with kernel K on ISA traits V.
+template <class V, class K>
+void run_tiles(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+  if (a.m <= 0 || n_begin >= n_end) return;
+  const typename K::Prep p(a);
+  if (a.m == 1) return gemv_tiles<V, K, V::kGemvNR>(a, p, n_begin, n_end);
+  int64_t mc = a.m;
+  if constexpr (V::kActBlockBytes > 0) {
+    const int64_t row = a.act != nullptr ? a.act_row_bytes
+                                         : a.k * static_cast<int64_t>(sizeof(float));
+    mc = std::max<int64_t>(V::kGemmMR, V::kActBlockBytes / std::max<int64_t>(1, row) /
+                                           V::kGemmMR * V::kGemmMR);
+  }
+  for (int64_t ib = 0; ib < a.m; ib += mc)
+    gemm_columns<V, K, V::kGemmNR>(a, p, ib, std::min(a.m, ib + mc), n_begin, n_end);
+}
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_SIMD_DRIVER_INL_H_
