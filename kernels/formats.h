@@ -143,6 +143,19 @@ struct FormatTraits {
   QuantizeRowFn quantize_row;      // reference; byte-identical to ggml's *_ref
 };
 
+// Elements per block of a format, at compile time (the ELEMS column; 1 for the float
+// formats F32 / F16 / BF16, whose kernels take any row length).
+constexpr int block_elems_of(Format f) {
+  switch (f) {
+#define FK_FORMAT(ID, GGML_NAME, GGUF_TYPE, BLOCK, ELEMS, ACT, LLAMA_FTYPE, FALLBACK, PEER, REF) \
+  case Format::k##ID:                                                                         \
+    return ELEMS;
+#include "kernels/formats.inc"
+#undef FK_FORMAT
+  }
+  return 0;
+}
+
 // True for the formats with an int8 path (activations quantized to act_format); the float
 // formats (F32, F16, BF16) have only the f32 path.
 inline bool has_int8_path(const FormatTraits& t) { return t.act_format != Format::kF32; }

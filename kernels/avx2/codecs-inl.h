@@ -476,6 +476,35 @@ struct Int8Codec<Format::kQ8_K> {
   }
 };
 
+// ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
+// Both conversions are exact (every F16 / BF16 value is a float): F16 by F16C's vcvtph2ps,
+// BF16 by shifting its 16 bits into the top of a float. The partial last vector copies its
+// elements into a zeroed buffer first (AVX2 has no 16-bit masked load).
+
+template <>
+struct FloatElems<Format::kF16> {
+  static constexpr int kBytes = 2;
+  static FK_INLINE __m256 load(const uint8_t* p) { return _mm256_cvtph_ps(loadu128(p)); }
+  static FK_INLINE __m256 load_first(const uint8_t* p, int64_t n) {
+    alignas(16) uint8_t buf[16] = {};
+    std::memcpy(buf, p, static_cast<size_t>(2 * n));
+    return load(buf);
+  }
+};
+
+template <>
+struct FloatElems<Format::kBF16> {
+  static constexpr int kBytes = 2;
+  static FK_INLINE __m256 load(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
+  }
+  static FK_INLINE __m256 load_first(const uint8_t* p, int64_t n) {
+    alignas(16) uint8_t buf[16] = {};
+    std::memcpy(buf, p, static_cast<size_t>(2 * n));
+    return load(buf);
+  }
+};
+
 }  // namespace
 }  // namespace fk
 

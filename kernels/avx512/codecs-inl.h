@@ -691,6 +691,32 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
   }
 };
 
+// ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
+// Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's
+// 512-bit form, AVX-512F), BF16 by shifting its 16 bits into the top of a float. The partial
+// last vector is a masked 16-bit load (AVX-512BW), the other lanes 0.
+
+template <>
+struct FloatElems<Format::kF16> {
+  static constexpr int kBytes = 2;
+  static FK_INLINE __m512 load(const uint8_t* p) { return _mm512_cvtph_ps(loadu256(p)); }
+  static FK_INLINE __m512 load_first(const uint8_t* p, int64_t n) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << n) - 1), p));
+  }
+};
+
+template <>
+struct FloatElems<Format::kBF16> {
+  static constexpr int kBytes = 2;
+  static FK_INLINE __m512 widen(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static FK_INLINE __m512 load(const uint8_t* p) { return widen(loadu256(p)); }
+  static FK_INLINE __m512 load_first(const uint8_t* p, int64_t n) {
+    return widen(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << n) - 1), p));
+  }
+};
+
 }  // namespace
 }  // namespace fk
 

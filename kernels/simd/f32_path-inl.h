@@ -2,7 +2,14 @@
 // decoded in registers, V::kLanes at a time, and multiplied with the f32 activations by
 // FMAs. V is the ISA's vector traits (kernels/avx2/vec-inl.h, kernels/avx512/vec-inl.h).
 //
-//   F32Weights<V>    F32 weights, any k (the last partial vector uses masked loads).
+//   FloatWeights<V, E>  float weights (F32, F16, BF16: one element per block), any k (the
+//                    last partial vector uses masked loads), through E, the element loader:
+//                      static constexpr int kBytes;                 // bytes per element
+//                      static V::F load(const uint8_t* p);          // kLanes elements at p
+//                      static V::F load_first(const uint8_t* p, int64_t n);  // lanes [0, n)
+//                                                                   // from p, the rest 0
+//                    as exact floats: F32Elems<V> here, FloatElems<F> for F16 / BF16 in
+//                    kernels/<isa>/codecs-inl.h.
 //   F32Path<V, D>    block formats, through D = F32Decoder<F>, the ISA's block decoder of
 //                    format F (specialized in kernels/<isa>/codecs-inl.h):
 //                      static constexpr int kElems, kBytes;  // elements / bytes per block
@@ -36,36 +43,51 @@ FK_INLINE void store_acc(const MatmulArgs& a, int64_t i0, int64_t j0, int nv,
       if (j < nv) a.output[(i0 + i) * a.n + j0 + j] = V::hsum(acc[i][j]);
 }
 
+// The ISA's element loader of a 16-bit float format F (kernels/<isa>/codecs-inl.h
+// specializes it for F16 and BF16).
+template <Format F>
+struct FloatElems;
+
 template <class V>
-struct F32Weights {
+struct F32Elems {
+  static constexpr int kBytes = 4;
+  static FK_INLINE typename V::F load(const uint8_t* p) {
+    return V::loadu(reinterpret_cast<const float*>(p));
+  }
+  static FK_INLINE typename V::F load_first(const uint8_t* p, int64_t n) {
+    return V::maskload(reinterpret_cast<const float*>(p), V::first_lanes(n));
+  }
+};
+
+template <class V, class E>
+struct FloatWeights {
   using Prep = NoPrep;
   template <int MR, int NR>
   static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
     using F = typename V::F;
     constexpr int kL = V::kLanes;
-    const uint8_t* w8[NR];
-    tile_rows(a, j0, nv, w8);
-    const float* w[NR];
-    for (int j = 0; j < NR; ++j) w[j] = reinterpret_cast<const float*>(w8[j]);
+    constexpr int kB = E::kBytes;
+    const uint8_t* w[NR];
+    tile_rows(a, j0, nv, w);
     const float* x[MR];
     for (int i = 0; i < MR; ++i) x[i] = a.input + (i0 + i) * a.k;
     F acc[MR][NR];
     zero_acc<V>(acc);
     int64_t kk = 0;
     for (; kk + kL <= a.k; kk += kL) {
-      // One 64-byte line of every row per 16 elements.
-      if (kL >= 16 || (kk & 15) == 0) prefetch_ahead<V>(w8, a.row_bytes, 4 * kk, 64);
+      // One 64-byte line of every row per 64 bytes of weights.
+      if (kL * kB >= 64 || ((kk * kB) & 63) == 0) prefetch_ahead<V>(w, a.row_bytes, kB * kk, 64);
       F wv[NR];
-      for (int j = 0; j < NR; ++j) wv[j] = V::loadu(w[j] + kk);
+      for (int j = 0; j < NR; ++j) wv[j] = E::load(w[j] + kB * kk);
       for (int i = 0; i < MR; ++i) {
         const F xv = V::loadu(x[i] + kk);
         for (int j = 0; j < NR; ++j) acc[i][j] = V::fmadd(wv[j], xv, acc[i][j]);
       }
     }
-    if (kk < a.k) {  // masked-off lanes contribute 0 * 0
+    if (kk < a.k) {  // the lanes past k contribute 0 * 0
       const typename V::Mask mask = V::first_lanes(a.k - kk);
       F wv[NR];
-      for (int j = 0; j < NR; ++j) wv[j] = V::maskload(w[j] + kk, mask);
+      for (int j = 0; j < NR; ++j) wv[j] = E::load_first(w[j] + kB * kk, a.k - kk);
       for (int i = 0; i < MR; ++i) {
         const F xv = V::maskload(x[i] + kk, mask);
         for (int j = 0; j < NR; ++j) acc[i][j] = V::fmadd(wv[j], xv, acc[i][j]);
@@ -118,8 +140,16 @@ struct F32Decoder;
 template <class V, Format F>
 void run_f32(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
   if constexpr (F == Format::kF32) {
-    run_tiles<V, F32Weights<V>>(a, n_begin, n_end);
+    run_tiles<V, FloatWeights<V, F32Elems<V>>>(a, n_begin, n_end);
+  } else if constexpr (block_elems_of(F) == 1) {
+    static_assert(IsComplete<FloatElems<F>>::value,
+                  "a registry row names an f32-path kernel of a float format without a "
+                  "FloatElems in its ISA's kernels/<isa>/codecs-inl.h");
+    run_tiles<V, FloatWeights<V, FloatElems<F>>>(a, n_begin, n_end);
   } else {
+    static_assert(IsComplete<F32Decoder<F>>::value,
+                  "a registry row names an f32-path kernel of a format without an F32Decoder "
+                  "in its ISA's kernels/<isa>/codecs-inl.h");
     run_tiles<V, F32Path<V, F32Decoder<F>>>(a, n_begin, n_end);
   }
 }
