@@ -125,6 +125,33 @@ struct Int8Codec<Format::kQ4_1> {
   FK_INLINE static __m256i dot(W w, __m256i y) { return dot_us(w, y); }
 };
 
+// The 32 5-bit quants of a Q5_0 / Q5_1 block as bytes (elements 0..15 in the low 128 bits,
+// 16..31 in the high): the nibbles, plus 16 where the element's bit of qh is set. Byte j
+// gets qh byte j / 8; keep bit j % 8 by OR-ing all other bits to 1 and comparing with
+// all-ones; the 0xFF / 0x00 mask then selects 16.
+FK_INLINE __m256i unpack_five_bit(const uint8_t* qs, const uint8_t* qh_bytes) {
+  const __m256i lo = unpack_nibbles(qs);
+  const __m256i qh = _mm256_set1_epi32(static_cast<int>(load_u32(qh_bytes)));
+  const __m256i spread = _mm256_shuffle_epi8(
+      qh, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                           2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x7FBFDFEFF7FBFDFEull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, bit), _mm256_set1_epi8(-1));
+  return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
+// The 8 5-bit quants 8g .. 8g + 7 of a Q5_0 / Q5_1 block as int32 (qh broadcast to all
+// lanes): bit 8g + t of qh is bit 4 of element 8g + t.
+FK_INLINE __m256i five_bit_group(const uint8_t* qs, __m256i qh, int g) {
+  const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
+  const __m256i lo = g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4);
+  const __m256i shift =
+      _mm256_add_epi32(_mm256_set1_epi32(8 * g), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i hi =
+      _mm256_and_si256(_mm256_slli_epi32(_mm256_srlv_epi32(qh, shift), 4), _mm256_set1_epi32(16));
+  return _mm256_or_si256(lo, hi);
+}
+
 // ---- Q5_0: w = d * (q - 16), bit 4 of q from qh -------------------------------------------------
 
 template <>
@@ -140,14 +167,7 @@ struct F32Decoder<Format::kQ5_0> {
     qs = blk + offsetof(BlockQ5_0, qs);
   }
   FK_INLINE __m256 group(int g) const {
-    const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
-    const __m256i lo = g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4);
-    // Bit 8g + t of qh is bit 4 of element 8g + t.
-    const __m256i shift =
-        _mm256_add_epi32(_mm256_set1_epi32(8 * g), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    const __m256i hi =
-        _mm256_and_si256(_mm256_slli_epi32(_mm256_srlv_epi32(qh, shift), 4), _mm256_set1_epi32(16));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_or_si256(lo, hi)), d, off);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(five_bit_group(qs, qh, g)), d, off);
   }
 };
 
@@ -160,16 +180,43 @@ struct Int8Codec<Format::kQ5_0> {
   static constexpr bool kHasMin = false;
   using W = __m256i;
   FK_INLINE static W decode(const uint8_t* blk) {
-    const __m256i lo = unpack_nibbles(blk + offsetof(BlockQ5_0, qs));
-    // Byte j gets qh byte j / 8; keep bit j % 8 by OR-ing all other bits to 1 and comparing
-    // with all-ones; the 0xFF / 0x00 mask then selects 16.
-    const __m256i qh = _mm256_set1_epi32(static_cast<int>(load_u32(blk + offsetof(BlockQ5_0, qh))));
-    const __m256i spread = _mm256_shuffle_epi8(
-        qh, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
-                             2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x7FBFDFEFF7FBFDFEull));
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, bit), _mm256_set1_epi8(-1));
-    return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+    return unpack_five_bit(blk + offsetof(BlockQ5_0, qs), blk + offsetof(BlockQ5_0, qh));
+  }
+  FK_INLINE static __m256i dot(W w, __m256i y) { return dot_us(w, y); }
+};
+
+// ---- Q5_1: w = d * q + m, bit 4 of q from qh ----------------------------------------------------
+
+template <>
+struct F32Decoder<Format::kQ5_1> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_1);
+  const uint8_t* qs;
+  __m256i qh;  // the 32 high bits, broadcast
+  __m256 d, m;
+  FK_INLINE void init(const uint8_t* blk) {
+    d = bcast_fp16(blk + offsetof(BlockQ5_1, d));
+    m = bcast_fp16(blk + offsetof(BlockQ5_1, m));
+    qh = _mm256_set1_epi32(static_cast<int>(load_u32(blk + offsetof(BlockQ5_1, qh))));
+    qs = blk + offsetof(BlockQ5_1, qs);
+  }
+  // d * q is exact (an fp16 significand times a 5-bit integer), so the FMA rounds once, as
+  // the reference's d * q + m does.
+  FK_INLINE __m256 group(int g) const {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(five_bit_group(qs, qh, g)), d, m);
+  }
+};
+
+template <>
+struct Int8Codec<Format::kQ5_1> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockQ5_1);
+  static constexpr int kD = offsetof(BlockQ5_1, d);
+  static constexpr int kM = offsetof(BlockQ5_1, m);
+  static constexpr int kBiasPerLane = 0;
+  static constexpr bool kHasMin = true;
+  using W = __m256i;
+  FK_INLINE static W decode(const uint8_t* blk) {
+    return unpack_five_bit(blk + offsetof(BlockQ5_1, qs), blk + offsetof(BlockQ5_1, qh));
   }
   FK_INLINE static __m256i dot(W w, __m256i y) { return dot_us(w, y); }
 };

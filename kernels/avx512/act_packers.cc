@@ -48,7 +48,7 @@ int64_t q8_0x4_row_bytes(int64_t k) {
 }
 
 // kBias != 0: aux = kBias * lane sum (Q4_0: -8, Q5_0: -16, Q8_0: -128); kBias == 0: aux =
-// da * lane sum as float (Q4_1).
+// da * lane sum as float (Q4_1, Q5_1: a min term, no offset).
 template <int kBias>
 void pack_q8_0x4(const float* x, int64_t k, uint8_t* out) {
   const int64_t nb = k / kQK;
