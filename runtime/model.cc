@@ -241,12 +241,13 @@ std::string Model::format_summary() const {
 // ---- session ------------------------------------------------------------------------------
 
 Session::Session(const Model& model, int64_t max_context, int64_t max_batch,
-                 const RunOptions& options)
+                 const RunOptions& options, std::vector<std::optional<KernelChoice>> kernels)
     : model_(model),
       cfg_(model.config()),
       max_context_(max_context),
       max_batch_(max_batch),
-      options_(options) {
+      options_(options),
+      kernels_(std::move(kernels)) {
   const ModelConfig& c = cfg_;
   const size_t b = static_cast<size_t>(max_batch);
   const size_t q_dim = static_cast<size_t>(c.n_head * c.head_dim);
@@ -306,31 +307,32 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
         "a KV cache of ", max_context, " positions would take ", kv_bytes / (1 << 30),
         " GiB; use a shorter context"));
   }
-  // Every weight format must have a kernel that runs here under these options.
+  // Every weight format must have a kernel that runs here under these options; each is
+  // resolved once, here.
+  std::vector<std::optional<KernelChoice>> kernels(kNumFormats);
   for (const auto& [name, w] : model.matmul_weights()) {
+    std::optional<KernelChoice>& slot = kernels[static_cast<size_t>(w->format())];
+    if (slot.has_value()) continue;
     MatmulOptions o;
     o.variant = options.variant;
     o.path = !has_int8_path(w->format_traits()) ? std::optional<Path>(Path::kF32) : options.path;
-    absl::StatusOr<const KernelEntry*> e = select_kernel(w->format(), o);
-    if (!e.ok()) {
-      return absl::Status(e.status().code(), absl::StrCat("no kernel for ", name, " (",
-                                                          w->format_name(), "): ",
-                                                          e.status().message()));
+    absl::StatusOr<KernelChoice> choice = KernelChoice::Resolve(w->format(), o);
+    if (!choice.ok()) {
+      return absl::Status(choice.status().code(),
+                          absl::StrCat("no kernel for ", name, " (", w->format_name(),
+                                       "): ", choice.status().message()));
     }
+    slot = *std::move(choice);
   }
-  return std::unique_ptr<Session>(
-      new Session(model, max_context, std::min(max_batch, max_context), options));
+  return std::unique_ptr<Session>(new Session(model, max_context, std::min(max_batch, max_context),
+                                              options, std::move(kernels)));
 }
 
 std::string Session::kernel_summary() const {
   std::map<std::string, std::string> by_format;
   for (const auto& [name, w] : model_.matmul_weights()) {
-    if (by_format.count(w->format_name())) continue;
-    MatmulOptions o;
-    o.variant = options_.variant;
-    o.path = !has_int8_path(w->format_traits()) ? std::optional<Path>(Path::kF32) : options_.path;
-    absl::StatusOr<const KernelEntry*> e = select_kernel(w->format(), o);
-    by_format[w->format_name()] = e.ok() ? (*e)->name : "?";
+    const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w->format())];
+    by_format[w->format_name()] = c.has_value() ? c->general().name : "?";
   }
   std::vector<std::string> names;
   for (const auto& [format, kernel] : by_format) names.push_back(kernel);
@@ -338,11 +340,11 @@ std::string Session::kernel_summary() const {
 }
 
 absl::Status Session::Matmul(const float* in, const WeightFormat& w, int64_t m, float* out) {
-  MatmulOptions o;
-  o.variant = options_.variant;
-  o.path = !has_int8_path(w.format_traits()) ? std::optional<Path>(Path::kF32) : options_.path;
-  o.pool = options_.pool;
-  return dispatch_matmul(in, w, m, w.cols(), w.rows(), out, m * w.rows(), o, &scratch_);
+  const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w.format())];
+  if (!c.has_value()) {
+    return absl::InternalError(absl::StrCat("no kernel resolved for ", w.format_name()));
+  }
+  return dispatch_matmul(*c, in, w, m, out, m * w.rows(), options_.pool, &scratch_);
 }
 
 absl::Status Session::Eval(absl::Span<const int32_t> tokens) {

@@ -155,7 +155,8 @@ class Session {
   std::string kernel_summary() const;
 
  private:
-  Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options);
+  Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
+          std::vector<std::optional<KernelChoice>> kernels);
   absl::Status EvalChunk(const int32_t* tokens, int64_t n);
   absl::Status Matmul(const float* in, const WeightFormat& w, int64_t m, float* out);
   void Attention(int64_t layer, int64_t n);
@@ -166,6 +167,9 @@ class Session {
   int64_t max_context_;
   int64_t max_batch_;
   RunOptions options_;
+  // The kernels of each weight format the model has, indexed by Format, resolved once in
+  // Create (the environment and the CPU are read there, never per matmul).
+  std::vector<std::optional<KernelChoice>> kernels_;
   MatmulScratch scratch_;
   int64_t n_past_ = 0;
   int64_t attn_pos0_ = 0;  // position of the first row of q_ that Attention() works on
