@@ -245,7 +245,7 @@ TEST_P(SupportedPreset, LoadsNativelyAndGenerates) {
   }
 
   // Native load: every weight in its file type, the weight bytes the file's tensor bytes.
-  absl::StatusOr<std::unique_ptr<LlamaModel>> native = LlamaModel::Load(*file);
+  absl::StatusOr<std::unique_ptr<Model>> native = Model::Load(*file);
   ASSERT_TRUE(native.ok()) << native.status();
   for (const auto& [name, w] : (*native)->matmul_weights()) {
     EXPECT_EQ(w->format_name(), type_of[name]) << name << " is not held in its file type";
@@ -254,7 +254,7 @@ TEST_P(SupportedPreset, LoadsNativelyAndGenerates) {
   EXPECT_EQ(weight_bytes, tensor_bytes) << "weights held natively vs the file's tensor bytes";
 
   if (preset == "F16" || preset == "BF16") {
-    absl::StatusOr<std::unique_ptr<LlamaModel>> f32 = LlamaModel::Load(*file, WeightMode::kF32);
+    absl::StatusOr<std::unique_ptr<Model>> f32 = Model::Load(*file, WeightMode::kF32);
     ASSERT_TRUE(f32.ok()) << f32.status();
     const auto nw = (*native)->matmul_weights();
     const auto fw = (*f32)->matmul_weights();

@@ -85,7 +85,7 @@ int Levels(Format f) {
     case Format::kQ5_0: case Format::kQ5_1: case Format::kQ5_K: return 32;
     case Format::kQ6_K: return 64;
     case Format::kQ8_0: case Format::kQ8_K: return 255;
-    case Format::kF32: return 0;
+    case Format::kF32: case Format::kF16: case Format::kBF16: return 0;  // not a grid
   }
   return 0;
 }

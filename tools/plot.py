@@ -788,6 +788,52 @@ def e2e_sections(readme_dir):
     return parts
 
 
+def machines_section(latest):
+    """The newest run of each machine side by side: per format, ours vs ggml (geometric mean
+    over the shapes of ggml's time / ours) at batch 1 and at the largest batch, 1 thread and
+    the most threads, and the best batch-1 GB/s on the largest shape."""
+    names = [r.name for r in latest]
+    parts = ["## Machines side by side", "",
+             "The newest run of each machine (" + ", ".join(f"[{n}](#{n.lower()})" for n in names)
+             + "). \"ours vs ggml\" = ggml's time / ours, geometric mean over the shapes measured "
+             "(above 1: we are faster); \"–\": not measured (the default grid runs batches ≥ 64 "
+             "only at the highest thread count; ggml has no Q8_K; a format newer than the run). "
+             "GB/s: the fastest of our kernels at batch 1 on the largest shape, 2 threads.", ""]
+    rows = [["CPU"] + [f"{r.machine.get('cpu_model', '?')}, {r.machine.get('logical_cores', '?')} cores"
+                       for r in latest],
+            ["memory"] + [r.dram_text() for r in latest]]
+    parts += [table(["", *names], rows), ""]
+    formats = []
+    for r in latest:
+        formats += [f for f in r.formats if f not in formats]
+    cols, header = [], ["format"]
+    for r in latest:
+        big = max(r.batches) if r.batches else None
+        for t in sorted({1, r.tmax}):
+            sp_t = speedups(r, t, "ggml")
+            for m in sorted({1, big} - {None}):
+                if any(m in v for v in sp_t.values()):  # a column with at least one figure
+                    cols.append((r, t, m))
+                    header.append(f"{r.name}: batch {m}, {t}T")
+        header.append(f"{r.name}: GB/s b1 {r.tmax}T")
+    sp = {(id(r), t): speedups(r, t, "ggml") for r in latest for t in sorted({1, r.tmax})}
+    body = []
+    for fmt in formats:
+        row = [fmt]
+        for r in latest:
+            for (rr, t, m) in cols:
+                if rr is not r:
+                    continue
+                v = sp[(id(r), t)].get(fmt, {}).get(m)
+                row.append(f"{v[0]:.2f}x" if v else "–")
+            shape = r.gemv_shape()
+            best = r.best_fused(fmt, shape[0], shape[1], 1, r.tmax) if shape else None
+            row.append(fmt_num(best.get("weight_gbps")) if best else "–")
+        body.append(row)
+    parts += [table(header, body), ""]
+    return "\n".join(parts)
+
+
 def write_readme(path, runs):
     readme_dir = os.path.dirname(os.path.abspath(path))
     runs = sorted(runs, key=lambda r: r.run.get("started_utc", ""), reverse=True)
@@ -811,6 +857,8 @@ def write_readme(path, runs):
                      "directories when no longer wanted): " + ", ".join(
                          f"[{r.name}]({os.path.relpath(r.dir, readme_dir)}/results.json)" for r in older))
         parts.append("")
+    if len(latest) > 1:
+        parts.append(machines_section(latest))
     for r in latest:
         parts.append(run_section(r, readme_dir))
     parts += e2e_sections(readme_dir)
