@@ -41,6 +41,9 @@ struct VecAvx2 {
   static constexpr int kGemmMR = 4;
   static constexpr int kGemmNR = 2;
   static constexpr bool kNarrowTails = true;
+  // Float weights (F32 / F16 / BF16): the same tiles (16 registers leave no room for more).
+  static constexpr int kFloatGemmMR = 4;
+  static constexpr int64_t kFloatActBlockBytes = 0;
   static constexpr int64_t kActBlockBytes = 0;
   // Prefetch (kernels/simd/common-inl.h): exactly one tile ahead. A longer distance sped
   // Q8_0 up on short rows but slowed Q4_0 / Q4_1 down (README, known limits).

@@ -34,6 +34,14 @@ struct VecAvx512 {
   static constexpr int kGemmMR = 4;
   static constexpr int kGemmNR = 4;
   static constexpr bool kNarrowTails = false;
+  // Float weights (F32 / F16 / BF16, kernels/simd/f32_path-inl.h): 6 x 4 tiles (24
+  // accumulators, 4 weight vectors, 1 activation vector in the 32 registers) over blocks
+  // of 768 KB. On the Intel Xeon (2 MB L2 per core; harness:sweep --formats=F32,F16,BF16
+  // --variants=avx512 --batch=8,64,256 --threads=2) 6-row tiles ran batch 64 at 1.0x-2.2x
+  // the 4-row ones, batch 256 at 1.1x-1.6x; 1 MB blocks were a little ahead of 512 KB
+  // (noisy); 768 KB still leaves room in AMD Zen 4's 1 MB L2 for the weight strip.
+  static constexpr int kFloatGemmMR = 6;
+  static constexpr int64_t kFloatActBlockBytes = 768 << 10;
   static constexpr int64_t kActBlockBytes = 384 << 10;
   // Prefetch (kernels/simd/common-inl.h): at least 16 KB ahead. With short rows one tile is
   // too close to hide DRAM latency (SmolLM2's 576-wide rows: 612-byte Q8_0 rows, 2.4 KB

@@ -136,16 +136,25 @@ struct F32Path {
 template <Format F>
 struct F32Decoder;
 
+// The float formats' tiling: V's, with the batch tile height and activation block of V's
+// kFloatGemmMR / kFloatActBlockBytes (float weights are read as they are, so a taller tile
+// and larger blocks pay off where they would not for the block formats' decode).
+template <class V>
+struct FloatGemm : V {
+  static constexpr int kGemmMR = V::kFloatGemmMR;
+  static constexpr int64_t kActBlockBytes = V::kFloatActBlockBytes;
+};
+
 // The f32-path kernel of format F on ISA V, as the registry's f32 rows of the ISA run it.
 template <class V, Format F>
 void run_f32(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
   if constexpr (F == Format::kF32) {
-    run_tiles<V, FloatWeights<V, F32Elems<V>>>(a, n_begin, n_end);
+    run_tiles<FloatGemm<V>, FloatWeights<V, F32Elems<V>>>(a, n_begin, n_end);
   } else if constexpr (block_elems_of(F) == 1) {
     static_assert(IsComplete<FloatElems<F>>::value,
                   "a registry row names an f32-path kernel of a float format without a "
                   "FloatElems in its ISA's kernels/<isa>/codecs-inl.h");
-    run_tiles<V, FloatWeights<V, FloatElems<F>>>(a, n_begin, n_end);
+    run_tiles<FloatGemm<V>, FloatWeights<V, FloatElems<F>>>(a, n_begin, n_end);
   } else {
     static_assert(IsComplete<F32Decoder<F>>::value,
                   "a registry row names an f32-path kernel of a format without an F32Decoder "
