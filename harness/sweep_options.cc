@@ -136,8 +136,8 @@ std::string GridRuleText() {
       "highest variant this CPU runs, and of its rows the one dispatch picks for that batch "
       "(a row with a MIN_M, such as the K-quant weight panels, from its MIN_M on), labelled by "
       "its own kernel name; no row runs below its MIN_M; batches >= ",
-      kBigBatch, " only at the highest thread count and on shapes with n*k <= 4096*4096 "
-      "(batch 8 on every shape and thread count). For every "
+      kBigBatch, " only on shapes with n*k <= 4096*4096 (batch 8 on every shape); every batch "
+      "at every thread count. For every "
       "(format, shape, batch, threads) that has a case, the dequantize-then-matmul baseline "
       "(with the best F32 kernel) and ggml's MUL_MAT (when available; no Q8_K in ggml) run "
       "right after it. The F32-weights baseline is the F32 format's own cases. --full lifts "
@@ -451,7 +451,6 @@ std::vector<CaseSpec> PlanCases(const SweepOptions& o, absl::Span<const KernelEn
   }
   const std::vector<const KernelEntry*> best_f32 = best_rows(f32_entries, Path::kF32);
 
-  const int max_threads = *std::max_element(o.threads.begin(), o.threads.end());
   std::vector<CaseSpec> cases;
   for (const Shape& s : o.shapes) {
     for (Format f : o.formats) {
@@ -481,7 +480,6 @@ std::vector<CaseSpec> PlanCases(const SweepOptions& o, absl::Span<const KernelEn
         }
         if (entries.empty()) continue;
         for (int t : o.threads) {
-          if (!o.full && m >= kBigBatch && t != max_threads) continue;
           for (const KernelEntry* e : entries) {
             cases.push_back({CaseKind::kFused, f, e, s, m, t});
           }

@@ -48,7 +48,7 @@ struct SweepOptions {
   std::vector<std::string> argv;  // the flags as given (recorded in results.json)
 };
 
-// Batches at or above this run only at the highest thread count and on shapes with
+// Batches at or above this run only on shapes with
 // n * k <= kBigBatchMaxElements (unless --full).
 constexpr int64_t kBigBatch = 64;
 constexpr int64_t kBigBatchMaxElements = int64_t{4096} * 4096;

@@ -796,8 +796,8 @@ def machines_section(latest):
     parts = ["## Machines side by side", "",
              "The newest run of each machine (" + ", ".join(f"[{n}](#{n.lower()})" for n in names)
              + "). \"ours vs ggml\" = ggml's time / ours, geometric mean over the shapes measured "
-             "(above 1: we are faster); \"–\": not measured (the default grid runs batches ≥ 64 "
-             "only at the highest thread count; ggml has no Q8_K; a format newer than the run). "
+             "(above 1: we are faster); \"–\": not measured (an older grid ran batches ≥ 64 only "
+             "at the highest thread count; ggml has no Q8_K; a format newer than the run). "
              "GB/s: the fastest of our kernels at batch 1 on the largest shape, 2 threads.", ""]
     rows = [["CPU"] + [f"{r.machine.get('cpu_model', '?')}, {r.machine.get('logical_cores', '?')} cores"
                        for r in latest],
