@@ -528,10 +528,11 @@ struct Int8Codec<Format::kQ8_K> {
 // BF16 by shifting its 16 bits into the top of a float. The partial last vector copies its
 // elements into a zeroed buffer first (AVX2 has no 16-bit masked load).
 
-template <>
-struct FloatElems<Format::kF16> {
+// 8 halves at p as floats, through Convert (a 128-bit vector of 8 halves -> 8 floats).
+template <__m256 (*Convert)(__m128i)>
+struct HalfElems {
   static constexpr int kBytes = 2;
-  static FK_INLINE __m256 load(const uint8_t* p) { return _mm256_cvtph_ps(loadu128(p)); }
+  static FK_INLINE __m256 load(const uint8_t* p) { return Convert(loadu128(p)); }
   static FK_INLINE __m256 load_first(const uint8_t* p, int64_t n) {
     alignas(16) uint8_t buf[16] = {};
     std::memcpy(buf, p, static_cast<size_t>(2 * n));
@@ -539,18 +540,15 @@ struct FloatElems<Format::kF16> {
   }
 };
 
+FK_INLINE __m256 f16x8_to_f32(__m128i h) { return _mm256_cvtph_ps(h); }
+FK_INLINE __m256 bf16x8_to_f32(__m128i h) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
 template <>
-struct FloatElems<Format::kBF16> {
-  static constexpr int kBytes = 2;
-  static FK_INLINE __m256 load(const uint8_t* p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
-  }
-  static FK_INLINE __m256 load_first(const uint8_t* p, int64_t n) {
-    alignas(16) uint8_t buf[16] = {};
-    std::memcpy(buf, p, static_cast<size_t>(2 * n));
-    return load(buf);
-  }
-};
+struct FloatElems<Format::kF16> : HalfElems<f16x8_to_f32> {};
+template <>
+struct FloatElems<Format::kBF16> : HalfElems<bf16x8_to_f32> {};
 
 }  // namespace
 }  // namespace fk

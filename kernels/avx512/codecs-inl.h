@@ -84,18 +84,27 @@ struct Int8Codec<Format::kQ4_1, kVnni>
 
 // ---- Q5_0: w = d * (q - 16), bit 4 of q from qh -------------------------------------------------
 
-template <>
-struct F32Decoder<Format::kQ5_0> {
-  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_0);
-  __m512 lut0, lut1;  // d * (v - 16), v = 0..15 / 16..31
+// Q5_0 and Q5_1 on the f32 path: the block's 32 values as two tables of 16 (v = 0..15:
+// bit 4 clear / set), built with the reference's operations (Q5_0: d * (q - 16); Q5_1:
+// d * q + m).
+template <class Block, bool kMin>
+struct DecQ5 {
+  static constexpr int kElems = kQK, kBytes = sizeof(Block);
+  __m512 lut0, lut1;
   __m512i q;
   uint32_t qh;
   FK_INLINE void init(const uint8_t* blk) {
-    const __m512 d = bcast_fp16(blk + offsetof(BlockQ5_0, d));
-    lut0 = _mm512_mul_ps(d, _mm512_sub_ps(iota(), _mm512_set1_ps(16.0f)));
-    lut1 = _mm512_mul_ps(d, iota());
-    qh = load_u32(blk + offsetof(BlockQ5_0, qh));
-    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ5_0, qs)));
+    const __m512 d = bcast_fp16(blk + offsetof(Block, d));
+    if constexpr (kMin) {
+      const __m512 m = bcast_fp16(blk + offsetof(Block, m));
+      lut0 = _mm512_add_ps(_mm512_mul_ps(d, iota()), m);
+      lut1 = _mm512_add_ps(_mm512_mul_ps(d, _mm512_add_ps(iota(), _mm512_set1_ps(16.0f))), m);
+    } else {
+      lut0 = _mm512_mul_ps(d, _mm512_sub_ps(iota(), _mm512_set1_ps(16.0f)));
+      lut1 = _mm512_mul_ps(d, iota());
+    }
+    qh = load_u32(blk + offsetof(Block, qh));
+    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(Block, qs)));
   }
   // Index bit 4 (vpermt2ps reads 5 bits) is the element's bit of qh.
   FK_INLINE __m512 group(int g) const {
@@ -105,6 +114,9 @@ struct F32Decoder<Format::kQ5_0> {
     return _mm512_permutex2var_ps(lut0, idx, lut1);
   }
 };
+
+template <>
+struct F32Decoder<Format::kQ5_0> : DecQ5<BlockQ5_0, false> {};
 
 template <bool kVnni>
 struct Int8Codec<Format::kQ5_0, kVnni>
@@ -113,27 +125,7 @@ struct Int8Codec<Format::kQ5_0, kVnni>
 // ---- Q5_1: w = d * q + m, bit 4 of q from qh -------------------------------------------------
 
 template <>
-struct F32Decoder<Format::kQ5_1> {
-  static constexpr int kElems = kQK, kBytes = sizeof(BlockQ5_1);
-  __m512 lut0, lut1;  // d * v + m, v = 0..15 / 16..31
-  __m512i q;
-  uint32_t qh;
-  FK_INLINE void init(const uint8_t* blk) {
-    const __m512 d = bcast_fp16(blk + offsetof(BlockQ5_1, d));
-    const __m512 m = bcast_fp16(blk + offsetof(BlockQ5_1, m));
-    lut0 = _mm512_add_ps(_mm512_mul_ps(d, iota()), m);
-    lut1 = _mm512_add_ps(_mm512_mul_ps(d, _mm512_add_ps(iota(), _mm512_set1_ps(16.0f))), m);
-    qh = load_u32(blk + offsetof(BlockQ5_1, qh));
-    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ5_1, qs)));
-  }
-  // Index bit 4 (vpermt2ps reads 5 bits) is the element's bit of qh.
-  FK_INLINE __m512 group(int g) const {
-    const __m512i nib = g == 0 ? _mm512_and_si512(q, _mm512_set1_epi32(15)) : _mm512_srli_epi32(q, 4);
-    const __mmask16 h = static_cast<__mmask16>(g == 0 ? qh & 0xFFFF : qh >> 16);
-    const __m512i idx = _mm512_mask_or_epi32(nib, h, nib, _mm512_set1_epi32(16));
-    return _mm512_permutex2var_ps(lut0, idx, lut1);
-  }
-};
+struct F32Decoder<Format::kQ5_1> : DecQ5<BlockQ5_1, true> {};
 
 // The activations are packed as for Q4_1 (aux = da * sum(y) per block, no offset).
 template <bool kVnni>
