@@ -365,8 +365,13 @@ double MeasureReadBandwidth(int threads, size_t bytes, int reps) {
 }
 
 std::string ShortCpuName(const std::string& cpu_model) {
+  // Trademark marks first: "Intel(R) Xeon(R)" is "intel-xeon", not "intel-r-xeon-r".
+  std::string model = cpu_model;
+  for (const char* mark : {"(R)", "(r)", "(TM)", "(tm)"}) {
+    for (size_t p; (p = model.find(mark)) != std::string::npos;) model.erase(p, std::strlen(mark));
+  }
   std::string s;
-  for (char c : cpu_model) {
+  for (char c : model) {
     if (std::isalnum(static_cast<unsigned char>(c))) {
       s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     } else if (!s.empty() && s.back() != '-') {

@@ -275,7 +275,9 @@ TEST(SweepGrid, RowsForBatchesRunFromTheirMinM) {
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, kPanel), 2);
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096, kPanel), 2);
   for (const CaseSpec& c : cases) {
-    if (c.entry != nullptr) EXPECT_GE(c.m, c.entry->min_m) << c.entry->name;
+    if (c.entry != nullptr) {
+      EXPECT_GE(c.m, c.entry->min_m) << c.entry->name;
+    }
   }
   // The baseline's F32 kernel is the general one at every batch.
   EXPECT_EQ(Count(cases, CaseKind::kDequantThenMatmul, Format::kQ4_K, 8, 4096, "f32_f32__avx2"), 2);
@@ -862,6 +864,8 @@ TEST(Machine, PeaksAndCacheAreMeasured) {
   EXPECT_FALSE(how.empty());
   EXPECT_GT(LastLevelCacheBytes(), size_t{1} << 16);
   EXPECT_EQ(ShortCpuName("AMD EPYC 9R14 96-Core Processor"), "amd-epyc-9r14-96-core");
+  EXPECT_EQ(ShortCpuName("Intel(R) Xeon(R) Processor"), "intel-xeon");
+  EXPECT_EQ(ShortCpuName("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz"), "intel-core-i7-8650u-1-90ghz");
 }
 
 }  // namespace
