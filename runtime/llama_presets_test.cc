@@ -55,14 +55,8 @@ const std::set<std::string> kNotYetSupported = {"Q3_K_S", "Q2_K", "IQ4_NL", "IQ4
 const char kMakeThem[] =
     "tools/bazel makes them (tools/make_llama_presets; needs tools/setup_ggml's oracle venv)";
 
-std::string PresetDir() {
-  const std::string model = SmolLm2Path();
-  return model.substr(0, model.rfind('/')) + "/llama-presets";
-}
-
-std::string PresetPath(const std::string& preset) {
-  return absl::StrCat(PresetDir(), "/SmolLM2-135M-Instruct.", preset, ".gguf");
-}
+std::string PresetDir() { return SmolLm2PresetDir(); }
+std::string PresetPath(const std::string& preset) { return SmolLm2PresetPath(preset); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

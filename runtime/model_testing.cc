@@ -194,4 +194,10 @@ std::string SmolLm2Path() { return CachedModelPath("SmolLM2-135M-Instruct.Q4_1.g
 
 std::string Gemma3Path() { return CachedModelPath("gemma-3-270m-q4_k_m.gguf"); }
 
+std::string SmolLm2PresetDir() { return CachedModelPath("llama-presets"); }
+
+std::string SmolLm2PresetPath(absl::string_view preset) {
+  return absl::StrCat(SmolLm2PresetDir(), "/SmolLM2-135M-Instruct.", preset, ".gguf");
+}
+
 }  // namespace fk

@@ -65,6 +65,10 @@ std::string CachedModelPath(absl::string_view file);
 std::string SmolLm2Path();
 // CachedModelPath("gemma-3-270m-q4_k_m.gguf").
 std::string Gemma3Path();
+// llama.cpp's own preset files of SmolLM2 (tools/make_llama_presets):
+// $FK_CACHE/models/llama-presets, and the file of one preset ("Q5_K_M") in it.
+std::string SmolLm2PresetDir();
+std::string SmolLm2PresetPath(absl::string_view preset);
 
 }  // namespace fk
 

@@ -81,12 +81,6 @@ constexpr bool kReduced = false;
 constexpr int kSteps = 32;
 #endif
 
-std::string PresetPath(const std::string& preset) {
-  const std::string model = SmolLm2Path();
-  return absl::StrCat(model.substr(0, model.rfind('/')), "/llama-presets/SmolLM2-135M-Instruct.",
-                      preset, ".gguf");
-}
-
 class PresetVsLlamaCpp : public ::testing::TestWithParam<Preset> {};
 
 TEST_P(PresetVsLlamaCpp, BothPathsMatchLlamaCpp) {
@@ -96,7 +90,7 @@ TEST_P(PresetVsLlamaCpp, BothPathsMatchLlamaCpp) {
   absl::StatusOr<ForcedGolden> golden = ReadForcedGolden(
       GoldenPath(absl::StrCat("forced_smollm2_135m_", absl::AsciiStrToLower(p.name), ".json")));
   ASSERT_TRUE(golden.ok()) << golden.status();
-  const std::string path = PresetPath(p.name);
+  const std::string path = SmolLm2PresetPath(p.name);
   absl::StatusOr<GgufFile> file = GgufFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status() << "; tools/bazel makes the preset files "
                          << "(tools/make_llama_presets)";
