@@ -40,6 +40,7 @@ struct Flags {
   int64_t max_tokens = 128;
   bool chat = false;
   bool ignore_eog = false;
+  bool profile = false;
   int threads = 1;
   std::optional<Variant> variant;
   std::optional<Path> path;
@@ -110,7 +111,7 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
     if (arg.find('=') != absl::string_view::npos) {
       value = std::string(arg.substr(arg.find('=') + 1));
     }
-    if (name == "chat" || name == "nochat" || name == "ignore_eog") {
+    if (name == "chat" || name == "nochat" || name == "ignore_eog" || name == "profile") {
       bool b = true;
       if (value) {
         absl::Status s = ParseBool(name, *value, &b);
@@ -118,6 +119,8 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       }
       if (name == "ignore_eog") {
         f.ignore_eog = b;
+      } else if (name == "profile") {
+        f.profile = b;
       } else {
         f.chat = name == "chat" ? b : !b;
       }
@@ -277,6 +280,8 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
     if (env == nullptr || *env == '\0') run.path = Path::kF32;
   }
   run.pool = &pool;
+  EvalProfile profile;
+  if (flags.profile) run.profile = &profile;
   absl::StatusOr<std::unique_ptr<Session>> session =
       Session::Create(**model, context, run);
   if (!session.ok()) return session.status();
@@ -293,6 +298,8 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   absl::Status s = (*session)->Eval(prompt);
   if (!s.ok()) return s;
   const double prefill_s = Seconds(Clock::now() - t0);
+  const EvalProfile prefill_profile = profile;
+  profile.Reset();
 
   int64_t generated = 0, decode_evals = 0;
   double decode_s = 0;
@@ -319,6 +326,10 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
              weight_bytes / 1048576.0, weight_mode_name(flags.weights), rss,
              rss / 1048576.0)
       << std::endl;
+  if (flags.profile) {
+    err << prefill_profile.Table("profile, prefill (per evaluation of the whole prompt)")
+        << profile.Table("profile, decode (per token)");
+  }
   return absl::OkStatus();
 }
 
@@ -336,6 +347,9 @@ std::string GenerateUsage() {
       "  --chat             wrap the prompt as a user message in the model's chat template\n"
       "  --max_tokens=N     most tokens to generate (default 128; 0: prefill only)\n"
       "  --ignore_eog       do not stop at end-of-generation tokens (for timing runs)\n"
+      "  --profile          after the stats line, where the time of prefill and of each\n"
+      "                     decoded token went: each matmul by weight (ms, GB/s of its\n"
+      "                     weights), attention, everything else\n"
       "  --threads=N        threads (default: the CPU count, here ",
       DefaultThreads(), "; 1 .. ", kMaxThreads,
       ")\n"

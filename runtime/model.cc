@@ -1,6 +1,7 @@
 #include "runtime/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -23,6 +24,11 @@ absl::Status Err(const GgufFile& file, absl::string_view what) {
 
 // Dot product with eight independent partial sums (lanes the compiler can keep in one
 // vector register; a single running sum would be bound by add latency).
+using ProfileClock = std::chrono::steady_clock;
+double SecondsSince(ProfileClock::time_point t0) {
+  return std::chrono::duration<double>(ProfileClock::now() - t0).count();
+}
+
 float Dot(const float* a, const float* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
@@ -339,12 +345,19 @@ std::string Session::kernel_summary() const {
   return absl::StrJoin(names, ", ");
 }
 
-absl::Status Session::Matmul(const float* in, const WeightFormat& w, int64_t m, float* out) {
+absl::Status Session::Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w,
+                             int64_t m, float* out) {
   const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w.format())];
   if (!c.has_value()) {
     return absl::InternalError(absl::StrCat("no kernel resolved for ", w.format_name()));
   }
-  return dispatch_matmul(*c, in, w, m, out, m * w.rows(), options_.pool, &scratch_);
+  if (options_.profile == nullptr) {
+    return dispatch_matmul(*c, in, w, m, out, m * w.rows(), options_.pool, &scratch_);
+  }
+  const auto t0 = ProfileClock::now();
+  absl::Status s = dispatch_matmul(*c, in, w, m, out, m * w.rows(), options_.pool, &scratch_);
+  options_.profile->Add(part, SecondsSince(t0), w.memory_bytes());
+  return s;
 }
 
 absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
@@ -362,10 +375,12 @@ absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
                                                      cfg_.n_vocab));
     }
   }
+  const auto t0 = ProfileClock::now();
   for (int64_t at = 0; at < n; at += max_batch_) {
     absl::Status s = EvalChunk(tokens.data() + at, std::min(max_batch_, n - at));
     if (!s.ok()) return s;
   }
+  if (options_.profile != nullptr) options_.profile->AddEval(n, SecondsSince(t0));
   return absl::OkStatus();
 }
 
@@ -409,6 +424,14 @@ void Session::AttentionHead(int64_t layer, int64_t n, int64_t h) {
 }
 
 void Session::Attention(int64_t layer, int64_t n) {
+  const auto t0 = ProfileClock::now();
+  AttentionHeads(layer, n);
+  if (options_.profile != nullptr) {
+    options_.profile->Add(EvalProfile::kAttention, SecondsSince(t0), 0);
+  }
+}
+
+void Session::AttentionHeads(int64_t layer, int64_t n) {
   const ModelConfig& c = cfg_;
   // Threads only pay off when there is enough work to share.
   const int64_t span = c.layers[layer].sliding_window > 0
@@ -463,9 +486,9 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     const Layer& layer = model_.layers()[l];
     const RopeTable& rope = rope_tables_[layer_rope_[l]];
     RmsNorm(x_.data(), layer.attn_norm.data(), n, e, c.rms_eps, xn_.data());
-    if (!(s = Matmul(xn_.data(), layer.attn.wq, n, q_.data())).ok() ||
-        !(s = Matmul(xn_.data(), layer.attn.wk, n, k_.data())).ok() ||
-        !(s = Matmul(xn_.data(), layer.attn.wv, n, v_.data())).ok()) {
+    if (!(s = Matmul(EvalProfile::kAttnQ, xn_.data(), layer.attn.wq, n, q_.data())).ok() ||
+        !(s = Matmul(EvalProfile::kAttnK, xn_.data(), layer.attn.wk, n, k_.data())).ok() ||
+        !(s = Matmul(EvalProfile::kAttnV, xn_.data(), layer.attn.wv, n, v_.data())).ok()) {
       return s;
     }
     if (c.qk_norm) {
@@ -488,19 +511,21 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     attn_pos0_ = n_past_ + r0;
     Attention(l, m);
     float* x = x_.data() + r0 * e;
-    if (!(s = Matmul(attn_.data(), layer.attn.wo, m, proj_.data())).ok()) return s;
+    s = Matmul(EvalProfile::kAttnOutput, attn_.data(), layer.attn.wo, m, proj_.data());
+    if (!s.ok()) return s;
     if (c.post_norms) {
       RmsNorm(proj_.data(), layer.post_attention_norm.data(), m, e, c.rms_eps, proj_.data());
     }
     for (int64_t i = 0; i < m * e; ++i) x[i] += proj_[i];
 
     RmsNorm(x, layer.ffn_norm.data(), m, e, c.rms_eps, xn_.data());
-    if (!(s = Matmul(xn_.data(), layer.ffn.w_gate, m, gate_.data())).ok() ||
-        !(s = Matmul(xn_.data(), layer.ffn.w_up, m, up_.data())).ok()) {
+    if (!(s = Matmul(EvalProfile::kFfnGate, xn_.data(), layer.ffn.w_gate, m, gate_.data())).ok() ||
+        !(s = Matmul(EvalProfile::kFfnUp, xn_.data(), layer.ffn.w_up, m, up_.data())).ok()) {
       return s;
     }
     GatedActivation(c.activation, gate_.data(), up_.data(), m * c.n_ff);
-    if (!(s = Matmul(gate_.data(), layer.ffn.w_down, m, proj_.data())).ok()) return s;
+    s = Matmul(EvalProfile::kFfnDown, gate_.data(), layer.ffn.w_down, m, proj_.data());
+    if (!s.ok()) return s;
     if (c.post_norms) {
       RmsNorm(proj_.data(), layer.post_ffw_norm.data(), m, e, c.rms_eps, proj_.data());
     }
@@ -509,7 +534,8 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
   n_past_ += n;
 
   RmsNorm(x_.data() + (n - 1) * e, model_.output_norm().data(), 1, e, c.rms_eps, xn_.data());
-  if (!(s = Matmul(xn_.data(), model_.lm_head(), 1, logits_.data())).ok()) return s;
+  s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), 1, logits_.data());
+  if (!s.ok()) return s;
   if (c.final_logit_softcap > 0) {
     const float cap = c.final_logit_softcap;
     for (float& v : logits_) v = cap * std::tanh(v / cap);

@@ -53,6 +53,7 @@
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "kernels/weight_format.h"
+#include "runtime/profile.h"
 #include "runtime/architecture.h"
 #include "runtime/gguf.h"
 
@@ -126,6 +127,8 @@ struct RunOptions {
   std::optional<Variant> variant;
   std::optional<Path> path;
   ThreadPool* pool = nullptr;  // nullptr: everything on the calling thread
+  // Not null: every Eval adds where its time went (runtime/profile.h); results are the same.
+  EvalProfile* profile = nullptr;
 };
 
 class Session {
@@ -158,8 +161,10 @@ class Session {
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
           std::vector<std::optional<KernelChoice>> kernels);
   absl::Status EvalChunk(const int32_t* tokens, int64_t n);
-  absl::Status Matmul(const float* in, const WeightFormat& w, int64_t m, float* out);
-  void Attention(int64_t layer, int64_t n);
+  absl::Status Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w, int64_t m,
+                      float* out);
+  void Attention(int64_t layer, int64_t n);  // times AttentionHeads when profiling
+  void AttentionHeads(int64_t layer, int64_t n);
   void AttentionHead(int64_t layer, int64_t n, int64_t h);
 
   const Model& model_;

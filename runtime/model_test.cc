@@ -22,6 +22,7 @@
 #include "kernels/thread_pool.h"
 #include "runtime/gguf.h"
 #include "runtime/model_testing.h"
+#include "runtime/profile.h"
 
 namespace fk {
 namespace {
@@ -518,6 +519,78 @@ TEST(TinyLlamaModel, TiedHeadIsTheEmbeddingCountedOnce) {
   const ModelConfig& c = l.model->config();
   EXPECT_EQ(l.model->weight_memory_bytes(), bytes + c.n_embd * (2 * c.n_layer + 1) * 4);
   EXPECT_EQ(l.model->matmul_weights().size(), static_cast<size_t>(1 + 7 * c.n_layer));
+}
+
+// A profiled session computes the same bits, and its profile counts what was evaluated: each
+// layer matmul once per layer per evaluation, the LM head once, attention once per layer;
+// the weight bytes per evaluation are those of every matmul weight (the untied embedding,
+// read one row at a time, is not a matmul). Times are only required to be non-negative and
+// to add up to the wall time (the machine's speed is not tested).
+TEST(TinyLlamaModel, ProfileCountsPartsAndKeepsTheBits) {
+  for (bool tied : {true, false}) {
+    TinyLlamaSpec spec;
+    spec.format = Format::kQ4_K;
+    spec.tied = tied;
+    Loaded l = LoadTiny(spec);
+    ASSERT_NE(l.model, nullptr);
+    ThreadPool pool(2);
+    RunOptions plain;
+    plain.pool = &pool;
+    EvalProfile profile;
+    RunOptions profiled = plain;
+    profiled.profile = &profile;
+    const int steps = 4;
+    const auto want = RunModel(*l.model, kTokens, steps, plain);
+    const auto got = RunModel(*l.model, kTokens, steps, profiled);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(std::memcmp(got[i].data(), want[i].data(), want[i].size() * sizeof(float)), 0)
+          << "step " << i;
+    }
+    const ModelConfig& c = l.model->config();
+    const int64_t evals = steps;  // one prefill, then steps - 1 single tokens
+    EXPECT_EQ(profile.evals(), evals);
+    EXPECT_EQ(profile.tokens(), static_cast<int64_t>(kTokens.size()));
+    uint64_t layer_bytes[EvalProfile::kNumParts] = {};
+    for (const auto& [name, w] : l.model->matmul_weights()) {
+      for (int p = 0; p < EvalProfile::kLmHead; ++p) {
+        const std::string part = EvalProfile::part_name(static_cast<EvalProfile::Part>(p));
+        if (name.find("." + part + ".weight") != std::string::npos) {
+          layer_bytes[p] += w->memory_bytes();
+        }
+      }
+    }
+    double parts = 0;
+    for (int p = 0; p < EvalProfile::kNumParts; ++p) {
+      const auto part = static_cast<EvalProfile::Part>(p);
+      SCOPED_TRACE(EvalProfile::part_name(part));
+      const EvalProfile::Entry e = part == EvalProfile::kOther ? profile.other() : profile.part(part);
+      EXPECT_GE(e.seconds, 0.0);
+      parts += e.seconds;
+      if (part == EvalProfile::kLmHead) {
+        EXPECT_EQ(e.calls, evals);
+        EXPECT_EQ(e.weight_bytes, evals * l.model->lm_head().memory_bytes());
+      } else if (EvalProfile::is_matmul(part)) {
+        EXPECT_EQ(e.calls, evals * c.n_layer);
+        EXPECT_GT(layer_bytes[p], 0u);
+        EXPECT_EQ(e.weight_bytes, evals * layer_bytes[p]);
+      } else if (part == EvalProfile::kAttention) {
+        EXPECT_EQ(e.calls, evals * c.n_layer);
+        EXPECT_EQ(e.weight_bytes, 0u);
+      }
+    }
+    EXPECT_NEAR(parts, profile.total_seconds(), 1e-9 + 1e-9 * profile.total_seconds());
+    size_t all = 0;
+    for (const auto& [name, w] : l.model->matmul_weights()) all += w->memory_bytes();
+    const size_t embd = tied ? 0 : l.model->token_embd().memory_bytes();
+    EXPECT_EQ(profile.matmul_weight_bytes(), evals * (all - embd));
+    const std::string table = profile.Table("t");
+    for (int p = 0; p < EvalProfile::kNumParts; ++p) {
+      EXPECT_NE(table.find(EvalProfile::part_name(static_cast<EvalProfile::Part>(p))),
+                std::string::npos) << table;
+    }
+    EXPECT_NE(profile.Json().find("\"lm_head\": {"), std::string::npos) << profile.Json();
+  }
 }
 
 TEST(TinyLlamaModel, SessionErrors) {
