@@ -551,7 +551,8 @@ def main(argv):
                 for k in ("load_s", "weight_bytes", "peak_rss_bytes", "prompt_tokens",
                           "decode_tokens", "mean_loglik", "loglik_tokens", "generated_ids",
                           "prefill_tok_s_all", "decode_tok_s_all", "llama_cpp_version",
-                          "kernels", "formats", "rss_after_load_bytes", "system_info"):
+                          "kernels", "formats", "rss_after_load_bytes", "system_info",
+                          "profile_prefill", "profile_decode"):
                     if k in res:
                         rec[k] = res[k]
                 for k in ("prefill", "decode"):

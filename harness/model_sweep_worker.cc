@@ -37,6 +37,7 @@
 #include "kernels/thread_pool.h"
 #include "kernels/formats_json.h"
 #include "nlohmann/json.hpp"
+#include "runtime/profile.h"
 #include "runtime/gguf.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
@@ -294,6 +295,20 @@ int main(int argc, char** argv) {
       prefill.push_back(prompt.size() / tp);
       if (decode_tokens > 1) decode.push_back((decode_tokens - 1) / td);
     }
+    // One more run, profiled (runtime/profile.h): where prefill's and decode's time goes.
+    fk::EvalProfile prof;
+    s.set_profile(&prof);
+    s.Reset();
+    eval(prompt);
+    j["profile_prefill"] = json::parse(prof.Json());
+    prof.Reset();
+    std::vector<int32_t> next = {Argmax(s.logits())};
+    for (int i = 0; i + 1 < decode_tokens; ++i) {
+      eval({&next.back(), 1});
+      next.push_back(Argmax(s.logits()));
+    }
+    if (decode_tokens > 1) j["profile_decode"] = json::parse(prof.Json());
+    s.set_profile(nullptr);
     j["prompt_tokens"] = prompt.size();
     j["decode_tokens"] = decode_tokens;
     j["prefill_tok_s_all"] = prefill;

@@ -154,6 +154,9 @@ class Session {
   int64_t max_context() const { return max_context_; }
   void Reset() { n_past_ = 0; }
 
+  // Starts (non-null) or stops (null) adding to a profile, as RunOptions::profile.
+  void set_profile(EvalProfile* profile) { options_.profile = profile; }
+
   // The kernel name dispatch uses for each weight format, e.g. "q4_1_int8__avx2, ...".
   std::string kernel_summary() const;
 

@@ -416,6 +416,35 @@ def table(recs, model, t, bw):
     return "\n".join(lines)
 
 
+PROFILE_MATMULS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+                   "lm_head")
+
+
+def breakdown_table(recs, model, t):
+    """Where one decoded token's time goes (ours, native weights; the worker's profiled run,
+    runtime/profile.h): the matmuls (and the largest of them), attention, the rest, and the
+    weight GB/s of the matmuls alone and of the whole token. None without profiles."""
+    lines = ["| format | ms / token | matmuls | largest matmul | attention | other | "
+             "matmul weight GB/s | whole-token weight GB/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    any_row = False
+    for f in formats_of(recs, model):
+        prof = val(pick(recs, model, f, "ours", "native", t), "profile_decode")
+        if not prof or not prof.get("evals") or not prof.get("seconds"):
+            continue
+        any_row = True
+        parts, total, evals = prof["parts"], prof["seconds"], prof["evals"]
+        mm = [(parts[k]["seconds"], k) for k in PROFILE_MATMULS if k in parts]
+        mm_s = sum(x for x, _ in mm)
+        mm_b = sum(parts[k]["weight_bytes"] for k in PROFILE_MATMULS if k in parts)
+        big_s, big = max(mm) if mm else (0, "–")
+        lines.append("| %s | %.3f | %.1f%% | %s %.1f%% | %.1f%% | %.1f%% | %s | %s |" % (
+            f, 1e3 * total / evals, 100 * mm_s / total, big, 100 * big_s / total,
+            100 * parts["attention"]["seconds"] / total, 100 * parts["other"]["seconds"] / total,
+            fmt_num(mm_b / mm_s / 1e9 if mm_s else None, 2), fmt_num(mm_b / total / 1e9, 2)))
+    return "\n".join(lines) if any_row else None
+
+
 def size_str(b):
     return "%.2f GB" % (b / 1e9) if b >= 1e9 else "%.1f MB" % (b / 1e6)
 
@@ -629,6 +658,13 @@ def readme(doc, recs, run_dir, have_quality):
             lines.append("### %s, %d thread%s" % (MODEL_TITLE.get(model, model), t, "" if t == 1 else "s"))
             lines.append("")
             lines.append(table(recs, model, t, share_bw(m, t)))
+            bd = breakdown_table(recs, model, t)
+            if bd:
+                lines.append("")
+                lines.append("Where a decoded token's time goes (ours, native weights; one "
+                             "profiled run, `generate --profile` prints the same per matmul):")
+                lines.append("")
+                lines.append(bd)
         lines.append("")
         lines.append("Tensor types per file: " + "; ".join(
             "%s = %s" % (f, ", ".join("%s×%d" % kv for kv in sorted(types[f].items())))

@@ -47,6 +47,17 @@ def make_doc():
         rec("smollm2-135m", "Q4_K", "ours", "native", 2, 0.09 * GB, 200, 600, ll=-3.38),
         rec("smollm2-135m", "Q4_K", "llama.cpp", None, 2, 0.09 * GB, 150, 600, ll=-3.37),
     ]
+    # A profiled decode of 10 tokens: 8 ms of matmuls (ffn_down the largest, 3 ms) reading
+    # 0.2 GB, 1 ms of attention, 1 ms else: 10 ms in all.
+    parts = {k: {"seconds": 0.0, "calls": 10, "weight_bytes": 0} for k in
+             ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+              "lm_head", "attention", "other")}
+    parts["ffn_gate"].update(seconds=0.025, weight_bytes=int(0.1 * GB))
+    parts["ffn_down"].update(seconds=0.030, weight_bytes=int(0.05 * GB))
+    parts["lm_head"].update(seconds=0.025, weight_bytes=int(0.05 * GB))
+    parts["attention"]["seconds"] = 0.01
+    parts["other"]["seconds"] = 0.01
+    records[3]["profile_decode"] = {"evals": 10, "tokens": 10, "seconds": 0.1, "parts": parts}
     failed = dict(records[-1], format="Q8_K", status="failed: killed by signal SIGSEGV")
     return {
         "kind": "model_sweep", "created": "2026-11-25T00:00:00Z",
@@ -115,6 +126,14 @@ class PlotE2eTest(unittest.TestCase):
         text = "\n".join(plot.e2e_sections(parent))
         self.assertIn("(tables in [%s/README.md](%s/README.md))" % (name, name), text)
         self.assertNotIn("%s/%s/" % (name, name), text)
+
+    def test_decode_breakdown_follows_the_profile(self):
+        # Q4_K, 2 threads: 10 ms per token, matmuls 80 %, ffn_down 30 %, attention 10 %,
+        # other 10 %; 0.2 GB of weights in 80 ms = 2.50 GB/s, in 100 ms = 2.00 GB/s.
+        self.assertIn("| Q4_K | 10.000 | 80.0% | ffn_down 30.0% | 10.0% | 10.0% | 2.50 | 2.00 |",
+                      self.readme)
+        # Formats without a profile get no row.
+        self.assertNotIn("| Q8_0 | ", self.readme.split("Where a decoded token")[1].split("###")[0])
 
     def test_failed_configurations_are_listed(self):
         self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
