@@ -523,6 +523,158 @@ struct Int8Codec<Format::kQ8_K> {
   }
 };
 
+// ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
+
+// The codebook as bytes in both 128-bit halves (a vpshufb table indexed by the nibbles).
+FK_INLINE __m256i iq4_table() {
+  return _mm256_broadcastsi128_si256(loadu128(kIq4Values));
+}
+
+// f32 path: the 16 values scale * V[v] of one (sub-)block as two 8-float tables (v = 0..7,
+// v = 8..15), built with the reference's product; a nibble's value is vpermps from both,
+// picked by its bit 3.
+struct Iq4Lut {
+  __m256 lo, hi;
+  FK_INLINE void build(__m256 scale) {
+    const __m128i v = loadu128(kIq4Values);
+    lo = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)));
+    hi = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))));
+  }
+  // nib: 8 int32 lanes of 4-bit indices.
+  FK_INLINE __m256 lookup(__m256i nib) const {
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, nib), _mm256_permutevar8x32_ps(hi, nib),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(nib, 28)));
+  }
+};
+
+template <>
+struct F32Decoder<Format::kIQ4_NL> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockIQ4_NL);
+  const uint8_t* qs;
+  Iq4Lut lut;  // d * V[v]
+  FK_INLINE void init(const uint8_t* blk) {
+    qs = blk + offsetof(BlockIQ4_NL, qs);
+    lut.build(bcast_fp16(blk + offsetof(BlockIQ4_NL, d)));
+  }
+  FK_INLINE __m256 group(int g) const {
+    const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
+    return lut.lookup(g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4));
+  }
+};
+
+// int8 path: the 32 codebook values as signed bytes (vpshufb of the nibbles), dotted as
+// |w| x (y with w's sign), as Q8_0 (|V| <= 127: a pair is at most 2 * 127 * 127 = 32258).
+template <>
+struct Int8Codec<Format::kIQ4_NL> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockIQ4_NL);
+  static constexpr int kD = offsetof(BlockIQ4_NL, d);
+  static constexpr int kBiasPerLane = 0;
+  static constexpr bool kHasMin = false;
+  struct W {
+    __m256i abs, sign;
+  };
+  FK_INLINE static W decode(const uint8_t* blk) {
+    const __m256i v = _mm256_shuffle_epi8(iq4_table(), unpack_nibbles(blk + offsetof(BlockIQ4_NL, qs)));
+    return {_mm256_abs_epi8(v), v};
+  }
+  FK_INLINE static __m256i dot(const W& w, __m256i y) {
+    return dot_us(w.abs, _mm256_sign_epi8(y, w.sign));
+  }
+};
+
+// IQ4_XS: the 8 sub-block scales ls - 32 (signed, -32..31) of a super-block as int16.
+FK_INLINE __m128i iq4_xs_scales16(const uint8_t* blk) {
+  const uint32_t sl = load_u32(blk + offsetof(BlockIQ4_XS, scales_l));
+  const uint32_t sh = load_u16(blk + offsetof(BlockIQ4_XS, scales_h));
+  const __m256i lo = _mm256_and_si256(
+      _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+      _mm256_set1_epi32(15));
+  const __m256i hi = _mm256_and_si256(
+      _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sh)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+      _mm256_set1_epi32(3));
+  const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+  // int32 -> int16 (exact): packs works per 128-bit half, then the halves' low quads joined.
+  const __m256i p = _mm256_packs_epi32(ls, ls);
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08));
+}
+
+// f32 path: per sub-block s, the tables (d * (ls_s - 32)) * V[v], as the reference's
+// operations, built once per super-block.
+template <>
+struct F32Decoder<Format::kIQ4_XS> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
+  const uint8_t* qs;
+  alignas(32) float lut[8][16];  // sub-block s: v = 0..7, then 8..15
+  FK_INLINE void init(const uint8_t* blk) {
+    qs = blk + offsetof(BlockIQ4_XS, qs);
+    alignas(32) float dl[8];
+    _mm256_store_ps(dl, _mm256_mul_ps(bcast_fp16(blk + offsetof(BlockIQ4_XS, d)),
+                                      _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(iq4_xs_scales16(blk)))));
+    for (int s = 0; s < 8; ++s) {
+      Iq4Lut l;
+      l.build(_mm256_broadcast_ss(dl + s));
+      _mm256_store_ps(lut[s], l.lo);
+      _mm256_store_ps(lut[s] + 8, l.hi);
+    }
+  }
+  // Group g: sub-block s = g / 4, elements 32 s + 8 t .. + 7 (t = g % 4): nibble t / 2 of
+  // qs[16 s + 8 (t % 2) ..].
+  FK_INLINE __m256 group(int g) const {
+    const int s = g >> 2, t = g & 3;
+    const Iq4Lut l{_mm256_load_ps(lut[s]), _mm256_load_ps(lut[s] + 8)};
+    const __m256i v = u8x8_to_i32(qs + 16 * s + 8 * (t & 1));
+    return l.lookup(t < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4));
+  }
+};
+
+// int8 path: per 64-element chunk c (sub-blocks 2c, 2c+1 = qs[32 c .. 32 c + 31]), two
+// vectors of codebook bytes in element order against the Q8_K quants, |w| x (y with w's
+// sign) by maddubs, each madd'ed with its sub-block's signed int16 scale (|pair| <= 32258,
+// times |scale| <= 32: exact in int32).
+template <>
+struct Int8Codec<Format::kIQ4_XS> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockIQ4_XS);
+  static FK_INLINE float d(const uint8_t* blk) {
+    return _cvtsh_ss(load_u16(blk + offsetof(BlockIQ4_XS, d)));
+  }
+
+  template <int MR, int NR>
+  static FK_INLINE void block(const uint8_t* const (&blk)[NR], const uint8_t* const (&yb)[MR],
+                              const float (&)[MR], __m256 (&)[MR][NR], __m256i (&isum)[MR][NR]) {
+    const __m256i table = iq4_table();
+    __m256i scl[NR];  // the 8 scales as int16, in both 128-bit halves
+    for (int j = 0; j < NR; ++j) {
+      scl[j] = _mm256_broadcastsi128_si256(iq4_xs_scales16(blk[j]));
+      for (int i = 0; i < MR; ++i) isum[i][j] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      // int16 scale 2c / 2c+1 (bytes 4c, 4c+1 / 4c+2, 4c+3) broadcast.
+      const __m256i sel_lo = _mm256_set1_epi16(static_cast<short>(0x0100 * (4 * c + 1) + 4 * c));
+      const __m256i sel_hi =
+          _mm256_set1_epi16(static_cast<short>(0x0100 * (4 * c + 3) + 4 * c + 2));
+      for (int j = 0; j < NR; ++j) {
+        const uint8_t* qs = blk[j] + offsetof(BlockIQ4_XS, qs) + 32 * c;
+        const __m256i v0 = _mm256_shuffle_epi8(table, unpack_nibbles(qs));
+        const __m256i v1 = _mm256_shuffle_epi8(table, unpack_nibbles(qs + 16));
+        const __m256i a0 = _mm256_abs_epi8(v0), a1 = _mm256_abs_epi8(v1);
+        const __m256i s_lo = _mm256_shuffle_epi8(scl[j], sel_lo);
+        const __m256i s_hi = _mm256_shuffle_epi8(scl[j], sel_hi);
+        for (int i = 0; i < MR; ++i) {
+          const uint8_t* q8 = yb[i] + kQ8_KQs + 64 * c;
+          const __m256i p0 = _mm256_madd_epi16(
+              _mm256_maddubs_epi16(a0, _mm256_sign_epi8(loadu256(q8), v0)), s_lo);
+          const __m256i p1 = _mm256_madd_epi16(
+              _mm256_maddubs_epi16(a1, _mm256_sign_epi8(loadu256(q8 + 32), v1)), s_hi);
+          isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_add_epi32(p0, p1));
+        }
+      }
+    }
+  }
+};
+
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by F16C's vcvtph2ps,
 // BF16 by shifting its 16 bits into the top of a float. The partial last vector copies its

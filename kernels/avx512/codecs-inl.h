@@ -714,6 +714,203 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
   }
 };
 
+// ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
+// f32 path: a (sub-)block's 16 values scale * V[v] as one vpermps table, built with the
+// reference's product. int8 path: the nibbles index a vpshufb table of the codebook
+// (broadcast to the four 128-bit lanes), pre-transformed for the product's kind: VNNI's
+// vpdpbusd multiplies unsigned weights, so there V + 128 (1..241) against the activations,
+// the bias -128 * sum(y) coming from the packed activations (as Q8_0); the other products
+// are |V| x (y with V's sign), V negative exactly for the nibbles 0..7.
+
+FK_INLINE __m512 iq4_values_f32() {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(kIq4Values)));
+}
+FK_INLINE __m512i iq4_table() { return _mm512_broadcast_i32x4(loadu128(kIq4Values)); }
+
+// The 64 nibbles' codebook values as unsigned bytes: V + 128 (VNNI) or |V| with the mask of
+// the negative ones.
+template <bool kVnni>
+FK_INLINE SignedW iq4_signed(__m512i nib, __m512i table) {
+  const __m512i u = _mm512_shuffle_epi8(table, nib);
+  if constexpr (kVnni) {
+    return {u, 0};
+  } else {
+    return {u, _mm512_testn_epi8_mask(nib, _mm512_set1_epi8(8))};
+  }
+}
+template <bool kVnni>
+FK_INLINE __m512i iq4_unsigned_table() {
+  const __m512i t = iq4_table();
+  return kVnni ? _mm512_xor_si512(t, _mm512_set1_epi8(static_cast<char>(0x80))) : _mm512_abs_epi8(t);
+}
+
+template <>
+struct F32Decoder<Format::kIQ4_NL> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockIQ4_NL);
+  __m512 lut;  // d * V[v], v = 0..15
+  __m512i q;   // the 16 quant bytes, one per int32 lane
+  FK_INLINE void init(const uint8_t* blk) {
+    lut = _mm512_mul_ps(bcast_fp16(blk + offsetof(BlockIQ4_NL, d)), iq4_values_f32());
+    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockIQ4_NL, qs)));
+  }
+  // vpermps reads the low 4 bits of each index: the low nibble as is.
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_permutexvar_ps(g == 0 ? q : _mm512_srli_epi32(q, 4), lut);
+  }
+};
+
+// int8 path, Q8_0 kind: groups of 4 blocks gathered as Q4_0's (NibbleCodec), the nibbles
+// turned into codebook bytes, dotted as signed weights (as Q8_0, with Q8_0's packed
+// activations: aux = -128 * sum(y) per lane).
+template <bool kVnni>
+struct Int8Codec<Format::kIQ4_NL, kVnni> {
+  using Nib = NibbleCodec<BlockIQ4_NL, offsetof(BlockIQ4_NL, qs), -1, -1, kVnni>;
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBlockBytes = sizeof(BlockIQ4_NL);
+  static constexpr int kGroupBytes = 4 * kBlockBytes;
+  static constexpr bool kMin = false;
+  static_assert(Nib::kScalesInRaw0, "every d of a group in its first 64 bytes");
+  static constexpr bool kScalesInRaw0 = true;
+
+  struct Dec {
+    SignedW a, b;  // elements 0..15 / 16..31 of block b in bytes 16b .. 16b+15
+    __m512i d, m;  // unused (scales gathered pairwise from raw0)
+    __m512i raw0;
+  };
+
+  static FK_INLINE __m512i tile_scales(const Dec (&d)[kNR], bool) {
+    const __m512i r01 = _mm512_permutex2var_epi16(d[0].raw0, load512(&Nib::kPairD[0]), d[1].raw0);
+    const __m512i r23 = _mm512_permutex2var_epi16(d[2].raw0, load512(&Nib::kPairD[1]), d[3].raw0);
+    return _mm512_mask_blend_epi16(0xCCCCCCCCu, r01, r23);
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* g, int blocks, int) {
+    __m512i raw0, raw1;
+    load_group(g, kGroupBytes, blocks * kBlockBytes, &raw0, &raw1);
+    const __m512i qs = _mm512_permutex2var_epi16(raw0, load512(&Nib::kQsWords), raw1);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i table = iq4_unsigned_table<kVnni>();
+    Dec d;
+    d.a = iq4_signed<kVnni>(_mm512_and_si512(qs, m4), table);
+    d.b = iq4_signed<kVnni>(_mm512_and_si512(_mm512_srli_epi16(qs, 4), m4), table);
+    d.raw0 = raw0;
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_0x4& y) {
+    const __m512i init = kVnni ? load512(y.aux) : _mm512_setzero_si512();
+    return dot_signed<kVnni>(dot_signed<kVnni>(init, w.a, load512(y.y)), w.b, load512(y.y + 64));
+  }
+};
+
+// f32 path: the 8 sub-blocks' tables (d * (ls_s - 32)) * V[v], built once per super-block.
+template <>
+struct F32Decoder<Format::kIQ4_XS> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
+  alignas(64) float lut[8][16];
+  const uint8_t* qs;
+  FK_INLINE void init(const uint8_t* blk) {
+    const float d = _cvtsh_ss(load_u16(blk + offsetof(BlockIQ4_XS, d)));
+    const uint16_t sh = load_u16(blk + offsetof(BlockIQ4_XS, scales_h));
+    const uint8_t* sl = blk + offsetof(BlockIQ4_XS, scales_l);
+    const __m512 v = iq4_values_f32();
+    for (int s = 0; s < 8; ++s) {
+      const float dl = d * static_cast<float>(iq4_xs_scale(s, sl, sh) - 32);
+      _mm512_store_ps(lut[s], _mm512_mul_ps(_mm512_set1_ps(dl), v));
+    }
+    qs = blk + offsetof(BlockIQ4_XS, qs);
+  }
+  // Group g: sub-block s = g / 2, elements 32 s + 16 h .. + 15 (h = g % 2): nibble h of
+  // qs[16 s .. 16 s + 15].
+  FK_INLINE __m512 group(int g) const {
+    const int s = g >> 1, h = g & 1;
+    const __m512i v = _mm512_cvtepu8_epi32(loadu128(qs + 16 * s));
+    return _mm512_permutexvar_ps(h ? _mm512_srli_epi32(v, 4) : v, _mm512_load_ps(lut[s]));
+  }
+};
+
+// int8 path, Q8_K kind, against the Q8_K quants in element order (ActQ8_K as Q6_K's): q[z]
+// holds elements 64 z .. 64 z + 63 (sub-blocks 2z, 2z+1) as unsigned |V| bytes with the mask
+// of the negative ones; maddubs(|V|, y with V's sign) (|pair| <= 2 * 127 * 127 = 32258) is
+// weighted by the signed int16 scale ls - 32 of its sub-block with vpmaddwd / vpdpwssd
+// (|lane| <= 2 * 32258 * 32 per super-block and z: exact).
+template <bool kVnni>
+struct Int8Codec<Format::kIQ4_XS, kVnni> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockIQ4_XS);
+  static constexpr int kD = offsetof(BlockIQ4_XS, d);
+  static constexpr int kQs = offsetof(BlockIQ4_XS, qs);
+  static constexpr bool kMins = false;
+  // Word w of s[z]: the scale of sub-block 2z (w < 16) or 2z + 1.
+  static constexpr Words scale_words(int z) {
+    Words r{};
+    for (int w = 0; w < 32; ++w) r.v[w] = static_cast<uint16_t>(2 * z + (w >= 16 ? 1 : 0));
+    return r;
+  }
+  static constexpr Words kScale[4] = {scale_words(0), scale_words(1), scale_words(2), scale_words(3)};
+
+  struct Dec {
+    __m512i q[4];
+    __mmask64 neg[4];
+    __m512i s[4];
+  };
+
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    // d_j in lane 2j (the odd lanes 0).
+    h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + kD), load_u16(blk[2] + kD),
+                                         load_u16(blk[1] + kD), load_u16(blk[0] + kD)));
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+    Dec d;
+    // The 8 scales ls - 32 as int16: low 4 bits nibble s % 2 of scales_l[s / 2], high 2 bits
+    // bits 2s, 2s + 1 of scales_h.
+    const __m256i sl = _mm256_set1_epi32(static_cast<int>(load_u32(blk + offsetof(BlockIQ4_XS, scales_l))));
+    const __m256i sh = _mm256_set1_epi32(load_u16(blk + offsetof(BlockIQ4_XS, scales_h)));
+    const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(sl, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                        _mm256_set1_epi32(15));
+    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(sh, _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                        _mm256_set1_epi32(3));
+    const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+    const __m512i sc16 = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(ls));
+    for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kScale[z]), sc16);
+    // qs[64 c .. 64 c + 63] = 128-bit lanes A B C D (16 bytes each, one sub-block each): q[2c]
+    // = A.lo A.hi B.lo B.hi, q[2c + 1] = C.lo C.hi D.lo D.hi (element order).
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i table = _mm512_abs_epi8(iq4_table());
+    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i i1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (int c = 0; c < 2; ++c) {
+      const __m512i v = loadu512(blk + kQs + 64 * c);
+      const __m512i nlo = _mm512_and_si512(v, m4);
+      const __m512i nhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      const __m512i n0 = _mm512_permutex2var_epi64(nlo, i0, nhi);
+      const __m512i n1 = _mm512_permutex2var_epi64(nlo, i1, nhi);
+      const SignedW w0 = iq4_signed<false>(n0, table), w1 = iq4_signed<false>(n1, table);
+      d.q[2 * c] = w0.u;
+      d.neg[2 * c] = w0.neg;
+      d.q[2 * c + 1] = w1.u;
+      d.neg[2 * c + 1] = w1.neg;
+    }
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    __m512i s = _mm512_setzero_si512();
+    for (int z = 0; z < 4; ++z) {
+      const __m512i yz = load512(y.y + 64 * z);
+      const __m512i ys = _mm512_mask_sub_epi8(yz, w.neg[z], _mm512_setzero_si512(), yz);
+      const __m512i p = _mm512_maddubs_epi16(w.q[z], ys);
+      if constexpr (kVnni) {
+        s = _mm512_dpwssd_epi32(s, p, w.s[z]);
+      } else {
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(p, w.s[z]));
+      }
+    }
+    return s;
+  }
+};
+
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's
 // 512-bit form, AVX-512F), BF16 by shifting its 16 bits into the top of a float. The partial
