@@ -530,35 +530,25 @@ FK_INLINE __m256i iq4_table() {
   return _mm256_broadcastsi128_si256(loadu128(kIq4Values));
 }
 
-// f32 path: the 16 values scale * V[v] of one (sub-)block as two 8-float tables (v = 0..7,
-// v = 8..15), built with the reference's product; a nibble's value is vpermps from both,
-// picked by its bit 3.
-struct Iq4Lut {
-  __m256 lo, hi;
-  FK_INLINE void build(__m256 scale) {
-    const __m128i v = loadu128(kIq4Values);
-    lo = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)));
-    hi = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))));
-  }
-  // nib: 8 int32 lanes of 4-bit indices.
-  FK_INLINE __m256 lookup(__m256i nib) const {
-    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, nib), _mm256_permutevar8x32_ps(hi, nib),
-                            _mm256_castsi256_ps(_mm256_slli_epi32(nib, 28)));
-  }
-};
+// f32 path: a block's codebook values V[q] are looked up once, 32 at a time, as bytes
+// (vpshufb) into a small buffer; each group of 8 is widened to float (exact) and multiplied
+// by the (sub-)block scale, the reference's product scale * V[q].
+FK_INLINE void iq4_values32(const uint8_t* qs16, int8_t* out32) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out32),
+                     _mm256_shuffle_epi8(iq4_table(), unpack_nibbles(qs16)));
+}
 
 template <>
 struct F32Decoder<Format::kIQ4_NL> {
   static constexpr int kElems = kQK, kBytes = sizeof(BlockIQ4_NL);
-  const uint8_t* qs;
-  Iq4Lut lut;  // d * V[v]
+  alignas(32) int8_t v[32];  // V[q] of elements 0..31
+  __m256 d;
   FK_INLINE void init(const uint8_t* blk) {
-    qs = blk + offsetof(BlockIQ4_NL, qs);
-    lut.build(bcast_fp16(blk + offsetof(BlockIQ4_NL, d)));
+    iq4_values32(blk + offsetof(BlockIQ4_NL, qs), v);
+    d = bcast_fp16(blk + offsetof(BlockIQ4_NL, d));
   }
   FK_INLINE __m256 group(int g) const {
-    const __m256i v = u8x8_to_i32(qs + 8 * (g & 1));
-    return lut.lookup(g < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4));
+    return _mm256_mul_ps(d, _mm256_cvtepi32_ps(s8x8_to_i32(reinterpret_cast<const uint8_t*>(v) + 8 * g)));
   }
 };
 
@@ -599,32 +589,23 @@ FK_INLINE __m128i iq4_xs_scales16(const uint8_t* blk) {
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08));
 }
 
-// f32 path: per sub-block s, the tables (d * (ls_s - 32)) * V[v], as the reference's
-// operations, built once per super-block.
+// f32 path: V[q] of all 256 elements as bytes, and dl_s = d * (ls_s - 32) per sub-block, once
+// per super-block; group g (elements 8g .. 8g + 7, sub-block g / 4) is dl_s * V[q], as the
+// reference.
 template <>
 struct F32Decoder<Format::kIQ4_XS> {
   static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
-  const uint8_t* qs;
-  alignas(32) float lut[8][16];  // sub-block s: v = 0..7, then 8..15
+  alignas(32) int8_t v[kQK_K];
+  alignas(32) float dl[8];
   FK_INLINE void init(const uint8_t* blk) {
-    qs = blk + offsetof(BlockIQ4_XS, qs);
-    alignas(32) float dl[8];
+    const uint8_t* qs = blk + offsetof(BlockIQ4_XS, qs);
+    for (int s = 0; s < 8; ++s) iq4_values32(qs + 16 * s, v + 32 * s);
     _mm256_store_ps(dl, _mm256_mul_ps(bcast_fp16(blk + offsetof(BlockIQ4_XS, d)),
                                       _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(iq4_xs_scales16(blk)))));
-    for (int s = 0; s < 8; ++s) {
-      Iq4Lut l;
-      l.build(_mm256_broadcast_ss(dl + s));
-      _mm256_store_ps(lut[s], l.lo);
-      _mm256_store_ps(lut[s] + 8, l.hi);
-    }
   }
-  // Group g: sub-block s = g / 4, elements 32 s + 8 t .. + 7 (t = g % 4): nibble t / 2 of
-  // qs[16 s + 8 (t % 2) ..].
   FK_INLINE __m256 group(int g) const {
-    const int s = g >> 2, t = g & 3;
-    const Iq4Lut l{_mm256_load_ps(lut[s]), _mm256_load_ps(lut[s] + 8)};
-    const __m256i v = u8x8_to_i32(qs + 16 * s + 8 * (t & 1));
-    return l.lookup(t < 2 ? _mm256_and_si256(v, _mm256_set1_epi32(15)) : _mm256_srli_epi32(v, 4));
+    return _mm256_mul_ps(_mm256_broadcast_ss(dl + (g >> 2)),
+                         _mm256_cvtepi32_ps(s8x8_to_i32(reinterpret_cast<const uint8_t*>(v) + 8 * g)));
   }
 };
 
