@@ -829,11 +829,12 @@ struct F32Decoder<Format::kIQ4_XS> {
   }
 };
 
-// int8 path, Q8_K kind, against the Q8_K quants in element order (ActQ8_K as Q6_K's): q[z]
-// holds elements 64 z .. 64 z + 63 (sub-blocks 2z, 2z+1) as unsigned |V| bytes with the mask
-// of the negative ones; maddubs(|V|, y with V's sign) (|pair| <= 2 * 127 * 127 = 32258) is
-// weighted by the signed int16 scale ls - 32 of its sub-block with vpmaddwd / vpdpwssd
-// (|lane| <= 2 * 32258 * 32 per super-block and z: exact).
+// int8 path, Q8_K kind, against the Q8_K quants in halves order (ActQ8_K, YOrder::kHalves,
+// packed by act_q8_k_halves__avx512): the low / high nibbles of qs[64 c .. 64 c + 63] (the
+// first / second halves of sub-blocks 4c .. 4c + 3, one per 128-bit lane) are q[2c] / q[2c +
+// 1] as they are, unsigned |V| bytes with the mask of the negative ones; maddubs(|V|, y with
+// V's sign) (|pair| <= 2 * 127 * 127 = 32258) is weighted by the signed int16 scale ls - 32
+// of its lane's sub-block with vpmaddwd / vpdpwssd (exact in int32).
 template <bool kVnni>
 struct Int8Codec<Format::kIQ4_XS, kVnni> {
   static constexpr Format kAct = Format::kQ8_K;
@@ -841,18 +842,18 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
   static constexpr int kD = offsetof(BlockIQ4_XS, d);
   static constexpr int kQs = offsetof(BlockIQ4_XS, qs);
   static constexpr bool kMins = false;
-  // Word w of s[z]: the scale of sub-block 2z (w < 16) or 2z + 1.
-  static constexpr Words scale_words(int z) {
+  // Word w of s[c]: the scale of sub-block 4c + w / 8 (128-bit lane w / 8).
+  static constexpr Words scale_words(int c) {
     Words r{};
-    for (int w = 0; w < 32; ++w) r.v[w] = static_cast<uint16_t>(2 * z + (w >= 16 ? 1 : 0));
+    for (int w = 0; w < 32; ++w) r.v[w] = static_cast<uint16_t>(4 * c + w / 8);
     return r;
   }
-  static constexpr Words kScale[4] = {scale_words(0), scale_words(1), scale_words(2), scale_words(3)};
+  static constexpr Words kScale[2] = {scale_words(0), scale_words(1)};
 
   struct Dec {
     __m512i q[4];
     __mmask64 neg[4];
-    __m512i s[4];
+    __m512i s[2];  // s[c] for q[2c] and q[2c + 1]
   };
 
   static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
@@ -873,20 +874,13 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
                                         _mm256_set1_epi32(3));
     const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
     const __m512i sc16 = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(ls));
-    for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kScale[z]), sc16);
-    // qs[64 c .. 64 c + 63] = 128-bit lanes A B C D (16 bytes each, one sub-block each): q[2c]
-    // = A.lo A.hi B.lo B.hi, q[2c + 1] = C.lo C.hi D.lo D.hi (element order).
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i table = _mm512_abs_epi8(iq4_table());
-    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-    const __m512i i1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
     for (int c = 0; c < 2; ++c) {
+      d.s[c] = _mm512_permutexvar_epi16(load512(&kScale[c]), sc16);
       const __m512i v = loadu512(blk + kQs + 64 * c);
-      const __m512i nlo = _mm512_and_si512(v, m4);
-      const __m512i nhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-      const __m512i n0 = _mm512_permutex2var_epi64(nlo, i0, nhi);
-      const __m512i n1 = _mm512_permutex2var_epi64(nlo, i1, nhi);
-      const SignedW w0 = iq4_signed<false>(n0, table), w1 = iq4_signed<false>(n1, table);
+      const SignedW w0 = iq4_signed<false>(_mm512_and_si512(v, m4), table);
+      const SignedW w1 = iq4_signed<false>(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), table);
       d.q[2 * c] = w0.u;
       d.neg[2 * c] = w0.neg;
       d.q[2 * c + 1] = w1.u;
@@ -902,9 +896,9 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
       const __m512i ys = _mm512_mask_sub_epi8(yz, w.neg[z], _mm512_setzero_si512(), yz);
       const __m512i p = _mm512_maddubs_epi16(w.q[z], ys);
       if constexpr (kVnni) {
-        s = _mm512_dpwssd_epi32(s, p, w.s[z]);
+        s = _mm512_dpwssd_epi32(s, p, w.s[z / 2]);
       } else {
-        s = _mm512_add_epi32(s, _mm512_madd_epi16(p, w.s[z]));
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(p, w.s[z / 2]));
       }
     }
     return s;
