@@ -716,32 +716,34 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
 
 // ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
 // f32 path: a (sub-)block's 16 values scale * V[v] as one vpermps table, built with the
-// reference's product. int8 path: the nibbles index a vpshufb table of the codebook
-// (broadcast to the four 128-bit lanes), pre-transformed for the product's kind: VNNI's
-// vpdpbusd multiplies unsigned weights, so there V + 128 (1..241) against the activations,
-// the bias -128 * sum(y) coming from the packed activations (as Q8_0); the other products
-// are |V| x (y with V's sign), V negative exactly for the nibbles 0..7.
+// reference's product. int8 path: the nibbles index a vpshufb table of the codebook (in
+// each 128-bit lane), for the product's kind: VNNI's vpdpbusd multiplies unsigned weights,
+// so there V + 128 (1..241) against the activations, the bias -128 * sum(y) coming from
+// the packed activations (as Q8_0); the other products are |V| x (y with V's sign).
 
 FK_INLINE __m512 iq4_values_f32() {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(kIq4Values)));
 }
-FK_INLINE __m512i iq4_table() { return _mm512_broadcast_i32x4(loadu128(kIq4Values)); }
+// The codebook repeated in the four 128-bit lanes (vpshufb tables): V as signed bytes, and
+// V + 128 as unsigned bytes (VNNI).
+constexpr Bytes iq4_bytes(bool biased) {
+  Bytes b{};
+  for (int p = 0; p < 64; ++p) b.v[p] = static_cast<uint8_t>(kIq4Values[p % 16] + (biased ? 128 : 0));
+  return b;
+}
+constexpr Bytes kIq4Signed = iq4_bytes(false);
+constexpr Bytes kIq4Biased = iq4_bytes(true);
 
 // The 64 nibbles' codebook values as unsigned bytes: V + 128 (VNNI) or |V| with the mask of
-// the negative ones.
+// the negative ones (vpabsb, vpmovb2m: off the shuffle port).
 template <bool kVnni>
-FK_INLINE SignedW iq4_signed(__m512i nib, __m512i table) {
-  const __m512i u = _mm512_shuffle_epi8(table, nib);
+FK_INLINE SignedW iq4_signed(__m512i nib) {
   if constexpr (kVnni) {
-    return {u, 0};
+    return {_mm512_shuffle_epi8(load512(&kIq4Biased), nib), 0};
   } else {
-    return {u, _mm512_testn_epi8_mask(nib, _mm512_set1_epi8(8))};
+    const __m512i v = _mm512_shuffle_epi8(load512(&kIq4Signed), nib);
+    return {_mm512_abs_epi8(v), _mm512_movepi8_mask(v)};
   }
-}
-template <bool kVnni>
-FK_INLINE __m512i iq4_unsigned_table() {
-  const __m512i t = iq4_table();
-  return kVnni ? _mm512_xor_si512(t, _mm512_set1_epi8(static_cast<char>(0x80))) : _mm512_abs_epi8(t);
 }
 
 template <>
@@ -789,10 +791,9 @@ struct Int8Codec<Format::kIQ4_NL, kVnni> {
     load_group(g, kGroupBytes, blocks * kBlockBytes, &raw0, &raw1);
     const __m512i qs = _mm512_permutex2var_epi16(raw0, load512(&Nib::kQsWords), raw1);
     const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i table = iq4_unsigned_table<kVnni>();
     Dec d;
-    d.a = iq4_signed<kVnni>(_mm512_and_si512(qs, m4), table);
-    d.b = iq4_signed<kVnni>(_mm512_and_si512(_mm512_srli_epi16(qs, 4), m4), table);
+    d.a = iq4_signed<kVnni>(_mm512_and_si512(qs, m4));
+    d.b = iq4_signed<kVnni>(_mm512_and_si512(_mm512_srli_epi16(qs, 4), m4));
     d.raw0 = raw0;
     return d;
   }
@@ -875,12 +876,11 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
     const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
     const __m512i sc16 = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(ls));
     const __m512i m4 = _mm512_set1_epi8(15);
-    const __m512i table = _mm512_abs_epi8(iq4_table());
     for (int c = 0; c < 2; ++c) {
       d.s[c] = _mm512_permutexvar_epi16(load512(&kScale[c]), sc16);
       const __m512i v = loadu512(blk + kQs + 64 * c);
-      const SignedW w0 = iq4_signed<false>(_mm512_and_si512(v, m4), table);
-      const SignedW w1 = iq4_signed<false>(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), table);
+      const SignedW w0 = iq4_signed<false>(_mm512_and_si512(v, m4));
+      const SignedW w1 = iq4_signed<false>(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
       d.q[2 * c] = w0.u;
       d.neg[2 * c] = w0.neg;
       d.q[2 * c + 1] = w1.u;
