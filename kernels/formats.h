@@ -55,6 +55,18 @@ struct BlockQ8_0 {
   int8_t qs[kQK];
 };
 
+// ---- Non-linear 4-bit formats (IQ4_NL, IQ4_XS) ---------------------------------------------
+// A 4-bit index selects one of 16 fixed signed int8 levels (ggml's kvalues_iq4nl); the one
+// codebook of the project, used by the reference converters and every kernel.
+constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+
+// w = d * kIq4Values[q]; nibble order as Q4_0 (element j low nibble of qs[j], j+16 high).
+struct BlockIQ4_NL {
+  fp16_t d;
+  uint8_t qs[kQK / 2];
+};
+
 // ---- K-quants: 256-element super-blocks --------------------------------------------------
 constexpr int kQK_K = 256;
 constexpr int kKScaleBytes = 12;
@@ -83,6 +95,15 @@ struct BlockQ6_K {
   int8_t scales[kQK_K / 16];
   fp16_t d;
 };
+// 8 sub-blocks of 32 with 6-bit scales ls (low 4 bits: nibble ib % 2 of scales_l[ib / 2];
+// high 2 bits: bits 2 ib, 2 ib + 1 of scales_h); w = d * (ls - 32) * kIq4Values[q]; sub-block
+// ib's quants are qs[16 ib .. 16 ib + 15] in Q4_0's nibble order.
+struct BlockIQ4_XS {
+  fp16_t d;
+  uint16_t scales_h;
+  uint8_t scales_l[kQK_K / 64];
+  uint8_t qs[kQK_K / 2];
+};
 // Activation format of the K-quant int8 path: w = d * q, plus the sums of each group of 16 q.
 struct BlockQ8_K {
   float d;
@@ -99,6 +120,11 @@ static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes in GGUF");
 static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes in GGUF");
 static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes in GGUF");
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes in GGUF");
+static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block is 18 bytes in GGUF");
+static_assert(sizeof(BlockIQ4_XS) == 136, "IQ4_XS block is 136 bytes in GGUF");
+static_assert(offsetof(BlockIQ4_XS, scales_h) == 2 && offsetof(BlockIQ4_XS, scales_l) == 4 &&
+                  offsetof(BlockIQ4_XS, qs) == 8,
+              "IQ4_XS field offsets as in GGUF");
 
 // ---- The formats -----------------------------------------------------------------------
 // One row per format in kernels/formats.inc. F32 is a row too (a "block" of one float), so
@@ -195,6 +221,12 @@ void quantize_row_q4_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q5_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q6_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t k);
+// IQ4_NL / IQ4_XS: byte-identical to ggml's quantize_iq4_nl / quantize_iq4_xs without an
+// importance matrix (what llama.cpp's quantizer writes; the scale search tries 15 scales).
+// For IQ4_XS that is quantize_row_iq4_xs_ref; ggml's quantize_row_iq4_nl_ref differs (it skips
+// the search), see golden/README.md.
+void quantize_row_iq4_nl_ref(const float* x, void* y, int64_t k);
+void quantize_row_iq4_xs_ref(const float* x, void* y, int64_t k);
 
 void dequantize_row_f16_ref(const void* x, float* y, int64_t k);
 void dequantize_row_bf16_ref(const void* x, float* y, int64_t k);
@@ -207,6 +239,13 @@ void dequantize_row_q4_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q5_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q6_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q8_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_iq4_nl_ref(const void* x, float* y, int64_t k);
+void dequantize_row_iq4_xs_ref(const void* x, float* y, int64_t k);
+
+// IQ4_XS 6-bit scale ls (0..63) of sub-block ib (0..7); the stored scale is ls - 32.
+inline int iq4_xs_scale(int ib, const uint8_t* scales_l, uint16_t scales_h) {
+  return ((scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4);
+}
 
 // Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) from the packed 12 bytes.
 inline void unpack_k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {

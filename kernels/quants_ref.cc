@@ -249,6 +249,135 @@ void quantize_k_superblock(const float* x, int nmax, float rmin, int nstep, fp16
   }
 }
 
+// Index of the codebook value nearest to x among the n ascending values `val` (the upper one
+// wins unless the lower is strictly nearer; outside the range, the end value; a NaN x lands
+// on the last index). ggml's best_index_int8, as a bisection in the same comparisons.
+inline int nearest_level(int n, const int8_t* val, float x) {
+  if (x <= val[0]) return 0;
+  if (x >= val[n - 1]) return n - 1;
+  int lo = 0, hi = n - 1;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (x < val[mid]) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  return x - val[hi - 1] < val[hi] - x ? hi - 1 : hi;
+}
+
+// IQ4_NL / IQ4_XS: fits the sub-blocks of 32 of `n` elements (one sub-block for IQ4_NL, 8 for
+// IQ4_XS) to scale * kIq4Values[L] with weights x^2 (no importance matrix), as ggml's
+// quantize_row_iq4_nl_impl with ntry = 7: a first scale from the element of largest
+// magnitude mapped onto the codebook's -127, its least-squares refit, then 15 more start
+// scales (-127 + t) / max, t = -7..7, each refitted, the best weighted fit kept. IQ4_XS
+// then quantizes the 8 scales to 6 bits (ls - 32 in [-32, 31]) against d = -max_scale / 32
+// and requantizes every element against its sub-block's d * (ls - 32); IQ4_NL stores the
+// fit's scale as d and requantizes against the float scale. Writes d, the quants (nibble
+// order as Q4_0 per 32) and, for IQ4_XS, the packed scales.
+void quantize_iq4_blocks(int n, const float* x, fp16_t* d_out, uint8_t* qs, uint16_t* scales_h,
+                         uint8_t* scales_l) {
+  constexpr int kSub = 32;
+  constexpr int kTries = 7;
+  const int8_t* values = kIq4Values;
+  const int nsub = n / kSub;
+  float scales[kQK_K / kSub];
+  float weight[kSub];
+  uint8_t L[kQK_K];
+  std::memset(qs, 0, static_cast<size_t>(n / 2));
+  *d_out = fp32_to_fp16(0.f);
+  float max_scale = 0, amax_scale = 0;
+  for (int ib = 0; ib < nsub; ++ib) {
+    const float* xb = x + ib * kSub;
+    uint8_t* Lb = L + ib * kSub;
+    for (int j = 0; j < kSub; ++j) weight[j] = xb[j] * xb[j];
+    float amax = 0, max = 0;
+    for (int j = 0; j < kSub; ++j) {
+      const float ax = std::fabs(xb[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = xb[j];
+      }
+    }
+    if (amax < kGroupMaxEps) {
+      scales[ib] = 0;
+      continue;
+    }
+    float d = -max / values[0];
+    float id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < kSub; ++j) {
+      const float al = id * xb[j];
+      const int l = nearest_level(16, values, al);
+      Lb[j] = static_cast<uint8_t>(l);
+      const float q = values[l];
+      const float w = weight[j];
+      sumqx += w * q * xb[j];
+      sumq2 += w * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int t = -kTries; t <= kTries; ++t) {
+      id = (t + values[0]) / max;
+      sumqx = sumq2 = 0;
+      for (int j = 0; j < kSub; ++j) {
+        const float al = id * xb[j];
+        const int l = nearest_level(16, values, al);
+        const float q = values[l];
+        const float w = weight[j];
+        sumqx += w * q * xb[j];
+        sumq2 += w * q * q;
+      }
+      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+        d = sumqx / sumq2;
+        best = d * sumqx;
+      }
+    }
+    scales[ib] = d;
+    const float abs_d = std::fabs(d);
+    if (abs_d > amax_scale) {
+      amax_scale = abs_d;
+      max_scale = d;
+    }
+  }
+
+  if (nsub > 1) {
+    *scales_h = 0;
+    const float d = -max_scale / 32;
+    *d_out = fp32_to_fp16(d);
+    const float id = d ? 1 / d : 0.f;
+    for (int ib = 0; ib < nsub; ++ib) {
+      int l = nearest_int(id * scales[ib]);
+      l = max_int(-32, min_int(31, l));
+      const float dl = d * l;
+      const float idl = dl ? 1 / dl : 0.f;
+      uint8_t* Lb = L + ib * kSub;
+      const float* xb = x + ib * kSub;
+      for (int j = 0; j < kSub; ++j) Lb[j] = static_cast<uint8_t>(nearest_level(16, values, idl * xb[j]));
+      l += 32;
+      const uint8_t l_lo = static_cast<uint8_t>(l & 0xF);
+      const uint8_t l_hi = static_cast<uint8_t>(l >> 4);
+      if (ib % 2 == 0) {
+        scales_l[ib / 2] = l_lo;
+      } else {
+        scales_l[ib / 2] |= static_cast<uint8_t>(l_lo << 4);
+      }
+      *scales_h = static_cast<uint16_t>(*scales_h | (l_hi << (2 * ib)));
+    }
+  } else {
+    *d_out = fp32_to_fp16(scales[0]);
+    const float id = scales[0] ? 1 / scales[0] : 0;
+    for (int j = 0; j < n; ++j) L[j] = static_cast<uint8_t>(nearest_level(16, values, id * x[j]));
+  }
+
+  for (int i = 0; i < n / 32; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      qs[16 * i + j] = static_cast<uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+    }
+  }
+}
+
 }  // namespace
 
 // ---- Quantizers ------------------------------------------------------------------------
@@ -496,6 +625,22 @@ void quantize_row_q8_K_ref(const float* x, void* vy, int64_t k) {
   }
 }
 
+void quantize_row_iq4_nl_ref(const float* x, void* vy, int64_t k) {
+  BlockIQ4_NL* y = static_cast<BlockIQ4_NL*>(vy);
+  const int64_t nb = k / kQK;
+  for (int64_t i = 0; i < nb; ++i, x += kQK) {
+    quantize_iq4_blocks(kQK, x, &y[i].d, y[i].qs, nullptr, nullptr);
+  }
+}
+
+void quantize_row_iq4_xs_ref(const float* x, void* vy, int64_t k) {
+  BlockIQ4_XS* y = static_cast<BlockIQ4_XS*>(vy);
+  const int64_t nb = k / kQK_K;
+  for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
+    quantize_iq4_blocks(kQK_K, x, &y[i].d, y[i].qs, &y[i].scales_h, y[i].scales_l);
+  }
+}
+
 // ---- Dequantizers (gguf-py's float32 operation order) ---------------------------------------
 
 void dequantize_row_q4_0_ref(const void* vx, float* y, int64_t k) {
@@ -639,6 +784,35 @@ void dequantize_row_q8_K_ref(const void* vx, float* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   for (int64_t i = 0; i < nb; ++i, y += kQK_K) {
     for (int j = 0; j < kQK_K; ++j) y[j] = x[i].d * static_cast<float>(x[i].qs[j]);
+  }
+}
+
+// IQ4_NL: d * V[q]; IQ4_XS: (d * (ls - 32)) * V[q] (gguf-py forms the sub-block scale first).
+void dequantize_row_iq4_nl_ref(const void* vx, float* y, int64_t k) {
+  const BlockIQ4_NL* x = static_cast<const BlockIQ4_NL*>(vx);
+  const int64_t nb = k / kQK;
+  for (int64_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[j] = d * static_cast<float>(kIq4Values[x[i].qs[j] & 0xF]);
+      y[j + kQK / 2] = d * static_cast<float>(kIq4Values[x[i].qs[j] >> 4]);
+    }
+  }
+}
+
+void dequantize_row_iq4_xs_ref(const void* vx, float* y, int64_t k) {
+  const BlockIQ4_XS* x = static_cast<const BlockIQ4_XS*>(vx);
+  const int64_t nb = k / kQK_K;
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int ib = 0; ib < kQK_K / 32; ++ib, y += 32) {
+      const float dl = d * static_cast<float>(iq4_xs_scale(ib, x[i].scales_l, x[i].scales_h) - 32);
+      const uint8_t* qs = x[i].qs + 16 * ib;
+      for (int j = 0; j < 16; ++j) {
+        y[j] = dl * static_cast<float>(kIq4Values[qs[j] & 0xF]);
+        y[j + 16] = dl * static_cast<float>(kIq4Values[qs[j] >> 4]);
+      }
+    }
   }
 }
 

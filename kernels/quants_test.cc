@@ -66,12 +66,13 @@ TEST_P(GoldenQuantTest, CoversEveryDistribution) {
     ks.insert(r.k);
   }
   // Ids 1..16 as documented in golden/README.md, with more than one row length; 17
-  // (knife-edge blocks for the scale searches) for Q4_K, Q5_K, Q6_K; 18 (special values) for
-  // the 16-bit float formats.
+  // (knife-edge blocks for the scale searches) for Q4_K, Q5_K, Q6_K, IQ4_XS; 18 (special
+  // values) for the 16-bit float formats.
   const Format f = GetParam();
   std::set<uint32_t> want;
   for (uint32_t d = 1; d <= 16; ++d) want.insert(d);
-  if (f == Format::kQ4_K || f == Format::kQ5_K || f == Format::kQ6_K) want.insert(17);
+  if (f == Format::kQ4_K || f == Format::kQ5_K || f == Format::kQ6_K || f == Format::kIQ4_XS)
+    want.insert(17);
   if (f == Format::kF16 || f == Format::kBF16) want.insert(18);
   EXPECT_EQ(dists, want);
   EXPECT_GE(ks.size(), 3u);
@@ -181,6 +182,13 @@ double DistanceToGrid(double x, double s, double offset, int nmax) {
   return best;
 }
 
+// Distance from x to the nearest of the values s * kIq4Values[q], q = 0..15 (any sign of s).
+double DistanceToCodebook(double x, double s) {
+  double best = std::fabs(x - s * kIq4Values[0]);
+  for (int q = 1; q < 16; ++q) best = std::min(best, std::fabs(x - s * kIq4Values[q]));
+  return best;
+}
+
 // Largest |x - dequant(quant(x))| allowed for element `x` of sub-block `sub` of the quantized
 // block `blk`. u = 2^-11 is the relative rounding error of the fp16 scales.
 //   Q4_0/Q5_0: q = trunc(x/d + 8.5) hits the clamp at q = 15 (31) only for x/d = +8 (+16),
@@ -192,6 +200,11 @@ double DistanceToGrid(double x, double s, double offset, int nmax) {
 //   Q8_0:      round(x/d), |x/d| <= 127: error <= d/2 + 127*d*u.
 //   Q8_K:      nearest_int(x * -127/max) in [-127, 127] with d kept in float32: error <= |d|/2
 //              plus float32 rounding of x*iscale and of d (~1e-5 |d|); we allow 0.501 |d|.
+//   IQ4_NL / IQ4_XS: the final pass picks the codebook value nearest to x against a float32
+//              scale d_f (IQ4_NL: the fit's scale; IQ4_XS: d * (ls - 32) with the super-block
+//              d before its fp16 rounding) whose stored value is s = d_f (1 + e), |e| <= u: the
+//              pick is at most 2 * 127 |s| u (1 + u) farther from x than the nearest of
+//              {s V[q]}, plus float32 rounding of x / d_f.
 //   Q4_K/Q5_K/Q6_K: the final pass requantizes every element with nearest_int and a clamp
 //              against exactly the stored sub-block scale s and offset, so the result is the
 //              grid point nearest to x: error == distance to the grid {s*q - offset}, up to
@@ -245,6 +258,18 @@ double AllowedError(Format f, const uint8_t* blk, int sub, float x) {
                                  : DistanceToGrid(-x, -s, -32 * s, 63);
       return dist + f32_slop * (std::fabs(x) + 32 * std::fabs(s)) + 1e-30;
     }
+    case Format::kIQ4_NL: {
+      const double s = fp16_to_fp32(reinterpret_cast<const BlockIQ4_NL*>(blk)->d);
+      return DistanceToCodebook(x, s) + 2 * 127 * std::fabs(s) * u * (1 + u) +
+             f32_slop * (std::fabs(x) + 127 * std::fabs(s)) + 1e-30;
+    }
+    case Format::kIQ4_XS: {
+      const auto* b = reinterpret_cast<const BlockIQ4_XS*>(blk);
+      const double s = fp16_to_fp32(b->d) *
+                       static_cast<float>(iq4_xs_scale(sub, b->scales_l, b->scales_h) - 32);
+      return DistanceToCodebook(x, s) + 2 * 127 * std::fabs(s) * u * (1 + u) +
+             f32_slop * (std::fabs(x) + 127 * std::fabs(s)) + 1e-30;
+    }
     case Format::kF16: {
       // Round to nearest: half an ulp, 2^-11 relative for normals, 2^-25 absolute below the
       // smallest normal half (2^-14).
@@ -274,7 +299,8 @@ TEST_P(RoundTripTest, ErrorWithinDerivedBound) {
 
   // Sub-block size for the K-quants' per-sub-block scales.
   const int sub_elems = GetParam() == Format::kQ6_K ? 16
-                        : (GetParam() == Format::kQ4_K || GetParam() == Format::kQ5_K)
+                        : (GetParam() == Format::kQ4_K || GetParam() == Format::kQ5_K ||
+                           GetParam() == Format::kIQ4_XS)
                             ? 32
                             : t.block_elems;
   double sum_sq_err = 0;
@@ -291,7 +317,8 @@ TEST_P(RoundTripTest, ErrorWithinDerivedBound) {
   // |x|), so its step is at most 2*amax_row/(levels-1), and uniform rounding noise has RMS
   // step/sqrt(12). Allow 1.5x that for the 6-bit quantization of the K-quant sub-block
   // scales and the fits' clipping. (Q8_0 and Q8_K: 255 levels; Q6_K: 64; 5-bit: 32; 4-bit:
-  // 16.)
+  // 16, IQ4_NL / IQ4_XS too: their 16 levels are unevenly spaced but denser near 0, where
+  // most of the gaussian data is.)
   const Format f = GetParam();
   if (t.block_elems == 1) return;  // float formats: no grid; the per-element bound is exact
   const double levels = f == Format::kQ8_0 || f == Format::kQ8_K ? 255

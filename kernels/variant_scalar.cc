@@ -16,6 +16,10 @@
 //               in float as ggml's generic vec_dot does: legacy formats
 //               isum * (d_w * d_a) (+ m * (d_a * sum(q_a)) for Q4_1, Q5_1); K-quants
 //               isum * (d * d_a) - imin * (dmin * d_a), the mins taken from Q8_K's bsums.
+//               IQ4_NL is a legacy block whose quants are the codebook values
+//               kIq4Values[nibble] (isum * (d_w * d_a)); IQ4_XS a K-quant with 8 sub-blocks
+//               of 32, isum = sum_s (ls_s - 32) * dot_s over the codebook values, no mins,
+//               isum * (d * d_a).
 //               Block values are added up in double, rounded to float at the end.
 #include <cstddef>
 #include <cstdint>
@@ -169,6 +173,20 @@ struct Q8_0 {
   }
 };
 
+// IQ4_NL: the 32 quants are codebook values (int8, -127..113).
+struct IQ4_NL {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockIQ4_NL);
+  static constexpr bool kHasMin = false;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(FK_FIELD(BlockIQ4_NL, d, blk));
+    const uint8_t* qs = FK_FIELD(BlockIQ4_NL, qs, blk);
+    for (int l = 0; l < kQK / 2; ++l) {
+      o->q[l] = kIq4Values[qs[l] & 0xF];
+      o->q[l + kQK / 2] = kIq4Values[qs[l] >> 4];
+    }
+  }
+};
+
 // sum of (d_w * d_a) * isum [+ m * (d_a * sum(q_a)) for the formats with a min: Q4_1, Q5_1]
 // for one legacy block.
 template <class F>
@@ -238,6 +256,27 @@ struct Q6_K {
           const int v = ((r >> 1) ? (lo >> 4) : (lo & 0xF)) | (((qh[32 * h + l] >> (2 * r)) & 3) << 4);
           o->q[128 * h + 32 * r + l] = static_cast<int8_t>(v - 32);
         }
+      }
+    }
+  }
+};
+
+// IQ4_XS: sub-block s's integer scale is ls_s - 32, its quants codebook values.
+struct IQ4_XS {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
+  static constexpr int kSub = 32;
+  static constexpr bool kMins = false;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(FK_FIELD(BlockIQ4_XS, d, blk));
+    uint16_t scales_h;
+    std::memcpy(&scales_h, FK_FIELD(BlockIQ4_XS, scales_h, blk), sizeof scales_h);
+    const uint8_t* scales_l = FK_FIELD(BlockIQ4_XS, scales_l, blk);
+    const uint8_t* qs = FK_FIELD(BlockIQ4_XS, qs, blk);
+    for (int s = 0; s < 8; ++s) {
+      o->sc[s] = iq4_xs_scale(s, scales_l, scales_h) - 32;
+      for (int l = 0; l < 16; ++l) {
+        o->q[32 * s + l] = kIq4Values[qs[16 * s + l] & 0xF];
+        o->q[32 * s + l + 16] = kIq4Values[qs[16 * s + l] >> 4];
       }
     }
   }
@@ -318,6 +357,8 @@ FK_SCALAR_F32(q4_k_f32__scalar, Format::kQ4_K)
 FK_SCALAR_F32(q5_k_f32__scalar, Format::kQ5_K)
 FK_SCALAR_F32(q6_k_f32__scalar, Format::kQ6_K)
 FK_SCALAR_F32(q8_k_f32__scalar, Format::kQ8_K)
+FK_SCALAR_F32(iq4_nl_f32__scalar, Format::kIQ4_NL)
+FK_SCALAR_F32(iq4_xs_f32__scalar, Format::kIQ4_XS)
 #undef FK_SCALAR_F32
 
 void q4_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
@@ -346,6 +387,12 @@ void q6_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
 }
 void q8_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   int8_path<Q8_K, k_block<Q8_K>>(a, nb, ne);
+}
+void iq4_nl_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<IQ4_NL, legacy_block<IQ4_NL>>(a, nb, ne);
+}
+void iq4_xs_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<IQ4_XS, k_block<IQ4_XS>>(a, nb, ne);
 }
 
 }  // namespace fk

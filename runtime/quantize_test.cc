@@ -39,6 +39,7 @@ const std::map<Format, int> kExpectedFileType = {
     {Format::kQ8_0, 7},  {Format::kQ5_0, 8},  {Format::kQ4_K, 14},
     {Format::kQ5_K, 16}, {Format::kQ6_K, 18}, {Format::kQ8_K, -1},
     {Format::kF16, 1},   {Format::kBF16, 32}, {Format::kQ5_1, 9},
+    {Format::kIQ4_NL, 25}, {Format::kIQ4_XS, 30},
 };
 // Format written for rows whose length is not a multiple of 256 (K-quant fallback).
 Format Fallback256(Format f) {
@@ -47,6 +48,7 @@ Format Fallback256(Format f) {
     case Format::kQ5_K: return Format::kQ5_1;
     case Format::kQ6_K: return Format::kQ8_0;
     case Format::kQ8_K: return Format::kQ8_0;
+    case Format::kIQ4_XS: return Format::kIQ4_NL;  // as llama.cpp
     default: return f;
   }
 }
@@ -82,6 +84,10 @@ const std::string& SourcePath() {
 int Levels(Format f) {
   switch (f) {
     case Format::kQ4_0: case Format::kQ4_1: case Format::kQ4_K: return 16;
+    // 16 uneven levels over [-127, 113] * scale (gaps 10 .. 24, half a gap at most 12 *
+    // scale, where 127 * scale is about amax): within the one-step bound of 16 levels over
+    // 2 amax (2 amax / 15 = 16.9 * scale).
+    case Format::kIQ4_NL: case Format::kIQ4_XS: return 16;
     case Format::kQ5_0: case Format::kQ5_1: case Format::kQ5_K: return 32;
     case Format::kQ6_K: return 64;
     case Format::kQ8_0: case Format::kQ8_K: return 255;

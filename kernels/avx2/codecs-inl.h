@@ -523,6 +523,139 @@ struct Int8Codec<Format::kQ8_K> {
   }
 };
 
+// ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
+
+// The codebook as bytes in both 128-bit halves (a vpshufb table indexed by the nibbles).
+FK_INLINE __m256i iq4_table() {
+  return _mm256_broadcastsi128_si256(loadu128(kIq4Values));
+}
+
+// f32 path: a block's codebook values V[q] are looked up once, 32 at a time, as bytes
+// (vpshufb) into a small buffer; each group of 8 is widened to float (exact) and multiplied
+// by the (sub-)block scale, the reference's product scale * V[q].
+FK_INLINE void iq4_values32(const uint8_t* qs16, int8_t* out32) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out32),
+                     _mm256_shuffle_epi8(iq4_table(), unpack_nibbles(qs16)));
+}
+
+template <>
+struct F32Decoder<Format::kIQ4_NL> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockIQ4_NL);
+  alignas(32) int8_t v[32];  // V[q] of elements 0..31
+  __m256 d;
+  FK_INLINE void init(const uint8_t* blk) {
+    iq4_values32(blk + offsetof(BlockIQ4_NL, qs), v);
+    d = bcast_fp16(blk + offsetof(BlockIQ4_NL, d));
+  }
+  FK_INLINE __m256 group(int g) const {
+    return _mm256_mul_ps(d, _mm256_cvtepi32_ps(s8x8_to_i32(reinterpret_cast<const uint8_t*>(v) + 8 * g)));
+  }
+};
+
+// int8 path: the 32 codebook values as signed bytes (vpshufb of the nibbles), dotted as
+// |w| x (y with w's sign), as Q8_0 (|V| <= 127: a pair is at most 2 * 127 * 127 = 32258).
+template <>
+struct Int8Codec<Format::kIQ4_NL> {
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBytes = sizeof(BlockIQ4_NL);
+  static constexpr int kD = offsetof(BlockIQ4_NL, d);
+  static constexpr int kBiasPerLane = 0;
+  static constexpr bool kHasMin = false;
+  struct W {
+    __m256i abs, sign;
+  };
+  FK_INLINE static W decode(const uint8_t* blk) {
+    const __m256i v = _mm256_shuffle_epi8(iq4_table(), unpack_nibbles(blk + offsetof(BlockIQ4_NL, qs)));
+    return {_mm256_abs_epi8(v), v};
+  }
+  FK_INLINE static __m256i dot(const W& w, __m256i y) {
+    return dot_us(w.abs, _mm256_sign_epi8(y, w.sign));
+  }
+};
+
+// IQ4_XS: the 8 sub-block scales ls - 32 (signed, -32..31) of a super-block as int16.
+FK_INLINE __m128i iq4_xs_scales16(const uint8_t* blk) {
+  const uint32_t sl = load_u32(blk + offsetof(BlockIQ4_XS, scales_l));
+  const uint32_t sh = load_u16(blk + offsetof(BlockIQ4_XS, scales_h));
+  const __m256i lo = _mm256_and_si256(
+      _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+      _mm256_set1_epi32(15));
+  const __m256i hi = _mm256_and_si256(
+      _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sh)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+      _mm256_set1_epi32(3));
+  const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+  // int32 -> int16 (exact): packs works per 128-bit half, then the halves' low quads joined.
+  const __m256i p = _mm256_packs_epi32(ls, ls);
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08));
+}
+
+// f32 path: V[q] of all 256 elements as bytes, and dl_s = d * (ls_s - 32) per sub-block, once
+// per super-block; group g (elements 8g .. 8g + 7, sub-block g / 4) is dl_s * V[q], as the
+// reference.
+template <>
+struct F32Decoder<Format::kIQ4_XS> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
+  alignas(32) int8_t v[kQK_K];
+  alignas(32) float dl[8];
+  FK_INLINE void init(const uint8_t* blk) {
+    const uint8_t* qs = blk + offsetof(BlockIQ4_XS, qs);
+    for (int s = 0; s < 8; ++s) iq4_values32(qs + 16 * s, v + 32 * s);
+    _mm256_store_ps(dl, _mm256_mul_ps(bcast_fp16(blk + offsetof(BlockIQ4_XS, d)),
+                                      _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(iq4_xs_scales16(blk)))));
+  }
+  FK_INLINE __m256 group(int g) const {
+    return _mm256_mul_ps(_mm256_broadcast_ss(dl + (g >> 2)),
+                         _mm256_cvtepi32_ps(s8x8_to_i32(reinterpret_cast<const uint8_t*>(v) + 8 * g)));
+  }
+};
+
+// int8 path: per 64-element chunk c (sub-blocks 2c, 2c+1 = qs[32 c .. 32 c + 31]), two
+// vectors of codebook bytes in element order against the Q8_K quants, |w| x (y with w's
+// sign) by maddubs, each madd'ed with its sub-block's signed int16 scale (|pair| <= 32258,
+// times |scale| <= 32: exact in int32).
+template <>
+struct Int8Codec<Format::kIQ4_XS> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockIQ4_XS);
+  static FK_INLINE float d(const uint8_t* blk) {
+    return _cvtsh_ss(load_u16(blk + offsetof(BlockIQ4_XS, d)));
+  }
+
+  template <int MR, int NR>
+  static FK_INLINE void block(const uint8_t* const (&blk)[NR], const uint8_t* const (&yb)[MR],
+                              const float (&)[MR], __m256 (&)[MR][NR], __m256i (&isum)[MR][NR]) {
+    const __m256i table = iq4_table();
+    __m256i scl[NR];  // the 8 scales as int16, in both 128-bit halves
+    for (int j = 0; j < NR; ++j) {
+      scl[j] = _mm256_broadcastsi128_si256(iq4_xs_scales16(blk[j]));
+      for (int i = 0; i < MR; ++i) isum[i][j] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      // int16 scale 2c / 2c+1 (bytes 4c, 4c+1 / 4c+2, 4c+3) broadcast.
+      const __m256i sel_lo = _mm256_set1_epi16(static_cast<short>(0x0100 * (4 * c + 1) + 4 * c));
+      const __m256i sel_hi =
+          _mm256_set1_epi16(static_cast<short>(0x0100 * (4 * c + 3) + 4 * c + 2));
+      for (int j = 0; j < NR; ++j) {
+        const uint8_t* qs = blk[j] + offsetof(BlockIQ4_XS, qs) + 32 * c;
+        const __m256i v0 = _mm256_shuffle_epi8(table, unpack_nibbles(qs));
+        const __m256i v1 = _mm256_shuffle_epi8(table, unpack_nibbles(qs + 16));
+        const __m256i a0 = _mm256_abs_epi8(v0), a1 = _mm256_abs_epi8(v1);
+        const __m256i s_lo = _mm256_shuffle_epi8(scl[j], sel_lo);
+        const __m256i s_hi = _mm256_shuffle_epi8(scl[j], sel_hi);
+        for (int i = 0; i < MR; ++i) {
+          const uint8_t* q8 = yb[i] + kQ8_KQs + 64 * c;
+          const __m256i p0 = _mm256_madd_epi16(
+              _mm256_maddubs_epi16(a0, _mm256_sign_epi8(loadu256(q8), v0)), s_lo);
+          const __m256i p1 = _mm256_madd_epi16(
+              _mm256_maddubs_epi16(a1, _mm256_sign_epi8(loadu256(q8 + 32), v1)), s_hi);
+          isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_add_epi32(p0, p1));
+        }
+      }
+    }
+  }
+};
+
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by F16C's vcvtph2ps,
 // BF16 by shifting its 16 bits into the top of a float. The partial last vector copies its

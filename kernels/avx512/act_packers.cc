@@ -128,7 +128,7 @@ FK_INLINE float quantize_q8_k_block(const float* x, int8_t* q) {
 
 int64_t q8_k_row_bytes(int64_t k) { return k / kQK_K * static_cast<int64_t>(sizeof(ActQ8_K)); }
 
-template <bool kNibbleOrder>
+template <YOrder kOrder>
 void pack_q8_k(const float* x, int64_t k, uint8_t* out) {
   ActQ8_K* s = reinterpret_cast<ActQ8_K*>(out);
   for (int64_t b = 0; b < k / kQK_K; ++b, ++s, x += kQK_K) {
@@ -152,19 +152,18 @@ void pack_q8_k(const float* x, int64_t k, uint8_t* out) {
                                           32 * 128);
     }
     s->sum = total;
-    for (int sb = 0; sb < 8; ++sb)
-      std::memcpy(s->y + 32 * (kNibbleOrder ? nibble_slot(sb) : sb), q + 32 * sb, 32);
+    // 16-element runs stay together in every order.
+    for (int r = 0; r < 16; ++r) std::memcpy(s->y + y_pos(kOrder, 16 * r), q + 16 * r, 16);
     std::memset(s->pad, 0, sizeof s->pad);
   }
 }
 
-template <bool kNibbleOrder>
+template <YOrder kOrder>
 void unpack_q8_k(const uint8_t* packed, int64_t k, float* out) {
   const ActQ8_K* s = reinterpret_cast<const ActQ8_K*>(packed);
   for (int64_t b = 0; b < k / kQK_K; ++b, ++s) {
     for (int e = 0; e < kQK_K; ++e) {
-      const int sb = e / 32;
-      const int8_t q = s->y[32 * (kNibbleOrder ? nibble_slot(sb) : sb) + e % 32];
+      const int8_t q = s->y[y_pos(kOrder, e)];
       out[b * kQK_K + e] = s->d * static_cast<float>(q);
     }
   }
@@ -185,9 +184,13 @@ extern const ActPacker act_q8_0x4_q8_0__avx512 = {"q8_0x4_q8_0__avx512", Format:
                                                   &q8_0x4_row_bytes, &pack_q8_0x4<-128>,
                                                   &unpack_q8_0x4};
 extern const ActPacker act_q8_k_nibble__avx512 = {"q8_k_nibble__avx512", Format::kQ8_K,
-                                                  &q8_k_row_bytes, &pack_q8_k<true>,
-                                                  &unpack_q8_k<true>};
+                                                  &q8_k_row_bytes, &pack_q8_k<YOrder::kNibble>,
+                                                  &unpack_q8_k<YOrder::kNibble>};
 extern const ActPacker act_q8_k__avx512 = {"q8_k__avx512", Format::kQ8_K, &q8_k_row_bytes,
-                                           &pack_q8_k<false>, &unpack_q8_k<false>};
+                                           &pack_q8_k<YOrder::kElement>,
+                                           &unpack_q8_k<YOrder::kElement>};
+extern const ActPacker act_q8_k_halves__avx512 = {"q8_k_halves__avx512", Format::kQ8_K,
+                                                  &q8_k_row_bytes, &pack_q8_k<YOrder::kHalves>,
+                                                  &unpack_q8_k<YOrder::kHalves>};
 
 }  // namespace fk

@@ -714,6 +714,197 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
   }
 };
 
+// ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
+// f32 path: a (sub-)block's 16 values scale * V[v] as one vpermps table, built with the
+// reference's product. int8 path: the nibbles index a vpshufb table of the codebook (in
+// each 128-bit lane), for the product's kind: VNNI's vpdpbusd multiplies unsigned weights,
+// so there V + 128 (1..241) against the activations, the bias -128 * sum(y) coming from
+// the packed activations (as Q8_0); the other products are |V| x (y with V's sign).
+
+FK_INLINE __m512 iq4_values_f32() {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(kIq4Values)));
+}
+// The codebook repeated in the four 128-bit lanes (vpshufb tables): V as signed bytes, and
+// V + 128 as unsigned bytes (VNNI).
+constexpr Bytes iq4_bytes(bool biased) {
+  Bytes b{};
+  for (int p = 0; p < 64; ++p) b.v[p] = static_cast<uint8_t>(kIq4Values[p % 16] + (biased ? 128 : 0));
+  return b;
+}
+constexpr Bytes kIq4Signed = iq4_bytes(false);
+constexpr Bytes kIq4Biased = iq4_bytes(true);
+
+// The 64 nibbles' codebook values as unsigned bytes: V + 128 (VNNI) or |V| with the mask of
+// the negative ones (vpabsb, vpmovb2m: off the shuffle port).
+template <bool kVnni>
+FK_INLINE SignedW iq4_signed(__m512i nib) {
+  if constexpr (kVnni) {
+    return {_mm512_shuffle_epi8(load512(&kIq4Biased), nib), 0};
+  } else {
+    const __m512i v = _mm512_shuffle_epi8(load512(&kIq4Signed), nib);
+    return {_mm512_abs_epi8(v), _mm512_movepi8_mask(v)};
+  }
+}
+
+template <>
+struct F32Decoder<Format::kIQ4_NL> {
+  static constexpr int kElems = kQK, kBytes = sizeof(BlockIQ4_NL);
+  __m512 lut;  // d * V[v], v = 0..15
+  __m512i q;   // the 16 quant bytes, one per int32 lane
+  FK_INLINE void init(const uint8_t* blk) {
+    lut = _mm512_mul_ps(bcast_fp16(blk + offsetof(BlockIQ4_NL, d)), iq4_values_f32());
+    q = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockIQ4_NL, qs)));
+  }
+  // vpermps reads the low 4 bits of each index: the low nibble as is.
+  FK_INLINE __m512 group(int g) const {
+    return _mm512_permutexvar_ps(g == 0 ? q : _mm512_srli_epi32(q, 4), lut);
+  }
+};
+
+// int8 path, Q8_0 kind: groups of 4 blocks gathered as Q4_0's (NibbleCodec), the nibbles
+// turned into codebook bytes, dotted as signed weights (as Q8_0, with Q8_0's packed
+// activations: aux = -128 * sum(y) per lane).
+template <bool kVnni>
+struct Int8Codec<Format::kIQ4_NL, kVnni> {
+  using Nib = NibbleCodec<BlockIQ4_NL, offsetof(BlockIQ4_NL, qs), -1, -1, kVnni>;
+  static constexpr Format kAct = Format::kQ8_0;
+  static constexpr int kBlockBytes = sizeof(BlockIQ4_NL);
+  static constexpr int kGroupBytes = 4 * kBlockBytes;
+  static constexpr bool kMin = false;
+  static_assert(Nib::kScalesInRaw0, "every d of a group in its first 64 bytes");
+  static constexpr bool kScalesInRaw0 = true;
+
+  struct Dec {
+    SignedW a, b;  // elements 0..15 / 16..31 of block b in bytes 16b .. 16b+15
+    __m512i d, m;  // unused (scales gathered pairwise from raw0)
+    __m512i raw0;
+  };
+
+  static FK_INLINE __m512i tile_scales(const Dec (&d)[kNR], bool) {
+    const __m512i r01 = _mm512_permutex2var_epi16(d[0].raw0, load512(&Nib::kPairD[0]), d[1].raw0);
+    const __m512i r23 = _mm512_permutex2var_epi16(d[2].raw0, load512(&Nib::kPairD[1]), d[3].raw0);
+    return _mm512_mask_blend_epi16(0xCCCCCCCCu, r01, r23);
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* g, int blocks, int) {
+    __m512i raw0, raw1;
+    load_group(g, kGroupBytes, blocks * kBlockBytes, &raw0, &raw1);
+    const __m512i qs = _mm512_permutex2var_epi16(raw0, load512(&Nib::kQsWords), raw1);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    Dec d;
+    d.a = iq4_signed<kVnni>(_mm512_and_si512(qs, m4));
+    d.b = iq4_signed<kVnni>(_mm512_and_si512(_mm512_srli_epi16(qs, 4), m4));
+    d.raw0 = raw0;
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_0x4& y) {
+    const __m512i init = kVnni ? load512(y.aux) : _mm512_setzero_si512();
+    return dot_signed<kVnni>(dot_signed<kVnni>(init, w.a, load512(y.y)), w.b, load512(y.y + 64));
+  }
+};
+
+// f32 path: the 8 sub-blocks' tables (d * (ls_s - 32)) * V[v], built once per super-block.
+template <>
+struct F32Decoder<Format::kIQ4_XS> {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
+  alignas(64) float lut[8][16];
+  const uint8_t* qs;
+  FK_INLINE void init(const uint8_t* blk) {
+    const float d = _cvtsh_ss(load_u16(blk + offsetof(BlockIQ4_XS, d)));
+    const uint16_t sh = load_u16(blk + offsetof(BlockIQ4_XS, scales_h));
+    const uint8_t* sl = blk + offsetof(BlockIQ4_XS, scales_l);
+    const __m512 v = iq4_values_f32();
+    for (int s = 0; s < 8; ++s) {
+      const float dl = d * static_cast<float>(iq4_xs_scale(s, sl, sh) - 32);
+      _mm512_store_ps(lut[s], _mm512_mul_ps(_mm512_set1_ps(dl), v));
+    }
+    qs = blk + offsetof(BlockIQ4_XS, qs);
+  }
+  // Group g: sub-block s = g / 2, elements 32 s + 16 h .. + 15 (h = g % 2): nibble h of
+  // qs[16 s .. 16 s + 15].
+  FK_INLINE __m512 group(int g) const {
+    const int s = g >> 1, h = g & 1;
+    const __m512i v = _mm512_cvtepu8_epi32(loadu128(qs + 16 * s));
+    return _mm512_permutexvar_ps(h ? _mm512_srli_epi32(v, 4) : v, _mm512_load_ps(lut[s]));
+  }
+};
+
+// int8 path, Q8_K kind, against the Q8_K quants in halves order (ActQ8_K, YOrder::kHalves,
+// packed by act_q8_k_halves__avx512): the low / high nibbles of qs[64 c .. 64 c + 63] (the
+// first / second halves of sub-blocks 4c .. 4c + 3, one per 128-bit lane) are q[2c] / q[2c +
+// 1] as they are, unsigned |V| bytes with the mask of the negative ones; maddubs(|V|, y with
+// V's sign) (|pair| <= 2 * 127 * 127 = 32258) is weighted by the signed int16 scale ls - 32
+// of its lane's sub-block with vpmaddwd / vpdpwssd (exact in int32).
+template <bool kVnni>
+struct Int8Codec<Format::kIQ4_XS, kVnni> {
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(BlockIQ4_XS);
+  static constexpr int kD = offsetof(BlockIQ4_XS, d);
+  static constexpr int kQs = offsetof(BlockIQ4_XS, qs);
+  static constexpr bool kMins = false;
+  // Word w of s[c]: the scale of sub-block 4c + w / 8 (128-bit lane w / 8).
+  static constexpr Words scale_words(int c) {
+    Words r{};
+    for (int w = 0; w < 32; ++w) r.v[w] = static_cast<uint16_t>(4 * c + w / 8);
+    return r;
+  }
+  static constexpr Words kScale[2] = {scale_words(0), scale_words(1)};
+
+  struct Dec {
+    __m512i q[4];
+    __mmask64 neg[4];
+    __m512i s[2];  // s[c] for q[2c] and q[2c + 1]
+  };
+
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    // d_j in lane 2j (the odd lanes 0).
+    h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + kD), load_u16(blk[2] + kD),
+                                         load_u16(blk[1] + kD), load_u16(blk[0] + kD)));
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+    Dec d;
+    // The 8 scales ls - 32 as int16: low 4 bits nibble s % 2 of scales_l[s / 2], high 2 bits
+    // bits 2s, 2s + 1 of scales_h.
+    const __m256i sl = _mm256_set1_epi32(static_cast<int>(load_u32(blk + offsetof(BlockIQ4_XS, scales_l))));
+    const __m256i sh = _mm256_set1_epi32(load_u16(blk + offsetof(BlockIQ4_XS, scales_h)));
+    const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(sl, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                        _mm256_set1_epi32(15));
+    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(sh, _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                        _mm256_set1_epi32(3));
+    const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+    const __m512i sc16 = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(ls));
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int c = 0; c < 2; ++c) {
+      d.s[c] = _mm512_permutexvar_epi16(load512(&kScale[c]), sc16);
+      const __m512i v = loadu512(blk + kQs + 64 * c);
+      const SignedW w0 = iq4_signed<false>(_mm512_and_si512(v, m4));
+      const SignedW w1 = iq4_signed<false>(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+      d.q[2 * c] = w0.u;
+      d.neg[2 * c] = w0.neg;
+      d.q[2 * c + 1] = w1.u;
+      d.neg[2 * c + 1] = w1.neg;
+    }
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    __m512i s = _mm512_setzero_si512();
+    for (int z = 0; z < 4; ++z) {
+      const __m512i yz = load512(y.y + 64 * z);
+      const __m512i ys = _mm512_mask_sub_epi8(yz, w.neg[z], _mm512_setzero_si512(), yz);
+      const __m512i p = _mm512_maddubs_epi16(w.q[z], ys);
+      if constexpr (kVnni) {
+        s = _mm512_dpwssd_epi32(s, p, w.s[z / 2]);
+      } else {
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(p, w.s[z / 2]));
+      }
+    }
+    return s;
+  }
+};
+
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's
 // 512-bit form, AVX-512F), BF16 by shifting its 16 bits into the top of a float. The partial
