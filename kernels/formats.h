@@ -83,6 +83,26 @@ struct BlockQ6_K {
   int8_t scales[kQK_K / 16];
   fp16_t d;
 };
+// 16 sub-blocks of 16; per sub-block a 4-bit scale (low nibble of scales[s]) and a 4-bit min
+// (high nibble); w = (d * sc) * q - dmin * m, q in [0, 3]. Element 128 h + 32 r + l
+// (h = 0, 1; r = 0..3; l = 0..31) is bits 2r, 2r+1 of qs[32 h + l]; sub-block = element / 16.
+struct BlockQ2_K {
+  uint8_t scales[kQK_K / 16];
+  uint8_t qs[kQK_K / 4];
+  fp16_t d;
+  fp16_t dmin;
+};
+// 16 sub-blocks of 16 with 6-bit scales (stored + 32) packed in 12 bytes; w = (d * (sc - 32)) *
+// q, q in [-4, 3]: the low 2 bits as Q2_K's qs, the third bit of element e is bit e / 32 of
+// hmask[e % 32], and q = low2 - 4 when that bit is clear, low2 when it is set.
+// Scale s: low 4 bits are the low (s < 8) / high (s >= 8) nibble of scales[s % 8], high 2
+// bits are bits 2 (s / 4), +1 of scales[8 + s % 4] (unpack_k3_scales below).
+struct BlockQ3_K {
+  uint8_t hmask[kQK_K / 8];
+  uint8_t qs[kQK_K / 4];
+  uint8_t scales[kKScaleBytes];
+  fp16_t d;
+};
 // Activation format of the K-quant int8 path: w = d * q, plus the sums of each group of 16 q.
 struct BlockQ8_K {
   float d;
@@ -98,6 +118,8 @@ static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 34 bytes in GGUF");
 static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes in GGUF");
 static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes in GGUF");
 static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes in GGUF");
+static_assert(sizeof(BlockQ2_K) == 84, "Q2_K block is 84 bytes in GGUF");
+static_assert(sizeof(BlockQ3_K) == 110, "Q3_K block is 110 bytes in GGUF");
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes in GGUF");
 
 // ---- The formats -----------------------------------------------------------------------
@@ -195,6 +217,8 @@ void quantize_row_q4_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q5_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q6_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q2_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q3_K_ref(const float* x, void* y, int64_t k);
 
 void dequantize_row_f16_ref(const void* x, float* y, int64_t k);
 void dequantize_row_bf16_ref(const void* x, float* y, int64_t k);
@@ -207,6 +231,8 @@ void dequantize_row_q4_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q5_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q6_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q8_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q2_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q3_K_ref(const void* x, float* y, int64_t k);
 
 // Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) from the packed 12 bytes.
 inline void unpack_k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
@@ -216,6 +242,16 @@ inline void unpack_k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m
   } else {
     *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
     *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Q3_K: the 16 stored 6-bit scales (0..63; the scale is the value - 32) from the packed 12
+// bytes (layout at BlockQ3_K).
+inline void unpack_k3_scales(const uint8_t* q, uint8_t* out) {
+  for (int s = 0; s < 16; ++s) {
+    const int lo = s < 8 ? (q[s] & 0xF) : (q[s - 8] >> 4);
+    const int hi = (q[8 + s % 4] >> (2 * (s / 4))) & 3;
+    out[s] = static_cast<uint8_t>(lo | (hi << 4));
   }
 }
 

@@ -321,6 +321,11 @@ struct Int8Q45_K {
     h->d = fp16_pairs(dp);
   }
 
+  // sum_s m_s * bsum32_s: 4 int32 lanes per weight row.
+  static FK_INLINE __m512i imin(const KHead& h, const ActQ8_K& y) {
+    return _mm512_madd_epi16(h.mins, _mm512_broadcast_i32x4(loadu128(y.bsum32)));
+  }
+
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
     Dec d;
     const __m512i qs0 = in_reg(loadu512(blk + kQs)), qs1 = in_reg(loadu512(blk + kQs + 64));
@@ -713,6 +718,183 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
     return s;
   }
 };
+
+// ---- Q2_K / Q3_K: 2-bit fields (+ Q3_K's third bit in hmask), 16 sub-blocks of 16 ------------------
+// Element e = 128 h + 32 r + l: bits 2r, 2r+1 of qs[32 h + l]; Q3_K's third bit is bit
+// 4h + r of hmask[l].
+
+// f32 path. Group g is sub-block g: h = g / 8, r = (g / 2) % 4, l = 16 (g % 2) .. + 15.
+// Q2_K: (d * sc) * q - dmin * m; Q3_K: (d * (sc - 32)) * (q - 4 [bit clear]); both with
+// the reference's operations and roundings (products and difference rounded separately).
+template <bool kThree>
+struct DecQ23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  static constexpr int kElems = kQK_K, kBytes = sizeof(Block);
+  alignas(64) float dl[16];
+  alignas(64) float ml[16];  // Q2_K only
+  const uint8_t* qs;
+  const uint8_t* hm;
+  FK_INLINE void init(const uint8_t* blk) {
+    const __m512 d = bcast_fp16(blk + offsetof(Block, d));
+    if constexpr (kThree) {
+      alignas(16) uint8_t sc[16];
+      unpack_k3_scales(blk + offsetof(BlockQ3_K, scales), sc);
+      const __m512i s = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(sc))),
+                                         _mm512_set1_epi32(32));
+      _mm512_store_ps(dl, _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
+      hm = blk + offsetof(BlockQ3_K, hmask);
+    } else {
+      const __m512i sc = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ2_K, scales)));
+      const __m512 dmin = bcast_fp16(blk + offsetof(BlockQ2_K, dmin));
+      _mm512_store_ps(dl, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15)))));
+      _mm512_store_ps(ml, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4))));
+    }
+    qs = blk + offsetof(Block, qs);
+  }
+  FK_INLINE __m512 group(int g) const {
+    const int h = g >> 3, r = (g >> 1) & 3, l = 16 * (g & 1);
+    __m512i q = _mm512_and_si512(
+        _mm512_srli_epi32(_mm512_cvtepu8_epi32(loadu128(qs + 32 * h + l)), 2 * r), _mm512_set1_epi32(3));
+    if constexpr (kThree) {
+      // q - 4 where the bit is clear.
+      const __mmask16 set = _mm_test_epi8_mask(loadu128(hm + l),
+                                               _mm_set1_epi8(static_cast<char>(1 << (4 * h + r))));
+      q = _mm512_mask_sub_epi32(q, static_cast<__mmask16>(~set), q, _mm512_set1_epi32(4));
+      return _mm512_mul_ps(_mm512_set1_ps(dl[g]), _mm512_cvtepi32_ps(q));
+    } else {
+      return _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl[g]), _mm512_cvtepi32_ps(q)),
+                           _mm512_set1_ps(ml[g]));
+    }
+  }
+};
+
+// int8 path: 4 vectors of 64 unsigned quants in element order (q[z]: elements 64 z ..,
+// h = z / 2, r = 2 (z % 2) + byte / 32), the sub-block scales as Q6_K's (SubK6). Q2_K:
+// scales 0..15 and mins (imin); Q3_K: q + 4 in [0, 7], signed scales (stored - 32) and the
+// offset -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of
+// 16 before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
+template <bool kThree, bool kVnni>
+struct Int8Q23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(Block);
+  static constexpr int kQs = offsetof(Block, qs);
+  static constexpr bool kMins = !kThree;
+  static constexpr Words kPacked[2] = {packed_pattern(0, SubK6{}), packed_pattern(1, SubK6{})};
+  static constexpr Words kPair[4] = {pair_pattern(0, SubK6{}), pair_pattern(1, SubK6{}),
+                                     pair_pattern(2, SubK6{}), pair_pattern(3, SubK6{})};
+  // Per 16-bit word of q[z] (z = 0, 1 of a half): the right shift bringing bits 2r, 2r+1 to
+  // bits 0, 1 (r = 2 (z % 2) in the low 256 bits, + 1 in the high 256 bits).
+  static constexpr Words shifts(int lo, int hi) {
+    Words w{};
+    for (int t = 0; t < 32; ++t) w.v[t] = static_cast<uint16_t>(t < 16 ? lo : hi);
+    return w;
+  }
+  static constexpr Words kShift[2] = {shifts(0, 2), shifts(4, 6)};
+  // Q3_K: the right shift bringing bit 4h + r of hmask to bit 0, for q[z] (h = z / 2).
+  static constexpr Words kHShift[4] = {shifts(0, 1), shifts(2, 3), shifts(4, 5), shifts(6, 7)};
+
+  struct Dec {
+    __m512i q[4];
+    __m512i s[4];  // VNNI: s[0], s[1]; otherwise one per q[z]
+    __m512i sc;    // Q3_K: the 16 signed scales as int16 (low 256 bits), for the offset
+  };
+
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    if constexpr (kThree) {
+      h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + offsetof(BlockQ3_K, d)),
+                                           load_u16(blk[2] + offsetof(BlockQ3_K, d)),
+                                           load_u16(blk[1] + offsetof(BlockQ3_K, d)),
+                                           load_u16(blk[0] + offsetof(BlockQ3_K, d))));
+    } else {
+      static_assert(offsetof(BlockQ2_K, dmin) == offsetof(BlockQ2_K, d) + 2, "d, dmin adjacent");
+      const uint8_t* dp[kNR];
+      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+      for (int j = 0; j < kNR; ++j) {
+        dp[j] = blk[j] + offsetof(BlockQ2_K, d);
+        const __m128i m = _mm_and_si128(_mm_srli_epi16(loadu128(blk[j] + offsetof(BlockQ2_K, scales)), 4),
+                                        _mm_set1_epi8(15));
+        lo = _mm512_mask_broadcast_i32x4(lo, static_cast<__mmask16>(0xF << (4 * j)), _mm_cvtepu8_epi16(m));
+        hi = _mm512_mask_broadcast_i32x4(hi, static_cast<__mmask16>(0xF << (4 * j)),
+                                         _mm_cvtepu8_epi16(_mm_srli_si128(m, 8)));
+      }
+      h->mins = lo;
+      h->mins_hi = hi;
+      h->d = fp16_pairs(dp);
+    }
+  }
+
+  // Q2_K: sum_s m_s * bsum16_s from the int16 -16 * bsum16_s (exact: every product is a
+  // multiple of 16, so the arithmetic shift divides exactly), negated.
+  static FK_INLINE __m512i imin(const KHead& h, const ActQ8_K& y) {
+    const __m512i lo = _mm512_madd_epi16(h.mins, _mm512_broadcast_i32x4(loadu128(y.nbsum16)));
+    const __m512i hi = _mm512_madd_epi16(h.mins_hi, _mm512_broadcast_i32x4(loadu128(y.nbsum16 + 8)));
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_srai_epi32(_mm512_add_epi32(lo, hi), 4));
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+    Dec d;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i qs = in_reg(_mm512_broadcast_i64x4(loadu256(blk + kQs + 32 * h)));
+      for (int u = 0; u < 2; ++u)
+        d.q[2 * h + u] = _mm512_and_si512(_mm512_srlv_epi16(qs, load512(&kShift[u])), m3);
+    }
+    __m512i sc16;
+    if constexpr (kThree) {
+      alignas(16) uint8_t sc[16];
+      unpack_k3_scales(blk + offsetof(BlockQ3_K, scales), sc);
+      sc16 = _mm512_zextsi256_si512(_mm256_sub_epi16(
+          _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc))), _mm256_set1_epi16(32)));
+      d.sc = sc16;
+      const __m512i hm = in_reg(_mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ3_K, hmask))));
+      const __m512i one = _mm512_set1_epi8(1);
+      for (int z = 0; z < 4; ++z) {
+        const __m512i bit = _mm512_and_si512(_mm512_srlv_epi16(hm, load512(&kHShift[z])), one);
+        d.q[z] = _mm512_or_si512(d.q[z], _mm512_slli_epi16(bit, 2));
+      }
+    } else {
+      sc16 = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(
+          _mm_and_si128(loadu128(blk + offsetof(BlockQ2_K, scales)), _mm_set1_epi8(15))));
+    }
+    if constexpr (kVnni) {
+      d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[0]), sc16);
+      d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[1]), sc16);
+    } else {
+      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kPair[z]), sc16);
+    }
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (kThree)
+      init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
+    if constexpr (kVnni) {
+      const __m512i z = _mm512_setzero_si512();
+      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
+                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
+      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
+                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
+      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(init, p0, w.s[0]), p1, w.s[1]);
+    } else {
+      __m512i s = init;
+      for (int z = 0; z < 4; ++z)
+        s = _mm512_add_epi32(
+            s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], load512(y.y + 64 * z)), w.s[z]));
+      return s;
+    }
+  }
+};
+
+template <>
+struct F32Decoder<Format::kQ2_K> : DecQ23_K<false> {};
+template <bool kVnni>
+struct Int8Codec<Format::kQ2_K, kVnni> : Int8Q23_K<false, kVnni> {};
+template <>
+struct F32Decoder<Format::kQ3_K> : DecQ23_K<true> {};
+template <bool kVnni>
+struct Int8Codec<Format::kQ3_K, kVnni> : Int8Q23_K<true, kVnni> {};
 
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's

@@ -7,10 +7,12 @@
 // sum of 4 products, |lane| <= 4 * 63 * 127 = 32004) are packed to int16 (exact) and
 // multiplied by the scales with vpdpwssd, two pack+dpwssd pairs per super-block.
 //
-// A Q8_K-kind codec provides kAct = Format::kQ8_K, kBytes, kMins (Q4_K / Q5_K mins),
+// A Q8_K-kind codec provides kAct = Format::kQ8_K, kBytes, kMins (Q2_K / Q4_K / Q5_K mins),
 // head(blocks[4], KHead*) (what the 4 rows' blocks share: scales, mins, d), decode(block,
 // head, row) -> Dec, and isum(Dec, ActQ8_K) -> int32 lanes summing to the super-block's
-// exact integer dot, sub-block scales and offsets included.
+// exact integer dot, sub-block scales and offsets included; with kMins also
+// imin(KHead, ActQ8_K) -> int32 lanes 4j .. 4j+3 summing to weight row j's exact
+// sum_s m_s * (sum of the activation quants of sub-block s).
 #ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
 #define KERNELS_AVX512_INT8_KQUANT_INL_H_
 
@@ -80,8 +82,10 @@ struct SubK6 {
 // Per super-block and tile: the 4 weight rows' headers, unpacked once.
 struct KHead {
   uint64_t sc[kNR];  // Q4_K / Q5_K: row j's 8 sub-block scales, one per byte
-  __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j
-  __m256 d;          // d_j in lane 2j, dmin_j (Q4_K / Q5_K) in lane 2j + 1
+  __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j; Q2_K: its
+                     // mins of sub-blocks 0..7
+  __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
+  __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
 };
 
 // The fp16 pairs at p[j] (d and dmin of 4 K-quant rows) as floats d_j, dmin_j in lanes
@@ -134,9 +138,8 @@ struct KQuantInt8 {
       }
       if constexpr (C::kMins) {
         for (int i = 0; i < MR; ++i) {
-          const __m512i bs = _mm512_broadcast_i32x4(loadu128(y[i][b].bsum32));
           const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(dd[i])));
-          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(h.mins, bs)), dmin, macc[i]);
+          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
         }
       }
     }
