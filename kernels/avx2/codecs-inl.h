@@ -541,10 +541,10 @@ struct DecQ23_K {
   FK_INLINE void init(const uint8_t* blk) {
     const __m256 d = bcast_fp16(blk + offsetof(Block, d));
     if constexpr (kThree) {
-      alignas(16) uint8_t sc[16];
-      unpack_k3_scales(blk + offsetof(BlockQ3_K, scales), sc);
+      const __m128i sc = unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales));
       for (int h = 0; h < 2; ++h) {
-        const __m256i v = _mm256_sub_epi32(u8x8_to_i32(sc + 8 * h), _mm256_set1_epi32(32));
+        const __m256i v = _mm256_sub_epi32(_mm256_cvtepu8_epi32(h ? _mm_srli_si128(sc, 8) : sc),
+                                           _mm256_set1_epi32(32));
         _mm256_store_ps(dl + 8 * h, _mm256_mul_ps(d, _mm256_cvtepi32_ps(v)));
       }
       hm = blk + offsetof(BlockQ3_K, hmask);
@@ -608,11 +608,10 @@ struct Int8Q23_K {
     alignas(16) int8_t scs[NR][16];  // the 16 signed scales of each row
     for (int j = 0; j < NR; ++j) {
       if constexpr (kThree) {
-        alignas(16) uint8_t sc[16];
-        unpack_k3_scales(blk[j] + offsetof(BlockQ3_K, scales), sc);
-        _mm_store_si128(reinterpret_cast<__m128i*>(scs[j]),
-                        _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)), _mm_set1_epi8(32)));
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(scs[j])));
+        const __m128i sc = _mm_sub_epi8(unpack_k3_scales16(blk[j] + offsetof(BlockQ3_K, scales)),
+                                        _mm_set1_epi8(32));
+        _mm_store_si128(reinterpret_cast<__m128i*>(scs[j]), sc);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
         // Start at -4 * sum_s sc_s * bsum_s: the (q - 4) offset, exactly.
         for (int i = 0; i < MR; ++i)
           isum[i][j] = _mm256_sub_epi32(

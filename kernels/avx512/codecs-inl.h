@@ -737,9 +737,7 @@ struct DecQ23_K {
   FK_INLINE void init(const uint8_t* blk) {
     const __m512 d = bcast_fp16(blk + offsetof(Block, d));
     if constexpr (kThree) {
-      alignas(16) uint8_t sc[16];
-      unpack_k3_scales(blk + offsetof(BlockQ3_K, scales), sc);
-      const __m512i s = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(sc))),
+      const __m512i s = _mm512_sub_epi32(_mm512_cvtepu8_epi32(unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales))),
                                          _mm512_set1_epi32(32));
       _mm512_store_ps(dl, _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
       hm = blk + offsetof(BlockQ3_K, hmask);
@@ -842,10 +840,8 @@ struct Int8Q23_K {
     }
     __m512i sc16;
     if constexpr (kThree) {
-      alignas(16) uint8_t sc[16];
-      unpack_k3_scales(blk + offsetof(BlockQ3_K, scales), sc);
       sc16 = _mm512_zextsi256_si512(_mm256_sub_epi16(
-          _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc))), _mm256_set1_epi16(32)));
+          _mm256_cvtepu8_epi16(unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales))), _mm256_set1_epi16(32)));
       d.sc = sc16;
       const __m512i hm = in_reg(_mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ3_K, hmask))));
       const __m512i one = _mm512_set1_epi8(1);
