@@ -28,7 +28,9 @@ struct alignas(64) ActQ8_0x4 {
 static_assert(sizeof(ActQ8_0x4) == 256, "packed Q8_0 group is 256 bytes");
 
 // Q8_K, one 256-element super-block. y is in element order, or for Q4_K/Q5_K ("nibble"
-// order) in 32-element sub-blocks 0 2 1 3 4 6 5 7, the order of a Q4_K block's nibbles.
+// order) in 32-element sub-blocks 0 2 1 3 4 6 5 7, the order of a Q4_K block's nibbles, or
+// for Q2_K/Q3_K ("crumb" order) in 32-element groups 0 4 1 5 2 6 3 7, the order of the 2-bit
+// fields of a Q2_K block's 64 qs bytes shifted right by 0, 2, 4, 6.
 struct alignas(64) ActQ8_K {
   int8_t y[256];
   float d;
@@ -41,6 +43,14 @@ static_assert(sizeof(ActQ8_K) == 320, "packed Q8_K super-block is 320 bytes");
 
 // Position in ActQ8_K::y of sub-block s (32 elements) in nibble order.
 constexpr int nibble_slot(int s) { return (s & ~3) + ((s & 1) << 1) + ((s >> 1) & 1); }
+// ... in crumb order: group s = 4 h + r (elements 128 h + 32 r ..) at 2 r + h.
+constexpr int crumb_slot(int s) { return 2 * (s & 3) + (s >> 2); }
+
+// The packed layouts of ActQ8_K::y.
+enum class Q8KOrder { kElement, kNibble, kCrumb };
+constexpr int q8k_slot(Q8KOrder o, int s) {
+  return o == Q8KOrder::kNibble ? nibble_slot(s) : o == Q8KOrder::kCrumb ? crumb_slot(s) : s;
+}
 
 }  // namespace
 }  // namespace fk

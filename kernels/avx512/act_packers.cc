@@ -128,7 +128,7 @@ FK_INLINE float quantize_q8_k_block(const float* x, int8_t* q) {
 
 int64_t q8_k_row_bytes(int64_t k) { return k / kQK_K * static_cast<int64_t>(sizeof(ActQ8_K)); }
 
-template <bool kNibbleOrder>
+template <Q8KOrder kOrder>
 void pack_q8_k(const float* x, int64_t k, uint8_t* out) {
   ActQ8_K* s = reinterpret_cast<ActQ8_K*>(out);
   for (int64_t b = 0; b < k / kQK_K; ++b, ++s, x += kQK_K) {
@@ -153,18 +153,18 @@ void pack_q8_k(const float* x, int64_t k, uint8_t* out) {
     }
     s->sum = total;
     for (int sb = 0; sb < 8; ++sb)
-      std::memcpy(s->y + 32 * (kNibbleOrder ? nibble_slot(sb) : sb), q + 32 * sb, 32);
+      std::memcpy(s->y + 32 * q8k_slot(kOrder, sb), q + 32 * sb, 32);
     std::memset(s->pad, 0, sizeof s->pad);
   }
 }
 
-template <bool kNibbleOrder>
+template <Q8KOrder kOrder>
 void unpack_q8_k(const uint8_t* packed, int64_t k, float* out) {
   const ActQ8_K* s = reinterpret_cast<const ActQ8_K*>(packed);
   for (int64_t b = 0; b < k / kQK_K; ++b, ++s) {
     for (int e = 0; e < kQK_K; ++e) {
       const int sb = e / 32;
-      const int8_t q = s->y[32 * (kNibbleOrder ? nibble_slot(sb) : sb) + e % 32];
+      const int8_t q = s->y[32 * q8k_slot(kOrder, sb) + e % 32];
       out[b * kQK_K + e] = s->d * static_cast<float>(q);
     }
   }
@@ -185,9 +185,13 @@ extern const ActPacker act_q8_0x4_q8_0__avx512 = {"q8_0x4_q8_0__avx512", Format:
                                                   &q8_0x4_row_bytes, &pack_q8_0x4<-128>,
                                                   &unpack_q8_0x4};
 extern const ActPacker act_q8_k_nibble__avx512 = {"q8_k_nibble__avx512", Format::kQ8_K,
-                                                  &q8_k_row_bytes, &pack_q8_k<true>,
-                                                  &unpack_q8_k<true>};
+                                                  &q8_k_row_bytes, &pack_q8_k<Q8KOrder::kNibble>,
+                                                  &unpack_q8_k<Q8KOrder::kNibble>};
+extern const ActPacker act_q8_k_crumb__avx512 = {"q8_k_crumb__avx512", Format::kQ8_K,
+                                                 &q8_k_row_bytes, &pack_q8_k<Q8KOrder::kCrumb>,
+                                                 &unpack_q8_k<Q8KOrder::kCrumb>};
 extern const ActPacker act_q8_k__avx512 = {"q8_k__avx512", Format::kQ8_K, &q8_k_row_bytes,
-                                           &pack_q8_k<false>, &unpack_q8_k<false>};
+                                           &pack_q8_k<Q8KOrder::kElement>,
+                                           &unpack_q8_k<Q8KOrder::kElement>};
 
 }  // namespace fk

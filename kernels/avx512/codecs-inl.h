@@ -766,11 +766,13 @@ struct DecQ23_K {
   }
 };
 
-// int8 path: 4 vectors of 64 unsigned quants in element order (q[z]: elements 64 z ..,
-// h = z / 2, r = 2 (z % 2) + byte / 32), the sub-block scales as Q6_K's (SubK6). Q2_K:
-// scales 0..15 and mins (imin); Q3_K: q + 4 in [0, 7], signed scales (stored - 32) and the
-// offset -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of
-// 16 before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
+// int8 path: 4 vectors of 64 unsigned quants q[z] = the 2-bit fields z of the block's 64 qs
+// bytes (bytes 0..31: elements 32 z .., bytes 32..63: elements 128 + 32 z ..), against the
+// activations in crumb order (ActQ8_K); the sub-block scales picked per word (SubK2). Q2_K:
+// scales 0..15 and mins (imin); Q3_K: q + 4 in [0, 7] (the third bit: bit z (bytes 0..31)
+// / 4 + z (bytes 32..63) of hmask[byte % 32]), signed scales (stored - 32) and the offset
+// -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of 16
+// before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
 template <bool kThree, bool kVnni>
 struct Int8Q23_K {
   using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
@@ -778,19 +780,9 @@ struct Int8Q23_K {
   static constexpr int kBytes = sizeof(Block);
   static constexpr int kQs = offsetof(Block, qs);
   static constexpr bool kMins = !kThree;
-  static constexpr Words kPacked[2] = {packed_pattern(0, SubK6{}), packed_pattern(1, SubK6{})};
-  static constexpr Words kPair[4] = {pair_pattern(0, SubK6{}), pair_pattern(1, SubK6{}),
-                                     pair_pattern(2, SubK6{}), pair_pattern(3, SubK6{})};
-  // Per 16-bit word of q[z] (z = 0, 1 of a half): the right shift bringing bits 2r, 2r+1 to
-  // bits 0, 1 (r = 2 (z % 2) in the low 256 bits, + 1 in the high 256 bits).
-  static constexpr Words shifts(int lo, int hi) {
-    Words w{};
-    for (int t = 0; t < 32; ++t) w.v[t] = static_cast<uint16_t>(t < 16 ? lo : hi);
-    return w;
-  }
-  static constexpr Words kShift[2] = {shifts(0, 2), shifts(4, 6)};
-  // Q3_K: the right shift bringing bit 4h + r of hmask to bit 0, for q[z] (h = z / 2).
-  static constexpr Words kHShift[4] = {shifts(0, 1), shifts(2, 3), shifts(4, 5), shifts(6, 7)};
+  static constexpr Words kPacked[2] = {packed_pattern(0, SubK2{}), packed_pattern(1, SubK2{})};
+  static constexpr Words kPair[4] = {pair_pattern(0, SubK2{}), pair_pattern(1, SubK2{}),
+                                     pair_pattern(2, SubK2{}), pair_pattern(3, SubK2{})};
 
   struct Dec {
     __m512i q[4];
@@ -833,22 +825,25 @@ struct Int8Q23_K {
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
     Dec d;
     const __m512i m3 = _mm512_set1_epi8(3);
-    for (int h = 0; h < 2; ++h) {
-      const __m512i qs = in_reg(_mm512_broadcast_i64x4(loadu256(blk + kQs + 32 * h)));
-      for (int u = 0; u < 2; ++u)
-        d.q[2 * h + u] = _mm512_and_si512(_mm512_srlv_epi16(qs, load512(&kShift[u])), m3);
-    }
+    const __m512i qs = in_reg(loadu512(blk + kQs));
+    d.q[0] = _mm512_and_si512(qs, m3);
+    d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs, 2), m3);
+    d.q[2] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m3);
+    d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs, 6), m3);
     __m512i sc16;
     if constexpr (kThree) {
       sc16 = _mm512_zextsi256_si512(_mm256_sub_epi16(
           _mm256_cvtepu8_epi16(unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales))), _mm256_set1_epi16(32)));
       d.sc = sc16;
-      const __m512i hm = in_reg(_mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ3_K, hmask))));
-      const __m512i one = _mm512_set1_epi8(1);
-      for (int z = 0; z < 4; ++z) {
-        const __m512i bit = _mm512_and_si512(_mm512_srlv_epi16(hm, load512(&kHShift[z])), one);
-        d.q[z] = _mm512_or_si512(d.q[z], _mm512_slli_epi16(bit, 2));
-      }
+      // hmask in both halves, the high half shifted right by 4: bit z of either half is then
+      // the third bit of q[z]'s byte; moved to bit 2 and OR-ed in ((A & 4) | q).
+      const __m256i hm = loadu256(blk + offsetof(BlockQ3_K, hmask));
+      const __m512i hm2 = in_reg(_mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1));
+      const __m512i b2 = _mm512_set1_epi8(4);
+      d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
+      d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b2, d.q[1], 0xEA);
+      d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
+      d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
     } else {
       sc16 = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(
           _mm_and_si128(loadu128(blk + offsetof(BlockQ2_K, scales)), _mm_set1_epi8(15))));

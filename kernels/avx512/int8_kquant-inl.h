@@ -78,6 +78,12 @@ struct SubK4 {
 struct SubK6 {
   constexpr int operator()(int z, int byte) const { return sub_k6(z, byte); }
 };
+// Q2_K / Q3_K: q[z] = the 2-bit fields z of a block's 64 qs bytes (ActQ8_K crumb order):
+// bytes 0..31 are elements 32 z .., bytes 32..63 elements 128 + 32 z ..; sub-blocks of 16.
+constexpr int sub_k2(int z, int byte) { return (byte >= 32 ? 8 : 0) + 2 * z + (byte % 32) / 16; }
+struct SubK2 {
+  constexpr int operator()(int z, int byte) const { return sub_k2(z, byte); }
+};
 
 // Per super-block and tile: the 4 weight rows' headers, unpacked once.
 struct KHead {
