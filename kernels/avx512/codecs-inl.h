@@ -878,14 +878,130 @@ struct Int8Q23_K {
   }
 };
 
+struct alignas(64) PanelQ23 {
+  int32_t q[64][16];  // vector g: row r's unsigned quants at positions 4g .. 4g+3 (crumb order)
+  int32_t sc[16][16];  // sub-block s: the scale (Q2_K: 0..15; Q3_K: stored - 32)
+  int32_t mp[8][16];   // p: int16 pair of sub-blocks 2p, 2p+1: Q2_K mins / Q3_K scales
+  float d[16], dmin[16];
+};
+
+// Batches: 16 weight rows of a super-block decoded into a panel (kernels/avx512/
+// int8_kpanel-inl.h) in the crumb order of the activations. Q2_K's mins and Q3_K's -4
+// offset both come from int16 pairs against the -16 * bsum16 pairs, divided exactly (every
+// product is a multiple of 16) before they are used.
+template <bool kThree>
+struct PanelQ23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  using Panel = PanelQ23;
+  using Act = ActQ8_K;
+  static constexpr int kBlockBytes = sizeof(Block);
+  static constexpr bool kMins = !kThree;
+  static constexpr int kQs = offsetof(Block, qs), kD = offsetof(Block, d);
+
+  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
+    alignas(64) __m512i t[16];   // qs dwords 0..15
+    alignas(64) __m512i hm[16];  // Q3_K: hmask dwords 0..7 (8..15: the qs that follow)
+    transpose_rows(w, off + kQs, t);
+    if constexpr (kThree) transpose_rows(w, off + offsetof(BlockQ3_K, hmask), hm);
+    // The 16 stored scale bytes (Q2_K: scale | min << 4; Q3_K: 0..63) of each row, 4 dwords.
+    alignas(64) int32_t sw[4][16];
+    alignas(64) int32_t dw[16], mw[16];
+    for (int r = 0; r < kPanelRows; ++r) {
+      alignas(16) int32_t v[4];
+      if constexpr (kThree) {
+        _mm_store_si128(reinterpret_cast<__m128i*>(v), unpack_k3_scales16(w[r] + off + offsetof(BlockQ3_K, scales)));
+      } else {
+        std::memcpy(v, w[r] + off + offsetof(BlockQ2_K, scales), sizeof v);
+      }
+      for (int u = 0; u < 4; ++u) sw[u][r] = v[u];
+      dw[r] = load_u16(w[r] + off + kD);
+      if constexpr (!kThree) mw[r] = load_u16(w[r] + off + offsetof(BlockQ2_K, dmin));
+    }
+    _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
+    if constexpr (!kThree) _mm512_store_ps(p->dmin, fp16_low_words(load512(mw)));
+    const __m512i ff = _mm512_set1_epi32(0xFF);
+    for (int s = 0; s < 16; ++s) {
+      const __m512i b = _mm512_and_si512(_mm512_srli_epi32(load512(sw[s / 4]), 8 * (s % 4)), ff);
+      const __m512i v = kThree ? _mm512_sub_epi32(b, _mm512_set1_epi32(32))
+                               : _mm512_and_si512(b, _mm512_set1_epi32(15));
+      _mm512_store_si512(p->sc[s], v);
+    }
+    for (int q = 0; q < 8; ++q) {
+      const __m512i v = load512(sw[q / 2]);
+      const int sh = 16 * (q % 2);
+      __m512i lo = _mm512_and_si512(_mm512_srli_epi32(v, sh), ff);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi32(v, sh + 8), ff);
+      if constexpr (kThree) {
+        lo = _mm512_and_si512(_mm512_sub_epi32(lo, _mm512_set1_epi32(32)), _mm512_set1_epi32(0xFFFF));
+        hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(32));
+      } else {
+        lo = _mm512_srli_epi32(lo, 4);
+        hi = _mm512_srli_epi32(hi, 4);
+      }
+      _mm512_store_si512(p->mp[q], _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+    // Vector g = 16 z + c: bytes 4c .. 4c+3 of the qs, field z; Q3_K's third bit: bit z of
+    // hmask byte 4c + k (c < 8) / bit 4 + z of hmask byte 4c + k - 32 (c >= 8).
+    const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    for (int z = 0; z < 4; ++z) {
+      for (int c = 0; c < 16; ++c) {
+        __m512i v = _mm512_and_si512(_mm512_srli_epi32(load512(&t[c]), 2 * z), m3);
+        if constexpr (kThree) {
+          const __m512i h = c < 8 ? _mm512_srli_epi32(load512(&hm[c]), z)
+                                  : _mm512_srli_epi32(load512(&hm[c - 8]), 4 + z);
+          v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_and_si512(h, one), 2));
+        }
+        _mm512_store_si512(p->q[16 * z + c], v);
+      }
+    }
+  }
+
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR],
+                              __m512i (&ms)[MR]) {
+    for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_si512();
+    // Sub-block s: z = (s % 8) / 2, vectors 16 z + c0 .. + 3 with c0 = 8 (s / 8) + 4 (s % 2).
+    for (int s = 0; s < 16; ++s) {
+      const int g0 = 16 * ((s % 8) / 2) + 8 * (s / 8) + 4 * (s % 2);
+      __m512i is[MR];
+      for (int i = 0; i < MR; ++i) is[i] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; c += 2) {
+        const __m512i w0 = load512(p.q[g0 + c]), w1 = load512(p.q[g0 + c + 1]);
+        for (int i = 0; i < MR; ++i)
+          is[i] = dot2_u8s8<kVnni>(is[i], w0, bcast32(y[i]->y + 4 * (g0 + c)), w1,
+                                   bcast32(y[i]->y + 4 * (g0 + c) + 4));
+      }
+      const __m512i sc = load512(p.sc[s]);
+      for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
+    }
+    // sum_s pair_s * (-16 bsum16_s), then / -16 (Q2_K: imin) or / 4 (Q3_K: the offset).
+    for (int i = 0; i < MR; ++i) ms[i] = _mm512_setzero_si512();
+    for (int q = 0; q < 8; ++q) {
+      const __m512i mp = load512(p.mp[q]);
+      for (int i = 0; i < MR; ++i) ms[i] = panel_dpwssd<kVnni>(ms[i], mp, bcast32(y[i]->nbsum16 + 2 * q));
+    }
+    for (int i = 0; i < MR; ++i) {
+      if constexpr (kThree) {
+        tot[i] = _mm512_add_epi32(tot[i], _mm512_srai_epi32(ms[i], 2));
+      } else {
+        ms[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_srai_epi32(ms[i], 4));
+      }
+    }
+  }
+};
+
 template <>
 struct F32Decoder<Format::kQ2_K> : DecQ23_K<false> {};
 template <bool kVnni>
 struct Int8Codec<Format::kQ2_K, kVnni> : Int8Q23_K<false, kVnni> {};
 template <>
+struct PanelCodec<Format::kQ2_K> : PanelQ23_K<false> {};
+template <>
 struct F32Decoder<Format::kQ3_K> : DecQ23_K<true> {};
 template <bool kVnni>
 struct Int8Codec<Format::kQ3_K, kVnni> : Int8Q23_K<true, kVnni> {};
+template <>
+struct PanelCodec<Format::kQ3_K> : PanelQ23_K<true> {};
 
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's
