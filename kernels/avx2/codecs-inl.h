@@ -453,6 +453,7 @@ struct Int8Codec<Format::kQ6_K> {
             _mm256_setzero_si256(),
             _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(yb[i] + kQ8_KBsums)), 5));
     }
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       for (int j = 0; j < NR; ++j) {
         const uint8_t* b = blk[j];
@@ -631,6 +632,7 @@ struct Int8Q23_K {
         }
       }
     }
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       for (int j = 0; j < NR; ++j) {
         const uint8_t* b = blk[j];
@@ -644,10 +646,11 @@ struct Int8Q23_K {
           // Bit 4h + r of hmask[l] to bit 2 of q[r]'s byte l.
           const __m256i hmv = loadu256(b + offsetof(BlockQ3_K, hmask));
           const __m256i b2 = _mm256_set1_epi8(4);
+#pragma GCC unroll 4
           for (int r = 0; r < 4; ++r) {
-            const int bit = 4 * h + r;
-            const __m256i sh = bit >= 2 ? _mm256_srl_epi16(hmv, _mm_cvtsi32_si128(bit - 2))
-                                        : _mm256_sll_epi16(hmv, _mm_cvtsi32_si128(2 - bit));
+            const int bit = 4 * h + r;  // constants once unrolled: immediate shifts
+            const __m256i sh = bit >= 2 ? _mm256_srli_epi16(hmv, bit - 2)
+                                        : _mm256_slli_epi16(hmv, 2 - bit);
             q[r] = _mm256_or_si256(q[r], _mm256_and_si256(sh, b2));
           }
         }
