@@ -106,7 +106,7 @@ TEST(SweepFlags, ErrorsNameTheFlagAndValue) {
       {{"--shapes=64x100"}, {"k=100", "Q4_0", "32"}},
       {{"--formats=q4_0", "--shapes=64x160"}, {}},  // 160 is a multiple of 32: fine
       {{"--formats=q4_k", "--shapes=64x160"}, {"k=160", "Q4_K", "256"}},
-      {{"--formats=q3_k"}, {"--formats=q3_k", "unknown format 'q3_k'"}},
+      {{"--formats=q4_2"}, {"--formats=q4_2", "unknown format 'q4_2'"}},
       {{"--variants=avx9"}, {"--variants=avx9"}},
       {{"--paths=int4"}, {"--paths=int4"}},
       {{"--batch=0"}, {"--batch=0", "[1, 4096]"}},

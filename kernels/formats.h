@@ -95,6 +95,26 @@ struct BlockQ6_K {
   int8_t scales[kQK_K / 16];
   fp16_t d;
 };
+// 16 sub-blocks of 16; per sub-block a 4-bit scale (low nibble of scales[s]) and a 4-bit min
+// (high nibble); w = (d * sc) * q - dmin * m, q in [0, 3]. Element 128 h + 32 r + l
+// (h = 0, 1; r = 0..3; l = 0..31) is bits 2r, 2r+1 of qs[32 h + l]; sub-block = element / 16.
+struct BlockQ2_K {
+  uint8_t scales[kQK_K / 16];
+  uint8_t qs[kQK_K / 4];
+  fp16_t d;
+  fp16_t dmin;
+};
+// 16 sub-blocks of 16 with 6-bit scales (stored + 32) packed in 12 bytes; w = (d * (sc - 32)) *
+// q, q in [-4, 3]: the low 2 bits as Q2_K's qs, the third bit of element e is bit e / 32 of
+// hmask[e % 32], and q = low2 - 4 when that bit is clear, low2 when it is set.
+// Scale s: low 4 bits are the low (s < 8) / high (s >= 8) nibble of scales[s % 8], high 2
+// bits are bits 2 (s / 4), +1 of scales[8 + s % 4] (unpack_k3_scales below).
+struct BlockQ3_K {
+  uint8_t hmask[kQK_K / 8];
+  uint8_t qs[kQK_K / 4];
+  uint8_t scales[kKScaleBytes];
+  fp16_t d;
+};
 // 8 sub-blocks of 32 with 6-bit scales ls (low 4 bits: nibble ib % 2 of scales_l[ib / 2];
 // high 2 bits: bits 2 ib, 2 ib + 1 of scales_h); w = d * (ls - 32) * kIq4Values[q]; sub-block
 // ib's quants are qs[16 ib .. 16 ib + 15] in Q4_0's nibble order.
@@ -119,6 +139,8 @@ static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 34 bytes in GGUF");
 static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes in GGUF");
 static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes in GGUF");
 static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes in GGUF");
+static_assert(sizeof(BlockQ2_K) == 84, "Q2_K block is 84 bytes in GGUF");
+static_assert(sizeof(BlockQ3_K) == 110, "Q3_K block is 110 bytes in GGUF");
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes in GGUF");
 static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block is 18 bytes in GGUF");
 static_assert(sizeof(BlockIQ4_XS) == 136, "IQ4_XS block is 136 bytes in GGUF");
@@ -221,6 +243,8 @@ void quantize_row_q4_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q5_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q6_K_ref(const float* x, void* y, int64_t k);
 void quantize_row_q8_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q2_K_ref(const float* x, void* y, int64_t k);
+void quantize_row_q3_K_ref(const float* x, void* y, int64_t k);
 // IQ4_NL / IQ4_XS: byte-identical to ggml's quantize_iq4_nl / quantize_iq4_xs without an
 // importance matrix (what llama.cpp's quantizer writes; the scale search tries 15 scales).
 // For IQ4_XS that is quantize_row_iq4_xs_ref; ggml's quantize_row_iq4_nl_ref differs (it skips
@@ -239,6 +263,8 @@ void dequantize_row_q4_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q5_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q6_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_q8_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q2_K_ref(const void* x, float* y, int64_t k);
+void dequantize_row_q3_K_ref(const void* x, float* y, int64_t k);
 void dequantize_row_iq4_nl_ref(const void* x, float* y, int64_t k);
 void dequantize_row_iq4_xs_ref(const void* x, float* y, int64_t k);
 
@@ -255,6 +281,16 @@ inline void unpack_k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m
   } else {
     *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
     *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Q3_K: the 16 stored 6-bit scales (0..63; the scale is the value - 32) from the packed 12
+// bytes (layout at BlockQ3_K).
+inline void unpack_k3_scales(const uint8_t* q, uint8_t* out) {
+  for (int s = 0; s < 16; ++s) {
+    const int lo = s < 8 ? (q[s] & 0xF) : (q[s - 8] >> 4);
+    const int hi = (q[8 + s % 4] >> (2 * (s / 4))) & 3;
+    out[s] = static_cast<uint8_t>(lo | (hi << 4));
   }
 }
 

@@ -66,12 +66,14 @@ inline float signed_absmax(const float* x, int n) {
   return max;
 }
 
-// Scale + min fit for one sub-block of the Q4_K/Q5_K formats: x ~= scale * L - the_min with
-// L in [0, nmax]. Starts from the min/max fit, then tries nstep+1 slightly different
+// Scale + min fit for one sub-block of the Q2_K/Q4_K/Q5_K formats: x ~= scale * L - the_min
+// with L in [0, nmax]. Starts from the min/max fit, then tries nstep+1 slightly different
 // scales, each followed by a weighted least-squares refit of scale and min, and keeps the
-// one with the smallest weighted squared error. (ggml's make_qkx2_quants, use_mad=false.)
+// one with the smallest weighted error: squared (Q4_K, Q5_K) or absolute (`mad`, Q2_K).
+// (ggml's make_qkx2_quants.)
 float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                    float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+                    float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                    bool mad = false) {
   float min = x[0];
   float max = x[0];
   float sum_w = weights[0];
@@ -96,7 +98,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8
     const int l = nearest_int(iscale * (x[i] - min));
     L[i] = static_cast<uint8_t>(max_int(0, min_int(nmax, l)));
     float diff = scale * L[i] + min - x[i];
-    diff = diff * diff;
+    diff = mad ? std::fabs(diff) : diff * diff;
     best_error += weights[i] * diff;
   }
   for (int is = 0; is <= nstep; ++is) {
@@ -122,7 +124,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8
       float cur_error = 0;
       for (int i = 0; i < n; ++i) {
         float diff = this_scale * Laux[i] + this_min - x[i];
-        diff = diff * diff;
+        diff = mad ? std::fabs(diff) : diff * diff;
         cur_error += weights[i] * diff;
       }
       if (cur_error < best_error) {
@@ -188,6 +190,74 @@ float fit_scale_symmetric(int n, int nmax, const float* x, int8_t* L) {
     }
   }
   return scale;
+}
+
+// Symmetric fit for one Q3_K sub-block: x ~= scale * (L - nmax), L in [0, 2 nmax). Starts
+// from L = round(-nmax x / max) (max: the element of largest magnitude), then up to 5 passes
+// that move single elements to the level the others' least-squares scale suggests whenever
+// that raises sumlx^2 / suml2 (weights x^2). (ggml's make_q3_quants with do_rmse.)
+float fit_scale_q3(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0;
+  float amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  const float iscale = -nmax / max;
+  float sumlx = 0;
+  float suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = max_int(-nmax, min_int(nmax - 1, l));
+    L[i] = static_cast<int8_t>(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * L[i];
+      if (slx > 0) {
+        float sl2 = suml2 - w * L[i] * L[i];
+        int nl = nearest_int(x[i] * sl2 / slx);
+        nl = max_int(-nmax, min_int(nmax - 1, nl));
+        if (nl != L[i]) {
+          slx += w * x[i] * nl;
+          sl2 += w * nl * nl;
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = static_cast<int8_t>(nl);
+            sumlx = slx;
+            suml2 = sl2;
+            ++changed;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// Q2_K / Q3_K: 2-bit fields of L (values 0..3) into qs: element 128 h + 32 r + l goes to
+// bits 2r, 2r+1 of qs[32 h + l].
+template <class T>
+void pack_2bit(const T* L, uint8_t* qs) {
+  for (int h = 0; h < 2; ++h) {
+    for (int l = 0; l < 32; ++l) {
+      const T* e = L + 128 * h + l;
+      qs[32 * h + l] = static_cast<uint8_t>(e[0] | (e[32] << 2) | (e[64] << 4) | (e[96] << 6));
+    }
+  }
 }
 
 // Shared by Q4_K (nmax 15) and Q5_K (nmax 31): fits the 8 sub-blocks of 32, quantizes
@@ -625,6 +695,117 @@ void quantize_row_q8_K_ref(const float* x, void* vy, int64_t k) {
   }
 }
 
+void quantize_row_q2_K_ref(const float* x, void* vy, int64_t k) {
+  BlockQ2_K* y = static_cast<BlockQ2_K*>(vy);
+  const int64_t nb = k / kQK_K;
+  constexpr int kSub = kQK_K / 16;
+  uint8_t L[kQK_K];
+  uint8_t Laux[16];
+  float weights[16];
+  float scales[kSub];
+  float mins[kSub];
+  for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
+    float max_scale = 0;  // scales are positive since the min is subtracted
+    float max_min = 0;
+    for (int j = 0; j < kSub; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = fit_scale_min(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f,
+                                0.1f, 15, /*mad=*/true);
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    // Scales and mins to 4 bits against the super-block's d = max / 15, dmin = max_min / 15
+    // (stored as the int's low byte, as ggml's implicit conversion).
+    if (max_scale > 0) {
+      const float iscale = 15.f / max_scale;
+      for (int j = 0; j < kSub; ++j)
+        y[i].scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
+      y[i].d = fp32_to_fp16(max_scale / 15.f);
+    } else {
+      for (int j = 0; j < kSub; ++j) y[i].scales[j] = 0;
+      y[i].d = fp32_to_fp16(0.f);
+    }
+    if (max_min > 0) {
+      const float iscale = 15.f / max_min;
+      for (int j = 0; j < kSub; ++j)
+        y[i].scales[j] = static_cast<uint8_t>(y[i].scales[j] | (nearest_int(iscale * mins[j]) << 4));
+      y[i].dmin = fp32_to_fp16(max_min / 15.f);
+    } else {
+      y[i].dmin = fp32_to_fp16(0.f);
+    }
+    // Requantize with the stored scales and mins.
+    for (int j = 0; j < kSub; ++j) {
+      const float d = fp16_to_fp32(y[i].d) * (y[i].scales[j] & 0xF);
+      if (!d) continue;  // keep the fit's L (ggml does the same)
+      const float dm = fp16_to_fp32(y[i].dmin) * (y[i].scales[j] >> 4);
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int((x[16 * j + ii] + dm) / d);
+        L[16 * j + ii] = static_cast<uint8_t>(max_int(0, min_int(3, l)));
+      }
+    }
+    pack_2bit(L, y[i].qs);
+  }
+}
+
+void quantize_row_q3_K_ref(const float* x, void* vy, int64_t k) {
+  BlockQ3_K* y = static_cast<BlockQ3_K*>(vy);
+  const int64_t nb = k / kQK_K;
+  constexpr int kSub = kQK_K / 16;
+  int8_t L[kQK_K];
+  float scales[kSub];
+  for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
+    float max_scale = 0;
+    float amax = 0;
+    for (int j = 0; j < kSub; ++j) {
+      scales[j] = fit_scale_q3(16, 4, x + 16 * j, L + 16 * j);
+      const float a = std::fabs(scales[j]);
+      if (a > amax) {
+        amax = a;
+        max_scale = scales[j];
+      }
+    }
+    std::memset(y[i].scales, 0, kKScaleBytes);
+    if (max_scale) {
+      // 6-bit scales, stored + 32, against d = -max_scale / 32; packing as unpack_k3_scales.
+      const float iscale = -32.f / max_scale;
+      for (int j = 0; j < kSub; ++j) {
+        // ggml keeps nearest_int's result in an int8_t before clamping.
+        int l = static_cast<int8_t>(static_cast<uint8_t>(nearest_int(iscale * scales[j])));
+        l = max_int(-32, min_int(31, l)) + 32;
+        if (j < 8) {
+          y[i].scales[j] = static_cast<uint8_t>(l & 0xF);
+        } else {
+          y[i].scales[j - 8] = static_cast<uint8_t>(y[i].scales[j - 8] | ((l & 0xF) << 4));
+        }
+        y[i].scales[8 + j % 4] =
+            static_cast<uint8_t>(y[i].scales[8 + j % 4] | ((l >> 4) << (2 * (j / 4))));
+      }
+      y[i].d = fp32_to_fp16(1 / iscale);
+    } else {
+      y[i].d = fp32_to_fp16(0.f);
+    }
+    uint8_t stored[kSub];
+    unpack_k3_scales(y[i].scales, stored);
+    for (int j = 0; j < kSub; ++j) {
+      const float d = fp16_to_fp32(y[i].d) * (stored[j] - 32);
+      if (!d) continue;  // keep the fit's L (ggml does the same)
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = static_cast<int8_t>(max_int(-4, min_int(3, l)) + 4);
+      }
+    }
+    // The third bit of element e to bit e / 32 of hmask[e % 32]; the low 2 bits to qs.
+    std::memset(y[i].hmask, 0, kQK_K / 8);
+    for (int e = 0; e < kQK_K; ++e) {
+      if (L[e] > 3) {
+        y[i].hmask[e % 32] = static_cast<uint8_t>(y[i].hmask[e % 32] | (1 << (e / 32)));
+        L[e] = static_cast<int8_t>(L[e] - 4);
+      }
+    }
+    pack_2bit(L, y[i].qs);
+  }
+}
+
 void quantize_row_iq4_nl_ref(const float* x, void* vy, int64_t k) {
   BlockIQ4_NL* y = static_cast<BlockIQ4_NL*>(vy);
   const int64_t nb = k / kQK;
@@ -784,6 +965,40 @@ void dequantize_row_q8_K_ref(const void* vx, float* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   for (int64_t i = 0; i < nb; ++i, y += kQK_K) {
     for (int j = 0; j < kQK_K; ++j) y[j] = x[i].d * static_cast<float>(x[i].qs[j]);
+  }
+}
+
+// Q2_K: (d * sc) * q - dmin * m per sub-block of 16.
+void dequantize_row_q2_K_ref(const void* vx, float* y, int64_t k) {
+  const BlockQ2_K* x = static_cast<const BlockQ2_K*>(vx);
+  const int64_t nb = k / kQK_K;
+  for (int64_t i = 0; i < nb; ++i, y += kQK_K) {
+    const float d = fp16_to_fp32(x[i].d);
+    const float dmin = fp16_to_fp32(x[i].dmin);
+    for (int e = 0; e < kQK_K; ++e) {
+      const int s = e / 16;
+      const float dl = d * static_cast<float>(x[i].scales[s] & 0xF);
+      const float ml = dmin * static_cast<float>(x[i].scales[s] >> 4);
+      const int q = (x[i].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
+      y[e] = dl * static_cast<float>(q) - ml;
+    }
+  }
+}
+
+// Q3_K: (d * (sc - 32)) * q per sub-block of 16.
+void dequantize_row_q3_K_ref(const void* vx, float* y, int64_t k) {
+  const BlockQ3_K* x = static_cast<const BlockQ3_K*>(vx);
+  const int64_t nb = k / kQK_K;
+  for (int64_t i = 0; i < nb; ++i, y += kQK_K) {
+    const float d = fp16_to_fp32(x[i].d);
+    uint8_t sc[16];
+    unpack_k3_scales(x[i].scales, sc);
+    for (int e = 0; e < kQK_K; ++e) {
+      const float dl = d * static_cast<float>(sc[e / 16] - 32);
+      const int low = (x[i].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
+      const int high = (x[i].hmask[e % 32] >> (e / 32)) & 1;
+      y[e] = dl * static_cast<float>(low - (high ? 0 : 4));
+    }
   }
 }
 

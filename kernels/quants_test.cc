@@ -66,14 +66,18 @@ TEST_P(GoldenQuantTest, CoversEveryDistribution) {
     ks.insert(r.k);
   }
   // Ids 1..16 as documented in golden/README.md, with more than one row length; 17
-  // (knife-edge blocks for the scale searches) for Q4_K, Q5_K, Q6_K, IQ4_XS; 18 (special
-  // values) for the 16-bit float formats.
+  // (knife-edge blocks for the scale searches) for the K-quants but Q8_K, and IQ4_XS; 18
+  // (special values) for the 16-bit float formats.
   const Format f = GetParam();
   std::set<uint32_t> want;
   for (uint32_t d = 1; d <= 16; ++d) want.insert(d);
-  if (f == Format::kQ4_K || f == Format::kQ5_K || f == Format::kQ6_K || f == Format::kIQ4_XS)
+  if (f == Format::kQ4_K || f == Format::kQ5_K || f == Format::kQ6_K || f == Format::kQ2_K ||
+      f == Format::kQ3_K || f == Format::kIQ4_XS)
     want.insert(17);
   if (f == Format::kF16 || f == Format::kBF16) want.insert(18);
+  // 19..21 (low-bit stress: near-zero blocks, one outlier per 16 elements, sub-block
+  // maxima spanning 64x) for every format.
+  for (uint32_t d = 19; d <= 21; ++d) want.insert(d);
   EXPECT_EQ(dists, want);
   EXPECT_GE(ks.size(), 3u);
 }
@@ -258,6 +262,25 @@ double AllowedError(Format f, const uint8_t* blk, int sub, float x) {
                                  : DistanceToGrid(-x, -s, -32 * s, 63);
       return dist + f32_slop * (std::fabs(x) + 32 * std::fabs(s)) + 1e-30;
     }
+    case Format::kQ2_K: {
+      // As Q4_K with 4-bit scales and mins per sub-block of 16: the final pass requantizes
+      // to the grid point nearest to x.
+      const auto* b = reinterpret_cast<const BlockQ2_K*>(blk);
+      const double s = fp16_to_fp32(b->d) * static_cast<float>(b->scales[sub] & 0xF);
+      const double offset = fp16_to_fp32(b->dmin) * static_cast<float>(b->scales[sub] >> 4);
+      return DistanceToGrid(x, s, offset, 3) + f32_slop * (std::fabs(x) + 3 * s + offset) +
+             1e-30;
+    }
+    case Format::kQ3_K: {
+      // As Q6_K: values s*(q - 4), q = 0..7, with s = d * (stored 6-bit scale - 32).
+      const auto* b = reinterpret_cast<const BlockQ3_K*>(blk);
+      uint8_t sc[16];
+      unpack_k3_scales(b->scales, sc);
+      const double s = fp16_to_fp32(b->d) * static_cast<float>(sc[sub] - 32);
+      const double dist = s >= 0 ? DistanceToGrid(x, s, 4 * s, 7)
+                                 : DistanceToGrid(-x, -s, -4 * s, 7);
+      return dist + f32_slop * (std::fabs(x) + 4 * std::fabs(s)) + 1e-30;
+    }
     case Format::kIQ4_NL: {
       const double s = fp16_to_fp32(reinterpret_cast<const BlockIQ4_NL*>(blk)->d);
       return DistanceToCodebook(x, s) + 2 * 127 * std::fabs(s) * u * (1 + u) +
@@ -298,7 +321,9 @@ TEST_P(RoundTripTest, ErrorWithinDerivedBound) {
   t.dequantize_row(blocks.data(), y.data(), k);
 
   // Sub-block size for the K-quants' per-sub-block scales.
-  const int sub_elems = GetParam() == Format::kQ6_K ? 16
+  const int sub_elems = (GetParam() == Format::kQ6_K || GetParam() == Format::kQ2_K ||
+                         GetParam() == Format::kQ3_K)
+                            ? 16
                         : (GetParam() == Format::kQ4_K || GetParam() == Format::kQ5_K ||
                            GetParam() == Format::kIQ4_XS)
                             ? 32
@@ -317,13 +342,15 @@ TEST_P(RoundTripTest, ErrorWithinDerivedBound) {
   // |x|), so its step is at most 2*amax_row/(levels-1), and uniform rounding noise has RMS
   // step/sqrt(12). Allow 1.5x that for the 6-bit quantization of the K-quant sub-block
   // scales and the fits' clipping. (Q8_0 and Q8_K: 255 levels; Q6_K: 64; 5-bit: 32; 4-bit:
-  // 16, IQ4_NL / IQ4_XS too: their 16 levels are unevenly spaced but denser near 0, where
-  // most of the gaussian data is.)
+  // 16; Q3_K: 8; Q2_K: 4; IQ4_NL / IQ4_XS: 16, their levels unevenly spaced but denser near
+  // 0, where most of the gaussian data is.)
   const Format f = GetParam();
   if (t.block_elems == 1) return;  // float formats: no grid; the per-element bound is exact
   const double levels = f == Format::kQ8_0 || f == Format::kQ8_K ? 255
                         : f == Format::kQ6_K                     ? 64
                         : f == Format::kQ5_0 || f == Format::kQ5_1 || f == Format::kQ5_K ? 32
+                        : f == Format::kQ3_K                                             ? 8
+                        : f == Format::kQ2_K                                             ? 4
                                                                    : 16;
   double amax = 0;
   for (float v : x) amax = std::max(amax, std::fabs(double{v}));

@@ -15,7 +15,13 @@
 //               activation quants (activations quantized by dispatch to Q8_0 / Q8_K), scaled
 //               in float as ggml's generic vec_dot does: legacy formats
 //               isum * (d_w * d_a) (+ m * (d_a * sum(q_a)) for Q4_1, Q5_1); K-quants
-//               isum * (d * d_a) - imin * (dmin * d_a), the mins taken from Q8_K's bsums.
+//               isum * (d * d_a) - imin * (dmin * d_a), the mins taken from Q8_K's bsums
+//               (per 16 elements), imin = sum_s m_s * (sum of the activation quants of
+//               sub-block s): Q4_K / Q5_K 8 sub-blocks of 32 (two bsums each), Q2_K 16
+//               sub-blocks of 16 (one bsum each, 4-bit scales and mins). Q3_K and Q6_K:
+//               isum * (d * d_a), 16 sub-blocks of 16 with signed scales (Q3_K: stored - 32)
+//               and the quants' offset (-4 / -32) applied to the quants themselves. isum =
+//               sum_s sc_s * dot_s in int (exact), the sub-blocks in order.
 //               IQ4_NL is a legacy block whose quants are the codebook values
 //               kIq4Values[nibble] (isum * (d_w * d_a)); IQ4_XS a K-quant with 8 sub-blocks
 //               of 32, isum = sum_s (ls_s - 32) * dot_s over the codebook values, no mins,
@@ -100,7 +106,7 @@ void f32_path(Format format, const MatmulArgs& a, int64_t n_begin, int64_t n_end
 struct IntBlock {
   int8_t q[kQK_K];
   int sc[kQK_K / 16];
-  int mn[8];
+  int mn[kQK_K / 16];
   float d = 0.0f;
   float m = 0.0f;  // Q4_1: the block's min; Q4_K/Q5_K: dmin
 };
@@ -261,6 +267,48 @@ struct Q6_K {
   }
 };
 
+// Q2_K / Q3_K: the 2-bit field of element e = 128 h + 32 r + l: bits 2r, 2r+1 of
+// qs[32 h + l].
+inline int low2_of(const uint8_t* qs, int e) {
+  return (qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
+}
+
+struct Q2_K {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ2_K);
+  static constexpr int kSub = 16;
+  static constexpr bool kMins = true;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(FK_FIELD(BlockQ2_K, d, blk));
+    o->m = read_f16(FK_FIELD(BlockQ2_K, dmin, blk));
+    const uint8_t* scales = FK_FIELD(BlockQ2_K, scales, blk);
+    const uint8_t* qs = FK_FIELD(BlockQ2_K, qs, blk);
+    for (int s = 0; s < 16; ++s) {
+      o->sc[s] = scales[s] & 0xF;
+      o->mn[s] = scales[s] >> 4;
+    }
+    for (int e = 0; e < kQK_K; ++e) o->q[e] = static_cast<int8_t>(low2_of(qs, e));
+  }
+};
+
+struct Q3_K {
+  static constexpr int kElems = kQK_K, kBytes = sizeof(BlockQ3_K);
+  static constexpr int kSub = 16;
+  static constexpr bool kMins = false;
+  static void decode(const uint8_t* blk, IntBlock* o) {
+    o->d = read_f16(FK_FIELD(BlockQ3_K, d, blk));
+    const uint8_t* qs = FK_FIELD(BlockQ3_K, qs, blk);
+    const uint8_t* hmask = FK_FIELD(BlockQ3_K, hmask, blk);
+    uint8_t sc[16];
+    unpack_k3_scales(FK_FIELD(BlockQ3_K, scales, blk), sc);
+    for (int s = 0; s < 16; ++s) o->sc[s] = sc[s] - 32;
+    // q = low2 - 4 when bit e / 32 of hmask[e % 32] is clear, low2 when it is set.
+    for (int e = 0; e < kQK_K; ++e) {
+      const int high = (hmask[e % 32] >> (e / 32)) & 1;
+      o->q[e] = static_cast<int8_t>(low2_of(qs, e) - (high ? 0 : 4));
+    }
+  }
+};
+
 // IQ4_XS: sub-block s's integer scale is ls_s - 32, its quants codebook values.
 struct IQ4_XS {
   static constexpr int kElems = kQK_K, kBytes = sizeof(BlockIQ4_XS);
@@ -293,7 +341,8 @@ struct Q8_K {
   }
 };
 
-// (d * d_a) * sum_s sc_s * dot_s [- (dmin * d_a) * sum_s mn_s * (bsum_2s + bsum_2s+1)].
+// (d * d_a) * sum_s sc_s * dot_s [- (dmin * d_a) * sum_s mn_s * bsum_s], bsum_s the sum of
+// the activation quants of sub-block s (kSub / 16 of Q8_K's bsums).
 template <class F>
 float k_block(const IntBlock& w, const uint8_t* act) {
   const float da = read_f32(FK_FIELD(BlockQ8_K, d, act));
@@ -306,10 +355,14 @@ float k_block(const IntBlock& w, const uint8_t* act) {
   }
   float v = static_cast<float>(isum) * (w.d * da);
   if constexpr (F::kMins) {
+    constexpr int kPer = F::kSub / 16;  // Q8_K bsums per sub-block
+    const uint8_t* bsums = FK_FIELD(BlockQ8_K, bsums, act);
     int imin = 0;
-    for (int s = 0; s < 8; ++s)
-      imin += w.mn[s] * (read_i16(FK_FIELD(BlockQ8_K, bsums, act) + 4 * s) +
-                         read_i16(FK_FIELD(BlockQ8_K, bsums, act) + 4 * s + 2));
+    for (int s = 0; s < kQK_K / F::kSub; ++s) {
+      int bsum = 0;
+      for (int t = 0; t < kPer; ++t) bsum += read_i16(bsums + 2 * (kPer * s + t));
+      imin += w.mn[s] * bsum;
+    }
     v -= static_cast<float>(imin) * (w.m * da);
   }
   return v;
@@ -357,6 +410,8 @@ FK_SCALAR_F32(q4_k_f32__scalar, Format::kQ4_K)
 FK_SCALAR_F32(q5_k_f32__scalar, Format::kQ5_K)
 FK_SCALAR_F32(q6_k_f32__scalar, Format::kQ6_K)
 FK_SCALAR_F32(q8_k_f32__scalar, Format::kQ8_K)
+FK_SCALAR_F32(q2_k_f32__scalar, Format::kQ2_K)
+FK_SCALAR_F32(q3_k_f32__scalar, Format::kQ3_K)
 FK_SCALAR_F32(iq4_nl_f32__scalar, Format::kIQ4_NL)
 FK_SCALAR_F32(iq4_xs_f32__scalar, Format::kIQ4_XS)
 #undef FK_SCALAR_F32
@@ -387,6 +442,12 @@ void q6_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
 }
 void q8_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   int8_path<Q8_K, k_block<Q8_K>>(a, nb, ne);
+}
+void q2_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q2_K, k_block<Q2_K>>(a, nb, ne);
+}
+void q3_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  int8_path<Q3_K, k_block<Q3_K>>(a, nb, ne);
 }
 void iq4_nl_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   int8_path<IQ4_NL, legacy_block<IQ4_NL>>(a, nb, ne);

@@ -155,7 +155,8 @@ TEST(GenerateBadInput, UnsupportedArchitecture) {
 }
 
 TEST(GenerateBadInput, UnsupportedTensorType) {
-  // A valid file whose blk.0.attn_q.weight claims type 10 (Q2_K, not one of ours): the
+  // A valid file whose blk.0.attn_q.weight claims type 4 (Q4_2, removed from ggml, not one
+  // of ours): the
   // type id follows the name, the dimension count and two dims in the tensor info.
   const std::string good = TinyModel("typed.gguf");
   std::ifstream in(good, std::ios::binary);
@@ -165,9 +166,9 @@ TEST(GenerateBadInput, UnsupportedTensorType) {
   ASSERT_NE(at, std::string::npos);
   const size_t type_at = at + name.size() + 4 + 2 * 8;
   ASSERT_EQ(static_cast<uint8_t>(bytes[type_at]), traits(Format::kQ8_0).gguf_type);
-  bytes[type_at] = 10;
-  const std::string path = WriteFile("q2k.gguf", bytes);
-  ExpectBadInput({"--model=" + path, "--prompt=hi"}, {path, name, "type 10"});
+  bytes[type_at] = 4;
+  const std::string path = WriteFile("q42.gguf", bytes);
+  ExpectBadInput({"--model=" + path, "--prompt=hi"}, {path, name, "type 4"});
 }
 
 TEST(GenerateBadInput, TensorMissingForALayer) {

@@ -39,7 +39,7 @@ bad "no file" "no FILE given"
 bad "missing" "cannot open '/no/such/file.gguf': No such file or directory" /no/such/file.gguf
 bad "directory" "is a directory, not a GGUF file" "${TEST_TMPDIR:-/tmp}"
 bad "not gguf" "not a GGUF file" runtime/testdata/not_gguf.txt
-bad "unsupported type" "unknown or unsupported tensor type id 10" runtime/testdata/q2_k_tensor.gguf
+bad "unsupported type" "unknown or unsupported tensor type id 4" runtime/testdata/q4_2_tensor.gguf
 bad "unknown flag" "unknown flag '--frobnicate'" --frobnicate
 bad "two files" "more than one FILE" a.gguf b.gguf
 # Relative paths are resolved against BUILD_WORKING_DIRECTORY (what `bazel run` sets).

@@ -248,7 +248,7 @@ TEST(GgufTensorBytes, MatchesTheGgufBlockSizes) {
   } cases[] = {
       {0, 32, 128},  {1, 32, 64},   {30, 32, 64},   {2, 32, 18},   {3, 32, 20},
       {6, 32, 22},   {8, 32, 34},   {12, 256, 144}, {13, 256, 176}, {14, 256, 210},
-      {15, 256, 292},
+      {15, 256, 292}, {10, 256, 84},  {11, 256, 110},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(gguf_type_name(c.type));
@@ -259,7 +259,9 @@ TEST(GgufTensorBytes, MatchesTheGgufBlockSizes) {
   EXPECT_EQ(gguf_type_name(12), "Q4_K");
   EXPECT_EQ(gguf_type_name(1), "F16");
   EXPECT_EQ(gguf_type_name(30), "BF16");
-  EXPECT_EQ(gguf_type_name(10), "type 10");
+  EXPECT_EQ(gguf_type_name(10), "Q2_K");
+  EXPECT_EQ(gguf_type_name(11), "Q3_K");
+  EXPECT_EQ(gguf_type_name(4), "type 4");  // Q4_2, which ggml removed
   EXPECT_FALSE(gguf_tensor_bytes(2, {}).ok());
 }
 
@@ -424,8 +426,9 @@ TEST(GgufInvalid, TensorInfoProblems) {
               {"tensor #0 'o'", "dims [4294967296, 4294967296] overflow"});
   ExpectError(Bytes().header(1, 0).tensor("o", {1ull << 62, 4}, 8, 0).zeros(64).str(),
               {"overflow"});
-  ExpectError(Bytes().header(1, 0).tensor("q2", {256}, 10, 0).zeros(128).str(),
-              {"tensor #0 'q2' (type 10, dims [256]): unknown or unsupported tensor type id 10"});
+  // Type 4 (Q4_2) was removed from ggml: never one of ours.
+  ExpectError(Bytes().header(1, 0).tensor("q42", {256}, 4, 0).zeros(128).str(),
+              {"tensor #0 'q42' (type 4, dims [256]): unknown or unsupported tensor type id 4"});
   ExpectError(Bytes().header(1, 0).tensor("t", {256}, 0xFFFFFFFFu, 0).zeros(128).str(),
               {"unknown or unsupported tensor type id 4294967295"});
   ExpectError(Bytes().header(1, 0).tensor("r", {33, 2}, gguf_type::kQ4_0, 0).zeros(128).str(),
@@ -535,9 +538,9 @@ TEST(GgufTestdata, EachFileGivesItsError) {
       {"big_endian.gguf",
        "big-endian GGUF (version field reads 50331648, i.e. 3 byte-swapped): only "
        "little-endian files are supported"},
-      {"q2_k_tensor.gguf",
-       "tensor #0 'blk.0.ffn_down.weight' (type 10, dims [256]): unknown or unsupported tensor "
-       "type id 10 (known: " + std::string(format_names()) + ")"},
+      {"q4_2_tensor.gguf",
+       "tensor #0 'blk.0.ffn_down.weight' (type 4, dims [256]): unknown or unsupported tensor "
+       "type id 4 (known: " + std::string(format_names()) + ")"},
       {"overlapping_tensors.gguf", "tensors 'a' (data [0, 64)) and 'b' (data [32, 96)) overlap"},
       {"nested_too_deep.gguf",
        "metadata key #0 'deep' [element 0] [element 0] [element 0] [element 0] [element 0] "

@@ -9,8 +9,9 @@
 //
 // A K-quant needs rows whose length is a multiple of 256. For other rows the tool falls back
 // as llama.cpp's quantizer does, by the FALLBACK column of the format table
-// (kernels/formats.inc, format_for_row_length): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0
-// (Q8_K, which llama.cpp cannot write, -> Q8_0); a row that is not a multiple of 32 either is
+// (kernels/formats.inc, format_for_row_length): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
+// Q2_K / Q3_K -> Q4_0 (Q8_K, which llama.cpp cannot write,
+// -> Q8_0); a row that is not a multiple of 32 either is
 // written as F16, as llama.cpp does.
 #ifndef RUNTIME_QUANTIZE_H_
 #define RUNTIME_QUANTIZE_H_

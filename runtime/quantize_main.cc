@@ -40,7 +40,8 @@ constexpr char kUsage[] =
     "(Q4_K -> 14 Q4_K_S, Q5_K -> 16 Q5_K_S; removed for Q8_K, which llama.cpp cannot run).\n"
     "K-quants need rows of a multiple of 256 elements; other rows fall back to a 32-block\n"
     "format of at least the same precision: Q4_K -> Q5_0, Q5_K -> Q8_0, Q6_K -> Q8_0,\n"
-    "Q8_K -> Q8_0 (rows not a multiple of 32: F32). A per-type summary is printed.\n"
+    "Q2_K -> Q4_0, Q3_K -> Q4_0, Q8_K -> Q8_0 (rows not a multiple of 32: F32). A per-type\n"
+    "summary is printed.\n"
     "Relative paths are taken from the directory `bazel run` was called in.\n";
 
 [[noreturn]] void Fail(const std::string& msg) {

@@ -39,6 +39,7 @@ const std::map<Format, int> kExpectedFileType = {
     {Format::kQ8_0, 7},  {Format::kQ5_0, 8},  {Format::kQ4_K, 14},
     {Format::kQ5_K, 16}, {Format::kQ6_K, 18}, {Format::kQ8_K, -1},
     {Format::kF16, 1},   {Format::kBF16, 32}, {Format::kQ5_1, 9},
+    {Format::kQ2_K, 10}, {Format::kQ3_K, 11},
     {Format::kIQ4_NL, 25}, {Format::kIQ4_XS, 30},
 };
 // Format written for rows whose length is not a multiple of 256 (K-quant fallback).
@@ -48,6 +49,8 @@ Format Fallback256(Format f) {
     case Format::kQ5_K: return Format::kQ5_1;
     case Format::kQ6_K: return Format::kQ8_0;
     case Format::kQ8_K: return Format::kQ8_0;
+    case Format::kQ2_K: return Format::kQ4_0;  // llama.cpp's rule (formats.inc)
+    case Format::kQ3_K: return Format::kQ4_0;  // llama.cpp's rule (formats.inc)
     case Format::kIQ4_XS: return Format::kIQ4_NL;  // as llama.cpp
     default: return f;
   }
@@ -91,13 +94,15 @@ int Levels(Format f) {
     case Format::kQ5_0: case Format::kQ5_1: case Format::kQ5_K: return 32;
     case Format::kQ6_K: return 64;
     case Format::kQ8_0: case Format::kQ8_K: return 255;
+    case Format::kQ2_K: return 4;
+    case Format::kQ3_K: return 8;
     case Format::kF32: case Format::kF16: case Format::kBF16: return 0;  // not a grid
   }
   return 0;
 }
 
 // Error bound of one element: a block's grid spans at most the block's range (symmetric
-// formats: [-amax, amax]; Q4_1/Q5_1/Q4_K/Q5_K: [min(min,0), max(max,0)]), so the nearest grid
+// formats: [-amax, amax]; Q4_1/Q5_1/Q2_K/Q4_K/Q5_K: [min(min,0), max(max,0)]), so the nearest grid
 // point is at most one step = range / (levels - 1) away, plus the fp16 rounding of scales.
 double BlockBound(Format f, const float* x, int n) {
   if (f == Format::kF32) return 0;
@@ -113,7 +118,7 @@ double BlockBound(Format f, const float* x, int n) {
     amax = std::max(amax, std::fabs(double{x[i]}));
   }
   const bool asym = f == Format::kQ4_1 || f == Format::kQ5_1 || f == Format::kQ4_K ||
-                    f == Format::kQ5_K;
+                    f == Format::kQ5_K || f == Format::kQ2_K;
   const double range = asym ? hi - lo : 2 * amax;
   return range / (Levels(f) - 1) + amax * 2e-3 + 1e-12;
 }
@@ -279,6 +284,8 @@ TEST(QuantizeTest, FallbackTable) {
   EXPECT_EQ(format_for_row_length(Format::kQ5_K, 576), Format::kQ5_1);  // as llama.cpp
   EXPECT_EQ(format_for_row_length(Format::kQ6_K, 576), Format::kQ8_0);
   EXPECT_EQ(format_for_row_length(Format::kQ8_K, 576), Format::kQ8_0);
+  EXPECT_EQ(format_for_row_length(Format::kQ2_K, 576), Format::kQ4_0);  // as llama.cpp
+  EXPECT_EQ(format_for_row_length(Format::kQ3_K, 576), Format::kQ4_0);  // as llama.cpp
   EXPECT_EQ(format_for_row_length(Format::kQ4_0, 40), Format::kF32);
   EXPECT_EQ(format_for_row_length(Format::kQ4_K, 200), Format::kF32);
   EXPECT_EQ(format_for_row_length(Format::kF32, 7), Format::kF32);

@@ -396,7 +396,7 @@ void MutateTensors(Rng& rng, Doc& d) {
   static const uint32_t kTypes[] = {gguf_type::kF32,  gguf_type::kF16,  gguf_type::kBF16,
                                     gguf_type::kQ4_0, gguf_type::kQ4_1, gguf_type::kQ5_0,
                                     gguf_type::kQ8_0, gguf_type::kQ4_K, gguf_type::kQ6_K,
-                                    10 /* Q2_K: unsupported */};
+                                    4 /* Q4_2, removed from ggml: unsupported */};
   static const char* kNames[] = {"token_embd.weight", "output.weight", "output_norm.weight",
                                  "blk.0.attn_q.weight", "blk.0.ffn_down.weight",
                                  "blk.1.attn_norm.weight", "rope_freqs.weight", "blk.0.attn_k.weight"};

@@ -453,6 +453,7 @@ struct Int8Codec<Format::kQ6_K> {
             _mm256_setzero_si256(),
             _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(yb[i] + kQ8_KBsums)), 5));
     }
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       for (int j = 0; j < NR; ++j) {
         const uint8_t* b = blk[j];
@@ -522,6 +523,158 @@ struct Int8Codec<Format::kQ8_K> {
     }
   }
 };
+
+// ---- Q2_K / Q3_K: 2-bit fields (+ Q3_K's third bit in hmask), 16 sub-blocks of 16 ------------------
+// Element e = 128 h + 32 r + l: bits 2r, 2r+1 of qs[32 h + l]; Q3_K's third bit is bit
+// 4h + r of hmask[l].
+
+// f32 path. Group g: elements 8 g .. 8 g + 7: h = g / 16, r = (g / 4) % 4, l = 8 (g % 4) ..,
+// sub-block g / 2. Q2_K: (d * sc) * q - dmin * m; Q3_K: (d * (sc - 32)) * (q - 4 [bit
+// clear]); the reference's operations and roundings (no FMA).
+template <bool kThree>
+struct DecQ23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  static constexpr int kElems = kQK_K, kBytes = sizeof(Block);
+  alignas(32) float dl[16];
+  alignas(32) float ml[16];  // Q2_K only
+  const uint8_t* qs;
+  const uint8_t* hm;
+  FK_INLINE void init(const uint8_t* blk) {
+    const __m256 d = bcast_fp16(blk + offsetof(Block, d));
+    if constexpr (kThree) {
+      const __m128i sc = unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales));
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_sub_epi32(_mm256_cvtepu8_epi32(h ? _mm_srli_si128(sc, 8) : sc),
+                                           _mm256_set1_epi32(32));
+        _mm256_store_ps(dl + 8 * h, _mm256_mul_ps(d, _mm256_cvtepi32_ps(v)));
+      }
+      hm = blk + offsetof(BlockQ3_K, hmask);
+    } else {
+      const __m256 dmin = bcast_fp16(blk + offsetof(BlockQ2_K, dmin));
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = u8x8_to_i32(blk + offsetof(BlockQ2_K, scales) + 8 * h);
+        _mm256_store_ps(dl + 8 * h, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15)))));
+        _mm256_store_ps(ml + 8 * h, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4))));
+      }
+    }
+    qs = blk + offsetof(Block, qs);
+  }
+  FK_INLINE __m256 group(int g) const {
+    const int h = g >> 4, r = (g >> 2) & 3, t = g & 3, s = g >> 1;
+    __m256i q = _mm256_and_si256(_mm256_srl_epi32(u8x8_to_i32(qs + 32 * h + 8 * t), _mm_cvtsi32_si128(2 * r)),
+                                 _mm256_set1_epi32(3));
+    if constexpr (kThree) {
+      // q - 4 where the bit is clear: q - 4 + 4 * bit.
+      const __m256i bit = _mm256_and_si256(
+          _mm256_srl_epi32(u8x8_to_i32(hm + 8 * t), _mm_cvtsi32_si128(4 * h + r)), _mm256_set1_epi32(1));
+      q = _mm256_add_epi32(_mm256_sub_epi32(q, _mm256_set1_epi32(4)), _mm256_slli_epi32(bit, 2));
+      return _mm256_mul_ps(_mm256_broadcast_ss(dl + s), _mm256_cvtepi32_ps(q));
+    } else {
+      return _mm256_sub_ps(_mm256_mul_ps(_mm256_broadcast_ss(dl + s), _mm256_cvtepi32_ps(q)),
+                           _mm256_broadcast_ss(ml + s));
+    }
+  }
+};
+
+// int8 path, as Q6_K: per half h of 128 elements, 4 vectors of 32 unsigned quants in element
+// order (q[r]: elements 128 h + 32 r ..; sub-blocks 8h + 2r / 8h + 2r + 1 in the low / high
+// 128 bits), maddubs'ed with the activations and madd'ed with the int16 scales. Q2_K:
+// scales 0..15; the mins, - dmin * da * sum_s m_s * bsum_s from the Q8_K bsums, go into the
+// accumulator. Q3_K: q + 4 in [0, 7], signed scales (stored - 32), and the offset
+// -4 * sum_s sc_s * bsum_s in the integer sum, exactly.
+template <bool kThree>
+struct Int8Q23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(Block);
+  static constexpr int kQs = offsetof(Block, qs);
+  static FK_INLINE float d(const uint8_t* blk) { return _cvtsh_ss(load_u16(blk + offsetof(Block, d))); }
+
+  template <int MR, int NR>
+  static FK_INLINE void block(const uint8_t* const (&blk)[NR], const uint8_t* const (&yb)[MR],
+                              const float (&da)[MR], __m256 (&acc)[MR][NR],
+                              __m256i (&isum)[MR][NR]) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    // As Q6_K's: picks sc[2r] for the low 128 bits and sc[2r + 1] for the high 128 bits from
+    // the 8 int16 scales of a half in both 128-bit lanes.
+    const __m256i pick[4] = {
+        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                         2, 3, 2, 3, 2, 3, 2, 3),
+        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7,
+                         6, 7, 6, 7, 6, 7, 6, 7),
+        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11,
+                         10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
+        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15,
+                         14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15)};
+    alignas(16) int8_t scs[NR][16];  // the 16 signed scales of each row
+    for (int j = 0; j < NR; ++j) {
+      if constexpr (kThree) {
+        const __m128i sc = _mm_sub_epi8(unpack_k3_scales16(blk[j] + offsetof(BlockQ3_K, scales)),
+                                        _mm_set1_epi8(32));
+        _mm_store_si128(reinterpret_cast<__m128i*>(scs[j]), sc);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+        // Start at -4 * sum_s sc_s * bsum_s: the (q - 4) offset, exactly.
+        for (int i = 0; i < MR; ++i)
+          isum[i][j] = _mm256_sub_epi32(
+              _mm256_setzero_si256(),
+              _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(yb[i] + kQ8_KBsums)), 2));
+      } else {
+        const __m128i raw = loadu128(blk[j] + offsetof(BlockQ2_K, scales));
+        _mm_store_si128(reinterpret_cast<__m128i*>(scs[j]), _mm_and_si128(raw, _mm_set1_epi8(15)));
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
+        const float dmin = _cvtsh_ss(load_u16(blk[j] + offsetof(BlockQ2_K, dmin)));
+        for (int i = 0; i < MR; ++i) {
+          // - dmin * da * sum_s m_s * bsum_s
+          const __m256i ms = _mm256_madd_epi16(mins, loadu256(yb[i] + kQ8_KBsums));
+          acc[i][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(dmin * da[i]),
+                                       acc[i][j]);
+          isum[i][j] = _mm256_setzero_si256();
+        }
+      }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      for (int j = 0; j < NR; ++j) {
+        const uint8_t* b = blk[j];
+        const __m256i sc_half = _mm256_cvtepi8_epi16(
+            _mm_unpacklo_epi64(loadu64(scs[j] + 8 * h), loadu64(scs[j] + 8 * h)));
+        const __m256i x = loadu256(b + kQs + 32 * h);
+        __m256i q[4] = {_mm256_and_si256(x, m3), _mm256_and_si256(_mm256_srli_epi16(x, 2), m3),
+                        _mm256_and_si256(_mm256_srli_epi16(x, 4), m3),
+                        _mm256_and_si256(_mm256_srli_epi16(x, 6), m3)};
+        if constexpr (kThree) {
+          // Bit 4h + r of hmask[l] to bit 2 of q[r]'s byte l.
+          const __m256i hmv = loadu256(b + offsetof(BlockQ3_K, hmask));
+          const __m256i b2 = _mm256_set1_epi8(4);
+#pragma GCC unroll 4
+          for (int r = 0; r < 4; ++r) {
+            const int bit = 4 * h + r;  // constants once unrolled: immediate shifts
+            const __m256i sh = bit >= 2 ? _mm256_srli_epi16(hmv, bit - 2)
+                                        : _mm256_slli_epi16(hmv, 2 - bit);
+            q[r] = _mm256_or_si256(q[r], _mm256_and_si256(sh, b2));
+          }
+        }
+        for (int r = 0; r < 4; ++r) {
+          const __m256i scv = _mm256_shuffle_epi8(sc_half, pick[r]);
+          for (int i = 0; i < MR; ++i) {
+            const __m256i p =
+                _mm256_maddubs_epi16(q[r], loadu256(yb[i] + kQ8_KQs + 128 * h + 32 * r));
+            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(p, scv));
+          }
+        }
+      }
+    }
+  }
+};
+
+template <>
+struct F32Decoder<Format::kQ2_K> : DecQ23_K<false> {};
+template <>
+struct Int8Codec<Format::kQ2_K> : Int8Q23_K<false> {};
+template <>
+struct F32Decoder<Format::kQ3_K> : DecQ23_K<true> {};
+template <>
+struct Int8Codec<Format::kQ3_K> : Int8Q23_K<true> {};
 
 // ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
 

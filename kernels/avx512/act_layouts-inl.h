@@ -27,9 +27,8 @@ struct alignas(64) ActQ8_0x4 {
 };
 static_assert(sizeof(ActQ8_0x4) == 256, "packed Q8_0 group is 256 bytes");
 
-// Q8_K, one 256-element super-block. y is in element order, or for Q4_K/Q5_K ("nibble"
-// order) in 32-element sub-blocks 0 2 1 3 4 6 5 7, the order of a Q4_K block's nibbles, or
-// for IQ4_XS in "halves" order (YOrder below).
+// Q8_K, one 256-element super-block. y is in one of the orders of YOrder below, the order in
+// which a format's kernel unpacks its quants.
 struct alignas(64) ActQ8_K {
   int8_t y[256];
   float d;
@@ -42,15 +41,23 @@ static_assert(sizeof(ActQ8_K) == 320, "packed Q8_K super-block is 320 bytes");
 
 // Position in ActQ8_K::y of sub-block s (32 elements) in nibble order.
 constexpr int nibble_slot(int s) { return (s & ~3) + ((s & 1) << 1) + ((s >> 1) & 1); }
+// ... in crumb order: group s = 4 h + r (elements 128 h + 32 r ..) at 2 r + h.
+constexpr int crumb_slot(int s) { return 2 * (s & 3) + (s >> 2); }
 
-// The orders of ActQ8_K::y: element order; nibble order (above, Q4_K / Q5_K); halves order
-// (IQ4_XS): per 128 elements (sub-blocks 4c .. 4c + 3), the first halves (16 elements) of
-// the 4 sub-blocks, then their second halves, the order of the low / high nibbles of an
-// IQ4_XS block's qs[64 c .. 64 c + 63].
-enum class YOrder { kElement, kNibble, kHalves };
+// The orders of ActQ8_K::y:
+//   element  element order (Q6_K, Q8_K);
+//   nibble   32-element sub-blocks 0 2 1 3 4 6 5 7 (nibble_slot), the order of a Q4_K /
+//            Q5_K block's nibbles;
+//   crumb    32-element groups 0 4 1 5 2 6 3 7 (crumb_slot), the order of the 2-bit fields
+//            of a Q2_K / Q3_K block's 64 qs bytes shifted right by 0, 2, 4, 6;
+//   halves   per 128 elements (sub-blocks 4c .. 4c + 3), the first halves (16 elements) of
+//            the 4 sub-blocks, then their second halves, the order of the low / high nibbles
+//            of an IQ4_XS block's qs[64 c .. 64 c + 63].
+enum class YOrder { kElement, kNibble, kCrumb, kHalves };
 // Position in ActQ8_K::y of element e (0..255) of the super-block.
 constexpr int y_pos(YOrder o, int e) {
   if (o == YOrder::kNibble) return 32 * nibble_slot(e / 32) + e % 32;
+  if (o == YOrder::kCrumb) return 32 * crumb_slot(e / 32) + e % 32;
   if (o == YOrder::kHalves) {
     const int r = e % 128;
     return e - r + 64 * (r % 32 / 16) + 16 * (r / 32) + r % 16;

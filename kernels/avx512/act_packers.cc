@@ -186,6 +186,9 @@ extern const ActPacker act_q8_0x4_q8_0__avx512 = {"q8_0x4_q8_0__avx512", Format:
 extern const ActPacker act_q8_k_nibble__avx512 = {"q8_k_nibble__avx512", Format::kQ8_K,
                                                   &q8_k_row_bytes, &pack_q8_k<YOrder::kNibble>,
                                                   &unpack_q8_k<YOrder::kNibble>};
+extern const ActPacker act_q8_k_crumb__avx512 = {"q8_k_crumb__avx512", Format::kQ8_K,
+                                                 &q8_k_row_bytes, &pack_q8_k<YOrder::kCrumb>,
+                                                 &unpack_q8_k<YOrder::kCrumb>};
 extern const ActPacker act_q8_k__avx512 = {"q8_k__avx512", Format::kQ8_K, &q8_k_row_bytes,
                                            &pack_q8_k<YOrder::kElement>,
                                            &unpack_q8_k<YOrder::kElement>};

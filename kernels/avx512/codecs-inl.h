@@ -321,6 +321,11 @@ struct Int8Q45_K {
     h->d = fp16_pairs(dp);
   }
 
+  // sum_s m_s * bsum32_s: 4 int32 lanes per weight row.
+  static FK_INLINE __m512i imin(const KHead& h, const ActQ8_K& y) {
+    return _mm512_madd_epi16(h.mins, _mm512_broadcast_i32x4(loadu128(y.bsum32)));
+  }
+
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
     Dec d;
     const __m512i qs0 = in_reg(loadu512(blk + kQs)), qs1 = in_reg(loadu512(blk + kQs + 64));
@@ -713,6 +718,290 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
     return s;
   }
 };
+
+// ---- Q2_K / Q3_K: 2-bit fields (+ Q3_K's third bit in hmask), 16 sub-blocks of 16 ------------------
+// Element e = 128 h + 32 r + l: bits 2r, 2r+1 of qs[32 h + l]; Q3_K's third bit is bit
+// 4h + r of hmask[l].
+
+// f32 path. Group g is sub-block g: h = g / 8, r = (g / 2) % 4, l = 16 (g % 2) .. + 15.
+// Q2_K: (d * sc) * q - dmin * m; Q3_K: (d * (sc - 32)) * (q - 4 [bit clear]); both with
+// the reference's operations and roundings (products and difference rounded separately).
+template <bool kThree>
+struct DecQ23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  static constexpr int kElems = kQK_K, kBytes = sizeof(Block);
+  alignas(64) float dl[16];
+  alignas(64) float ml[16];  // Q2_K only
+  const uint8_t* qs;
+  const uint8_t* hm;
+  FK_INLINE void init(const uint8_t* blk) {
+    const __m512 d = bcast_fp16(blk + offsetof(Block, d));
+    if constexpr (kThree) {
+      const __m512i s = _mm512_sub_epi32(_mm512_cvtepu8_epi32(unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales))),
+                                         _mm512_set1_epi32(32));
+      _mm512_store_ps(dl, _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
+      hm = blk + offsetof(BlockQ3_K, hmask);
+    } else {
+      const __m512i sc = _mm512_cvtepu8_epi32(loadu128(blk + offsetof(BlockQ2_K, scales)));
+      const __m512 dmin = bcast_fp16(blk + offsetof(BlockQ2_K, dmin));
+      _mm512_store_ps(dl, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15)))));
+      _mm512_store_ps(ml, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4))));
+    }
+    qs = blk + offsetof(Block, qs);
+  }
+  FK_INLINE __m512 group(int g) const {
+    const int h = g >> 3, r = (g >> 1) & 3, l = 16 * (g & 1);
+    __m512i q = _mm512_and_si512(
+        _mm512_srli_epi32(_mm512_cvtepu8_epi32(loadu128(qs + 32 * h + l)), 2 * r), _mm512_set1_epi32(3));
+    if constexpr (kThree) {
+      // q - 4 where the bit is clear.
+      const __mmask16 set = _mm_test_epi8_mask(loadu128(hm + l),
+                                               _mm_set1_epi8(static_cast<char>(1 << (4 * h + r))));
+      q = _mm512_mask_sub_epi32(q, static_cast<__mmask16>(~set), q, _mm512_set1_epi32(4));
+      return _mm512_mul_ps(_mm512_set1_ps(dl[g]), _mm512_cvtepi32_ps(q));
+    } else {
+      return _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl[g]), _mm512_cvtepi32_ps(q)),
+                           _mm512_set1_ps(ml[g]));
+    }
+  }
+};
+
+// int8 path: 4 vectors of 64 unsigned quants q[z] = the 2-bit fields z of the block's 64 qs
+// bytes (bytes 0..31: elements 32 z .., bytes 32..63: elements 128 + 32 z ..), against the
+// activations in crumb order (ActQ8_K); the sub-block scales picked per word (SubK2). Q2_K:
+// scales 0..15 and mins (imin); Q3_K: q + 4 in [0, 7] (the third bit: bit z (bytes 0..31)
+// / 4 + z (bytes 32..63) of hmask[byte % 32]), signed scales (stored - 32) and the offset
+// -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of 16
+// before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
+template <bool kThree, bool kVnni>
+struct Int8Q23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  static constexpr Format kAct = Format::kQ8_K;
+  static constexpr int kBytes = sizeof(Block);
+  static constexpr int kQs = offsetof(Block, qs);
+  static constexpr bool kMins = !kThree;
+  static constexpr Words kPacked[2] = {packed_pattern(0, SubK2{}), packed_pattern(1, SubK2{})};
+  static constexpr Words kPair[4] = {pair_pattern(0, SubK2{}), pair_pattern(1, SubK2{}),
+                                     pair_pattern(2, SubK2{}), pair_pattern(3, SubK2{})};
+
+  struct Dec {
+    __m512i q[4];
+    __m512i s[4];  // VNNI: s[0], s[1]; otherwise one per q[z]
+    __m512i sc;    // Q3_K: the 16 signed scales as int16 (low 256 bits), for the offset
+  };
+
+  static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    if constexpr (kThree) {
+      h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + offsetof(BlockQ3_K, d)),
+                                           load_u16(blk[2] + offsetof(BlockQ3_K, d)),
+                                           load_u16(blk[1] + offsetof(BlockQ3_K, d)),
+                                           load_u16(blk[0] + offsetof(BlockQ3_K, d))));
+    } else {
+      static_assert(offsetof(BlockQ2_K, dmin) == offsetof(BlockQ2_K, d) + 2, "d, dmin adjacent");
+      const uint8_t* dp[kNR];
+      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+      for (int j = 0; j < kNR; ++j) {
+        dp[j] = blk[j] + offsetof(BlockQ2_K, d);
+        const __m128i m = _mm_and_si128(_mm_srli_epi16(loadu128(blk[j] + offsetof(BlockQ2_K, scales)), 4),
+                                        _mm_set1_epi8(15));
+        lo = _mm512_mask_broadcast_i32x4(lo, static_cast<__mmask16>(0xF << (4 * j)), _mm_cvtepu8_epi16(m));
+        hi = _mm512_mask_broadcast_i32x4(hi, static_cast<__mmask16>(0xF << (4 * j)),
+                                         _mm_cvtepu8_epi16(_mm_srli_si128(m, 8)));
+      }
+      h->mins = lo;
+      h->mins_hi = hi;
+      h->d = fp16_pairs(dp);
+    }
+  }
+
+  // Q2_K: sum_s m_s * bsum16_s from the int16 -16 * bsum16_s (exact: every product is a
+  // multiple of 16, so the arithmetic shift divides exactly), negated.
+  static FK_INLINE __m512i imin(const KHead& h, const ActQ8_K& y) {
+    const __m512i lo = _mm512_madd_epi16(h.mins, _mm512_broadcast_i32x4(loadu128(y.nbsum16)));
+    const __m512i hi = _mm512_madd_epi16(h.mins_hi, _mm512_broadcast_i32x4(loadu128(y.nbsum16 + 8)));
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_srai_epi32(_mm512_add_epi32(lo, hi), 4));
+  }
+
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+    Dec d;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i qs = in_reg(loadu512(blk + kQs));
+    d.q[0] = _mm512_and_si512(qs, m3);
+    d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs, 2), m3);
+    d.q[2] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m3);
+    d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs, 6), m3);
+    __m512i sc16;
+    if constexpr (kThree) {
+      sc16 = _mm512_zextsi256_si512(_mm256_sub_epi16(
+          _mm256_cvtepu8_epi16(unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales))), _mm256_set1_epi16(32)));
+      d.sc = sc16;
+      // hmask in both halves, the high half shifted right by 4: bit z of either half is then
+      // the third bit of q[z]'s byte; moved to bit 2 and OR-ed in ((A & 4) | q).
+      const __m256i hm = loadu256(blk + offsetof(BlockQ3_K, hmask));
+      const __m512i hm2 = in_reg(_mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1));
+      const __m512i b2 = _mm512_set1_epi8(4);
+      d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
+      d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b2, d.q[1], 0xEA);
+      d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
+      d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
+    } else {
+      sc16 = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(
+          _mm_and_si128(loadu128(blk + offsetof(BlockQ2_K, scales)), _mm_set1_epi8(15))));
+    }
+    if constexpr (kVnni) {
+      d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[0]), sc16);
+      d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[1]), sc16);
+    } else {
+      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kPair[z]), sc16);
+    }
+    return d;
+  }
+
+  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (kThree)
+      init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
+    if constexpr (kVnni) {
+      const __m512i z = _mm512_setzero_si512();
+      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
+                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
+      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
+                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
+      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(init, p0, w.s[0]), p1, w.s[1]);
+    } else {
+      __m512i s = init;
+      for (int z = 0; z < 4; ++z)
+        s = _mm512_add_epi32(
+            s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], load512(y.y + 64 * z)), w.s[z]));
+      return s;
+    }
+  }
+};
+
+struct alignas(64) PanelQ23 {
+  int32_t q[64][16];  // vector g: row r's unsigned quants at positions 4g .. 4g+3 (crumb order)
+  int32_t sc[16][16];  // sub-block s: the scale (Q2_K: 0..15; Q3_K: stored - 32)
+  int32_t mp[8][16];   // p: int16 pair of sub-blocks 2p, 2p+1: Q2_K mins / Q3_K scales
+  float d[16], dmin[16];
+};
+
+// Batches: 16 weight rows of a super-block decoded into a panel (kernels/avx512/
+// int8_kpanel-inl.h) in the crumb order of the activations. Q2_K's mins and Q3_K's -4
+// offset both come from int16 pairs against the -16 * bsum16 pairs, divided exactly (every
+// product is a multiple of 16) before they are used.
+template <bool kThree>
+struct PanelQ23_K {
+  using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  using Panel = PanelQ23;
+  using Act = ActQ8_K;
+  static constexpr int kBlockBytes = sizeof(Block);
+  static constexpr bool kMins = !kThree;
+  static constexpr int kQs = offsetof(Block, qs), kD = offsetof(Block, d);
+
+  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
+    alignas(64) __m512i t[16];   // qs dwords 0..15
+    alignas(64) __m512i hm[16];  // Q3_K: hmask dwords 0..7 (8..15: the qs that follow)
+    transpose_rows(w, off + kQs, t);
+    if constexpr (kThree) transpose_rows(w, off + offsetof(BlockQ3_K, hmask), hm);
+    // The 16 stored scale bytes (Q2_K: scale | min << 4; Q3_K: 0..63) of each row, 4 dwords.
+    alignas(64) int32_t sw[4][16];
+    alignas(64) int32_t dw[16], mw[16];
+    for (int r = 0; r < kPanelRows; ++r) {
+      alignas(16) int32_t v[4];
+      if constexpr (kThree) {
+        _mm_store_si128(reinterpret_cast<__m128i*>(v), unpack_k3_scales16(w[r] + off + offsetof(BlockQ3_K, scales)));
+      } else {
+        std::memcpy(v, w[r] + off + offsetof(BlockQ2_K, scales), sizeof v);
+      }
+      for (int u = 0; u < 4; ++u) sw[u][r] = v[u];
+      dw[r] = load_u16(w[r] + off + kD);
+      if constexpr (!kThree) mw[r] = load_u16(w[r] + off + offsetof(BlockQ2_K, dmin));
+    }
+    _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
+    if constexpr (!kThree) _mm512_store_ps(p->dmin, fp16_low_words(load512(mw)));
+    const __m512i ff = _mm512_set1_epi32(0xFF);
+    for (int s = 0; s < 16; ++s) {
+      const __m512i b = _mm512_and_si512(_mm512_srli_epi32(load512(sw[s / 4]), 8 * (s % 4)), ff);
+      const __m512i v = kThree ? _mm512_sub_epi32(b, _mm512_set1_epi32(32))
+                               : _mm512_and_si512(b, _mm512_set1_epi32(15));
+      _mm512_store_si512(p->sc[s], v);
+    }
+    for (int q = 0; q < 8; ++q) {
+      const __m512i v = load512(sw[q / 2]);
+      const int sh = 16 * (q % 2);
+      __m512i lo = _mm512_and_si512(_mm512_srli_epi32(v, sh), ff);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi32(v, sh + 8), ff);
+      if constexpr (kThree) {
+        lo = _mm512_and_si512(_mm512_sub_epi32(lo, _mm512_set1_epi32(32)), _mm512_set1_epi32(0xFFFF));
+        hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(32));
+      } else {
+        lo = _mm512_srli_epi32(lo, 4);
+        hi = _mm512_srli_epi32(hi, 4);
+      }
+      _mm512_store_si512(p->mp[q], _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+    // Vector g = 16 z + c: bytes 4c .. 4c+3 of the qs, field z; Q3_K's third bit: bit z of
+    // hmask byte 4c + k (c < 8) / bit 4 + z of hmask byte 4c + k - 32 (c >= 8).
+    const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    for (int z = 0; z < 4; ++z) {
+      for (int c = 0; c < 16; ++c) {
+        __m512i v = _mm512_and_si512(_mm512_srli_epi32(load512(&t[c]), 2 * z), m3);
+        if constexpr (kThree) {
+          const __m512i h = c < 8 ? _mm512_srli_epi32(load512(&hm[c]), z)
+                                  : _mm512_srli_epi32(load512(&hm[c - 8]), 4 + z);
+          v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_and_si512(h, one), 2));
+        }
+        _mm512_store_si512(p->q[16 * z + c], v);
+      }
+    }
+  }
+
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR],
+                              __m512i (&ms)[MR]) {
+    for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_si512();
+    // Sub-block s: z = (s % 8) / 2, vectors 16 z + c0 .. + 3 with c0 = 8 (s / 8) + 4 (s % 2).
+    for (int s = 0; s < 16; ++s) {
+      const int g0 = 16 * ((s % 8) / 2) + 8 * (s / 8) + 4 * (s % 2);
+      __m512i is[MR];
+      for (int i = 0; i < MR; ++i) is[i] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; c += 2) {
+        const __m512i w0 = load512(p.q[g0 + c]), w1 = load512(p.q[g0 + c + 1]);
+        for (int i = 0; i < MR; ++i)
+          is[i] = dot2_u8s8<kVnni>(is[i], w0, bcast32(y[i]->y + 4 * (g0 + c)), w1,
+                                   bcast32(y[i]->y + 4 * (g0 + c) + 4));
+      }
+      const __m512i sc = load512(p.sc[s]);
+      for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
+    }
+    // sum_s pair_s * (-16 bsum16_s), then / -16 (Q2_K: imin) or / 4 (Q3_K: the offset).
+    for (int i = 0; i < MR; ++i) ms[i] = _mm512_setzero_si512();
+    for (int q = 0; q < 8; ++q) {
+      const __m512i mp = load512(p.mp[q]);
+      for (int i = 0; i < MR; ++i) ms[i] = panel_dpwssd<kVnni>(ms[i], mp, bcast32(y[i]->nbsum16 + 2 * q));
+    }
+    for (int i = 0; i < MR; ++i) {
+      if constexpr (kThree) {
+        tot[i] = _mm512_add_epi32(tot[i], _mm512_srai_epi32(ms[i], 2));
+      } else {
+        ms[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_srai_epi32(ms[i], 4));
+      }
+    }
+  }
+};
+
+template <>
+struct F32Decoder<Format::kQ2_K> : DecQ23_K<false> {};
+template <bool kVnni>
+struct Int8Codec<Format::kQ2_K, kVnni> : Int8Q23_K<false, kVnni> {};
+template <>
+struct PanelCodec<Format::kQ2_K> : PanelQ23_K<false> {};
+template <>
+struct F32Decoder<Format::kQ3_K> : DecQ23_K<true> {};
+template <bool kVnni>
+struct Int8Codec<Format::kQ3_K, kVnni> : Int8Q23_K<true, kVnni> {};
+template <>
+struct PanelCodec<Format::kQ3_K> : PanelQ23_K<true> {};
 
 // ---- IQ4_NL / IQ4_XS: w = scale * V[q], V the 16-entry codebook kIq4Values -----------------------
 // f32 path: a (sub-)block's 16 values scale * V[v] as one vpermps table, built with the

@@ -1,4 +1,4 @@
-// Batched int8 GEMM for the K-quants (Q4_K, Q5_K, Q6_K) on AVX-512: weight panels (textual
+// Batched int8 GEMM for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) on AVX-512: weight panels (textual
 // header, see kernels/simd/common-inl.h; compiled once per AVX-512 variant, kVnni false or
 // true). The registry's *_int8_panel__avx512[_vnni] rows run it from their MIN_M on.
 //

@@ -7,10 +7,12 @@
 // sum of 4 products, |lane| <= 4 * 63 * 127 = 32004) are packed to int16 (exact) and
 // multiplied by the scales with vpdpwssd, two pack+dpwssd pairs per super-block.
 //
-// A Q8_K-kind codec provides kAct = Format::kQ8_K, kBytes, kMins (Q4_K / Q5_K mins),
+// A Q8_K-kind codec provides kAct = Format::kQ8_K, kBytes, kMins (Q2_K / Q4_K / Q5_K mins),
 // head(blocks[4], KHead*) (what the 4 rows' blocks share: scales, mins, d), decode(block,
 // head, row) -> Dec, and isum(Dec, ActQ8_K) -> int32 lanes summing to the super-block's
-// exact integer dot, sub-block scales and offsets included.
+// exact integer dot, sub-block scales and offsets included; with kMins also
+// imin(KHead, ActQ8_K) -> int32 lanes 4j .. 4j+3 summing to weight row j's exact
+// sum_s m_s * (sum of the activation quants of sub-block s).
 #ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
 #define KERNELS_AVX512_INT8_KQUANT_INL_H_
 
@@ -76,12 +78,20 @@ struct SubK4 {
 struct SubK6 {
   constexpr int operator()(int z, int byte) const { return sub_k6(z, byte); }
 };
+// Q2_K / Q3_K: q[z] = the 2-bit fields z of a block's 64 qs bytes (ActQ8_K crumb order):
+// bytes 0..31 are elements 32 z .., bytes 32..63 elements 128 + 32 z ..; sub-blocks of 16.
+constexpr int sub_k2(int z, int byte) { return (byte >= 32 ? 8 : 0) + 2 * z + (byte % 32) / 16; }
+struct SubK2 {
+  constexpr int operator()(int z, int byte) const { return sub_k2(z, byte); }
+};
 
 // Per super-block and tile: the 4 weight rows' headers, unpacked once.
 struct KHead {
   uint64_t sc[kNR];  // Q4_K / Q5_K: row j's 8 sub-block scales, one per byte
-  __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j
-  __m256 d;          // d_j in lane 2j, dmin_j (Q4_K / Q5_K) in lane 2j + 1
+  __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j; Q2_K: its
+                     // mins of sub-blocks 0..7
+  __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
+  __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
 };
 
 // The fp16 pairs at p[j] (d and dmin of 4 K-quant rows) as floats d_j, dmin_j in lanes
@@ -134,9 +144,8 @@ struct KQuantInt8 {
       }
       if constexpr (C::kMins) {
         for (int i = 0; i < MR; ++i) {
-          const __m512i bs = _mm512_broadcast_i32x4(loadu128(y[i][b].bsum32));
           const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(dd[i])));
-          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(h.mins, bs)), dmin, macc[i]);
+          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
         }
       }
     }

@@ -58,6 +58,19 @@ FK_INLINE void unpack_k4_scales(const uint8_t* s12, uint64_t* sc, uint64_t* mn) 
   *mn = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
 }
 
+// Q3_K: the 16 stored 6-bit scales (0..63; the scale is the value - 32) from the 12 packed
+// bytes, one per byte of the 16 bytes at out (scales 4w .. 4w + 3 in word w), with scalar
+// integer operations, returned as a vector. Low 4 bits: the low nibbles of bytes 0-7 (scales 0-7), then their high
+// nibbles (scales 8-15); high 2 bits: bits 2 (s / 4), +1 of byte 8 + s % 4, i.e. the 2-bit
+// field s / 4 of each of the bytes 8-11, moved to bits 4-5.
+FK_INLINE __m128i unpack_k3_scales16(const uint8_t* s12) {
+  const uint32_t a0 = load_u32(s12), a1 = load_u32(s12 + 4), a2 = load_u32(s12 + 8);
+  return _mm_set_epi32(static_cast<int>(((a1 >> 4) & 0x0F0F0F0Fu) | (((a2 >> 6) & 0x03030303u) << 4)),
+                       static_cast<int>(((a0 >> 4) & 0x0F0F0F0Fu) | (((a2 >> 4) & 0x03030303u) << 4)),
+                       static_cast<int>((a1 & 0x0F0F0F0Fu) | (((a2 >> 2) & 0x03030303u) << 4)),
+                       static_cast<int>((a0 & 0x0F0F0F0Fu) | ((a2 & 0x03030303u) << 4)));
+}
+
 // True when T is a complete type here (a codec specialization exists), for clear errors.
 template <class T, class = void>
 struct IsComplete : std::false_type {};
