@@ -6,7 +6,7 @@
 //   F16, BF16   every matmul weight 16-bit (kept 16-bit here, on the f32 path)
 //   Q5_K_M      Q5_K where rows are multiples of 256, Q5_1 on the 576-wide rows, Q6_K, Q8_0
 //   Q5_K_S      the same mix without Q6_K
-//   Q8_0, Q6_K, Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M
+//   Q8_0, Q6_K, Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M, Q3_K_S, IQ4_NL, IQ4_XS
 //               llama.cpp's other presets (their tensor types: manifest.json of the presets)
 //
 // Compared on both activation paths, with runtime/forced_golden.h (the rule is derived in
@@ -71,7 +71,8 @@ struct Preset {
 // IQ4_NL 1.384 / 0.990, IQ4_XS 1.536 / 1.807. IQ4_XS's smallest cosine, 0.9723, is the f32
 // path's on the chat prompt (its int8 path: 0.99895): the 27 IQ4_XS matrices are the
 // 1536-wide ffn_down, whose input has the largest outliers, and llama.cpp rounds that input
-// to Q8_K as our int8 path does.
+// to Q8_K as our int8 path does. Q3_K_S 1.106 / 0.936. (llama.cpp's Q2_K preset of SmolLM2 is
+// not listed: its tensors are byte for byte Q3_K_S's, only general.file_type differs.)
 constexpr Preset kPresets[] = {
     {"F16", 0.027, 0.999999},
     {"BF16", 0.207, 0.99988},
@@ -85,6 +86,7 @@ constexpr Preset kPresets[] = {
     {"Q3_K_M", 2.506, 0.996120},
     {"IQ4_NL", 1.384, 0.996062},
     {"IQ4_XS", 1.807, 0.972331},
+    {"Q3_K_S", 1.106, 0.997039},
 };
 constexpr double kSafetyFactor = 1.5;
 // At least this many of a path's 224 steps must clear the threshold. The low-bit presets
