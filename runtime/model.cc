@@ -22,13 +22,13 @@ absl::Status Err(const GgufFile& file, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(file.name(), ": ", what));
 }
 
-// Dot product with eight independent partial sums (lanes the compiler can keep in one
-// vector register; a single running sum would be bound by add latency).
 using ProfileClock = std::chrono::steady_clock;
 double SecondsSince(ProfileClock::time_point t0) {
   return std::chrono::duration<double>(ProfileClock::now() - t0).count();
 }
 
+// Dot product with eight independent partial sums (lanes the compiler can keep in one
+// vector register; a single running sum would be bound by add latency).
 float Dot(const float* a, const float* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;

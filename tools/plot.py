@@ -765,12 +765,16 @@ def e2e_sections(readme_dir):
             continue
         if doc.get("kind") == "model_sweep" and os.path.isfile(os.path.join(d, "README.md")):
             cpu = (doc.get("machine") or {}).get("cpu_model", name)
-            runs.append((doc.get("created", ""), cpu, name, d))
-    latest = {}
-    for created, cpu, name, d in sorted(runs):
-        latest[cpu] = (created, name, d)
+            measured = {(r.get("model"), r.get("format")) for r in doc.get("records", [])}
+            runs.append((doc.get("created", ""), cpu, name, d, measured))
+    # Newest first; a run is shown unless a newer one of the same machine measured every
+    # (model, format) it did (a run of a few formats stands beside the machine's full run).
+    kept = []
+    for created, cpu, name, d, measured in sorted(runs, reverse=True):
+        if not any(k[1] == cpu and measured <= k[4] for k in kept):
+            kept.append((created, cpu, name, d, measured))
     parts = []
-    for created, name, d in sorted(latest.values(), reverse=True):
+    for created, cpu, name, d, measured in kept:
         with open(os.path.join(d, "README.md")) as f:
             text = f.read()
         i = text.find(E2E_CLAIMS)
@@ -842,13 +846,15 @@ def write_readme(path, runs):
              "do not edit by hand. A run is made with `tools/bazel run //harness:sweep` (see "
              "`--help`), which writes `reports/<date>-<cpu>/` and regenerates this file. Timings "
              "come from a shared 2-vCPU virtual machine: compare ratios within one run.", ""]
-    # The newest run of each machine in full; older runs only listed (their files stay).
+    # The newest run of each machine in full; older runs only listed (their files stay). A
+    # newer run supersedes an older one only if it measured every format the older one did:
+    # a run of a few formats (--formats) stands beside the machine's full run.
     latest, older = [], []
-    seen = set()
     for r in runs:
         mid = r.machine.get("machine_id", r.machine.get("cpu_model"))
-        (older if mid in seen else latest).append(r)
-        seen.add(mid)
+        covered = any(l.machine.get("machine_id", l.machine.get("cpu_model")) == mid and
+                      set(r.formats) <= set(l.formats) for l in latest)
+        (older if covered else latest).append(r)
     if len(latest) > 1:
         parts.append("Machines: " + ", ".join(f"[{r.name}](#{r.name.lower()})" for r in latest))
         parts.append("")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import tempfile
 import unittest
 
@@ -117,6 +118,21 @@ class PlotTest(unittest.TestCase):
         self.assertIn("## 2026-01-02-test-cpu", readme)
         self.assertNotIn("## 2025-12-31-other", readme)
         self.assertIn("[2025-12-31-other](2025-12-31-other/results.json)", readme)
+        # A newer run of fewer formats on the same machine does not supersede a fuller one.
+        partial = made_up_run()
+        partial["run"]["started_utc"] = "2026-02-01T00:00:00Z"
+        partial["cases"] = [c for c in partial["cases"] if c.get("format") == "Q4_K"]
+        part_dir = os.path.join(self.reports, "2026-02-01-test-cpu-q4k")
+        os.makedirs(part_dir)
+        with open(os.path.join(part_dir, "results.json"), "w") as f:
+            json.dump(partial, f)
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("## 2026-02-01-test-cpu-q4k", readme)
+        self.assertIn("## 2026-01-02-test-cpu", readme)
+        self.assertIn("[2025-12-31-other](2025-12-31-other/results.json)", readme)
+        shutil.rmtree(part_dir)
         # Another machine gets its own full section.
         doc["machine"]["machine_id"] = "other-cpu-8c"
         with open(os.path.join(other, "results.json"), "w") as f:
