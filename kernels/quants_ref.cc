@@ -143,15 +143,8 @@ float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8
 // weighted by x^2; tries 18 scales around nmax/max and keeps the best least-squares one.
 // (ggml's make_qx_quants with rmse_type=1 and no importance weights.)
 float fit_scale_symmetric(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const float max = signed_absmax(x, n);
+  const float amax = std::fabs(max);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
@@ -197,15 +190,8 @@ float fit_scale_symmetric(int n, int nmax, const float* x, int8_t* L) {
 // that move single elements to the level the others' least-squares scale suggests whenever
 // that raises sumlx^2 / suml2 (weights x^2). (ggml's make_q3_quants with do_rmse.)
 float fit_scale_q3(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const float max = signed_absmax(x, n);
+  const float amax = std::fabs(max);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
@@ -362,14 +348,8 @@ void quantize_iq4_blocks(int n, const float* x, fp16_t* d_out, uint8_t* qs, uint
     const float* xb = x + ib * kSub;
     uint8_t* Lb = L + ib * kSub;
     for (int j = 0; j < kSub; ++j) weight[j] = xb[j] * xb[j];
-    float amax = 0, max = 0;
-    for (int j = 0; j < kSub; ++j) {
-      const float ax = std::fabs(xb[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = xb[j];
-      }
-    }
+    const float max = signed_absmax(xb, kSub);
+    const float amax = std::fabs(max);
     if (amax < kGroupMaxEps) {
       scales[ib] = 0;
       continue;

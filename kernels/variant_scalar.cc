@@ -392,6 +392,9 @@ void int8_path(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
 
 #undef FK_FIELD
 
+using Q4_K = Q45_K<false>;
+using Q5_K = Q45_K<true>;
+
 }  // namespace
 
 // ---- The registry's entry points (rows in the scalar section of kernels/registry.inc) ----
@@ -416,44 +419,22 @@ FK_SCALAR_F32(iq4_nl_f32__scalar, Format::kIQ4_NL)
 FK_SCALAR_F32(iq4_xs_f32__scalar, Format::kIQ4_XS)
 #undef FK_SCALAR_F32
 
-void q4_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q4_0, legacy_block<Q4_0>>(a, nb, ne);
-}
-void q4_1_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q4_1, legacy_block<Q4_1>>(a, nb, ne);
-}
-void q5_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q5_0, legacy_block<Q5_0>>(a, nb, ne);
-}
-void q5_1_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q5_1, legacy_block<Q5_1>>(a, nb, ne);
-}
-void q8_0_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q8_0, legacy_block<Q8_0>>(a, nb, ne);
-}
-void q4_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q45_K<false>, k_block<Q45_K<false>>>(a, nb, ne);
-}
-void q5_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q45_K<true>, k_block<Q45_K<true>>>(a, nb, ne);
-}
-void q6_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q6_K, k_block<Q6_K>>(a, nb, ne);
-}
-void q8_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q8_K, k_block<Q8_K>>(a, nb, ne);
-}
-void q2_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q2_K, k_block<Q2_K>>(a, nb, ne);
-}
-void q3_k_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<Q3_K, k_block<Q3_K>>(a, nb, ne);
-}
-void iq4_nl_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<IQ4_NL, legacy_block<IQ4_NL>>(a, nb, ne);
-}
-void iq4_xs_int8__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
-  int8_path<IQ4_XS, k_block<IQ4_XS>>(a, nb, ne);
-}
+// int8 path: the format's integer block (decode) and its block sum (legacy Q8_0 / K-quant Q8_K).
+#define FK_SCALAR_INT8(name, F, block) \
+  void name(const MatmulArgs& a, int64_t nb, int64_t ne) { int8_path<F, block<F>>(a, nb, ne); }
+FK_SCALAR_INT8(q4_0_int8__scalar, Q4_0, legacy_block)
+FK_SCALAR_INT8(q4_1_int8__scalar, Q4_1, legacy_block)
+FK_SCALAR_INT8(q5_0_int8__scalar, Q5_0, legacy_block)
+FK_SCALAR_INT8(q5_1_int8__scalar, Q5_1, legacy_block)
+FK_SCALAR_INT8(q8_0_int8__scalar, Q8_0, legacy_block)
+FK_SCALAR_INT8(iq4_nl_int8__scalar, IQ4_NL, legacy_block)
+FK_SCALAR_INT8(q4_k_int8__scalar, Q4_K, k_block)
+FK_SCALAR_INT8(q5_k_int8__scalar, Q5_K, k_block)
+FK_SCALAR_INT8(q6_k_int8__scalar, Q6_K, k_block)
+FK_SCALAR_INT8(q8_k_int8__scalar, Q8_K, k_block)
+FK_SCALAR_INT8(q2_k_int8__scalar, Q2_K, k_block)
+FK_SCALAR_INT8(q3_k_int8__scalar, Q3_K, k_block)
+FK_SCALAR_INT8(iq4_xs_int8__scalar, IQ4_XS, k_block)
+#undef FK_SCALAR_INT8
 
 }  // namespace fk
