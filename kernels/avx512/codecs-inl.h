@@ -1194,6 +1194,121 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
   }
 };
 
+struct alignas(64) PanelIQ4 {
+  int32_t q[64][16];    // vector g: row r's codebook values V + 128 at positions 4g .. 4g+3 (halves order)
+  int32_t sc[8][16];    // sub-block s: ls_s - 32
+  int32_t sc2[8][16];   // sub-block s: int16 pair (ls_s - 32, ls_s - 32)
+  int32_t bias[4][16];  // p: int16 pair (-128 (ls_2p - 32), -128 (ls_2p+1 - 32))
+  float d[16];
+};
+
+// Batches: 16 weight rows of a super-block decoded into a panel (kernels/avx512/
+// int8_kpanel-inl.h) in the halves order of the activations (act_q8_k_halves__avx512, as the
+// general row): vector g = 32 c + 16 h + u holds nibble h of qs dword 16 c + u, i.e. the
+// packed activations' bytes 4g .. 4g + 3 (y byte 128 c + 64 h + p is nibble h of qs byte
+// 64 c + p), sub-block 4 c + u / 4. The codebook values are stored as V + 128 (1..241, one
+// vpshufb of kIq4Biased per vector), which VNNI's vpdpbusd multiplies as they are: per
+// sub-block the exact int32 dot (<= 32 * 241 * 127 = 979424) times ls - 32 (vpmulld), the
+// bias sum_s (ls_s - 32) * 128 * bsum32_s taken off by vpdpwssd on int16 pairs (-128 (ls - 32)
+// fits int16, |total| <= 8 * 32 * 979424 + 8 * 4096 * 4064 < 4e8). Without VNNI the
+// vpmaddubsw pairs of V + 128 could saturate, so there the panel's bytes are turned back into
+// |V| and the mask of the negative ones (per vector, once per micro-tile), each activation
+// broadcast takes V's signs (vpmaddubsw pair <= 2 * 127 * 127 = 32258) and vpmaddwd against
+// the pair (ls - 32, ls - 32) gives the scaled sum in int32 directly. No mins.
+struct PanelIQ4_XS {
+  using Panel = PanelIQ4;
+  using Act = ActQ8_K;
+  static constexpr int kBlockBytes = sizeof(BlockIQ4_XS);
+  static constexpr bool kMins = false;
+  static constexpr int kD = offsetof(BlockIQ4_XS, d), kQs = offsetof(BlockIQ4_XS, qs);
+  static constexpr int kSh = offsetof(BlockIQ4_XS, scales_h), kSl = offsetof(BlockIQ4_XS, scales_l);
+  static_assert(kQs + 128 == kBlockBytes, "the qs end the block (the second transpose reads to its end)");
+
+  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
+    alignas(64) __m512i t[32];  // qs dwords 0..31
+    transpose_rows(w, off + kQs, t);
+    transpose_rows(w, off + kQs + 64, t + 16);
+    alignas(64) int32_t dw[16], hw[16], lw[16];  // d, scales_h, scales_l of each row
+    for (int r = 0; r < kPanelRows; ++r) {
+      dw[r] = load_u16(w[r] + off + kD);
+      hw[r] = load_u16(w[r] + off + kSh);
+      lw[r] = static_cast<int32_t>(load_u32(w[r] + off + kSl));
+    }
+    _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
+    // ls_s: low 4 bits nibble s of the scales_l dword, high 2 bits bits 2s, 2s + 1 of scales_h.
+    const __m512i sl = load512(lw), sh = load512(hw);
+    const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), lo16 = _mm512_set1_epi32(0xFFFF);
+    __m512i b[8];  // -128 (ls_s - 32)
+    for (int s = 0; s < 8; ++s) {
+      const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * s), m15),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * s), m3), 4));
+      const __m512i sc = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
+      _mm512_store_si512(p->sc[s], sc);
+      _mm512_store_si512(p->sc2[s], _mm512_or_si512(_mm512_and_si512(sc, lo16), _mm512_slli_epi32(sc, 16)));
+      b[s] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sc, 7));
+    }
+    for (int q = 0; q < 4; ++q)
+      _mm512_store_si512(p->bias[q], _mm512_or_si512(_mm512_and_si512(b[2 * q], lo16), _mm512_slli_epi32(b[2 * q + 1], 16)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), tab = load512(&kIq4Biased);
+    for (int c = 0; c < 2; ++c) {
+      for (int u = 0; u < 16; ++u) {
+        const __m512i v = load512(&t[16 * c + u]);
+        _mm512_store_si512(p->q[32 * c + u], _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4)));
+        _mm512_store_si512(p->q[32 * c + 16 + u],
+                           _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
+      }
+    }
+  }
+
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR],
+                              __m512i (&)[MR]) {
+    for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_si512();
+    // Sub-block s = 4 c + j: vectors g0 .. g0 + 3 and g0 + 16 .. g0 + 19, g0 = 32 c + 4 j.
+    for (int s = 0; s < 8; ++s) {
+      const int g0 = 32 * (s / 4) + 4 * (s % 4);
+      if constexpr (kVnni) {
+        __m512i is[MR];
+        for (int i = 0; i < MR; ++i) is[i] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h) {
+          for (int c = 0; c < 4; c += 2) {
+            const int g = g0 + 16 * h + c;
+            const __m512i w0 = load512(p.q[g]), w1 = load512(p.q[g + 1]);
+            for (int i = 0; i < MR; ++i)
+              is[i] = dot2_u8s8<true>(is[i], w0, bcast32(y[i]->y + 4 * g), w1, bcast32(y[i]->y + 4 * g + 4));
+          }
+        }
+        const __m512i sc = load512(p.sc[s]);
+        for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
+      } else {
+        const __m512i sc2 = load512(p.sc2[s]);
+        for (int h = 0; h < 2; ++h) {
+          for (int c = 0; c < 4; ++c) {
+            const int g = g0 + 16 * h + c;
+            const __m512i v = _mm512_xor_si512(load512(p.q[g]), _mm512_set1_epi8(static_cast<char>(0x80)));
+            const __m512i a = _mm512_abs_epi8(v);
+            const __mmask64 neg = _mm512_movepi8_mask(v);
+            for (int i = 0; i < MR; ++i) {
+              const __m512i yb = bcast32(y[i]->y + 4 * g);
+              const __m512i ys = _mm512_mask_sub_epi8(yb, neg, _mm512_setzero_si512(), yb);
+              tot[i] = _mm512_add_epi32(tot[i], _mm512_madd_epi16(_mm512_maddubs_epi16(a, ys), sc2));
+            }
+          }
+        }
+      }
+    }
+    if constexpr (kVnni) {
+      for (int q = 0; q < 4; ++q) {
+        const __m512i bias = load512(p.bias[q]);
+        for (int i = 0; i < MR; ++i) tot[i] = _mm512_dpwssd_epi32(tot[i], bias, bcast32(y[i]->bsum32 + 2 * q));
+      }
+    }
+  }
+};
+
+template <>
+struct PanelCodec<Format::kIQ4_XS> : PanelIQ4_XS {};
+
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's
 // 512-bit form, AVX-512F), BF16 by shifting its 16 bits into the top of a float. The partial

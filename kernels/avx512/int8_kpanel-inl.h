@@ -1,6 +1,7 @@
-// Batched int8 GEMM for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) on AVX-512: weight panels (textual
-// header, see kernels/simd/common-inl.h; compiled once per AVX-512 variant, kVnni false or
-// true). The registry's *_int8_panel__avx512[_vnni] rows run it from their MIN_M on.
+// Batched int8 GEMM for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_XS on AVX-512:
+// weight panels (textual header, see kernels/simd/common-inl.h; compiled once per AVX-512
+// variant, kVnni false or true). The registry's *_int8_panel__avx512[_vnni] rows run it from
+// their MIN_M on.
 //
 // Why: the 4 x 4 tiles of kernels/avx512/int8_kquant-inl.h decode each weight super-block
 // once per 4 activation rows and spend, per (activation row, weight row) pair, 4 dot
@@ -19,7 +20,8 @@
 // per super-block the exact int32 total is scaled to float once (d * da) and accumulated.
 // Q4_K / Q5_K mins: sum_s m_s * bsum32_s by vpdpwssd on int16 pairs (exact), scaled by
 // dmin * da. Q6_K's -32 offset: sum_s (2 sc_s) * (-16 bsum16_s) by vpdpwssd, added to the
-// integer total (exact).
+// integer total (exact). IQ4_XS: codebook values V + 128 with VNNI (the bias taken off with
+// bsum32), |V| against sign-adjusted activations without (its codec in codecs-inl.h says why).
 //
 // A panel codec (kernels/avx512/codecs-inl.h: PanelCodec<F>) provides Panel (one
 // super-block of 16 rows, decoded), Act (the packed activation block), kBlockBytes, kMins,
