@@ -485,6 +485,30 @@ struct Int8Codec<Format::kQ5_K, kVnni> : Int8Q45_K<true, kVnni> {};
 template <>
 struct PanelCodec<Format::kQ5_K> : PanelQ45_K<true> {};
 
+// The integer sum of one super-block whose 256 unsigned quants sit in q[0..3] (64 bytes each,
+// in the activations' order) with 16 sub-blocks of 16 and int16 scales in s, added to init:
+// VNNI: vpdpbusd per 4 bytes, packed to int16 pairs and multiplied by the scale pairs s[0],
+// s[1] (vpdpwssd); otherwise maddubs per pair, madd by one scale vector s[z] per q[z].
+// Q6_K and Q2_K / Q3_K share it.
+template <bool kVnni>
+FK_INLINE __m512i dot_sub16(__m512i init, const __m512i (&q)[4], const __m512i (&s)[4],
+                            const int8_t* y) {
+  if constexpr (kVnni) {
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, q[0], load512(y)),
+                                          _mm512_dpbusd_epi32(z, q[1], load512(y + 64)));
+    const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, q[2], load512(y + 128)),
+                                          _mm512_dpbusd_epi32(z, q[3], load512(y + 192)));
+    return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(init, p0, s[0]), p1, s[1]);
+  } else {
+    __m512i acc = init;
+    for (int k = 0; k < 4; ++k)
+      acc = _mm512_add_epi32(
+          acc, _mm512_madd_epi16(_mm512_maddubs_epi16(q[k], load512(y + 64 * k)), s[k]));
+    return acc;
+  }
+}
+
 // ---- Q6_K: w = (d * sc_s) * (q - 32) per sub-block of 16, q 6-bit, int8 scales --------------------
 
 // f32 path: q converted to float exactly.
@@ -580,20 +604,7 @@ struct Int8Codec<Format::kQ6_K, kVnni> {
   static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
     // The -32 offset: -32 * sum_s sc_s * bsum16_s = sum_s (2 sc_s) * (-16 bsum16_s).
     const __m512i init = _mm512_madd_epi16(w.sc2, _mm512_zextsi256_si512(loadu256(y.nbsum16)));
-    if constexpr (kVnni) {
-      const __m512i z = _mm512_setzero_si512();
-      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
-                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
-      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
-                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
-      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(init, p0, w.s[0]), p1, w.s[1]);
-    } else {
-      __m512i s = init;
-      for (int z = 0; z < 4; ++z)
-        s = _mm512_add_epi32(
-            s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], load512(y.y + 64 * z)), w.s[z]));
-      return s;
-    }
+    return dot_sub16<kVnni>(init, w.q, w.s, y.y);
   }
 };
 
@@ -861,20 +872,7 @@ struct Int8Q23_K {
     __m512i init = _mm512_setzero_si512();
     if constexpr (kThree)
       init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
-    if constexpr (kVnni) {
-      const __m512i z = _mm512_setzero_si512();
-      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
-                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
-      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
-                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
-      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(init, p0, w.s[0]), p1, w.s[1]);
-    } else {
-      __m512i s = init;
-      for (int z = 0; z < 4; ++z)
-        s = _mm512_add_epi32(
-            s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], load512(y.y + 64 * z)), w.s[z]));
-      return s;
-    }
+    return dot_sub16<kVnni>(init, w.q, w.s, y.y);
   }
 };
 
