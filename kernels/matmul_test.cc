@@ -461,7 +461,9 @@ TEST_P(VsScalarTest, RandomShapes) {
     }
   }
   EXPECT_GE(ran, 5) << "too few shapes with m >= MIN_M " << e.min_m;
-  if (e.m_tile > 1) EXPECT_GE(ran_off_tile, 2) << "too few shapes with m % " << e.m_tile << " != 0";
+  if (e.m_tile > 1) {
+    EXPECT_GE(ran_off_tile, 2) << "too few shapes with m % " << e.m_tile << " != 0";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(NonScalar, VsScalarTest, ::testing::ValuesIn(non_scalar_entries()),
@@ -658,7 +660,9 @@ TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
       EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m - 1)->min_m < e.min_m, true);
       EXPECT_EQ(e.features & g->features, g->features);
       EXPECT_EQ(e.act == nullptr, g->act == nullptr);
-      if (e.act != nullptr) EXPECT_EQ(e.act->format, g->act->format);
+      if (e.act != nullptr) {
+        EXPECT_EQ(e.act->format, g->act->format);
+      }
       if (kernel_runnable(e)) {
         MatmulOptions o;
         o.variant = e.variant;
@@ -796,7 +800,9 @@ TEST(CpuFeaturesTest, ThisTargetsTier) {
     absl::StatusOr<const KernelEntry*> e = select_kernel(t.format);
     ASSERT_TRUE(e.ok()) << t.name << ": " << e.status();
     EXPECT_LE((*e)->variant, *want) << (*e)->name;
-    if (cpu_has_tier && t.format == Format::kQ4_K) EXPECT_EQ((*e)->variant, *want) << (*e)->name;
+    if (cpu_has_tier && t.format == Format::kQ4_K) {
+      EXPECT_EQ((*e)->variant, *want) << (*e)->name;
+    }
   }
   if (!cpu_has_tier) {
     std::printf("tier: this CPU lacks %s, so it runs a smaller tier than %s\n",

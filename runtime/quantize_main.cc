@@ -11,8 +11,11 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "kernels/formats.h"
@@ -38,11 +41,20 @@ constexpr char kUsage[] =
     "with the target's reference quantizer. 1-D tensors (norms) are written as F32.\n"
     "Metadata is copied; general.file_type becomes llama.cpp's LLAMA_FTYPE of the target\n"
     "(Q4_K -> 14 Q4_K_S, Q5_K -> 16 Q5_K_S; removed for Q8_K, which llama.cpp cannot run).\n"
-    "K-quants need rows of a multiple of 256 elements; other rows fall back to a 32-block\n"
-    "format of at least the same precision: Q4_K -> Q5_0, Q5_K -> Q8_0, Q6_K -> Q8_0,\n"
-    "Q2_K -> Q4_0, Q3_K -> Q4_0, Q8_K -> Q8_0 (rows not a multiple of 32: F32). A per-type\n"
-    "summary is printed.\n"
+    "A row that is not a multiple of the target's block gets llama.cpp's fallback type\n"
+    "instead (again, until one fits; F32 always does): %s. A per-type summary is printed.\n"
     "Relative paths are taken from the directory `bazel run` was called in.\n";
+
+// "Q4_K -> Q5_0, Q5_K -> Q5_1, ...": the fallback column of the format table.
+std::string FallbackList() {
+  std::vector<std::string> parts;
+  for (const fk::FormatTraits& t : fk::all_formats()) {
+    if (t.fallback != t.format && t.block_elems > 1) {
+      parts.push_back(absl::StrCat(t.name, " -> ", fk::traits(t.fallback).name));
+    }
+  }
+  return absl::StrJoin(parts, ", ");
+}
 
 [[noreturn]] void Fail(const std::string& msg) {
   std::fprintf(stderr, "quantize: %s\n", msg.c_str());
@@ -62,7 +74,7 @@ int main(int argc, char** argv) {
       return absl::StartsWith(a, prefix) ? argv[i] + prefix.size() : nullptr;
     };
     if (a == "--help" || a == "-h") {
-      std::printf(kUsage, fk::format_names());
+      std::printf(kUsage, fk::format_names(), FallbackList().c_str());
       return 0;
     } else if (const char* v = value("--in")) {
       in_path = v;
