@@ -708,7 +708,9 @@ void quantize_row_q2_K_ref(const float* x, void* vy, int64_t k) {
     if (max_min > 0) {
       const float iscale = 15.f / max_min;
       for (int j = 0; j < kSub; ++j)
-        y[i].scales[j] = static_cast<uint8_t>(y[i].scales[j] | (nearest_int(iscale * mins[j]) << 4));
+        // Shifted as unsigned (a negative int may not be shifted); the low byte is ggml's.
+        y[i].scales[j] = static_cast<uint8_t>(
+            y[i].scales[j] | (static_cast<unsigned>(nearest_int(iscale * mins[j])) << 4));
       y[i].dmin = fp32_to_fp16(max_min / 15.f);
     } else {
       y[i].dmin = fp32_to_fp16(0.f);
