@@ -27,19 +27,6 @@ double SecondsSince(ProfileClock::time_point t0) {
   return std::chrono::duration<double>(ProfileClock::now() - t0).count();
 }
 
-// Dot product with eight independent partial sums (lanes the compiler can keep in one
-// vector register; a single running sum would be bound by add latency).
-float Dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
-  }
-  float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
 // RMSNorm of `rows` rows of n values each: out = x / sqrt(mean(x^2) + eps) * w. In place
 // when out == x.
 void RmsNorm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) {
@@ -247,13 +234,15 @@ std::string Model::format_summary() const {
 // ---- session ------------------------------------------------------------------------------
 
 Session::Session(const Model& model, int64_t max_context, int64_t max_batch,
-                 const RunOptions& options, std::vector<std::optional<KernelChoice>> kernels)
+                 const RunOptions& options, std::vector<std::optional<KernelChoice>> kernels,
+                 const AttentionKernel& attention)
     : model_(model),
       cfg_(model.config()),
       max_context_(max_context),
       max_batch_(max_batch),
       options_(options),
-      kernels_(std::move(kernels)) {
+      kernels_(std::move(kernels)),
+      attention_(attention) {
   const ModelConfig& c = cfg_;
   const size_t b = static_cast<size_t>(max_batch);
   const size_t q_dim = static_cast<size_t>(c.n_head * c.head_dim);
@@ -330,8 +319,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
     }
     slot = *std::move(choice);
   }
+  // Attention runs the variant of the matmul kernels (the named one, FK_VARIANT's, or the
+  // best this CPU runs: whatever Resolve chose), or the nearest lower one that has attention.
+  Variant variant = Variant::kScalar;
+  for (const std::optional<KernelChoice>& k : kernels) {
+    if (k.has_value()) variant = std::max(variant, k->general().variant);
+  }
   return std::unique_ptr<Session>(new Session(model, max_context, std::min(max_batch, max_context),
-                                              options, std::move(kernels)));
+                                              options, std::move(kernels),
+                                              select_attention(variant)));
 }
 
 std::string Session::kernel_summary() const {
@@ -394,32 +390,20 @@ void Session::AttentionHead(int64_t layer, int64_t n, int64_t h) {
   const int64_t kv_dim = c.n_head_kv * hd;
   const int64_t g = h / (c.n_head / c.n_head_kv);
   const int64_t window = c.layers[layer].sliding_window;
-  const float scale = c.attention_scale;
-  const float* kc = kcache_.data() + layer * max_context_ * kv_dim + g * hd;
-  const float* vc = vcache_.data() + layer * max_context_ * kv_dim + g * hd;
-  float* scores = scores_.data() + h * max_context_;
+  AttentionRow row;
+  row.k = kcache_.data() + layer * max_context_ * kv_dim + g * hd;
+  row.v = vcache_.data() + layer * max_context_ * kv_dim + g * hd;
+  row.stride = kv_dim;
+  row.head_dim = hd;
+  row.scale = c.attention_scale;
+  row.scores = scores_.data() + h * max_context_;
   for (int64_t t = 0; t < n; ++t) {
     const int64_t pos = attn_pos0_ + t;
-    const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-    const float* q = q_.data() + t * q_dim + h * hd;
-    float max_score = -INFINITY;
-    for (int64_t j = lo; j <= pos; ++j) {
-      scores[j] = Dot(q, kc + j * kv_dim, hd) * scale;
-      max_score = std::max(max_score, scores[j]);
-    }
-    double sum = 0;
-    for (int64_t j = lo; j <= pos; ++j) {
-      scores[j] = std::exp(scores[j] - max_score);
-      sum += scores[j];
-    }
-    const float inv = static_cast<float>(1.0 / sum);
-    float* out = attn_.data() + t * q_dim + h * hd;
-    std::fill(out, out + hd, 0.0f);
-    for (int64_t j = lo; j <= pos; ++j) {
-      const float p = scores[j] * inv;
-      const float* v = vc + j * kv_dim;
-      for (int64_t i = 0; i < hd; ++i) out[i] += p * v[i];
-    }
+    row.lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    row.hi = pos;
+    row.q = q_.data() + t * q_dim + h * hd;
+    row.out = attn_.data() + t * q_dim + h * hd;
+    attention_.fn(row);
   }
 }
 

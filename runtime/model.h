@@ -50,6 +50,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
 #include "kernels/weight_format.h"
@@ -162,7 +163,7 @@ class Session {
 
  private:
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
-          std::vector<std::optional<KernelChoice>> kernels);
+          std::vector<std::optional<KernelChoice>> kernels, const AttentionKernel& attention);
   absl::Status EvalChunk(const int32_t* tokens, int64_t n);
   absl::Status Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w, int64_t m,
                       float* out);
@@ -178,6 +179,8 @@ class Session {
   // The kernels of each weight format the model has, indexed by Format, resolved once in
   // Create (the environment and the CPU are read there, never per matmul).
   std::vector<std::optional<KernelChoice>> kernels_;
+  // The attention kernel of the same variant as the matmul kernels, resolved in Create.
+  const AttentionKernel& attention_;
   MatmulScratch scratch_;
   int64_t n_past_ = 0;
   int64_t attn_pos0_ = 0;  // position of the first row of q_ that Attention() works on

@@ -1,0 +1,108 @@
+// The SIMD body of attention_row (kernels/attention.h), shared by the avx2 and avx512
+// libraries and compiled by each with its own flags. It performs the reference's operations
+// in the reference's order (see attention.h), so it is 8 lanes wide on every ISA: a score's
+// dot product is defined as 8 partial sums. Speed comes from keeping 4 positions' dots in
+// flight (independent accumulators) and the output row in registers across positions.
+#ifndef KERNELS_SIMD_ATTENTION_INL_H_
+#define KERNELS_SIMD_ATTENTION_INL_H_
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/attention.h"
+
+namespace fk {
+namespace {
+
+// ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)) of the 8 lanes.
+inline float attention_reduce8(__m256 acc) {
+  const __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  const __m128 u = _mm_hadd_ps(t, t);  // t0 + t1, t2 + t3, ..
+  return _mm_cvtss_f32(_mm_hadd_ps(u, u));
+}
+
+inline void attention_row_simd(const AttentionRow& r) {
+  const int64_t hd = r.head_dim;
+  const int64_t hd8 = hd / 8 * 8;
+  const float* q = r.q;
+  // Scores, 4 positions at a time.
+  float max_score = -INFINITY;
+  const auto finish = [&](int64_t j, __m256 acc) {
+    const float* k = r.k + j * r.stride;
+    float dot = attention_reduce8(acc);
+    for (int64_t i = hd8; i < hd; ++i) dot += q[i] * k[i];
+    r.scores[j] = dot * r.scale;
+    max_score = std::max(max_score, r.scores[j]);
+  };
+  int64_t j = r.lo;
+  for (; j + 4 <= r.hi + 1; j += 4) {
+    const float* k0 = r.k + j * r.stride;
+    const float* k1 = k0 + r.stride;
+    const float* k2 = k1 + r.stride;
+    const float* k3 = k2 + r.stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < hd8; i += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + i);
+      a0 = _mm256_add_ps(a0, _mm256_mul_ps(qv, _mm256_loadu_ps(k0 + i)));
+      a1 = _mm256_add_ps(a1, _mm256_mul_ps(qv, _mm256_loadu_ps(k1 + i)));
+      a2 = _mm256_add_ps(a2, _mm256_mul_ps(qv, _mm256_loadu_ps(k2 + i)));
+      a3 = _mm256_add_ps(a3, _mm256_mul_ps(qv, _mm256_loadu_ps(k3 + i)));
+    }
+    finish(j, a0);
+    finish(j + 1, a1);
+    finish(j + 2, a2);
+    finish(j + 3, a3);
+  }
+  for (; j <= r.hi; ++j) {
+    const float* k = r.k + j * r.stride;
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t i = 0; i < hd8; i += 8) {
+      a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i)));
+    }
+    finish(j, a);
+  }
+  // Softmax weights: scalar std::exp, as the reference (its exact values).
+  double sum = 0;
+  for (int64_t t = r.lo; t <= r.hi; ++t) {
+    r.scores[t] = std::exp(r.scores[t] - max_score);
+    sum += r.scores[t];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t t = r.lo; t <= r.hi; ++t) r.scores[t] *= inv;
+  // Output: 64 columns at a time held in 8 registers across all positions; each column is
+  // its own sum, so the order over positions is the reference's.
+  int64_t c = 0;
+  for (; c + 64 <= hd8; c += 64) {
+    __m256 o[8];
+    for (int u = 0; u < 8; ++u) o[u] = _mm256_setzero_ps();
+    for (int64_t t = r.lo; t <= r.hi; ++t) {
+      const __m256 p = _mm256_set1_ps(r.scores[t]);
+      const float* v = r.v + t * r.stride + c;
+      for (int u = 0; u < 8; ++u) {
+        o[u] = _mm256_add_ps(o[u], _mm256_mul_ps(p, _mm256_loadu_ps(v + 8 * u)));
+      }
+    }
+    for (int u = 0; u < 8; ++u) _mm256_storeu_ps(r.out + c + 8 * u, o[u]);
+  }
+  for (; c < hd8; c += 8) {
+    __m256 o = _mm256_setzero_ps();
+    for (int64_t t = r.lo; t <= r.hi; ++t) {
+      o = _mm256_add_ps(o, _mm256_mul_ps(_mm256_set1_ps(r.scores[t]),
+                                         _mm256_loadu_ps(r.v + t * r.stride + c)));
+    }
+    _mm256_storeu_ps(r.out + c, o);
+  }
+  for (; c < hd; ++c) {
+    float o = 0.0f;
+    for (int64_t t = r.lo; t <= r.hi; ++t) o += r.scores[t] * r.v[t * r.stride + c];
+    r.out[c] = o;
+  }
+}
+
+}  // namespace
+}  // namespace fk
+
+#endif  // KERNELS_SIMD_ATTENTION_INL_H_
