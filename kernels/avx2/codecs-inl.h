@@ -377,6 +377,34 @@ struct F32Decoder<Format::kQ5_K> : DecQ45_K<true> {};
 template <>
 struct Int8Codec<Format::kQ5_K> : Int8Q45_K<true> {};
 
+// The integer sums of one half (128 elements, sub-blocks of 16) of weight row j against each
+// activation row i's Q8_K quants of that half, added to isum[i][j]: q[r] holds elements 32 r ..
+// 32 r + 31 of the half as unsigned bytes in the activations' order (sub-blocks 2r / 2r + 1 in
+// its low / high 128 bits), sc8 the half's 8 signed int8 scales. Per r: maddubs(q[r], y), then
+// madd by the int16 scale pair sc[2r] (low lane) / sc[2r + 1] (high lane), picked from the 8
+// scales widened into both 128-bit lanes. Q6_K and Q2_K / Q3_K share it.
+template <int MR, int NR>
+FK_INLINE void dot_sub16(__m256i (&isum)[MR][NR], int j, const __m256i (&q)[4], const void* sc8,
+                         const uint8_t* const (&yb)[MR], int h) {
+  const __m256i pick[4] = {
+      _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                       2, 3, 2, 3, 2, 3, 2, 3),
+      _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7,
+                       6, 7, 6, 7, 6, 7, 6, 7),
+      _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11,
+                       10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
+      _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15,
+                       14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15)};
+  const __m256i sc_half = _mm256_cvtepi8_epi16(_mm_unpacklo_epi64(loadu64(sc8), loadu64(sc8)));
+  for (int r = 0; r < 4; ++r) {
+    const __m256i scv = _mm256_shuffle_epi8(sc_half, pick[r]);
+    for (int i = 0; i < MR; ++i) {
+      const __m256i p = _mm256_maddubs_epi16(q[r], loadu256(yb[i] + kQ8_KQs + 128 * h + 32 * r));
+      isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(p, scv));
+    }
+  }
+}
+
 // ---- Q6_K: w = (d * sc) * (q - 32) per sub-block of 16, q 6-bit, int8 scales ----------------------
 
 template <>
@@ -418,8 +446,8 @@ struct F32Decoder<Format::kQ6_K> {
 };
 
 // Per half h of 128 elements: 4 vectors of 32 unsigned quants in element order, each
-// maddubs'ed with the activations and madd'ed with the int16 scales of its two sub-blocks;
-// the -32 offset is -32 * sum_s sc_s * bsum_s from the Q8_K bsums, exactly.
+// maddubs'ed with the activations and madd'ed with the int16 scales of its two sub-blocks
+// (dot_sub16); the -32 offset is -32 * sum_s sc_s * bsum_s from the Q8_K bsums, exactly.
 template <>
 struct Int8Codec<Format::kQ6_K> {
   static constexpr Format kAct = Format::kQ8_K;
@@ -433,18 +461,6 @@ struct Int8Codec<Format::kQ6_K> {
                               const float (&)[MR], __m256 (&)[MR][NR], __m256i (&isum)[MR][NR]) {
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i m30 = _mm256_set1_epi8(0x30);
-    // Group g of 32 elements covers sub-blocks 2g (low 128 bits) and 2g+1 (high 128 bits);
-    // with the 8 scales of its half as int16 in both 128-bit lanes, this picks sc[2g'] for
-    // the low lane and sc[2g'+1] for the high lane (g' = g % 4).
-    const __m256i pick[4] = {
-        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
-                         2, 3, 2, 3, 2, 3, 2, 3),
-        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7,
-                         6, 7, 6, 7, 6, 7, 6, 7),
-        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11,
-                         10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
-        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15,
-                         14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15)};
     for (int j = 0; j < NR; ++j) {
       const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(blk[j] + kSc));
       // Start at -32 * sum_s sc_s * bsum_s: the (q - 32) offset, exactly.
@@ -457,8 +473,6 @@ struct Int8Codec<Format::kQ6_K> {
     for (int h = 0; h < 2; ++h) {
       for (int j = 0; j < NR; ++j) {
         const uint8_t* b = blk[j];
-        const __m256i sc_half = _mm256_cvtepi8_epi16(
-            _mm_unpacklo_epi64(loadu64(b + kSc + 8 * h), loadu64(b + kSc + 8 * h)));
         const __m256i ql0 = loadu256(b + kQl + 64 * h);
         const __m256i ql1 = loadu256(b + kQl + 64 * h + 32);
         const __m256i qh = loadu256(b + kQh + 32 * h);
@@ -471,14 +485,7 @@ struct Int8Codec<Format::kQ6_K> {
                             _mm256_and_si256(qh, m30)),
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                             _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))};
-        for (int r = 0; r < 4; ++r) {
-          const __m256i scv = _mm256_shuffle_epi8(sc_half, pick[r]);
-          for (int i = 0; i < MR; ++i) {
-            const __m256i p =
-                _mm256_maddubs_epi16(q[r], loadu256(yb[i] + kQ8_KQs + 128 * h + 32 * r));
-            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(p, scv));
-          }
-        }
+        dot_sub16(isum, j, q, b + kSc + 8 * h, yb, h);
       }
     }
   }
@@ -578,7 +585,7 @@ struct DecQ23_K {
 
 // int8 path, as Q6_K: per half h of 128 elements, 4 vectors of 32 unsigned quants in element
 // order (q[r]: elements 128 h + 32 r ..; sub-blocks 8h + 2r / 8h + 2r + 1 in the low / high
-// 128 bits), maddubs'ed with the activations and madd'ed with the int16 scales. Q2_K:
+// 128 bits), maddubs'ed with the activations and madd'ed with the int16 scales (dot_sub16). Q2_K:
 // scales 0..15; the mins, - dmin * da * sum_s m_s * bsum_s from the Q8_K bsums, go into the
 // accumulator. Q3_K: q + 4 in [0, 7], signed scales (stored - 32), and the offset
 // -4 * sum_s sc_s * bsum_s in the integer sum, exactly.
@@ -595,17 +602,6 @@ struct Int8Q23_K {
                               const float (&da)[MR], __m256 (&acc)[MR][NR],
                               __m256i (&isum)[MR][NR]) {
     const __m256i m3 = _mm256_set1_epi8(3);
-    // As Q6_K's: picks sc[2r] for the low 128 bits and sc[2r + 1] for the high 128 bits from
-    // the 8 int16 scales of a half in both 128-bit lanes.
-    const __m256i pick[4] = {
-        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
-                         2, 3, 2, 3, 2, 3, 2, 3),
-        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7,
-                         6, 7, 6, 7, 6, 7, 6, 7),
-        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11,
-                         10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
-        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15,
-                         14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15)};
     alignas(16) int8_t scs[NR][16];  // the 16 signed scales of each row
     for (int j = 0; j < NR; ++j) {
       if constexpr (kThree) {
@@ -636,8 +632,6 @@ struct Int8Q23_K {
     for (int h = 0; h < 2; ++h) {
       for (int j = 0; j < NR; ++j) {
         const uint8_t* b = blk[j];
-        const __m256i sc_half = _mm256_cvtepi8_epi16(
-            _mm_unpacklo_epi64(loadu64(scs[j] + 8 * h), loadu64(scs[j] + 8 * h)));
         const __m256i x = loadu256(b + kQs + 32 * h);
         __m256i q[4] = {_mm256_and_si256(x, m3), _mm256_and_si256(_mm256_srli_epi16(x, 2), m3),
                         _mm256_and_si256(_mm256_srli_epi16(x, 4), m3),
@@ -654,14 +648,7 @@ struct Int8Q23_K {
             q[r] = _mm256_or_si256(q[r], _mm256_and_si256(sh, b2));
           }
         }
-        for (int r = 0; r < 4; ++r) {
-          const __m256i scv = _mm256_shuffle_epi8(sc_half, pick[r]);
-          for (int i = 0; i < MR; ++i) {
-            const __m256i p =
-                _mm256_maddubs_epi16(q[r], loadu256(yb[i] + kQ8_KQs + 128 * h + 32 * r));
-            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(p, scv));
-          }
-        }
+        dot_sub16(isum, j, q, scs[j] + 8 * h, yb, h);
       }
     }
   }
