@@ -77,47 +77,50 @@ absl::Status check_runnable(const KernelEntry& e) {
       missing_cpu_features(e.features), ", which this CPU lacks"));
 }
 
-// 64-byte aligned start of scratch->act holding at least `bytes` (the vector over-allocates
-// by 64 so the aligned start always fits).
-uint8_t* aligned_act(MatmulScratch* scratch, size_t bytes) {
-  if (scratch->act.size() < bytes + 64) scratch->act.resize(bytes + 64);
-  const uintptr_t p = reinterpret_cast<uintptr_t>(scratch->act.data());
-  return scratch->act.data() + ((64 - (p & 63)) & 63);
-}
-
 // Everything one call's parallel tasks read, passed to them as one pointer (so wrapping a
 // task in std::function never allocates).
 struct CallContext {
   const KernelEntry* e;
   MatmulArgs args;
   int64_t per_chunk;        // output columns per task (a multiple of the entry's n_tile)
-  uint8_t* act;             // int8 path: packed activation rows
 };
 
-// Packs the m activation rows for the entry's int8 path into scratch (rows in parallel
-// when a pool is given) and points `ctx->args` at them.
-void pack_activations(CallContext* ctx, ThreadPool* pool, MatmulScratch* scratch) {
-  const ActPacker& p = *ctx->e->act;
-  MatmulArgs& a = ctx->args;
-  // Rows padded to 64 bytes, so every row starts aligned.
-  const int64_t rb = (p.row_bytes(a.k) + 63) / 64 * 64;
-  ctx->act = aligned_act(scratch, static_cast<size_t>(a.m * rb));
-  a.act = ctx->act;
-  a.act_row_bytes = rb;
-  if (pool != nullptr && a.m > 1) {
-    pool->ParallelFor(a.m, [ctx](int64_t i) {
-      const MatmulArgs& a = ctx->args;
-      ctx->e->act->pack_row(a.input + i * a.k, a.k, ctx->act + i * a.act_row_bytes);
+// Packs the m rows of `input` (k each) with packer p into buf (rows padded to 64 bytes, so
+// every row starts aligned; in parallel when a pool is given); returns the first row and
+// sets *row_bytes.
+const uint8_t* pack_rows(const ActPacker& p, const float* input, int64_t m, int64_t k,
+                         ThreadPool* pool, std::vector<uint8_t>* buf, int64_t* row_bytes) {
+  const int64_t rb = (p.row_bytes(k) + 63) / 64 * 64;
+  if (buf->size() < static_cast<size_t>(m * rb) + 64) buf->resize(static_cast<size_t>(m * rb) + 64);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(buf->data());
+  uint8_t* act = buf->data() + ((64 - (addr & 63)) & 63);
+  *row_bytes = rb;
+  if (pool != nullptr && m > 1) {
+    struct Job {
+      const ActPacker* p;
+      const float* input;
+      int64_t k, rb;
+      uint8_t* act;
+    } job{&p, input, k, rb, act};
+    pool->ParallelFor(m, [j = &job](int64_t i) {
+      j->p->pack_row(j->input + i * j->k, j->k, j->act + i * j->rb);
     });
   } else {
-    for (int64_t i = 0; i < a.m; ++i) p.pack_row(a.input + i * a.k, a.k, ctx->act + i * rb);
+    for (int64_t i = 0; i < m; ++i) p.pack_row(input + i * k, k, act + i * rb);
   }
+  return act;
+}
+
+// Points `ctx->args` at the m activation rows packed for the entry's int8 path.
+void pack_activations(CallContext* ctx, ThreadPool* pool, MatmulScratch* scratch) {
+  MatmulArgs& a = ctx->args;
+  a.act = pack_rows(*ctx->e->act, a.input, a.m, a.k, pool, &scratch->act, &a.act_row_bytes);
 }
 
 // Runs an entry already known to fit the weights and this CPU.
 absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFormat& weights,
                        int64_t m, float* output, ThreadPool* pool, MatmulScratch* scratch) {
-  CallContext ctx;
+  CallContext ctx{};
   ctx.e = &e;
   MatmulArgs& args = ctx.args;
   args.m = m;
@@ -278,6 +281,146 @@ absl::StatusOr<std::vector<float>> dispatch_matmul(const float* input,
   absl::Status s = dispatch_matmul(input, weights, m, k, n, out.data(), m * n, options);
   if (!s.ok()) return s;
   return out;
+}
+
+namespace {
+
+// Everything the tasks of one dispatch_matmuls call read.
+struct MultiContext {
+  int n_jobs = 0;
+  const KernelEntry* e[kMaxMatmulJobs];
+  MatmulArgs args[kMaxMatmulJobs];
+  // Separate columns: job j's chunks are tasks first[j] .. first[j + 1] - 1, per[j] columns
+  // each. Shared columns: every task is one range of `shared` columns of every job.
+  int64_t first[kMaxMatmulJobs + 1];
+  int64_t per[kMaxMatmulJobs];
+  int64_t shared = 0;
+  const MatmulEpilogue* epilogue = nullptr;
+};
+
+int64_t gcd64(int64_t a, int64_t b) { return b == 0 ? a : gcd64(b, a % b); }
+
+}  // namespace
+
+absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* input, int64_t m,
+                              ThreadPool* pool, MatmulScratch* scratch,
+                              const MatmulEpilogue* epilogue) {
+  if (jobs.empty() || jobs.size() > static_cast<size_t>(kMaxMatmulJobs)) {
+    return absl::InvalidArgumentError(absl::StrCat("dispatch_matmuls: ", jobs.size(),
+                                                   " jobs; 1 .. ", kMaxMatmulJobs, " allowed"));
+  }
+  MatmulScratch local;
+  if (scratch == nullptr) scratch = &local;
+  MultiContext ctx;
+  ctx.n_jobs = static_cast<int>(jobs.size());
+  ctx.epilogue = epilogue;
+  const ActPacker* packed[kMaxMatmulJobs] = {};
+  int n_packed = 0;
+  for (int j = 0; j < ctx.n_jobs; ++j) {
+    const MatmulJob& job = jobs[j];
+    if (job.choice == nullptr || job.weights == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dispatch_matmuls: job ", j, " has no kernel choice or no weights"));
+    }
+    const WeightFormat& w = *job.weights;
+    if (job.choice->general().format != w.format()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dispatch_matmuls: job ", j, ": kernels resolved for ",
+                       traits(job.choice->general().format).name, " weights, got ",
+                       w.format_name()));
+    }
+    absl::Status s = validate(input, w, m, jobs[0].weights->cols(), w.rows(), job.output,
+                              job.output_size);
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("job ", j, ": ", s.message()));
+    if (epilogue != nullptr && w.rows() != jobs[0].weights->rows()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dispatch_matmuls: with an epilogue every job needs the same rows; job ",
+                       j, " has ", w.rows(), ", job 0 ", jobs[0].weights->rows()));
+    }
+    const KernelEntry& e = job.choice->ForBatch(m);
+    ctx.e[j] = &e;
+    MatmulArgs& a = ctx.args[j];
+    a.m = m;
+    a.k = w.cols();
+    a.n = w.rows();
+    a.input = input;
+    a.weights = w.data();
+    a.row_bytes = w.row_bytes();
+    a.output = job.output;
+    if (e.path != Path::kInt8) continue;
+    if (e.act == nullptr) {
+      return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
+    }
+    // Quantize once per distinct packer: a later job with the same packer reuses the rows.
+    int p = 0;
+    while (p < n_packed && packed[p] != e.act) ++p;
+    if (p < n_packed) {
+      for (int i = 0; i < j; ++i) {
+        if (ctx.e[i]->act == e.act) {
+          a.act = ctx.args[i].act;
+          a.act_row_bytes = ctx.args[i].act_row_bytes;
+          break;
+        }
+      }
+      continue;
+    }
+    std::vector<uint8_t>* buf = &scratch->act;
+    if (n_packed > 0) {
+      if (scratch->more_act.size() < static_cast<size_t>(n_packed)) {
+        scratch->more_act.resize(static_cast<size_t>(n_packed));
+      }
+      buf = &scratch->more_act[static_cast<size_t>(n_packed - 1)];
+    }
+    packed[n_packed++] = e.act;
+    a.act = pack_rows(*e.act, input, m, a.k, pool, buf, &a.act_row_bytes);
+  }
+
+  const int threads = pool != nullptr ? pool->size() : 1;
+  if (threads == 1) {
+    for (int j = 0; j < ctx.n_jobs; ++j) ctx.e[j]->fn(ctx.args[j], 0, ctx.args[j].n);
+    if (epilogue != nullptr) epilogue->fn(epilogue->ctx, 0, ctx.args[0].n);
+    return absl::OkStatus();
+  }
+  MultiContext* c = &ctx;
+  if (epilogue != nullptr) {
+    // One range of columns of every job per task, on a common multiple of their tiles.
+    int64_t tile = 1;
+    for (int j = 0; j < ctx.n_jobs; ++j) {
+      const int64_t t = std::max(1, ctx.e[j]->n_tile);
+      tile = tile / gcd64(tile, t) * t;
+    }
+    const int64_t n = ctx.args[0].n;
+    const int64_t tiles = (n + tile - 1) / tile;
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(tiles, threads * kChunksPerThread));
+    ctx.shared = (tiles + chunks - 1) / chunks * tile;
+    pool->ParallelFor((n + ctx.shared - 1) / ctx.shared, [c](int64_t t) {
+      const int64_t b = t * c->shared, end = std::min(c->args[0].n, b + c->shared);
+      for (int j = 0; j < c->n_jobs; ++j) c->e[j]->fn(c->args[j], b, end);
+      c->epilogue->fn(c->epilogue->ctx, b, end);
+    });
+    return absl::OkStatus();
+  }
+  // Chunks per job in proportion to its rows (the jobs share k, so to its weight bytes
+  // roughly), whole tiles each; all jobs' chunks in one parallel loop.
+  int64_t total_n = 0;
+  for (int j = 0; j < ctx.n_jobs; ++j) total_n += ctx.args[j].n;
+  ctx.first[0] = 0;
+  for (int j = 0; j < ctx.n_jobs; ++j) {
+    const int64_t n = ctx.args[j].n;
+    const int64_t tile = std::max(1, ctx.e[j]->n_tile);
+    const int64_t tiles = (n + tile - 1) / tile;
+    const int64_t want = std::max<int64_t>(1, threads * kChunksPerThread * n / total_n);
+    const int64_t chunks = std::min(tiles, want);
+    ctx.per[j] = (tiles + chunks - 1) / chunks * tile;
+    ctx.first[j + 1] = ctx.first[j] + (n + ctx.per[j] - 1) / ctx.per[j];
+  }
+  pool->ParallelFor(ctx.first[ctx.n_jobs], [c](int64_t t) {
+    int j = 0;
+    while (t >= c->first[j + 1]) ++j;
+    const int64_t b = (t - c->first[j]) * c->per[j];
+    c->e[j]->fn(c->args[j], b, std::min(c->args[j].n, b + c->per[j]));
+  });
+  return absl::OkStatus();
 }
 
 absl::Status run_kernel(const KernelEntry& entry, const float* input,

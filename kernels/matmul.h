@@ -36,6 +36,7 @@ struct MatmulOptions {
 // concurrent calls.
 struct MatmulScratch {
   std::vector<uint8_t> act;
+  std::vector<std::vector<uint8_t>> more_act;  // dispatch_matmuls: further packers' rows
 };
 
 // Picks the registry entry dispatch would use for `format` under `options` for a batch of m
@@ -79,6 +80,34 @@ absl::Status dispatch_matmul(const KernelChoice& choice, const float* input,
                              const WeightFormat& weights, int64_t m, float* output,
                              int64_t output_size, ThreadPool* pool = nullptr,
                              MatmulScratch* scratch = nullptr);
+
+// One matmul of a group that reads the same input (dispatch_matmuls).
+struct MatmulJob {
+  const KernelChoice* choice = nullptr;  // resolved for weights->format()
+  const WeightFormat* weights = nullptr;
+  float* output = nullptr;  // m x weights->rows()
+  int64_t output_size = 0;
+};
+
+// Work on a finished column range of every job's output (dispatch_matmuls with shared
+// columns): fn(ctx, n_begin, n_end) for all m rows, called once per range, on whichever
+// thread computed it.
+struct MatmulEpilogue {
+  void (*fn)(void* ctx, int64_t n_begin, int64_t n_end) = nullptr;
+  void* ctx = nullptr;
+};
+
+// Several matmuls of one m x k input (a layer's Q, K and V; gate and up) as one parallel
+// region: the activations are quantized once per distinct activation packer instead of once
+// per matmul, and the column ranges of all jobs are handed out together (one thread-pool
+// synchronisation instead of one per matmul). Outputs are bit-identical to separate
+// dispatch_matmul calls. At most kMaxMatmulJobs jobs.
+// With an epilogue every job must have the same number of rows n: each task computes the same
+// column range of every job, then runs the epilogue on it.
+constexpr int kMaxMatmulJobs = 4;
+absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* input, int64_t m,
+                              ThreadPool* pool = nullptr, MatmulScratch* scratch = nullptr,
+                              const MatmulEpilogue* epilogue = nullptr);
 
 // Runs one specific registry entry (tests, benchmarks, the sweep). Same checks as above,
 // plus: the entry's format must match the weights and the CPU must run it.

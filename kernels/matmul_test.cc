@@ -1104,5 +1104,153 @@ TEST(DispatchTest, Avx512VnniFallsBackToAvx512ForTheF32Path) {
   }
 }
 
+// ---- dispatch_matmuls: several matmuls of one input in one parallel region ------------------
+
+struct GroupResult {
+  std::vector<std::vector<float>> outs;
+};
+
+// The jobs' weights: formats[j] with n[j] rows of k = 256 (a multiple of every block).
+std::vector<WeightFormat> group_weights(const std::vector<Format>& formats,
+                                        const std::vector<int64_t>& n) {
+  std::vector<WeightFormat> w;
+  for (size_t j = 0; j < formats.size(); ++j) w.push_back(small_weights(formats[j], n[j], 256));
+  return w;
+}
+
+TEST(DispatchMatmulsTest, BitIdenticalToSeparateCallsForEveryFormatPathBatchAndThreads) {
+  const int64_t k = 256;
+  std::mt19937_64 rng(11);
+  std::vector<std::vector<Format>> groups;
+  for (const FormatTraits& t : all_formats()) groups.push_back({t.format, t.format, t.format});
+  // A llama.cpp K-quant file's mix: different activation packers within one group.
+  groups.push_back({Format::kQ4_K, Format::kQ5_0, Format::kQ8_0});
+  const std::vector<int64_t> n = {72, 24, 40};
+  for (const std::vector<Format>& formats : groups) {
+    const std::vector<WeightFormat> w = group_weights(formats, n);
+    for (Path path : {Path::kF32, Path::kInt8}) {
+      std::vector<KernelChoice> choices;
+      for (const WeightFormat& wf : w) {
+        MatmulOptions o;
+        o.path = has_int8_path(wf.format_traits()) ? path : Path::kF32;
+        absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(wf.format(), o);
+        ASSERT_TRUE(c.ok()) << c.status();
+        choices.push_back(*c);
+      }
+      for (int64_t m : {1, 3, 70}) {
+        const std::vector<float> x = make_input(m, k, rng, false);
+        std::vector<std::vector<float>> want(w.size());
+        for (size_t j = 0; j < w.size(); ++j) {
+          want[j].assign(static_cast<size_t>(m * n[j]), NAN);
+          ASSERT_TRUE(dispatch_matmul(choices[j], x.data(), w[j], m, want[j].data(),
+                                      m * n[j]).ok());
+        }
+        for (int threads : {1, 2, 3}) {
+          ThreadPool pool(threads);
+          MatmulScratch scratch;
+          std::vector<std::vector<float>> got(w.size());
+          std::vector<MatmulJob> jobs;
+          for (size_t j = 0; j < w.size(); ++j) {
+            got[j].assign(static_cast<size_t>(m * n[j]), NAN);
+            jobs.push_back({&choices[j], &w[j], got[j].data(), m * n[j]});
+          }
+          ASSERT_TRUE(dispatch_matmuls(jobs, x.data(), m, &pool, &scratch).ok());
+          for (size_t j = 0; j < w.size(); ++j) {
+            ASSERT_EQ(std::memcmp(want[j].data(), got[j].data(), want[j].size() * sizeof(float)),
+                      0)
+                << choices[j].ForBatch(m).name << ", job " << j << ", m " << m << ", threads "
+                << threads;
+          }
+          // The activations were quantized once per distinct packer: only a group with more
+          // than one packer uses a second buffer.
+          std::set<const ActPacker*> packers;
+          for (const KernelChoice& c : choices) {
+            if (c.ForBatch(m).path == Path::kInt8) packers.insert(c.ForBatch(m).act);
+          }
+          EXPECT_EQ(scratch.more_act.size(), packers.empty() ? 0 : packers.size() - 1)
+              << traits(formats[0]).name;
+        }
+      }
+    }
+  }
+}
+
+// gate / up with an epilogue: each column range is finished for both before the epilogue
+// sees it, every column exactly once.
+struct GatedEpilogue {
+  float* gate;
+  const float* up;
+  int64_t m, n;
+  std::vector<int>* seen;
+};
+
+TEST(DispatchMatmulsTest, EpilogueSeesEachFinishedColumnRangeOnce) {
+  const int64_t k = 256, n = 200;
+  std::mt19937_64 rng(12);
+  for (Format f : {Format::kQ4_0, Format::kQ4_K, Format::kQ6_K, Format::kF32}) {
+    const std::vector<WeightFormat> w = group_weights({f, f}, {n, n});
+    absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(f);
+    ASSERT_TRUE(c.ok()) << c.status();
+    for (int64_t m : {1, 9}) {
+      const std::vector<float> x = make_input(m, k, rng, false);
+      std::vector<float> g(static_cast<size_t>(m * n)), u(g.size());
+      ASSERT_TRUE(dispatch_matmul(*c, x.data(), w[0], m, g.data(), m * n).ok());
+      ASSERT_TRUE(dispatch_matmul(*c, x.data(), w[1], m, u.data(), m * n).ok());
+      std::vector<float> want(g.size());
+      for (size_t i = 0; i < g.size(); ++i) want[i] = g[i] * 0.5f + u[i];
+      for (int threads : {1, 2, 3}) {
+        ThreadPool pool(threads);
+        std::vector<float> gate(g.size(), NAN), up(g.size(), NAN);
+        std::vector<int> seen(static_cast<size_t>(n), 0);
+        GatedEpilogue ctx{gate.data(), up.data(), m, n, &seen};
+        MatmulEpilogue epi;
+        epi.ctx = &ctx;
+        epi.fn = [](void* p, int64_t b, int64_t e) {
+          GatedEpilogue& c = *static_cast<GatedEpilogue*>(p);
+          for (int64_t col = b; col < e; ++col) ++(*c.seen)[col];
+          for (int64_t i = 0; i < c.m; ++i) {
+            for (int64_t col = b; col < e; ++col) {
+              c.gate[i * c.n + col] = c.gate[i * c.n + col] * 0.5f + c.up[i * c.n + col];
+            }
+          }
+        };
+        const MatmulJob jobs[] = {{&*c, &w[0], gate.data(), m * n}, {&*c, &w[1], up.data(), m * n}};
+        ASSERT_TRUE(dispatch_matmuls(jobs, x.data(), m, &pool, nullptr, &epi).ok());
+        EXPECT_EQ(std::memcmp(want.data(), gate.data(), want.size() * sizeof(float)), 0)
+            << traits(f).name << ", m " << m << ", threads " << threads;
+        EXPECT_EQ(std::memcmp(u.data(), up.data(), u.size() * sizeof(float)), 0);
+        for (int64_t col = 0; col < n; ++col) ASSERT_EQ(seen[col], 1) << "column " << col;
+      }
+    }
+  }
+}
+
+TEST(DispatchMatmulsTest, Errors) {
+  const std::vector<WeightFormat> w = group_weights({Format::kQ4_0, Format::kQ8_0}, {32, 48});
+  const WeightFormat other_k = small_weights(Format::kQ4_0, 32, 512);
+  absl::StatusOr<KernelChoice> c0 = KernelChoice::Resolve(Format::kQ4_0);
+  absl::StatusOr<KernelChoice> c1 = KernelChoice::Resolve(Format::kQ8_0);
+  ASSERT_TRUE(c0.ok() && c1.ok());
+  std::vector<float> x(256, 0.5f), o0(32), o1(48);
+  const MatmulJob good[] = {{&*c0, &w[0], o0.data(), 32}, {&*c1, &w[1], o1.data(), 48}};
+  EXPECT_TRUE(dispatch_matmuls(good, x.data(), 1).ok());
+  EXPECT_THAT(std::string(dispatch_matmuls({}, x.data(), 1).message()), HasSubstr("0 jobs"));
+  const MatmulJob five[] = {good[0], good[0], good[0], good[0], good[0]};
+  EXPECT_THAT(std::string(dispatch_matmuls(five, x.data(), 1).message()), HasSubstr("5 jobs"));
+  const MatmulJob wrong_choice[] = {{&*c1, &w[0], o0.data(), 32}};
+  EXPECT_THAT(std::string(dispatch_matmuls(wrong_choice, x.data(), 1).message()),
+              HasSubstr("kernels resolved for Q8_0"));
+  const MatmulJob small_out[] = {good[0], {&*c1, &w[1], o1.data(), 47}};
+  EXPECT_THAT(std::string(dispatch_matmuls(small_out, x.data(), 1).message()),
+              HasSubstr("job 1"));
+  const MatmulJob mixed_k[] = {good[0], {&*c0, &other_k, o0.data(), 32}};
+  EXPECT_THAT(std::string(dispatch_matmuls(mixed_k, x.data(), 1).message()),
+              HasSubstr("does not match the weights' columns"));
+  MatmulEpilogue epi;
+  epi.fn = [](void*, int64_t, int64_t) {};
+  EXPECT_THAT(std::string(dispatch_matmuls(good, x.data(), 1, nullptr, nullptr, &epi).message()),
+              HasSubstr("same rows"));
+}
+
 }  // namespace
 }  // namespace fk

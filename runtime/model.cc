@@ -85,6 +85,20 @@ void GatedActivation(Activation act, float* gate, const float* up, int64_t n) {
   }
 }
 
+// The gated activation of columns [b, e) of m rows of n_ff (a MatmulEpilogue).
+struct GatedRange {
+  Activation act;
+  float* gate;
+  const float* up;
+  int64_t m, n_ff;
+  static void Run(void* ctx, int64_t b, int64_t e) {
+    const GatedRange& g = *static_cast<const GatedRange*>(ctx);
+    for (int64_t i = 0; i < g.m; ++i) {
+      GatedActivation(g.act, g.gate + i * g.n_ff + b, g.up + i * g.n_ff + b, e - b);
+    }
+  }
+};
+
 }  // namespace
 
 const char* weight_mode_name(WeightMode mode) {
@@ -356,6 +370,27 @@ absl::Status Session::Matmul(EvalProfile::Part part, const float* in, const Weig
   return s;
 }
 
+absl::Status Session::Matmuls(EvalProfile::Part part, const float* in, int64_t m,
+                              std::initializer_list<std::pair<const WeightFormat*, float*>> jobs,
+                              const MatmulEpilogue* epilogue) {
+  MatmulJob list[kMaxMatmulJobs];
+  size_t n = 0;
+  uint64_t bytes = 0;
+  for (const auto& [w, out] : jobs) {
+    const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w->format())];
+    if (!c.has_value()) {
+      return absl::InternalError(absl::StrCat("no kernel resolved for ", w->format_name()));
+    }
+    list[n++] = {&*c, w, out, m * w->rows()};
+    bytes += w->memory_bytes();
+  }
+  const auto t0 = ProfileClock::now();
+  absl::Status s = dispatch_matmuls(absl::MakeConstSpan(list, n), in, m, options_.pool, &scratch_,
+                                    epilogue);
+  if (options_.profile != nullptr) options_.profile->Add(part, SecondsSince(t0), bytes);
+  return s;
+}
+
 absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
   if (tokens.empty()) return absl::InvalidArgumentError("Eval: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -470,11 +505,10 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     const Layer& layer = model_.layers()[l];
     const RopeTable& rope = rope_tables_[layer_rope_[l]];
     RmsNorm(x_.data(), layer.attn_norm.data(), n, e, c.rms_eps, xn_.data());
-    if (!(s = Matmul(EvalProfile::kAttnQ, xn_.data(), layer.attn.wq, n, q_.data())).ok() ||
-        !(s = Matmul(EvalProfile::kAttnK, xn_.data(), layer.attn.wk, n, k_.data())).ok() ||
-        !(s = Matmul(EvalProfile::kAttnV, xn_.data(), layer.attn.wv, n, v_.data())).ok()) {
-      return s;
-    }
+    s = Matmuls(EvalProfile::kAttnQkv, xn_.data(), n,
+                {{&layer.attn.wq, q_.data()}, {&layer.attn.wk, k_.data()},
+                 {&layer.attn.wv, v_.data()}});
+    if (!s.ok()) return s;
     if (c.qk_norm) {
       RmsNorm(q_.data(), layer.attn_q_norm.data(), n * c.n_head, hd, c.rms_eps, q_.data());
       RmsNorm(k_.data(), layer.attn_k_norm.data(), n * c.n_head_kv, hd, c.rms_eps, k_.data());
@@ -503,11 +537,14 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     for (int64_t i = 0; i < m * e; ++i) x[i] += proj_[i];
 
     RmsNorm(x, layer.ffn_norm.data(), m, e, c.rms_eps, xn_.data());
-    if (!(s = Matmul(EvalProfile::kFfnGate, xn_.data(), layer.ffn.w_gate, m, gate_.data())).ok() ||
-        !(s = Matmul(EvalProfile::kFfnUp, xn_.data(), layer.ffn.w_up, m, up_.data())).ok()) {
-      return s;
-    }
-    GatedActivation(c.activation, gate_.data(), up_.data(), m * c.n_ff);
+    // gate = act(gate) * up on each finished column range, by the thread that computed it.
+    GatedRange gated{c.activation, gate_.data(), up_.data(), m, c.n_ff};
+    MatmulEpilogue epilogue;
+    epilogue.fn = &GatedRange::Run;
+    epilogue.ctx = &gated;
+    s = Matmuls(EvalProfile::kFfnGateUp, xn_.data(), m,
+                {{&layer.ffn.w_gate, gate_.data()}, {&layer.ffn.w_up, up_.data()}}, &epilogue);
+    if (!s.ok()) return s;
     s = Matmul(EvalProfile::kFfnDown, gate_.data(), layer.ffn.w_down, m, proj_.data());
     if (!s.ok()) return s;
     if (c.post_norms) {

@@ -40,6 +40,7 @@
 #define RUNTIME_MODEL_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -167,6 +168,10 @@ class Session {
   absl::Status EvalChunk(const int32_t* tokens, int64_t n);
   absl::Status Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w, int64_t m,
                       float* out);
+  // Matmuls of one input as one parallel pass (kernels/matmul.h dispatch_matmuls).
+  absl::Status Matmuls(EvalProfile::Part part, const float* in, int64_t m,
+                       std::initializer_list<std::pair<const WeightFormat*, float*>> jobs,
+                       const MatmulEpilogue* epilogue = nullptr);
   void Attention(int64_t layer, int64_t n);  // times AttentionHeads when profiling
   void AttentionHeads(int64_t layer, int64_t n);
   void AttentionHead(int64_t layer, int64_t n, int64_t h);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <tuple>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -551,12 +552,21 @@ TEST(TinyLlamaModel, ProfileCountsPartsAndKeepsTheBits) {
     const int64_t evals = steps;  // one prefill, then steps - 1 single tokens
     EXPECT_EQ(profile.evals(), evals);
     EXPECT_EQ(profile.tokens(), static_cast<int64_t>(kTokens.size()));
+    // The tensors each layer part reads.
+    const std::map<std::string, std::vector<std::string>> part_tensors = {
+        {"attn_qkv", {"attn_q", "attn_k", "attn_v"}},
+        {"attn_output", {"attn_output"}},
+        {"ffn_gate_up", {"ffn_gate", "ffn_up"}},
+        {"ffn_down", {"ffn_down"}}};
     uint64_t layer_bytes[EvalProfile::kNumParts] = {};
     for (const auto& [name, w] : l.model->matmul_weights()) {
       for (int p = 0; p < EvalProfile::kLmHead; ++p) {
         const std::string part = EvalProfile::part_name(static_cast<EvalProfile::Part>(p));
-        if (name.find("." + part + ".weight") != std::string::npos) {
-          layer_bytes[p] += w->memory_bytes();
+        ASSERT_EQ(part_tensors.count(part), 1u) << part;
+        for (const std::string& t : part_tensors.at(part)) {
+          if (name.find("." + t + ".weight") != std::string::npos) {
+            layer_bytes[p] += w->memory_bytes();
+          }
         }
       }
     }

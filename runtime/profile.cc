@@ -9,12 +9,9 @@ namespace fk {
 
 const char* EvalProfile::part_name(Part p) {
   switch (p) {
-    case kAttnQ: return "attn_q";
-    case kAttnK: return "attn_k";
-    case kAttnV: return "attn_v";
+    case kAttnQkv: return "attn_qkv";
     case kAttnOutput: return "attn_output";
-    case kFfnGate: return "ffn_gate";
-    case kFfnUp: return "ffn_up";
+    case kFfnGateUp: return "ffn_gate_up";
     case kFfnDown: return "ffn_down";
     case kLmHead: return "lm_head";
     case kAttention: return "attention";

@@ -15,12 +15,9 @@ class EvalProfile {
  public:
   // The parts of an evaluation. The matmuls are named after the GGUF tensor they read.
   enum Part : int {
-    kAttnQ,       // blk.N.attn_q.weight
-    kAttnK,       // blk.N.attn_k.weight
-    kAttnV,       // blk.N.attn_v.weight
+    kAttnQkv,     // blk.N.attn_{q,k,v}.weight, one parallel pass over the three
     kAttnOutput,  // blk.N.attn_output.weight
-    kFfnGate,     // blk.N.ffn_gate.weight
-    kFfnUp,       // blk.N.ffn_up.weight
+    kFfnGateUp,   // blk.N.ffn_{gate,up}.weight, one pass, with the gated activation
     kFfnDown,     // blk.N.ffn_down.weight
     kLmHead,      // output.weight (or token_embd.weight when tied)
     kAttention,   // scores, softmax, weighted sum of V

@@ -416,8 +416,9 @@ def table(recs, model, t, bw):
     return "\n".join(lines)
 
 
-PROFILE_MATMULS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-                   "lm_head")
+# attn_qkv / ffn_gate_up: one pass over Q, K, V / gate, up (results before that name them apart).
+PROFILE_MATMULS = ("attn_qkv", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_up",
+                   "ffn_gate", "ffn_up", "ffn_down", "lm_head")
 
 
 def breakdown_table(recs, model, t):
