@@ -283,7 +283,7 @@ Session::Session(const Model& model, int64_t max_context, int64_t max_batch,
     }
     layer_rope_.push_back(static_cast<int>(i));
   }
-  scores_.resize(static_cast<size_t>(c.n_head * max_context));
+  scores_.resize(static_cast<size_t>(kAttentionRowChunks * c.n_head * max_context));
   kcache_.resize(static_cast<size_t>(c.n_layer * max_context) * kv_dim);
   vcache_.resize(kcache_.size());
   logits_.resize(static_cast<size_t>(c.n_vocab));
@@ -391,6 +391,23 @@ absl::Status Session::Matmuls(EvalProfile::Part part, const float* in, int64_t m
   return s;
 }
 
+template <class Fn>
+void Session::ForRows(int64_t n, const Fn& fn) {
+  // Enough rows to be worth a synchronisation: a prompt, not a decoded token.
+  constexpr int64_t kMinRowsToShare = 8;
+  if (options_.pool == nullptr || options_.pool->size() == 1 || n < kMinRowsToShare) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  struct Job {
+    const Fn* fn;
+    int64_t n, per;
+  } job{&fn, n, (n + 4 * options_.pool->size() - 1) / (4 * options_.pool->size())};
+  options_.pool->ParallelFor((n + job.per - 1) / job.per, [j = &job](int64_t t) {
+    (*j->fn)(t * j->per, std::min(j->n, (t + 1) * j->per));
+  });
+}
+
 absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
   if (tokens.empty()) return absl::InvalidArgumentError("Eval: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -415,10 +432,11 @@ absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
   return absl::OkStatus();
 }
 
-// Attention of head h for the n rows in q_ (positions n_past_ + first .. where `first`
-// is the number of rows of the chunk before them; see EvalChunk), reading K/V from the
-// cache: every position up to pos, or the last sliding_window of them.
-void Session::AttentionHead(int64_t layer, int64_t n, int64_t h) {
+// Attention of head h for rows [t0, t1) of the n rows in q_ (positions n_past_ + first ..
+// where `first` is the number of rows of the chunk before them; see EvalChunk), reading K/V
+// from the cache: every position up to pos, or the last sliding_window of them. `scores` is
+// this task's scratch of max_context_ floats.
+void Session::AttentionRows(int64_t layer, int64_t h, int64_t t0, int64_t t1, float* scores) {
   const ModelConfig& c = cfg_;
   const int64_t hd = c.head_dim;
   const int64_t q_dim = c.n_head * hd;
@@ -431,8 +449,8 @@ void Session::AttentionHead(int64_t layer, int64_t n, int64_t h) {
   row.stride = kv_dim;
   row.head_dim = hd;
   row.scale = c.attention_scale;
-  row.scores = scores_.data() + h * max_context_;
-  for (int64_t t = 0; t < n; ++t) {
+  row.scores = scores;
+  for (int64_t t = t0; t < t1; ++t) {
     const int64_t pos = attn_pos0_ + t;
     row.lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
     row.hi = pos;
@@ -457,18 +475,27 @@ void Session::AttentionHeads(int64_t layer, int64_t n) {
                            ? std::min(c.layers[layer].sliding_window, attn_pos0_ + n)
                            : attn_pos0_ + n;
   const double work = static_cast<double>(c.n_head) * n * span * c.head_dim;
-  if (options_.pool != nullptr && options_.pool->size() > 1 && work > 65536) {
-    // One pointer captured: small enough for std::function to hold without allocating.
-    struct Job {
-      Session* self;
-      int64_t layer, n;
-    } job{this, layer, n};
-    options_.pool->ParallelFor(c.n_head, [j = &job](int64_t h) {
-      j->self->AttentionHead(j->layer, j->n, h);
-    });
-  } else {
-    for (int64_t h = 0; h < c.n_head; ++h) AttentionHead(layer, n, h);
+  if (options_.pool == nullptr || options_.pool->size() == 1 || work <= 65536) {
+    for (int64_t h = 0; h < c.n_head; ++h) AttentionRows(layer, h, 0, n, scores_.data());
+    return;
   }
+  // Tasks of (row chunk, head): a prompt's rows split into up to kAttentionRowChunks chunks,
+  // so 2 threads are not left with 5 heads against 4; the last chunk (the longest rows)
+  // is handed out first. Each task has its own scores scratch. Rows are independent, so the
+  // split does not change any bit.
+  struct Job {
+    Session* self;
+    int64_t layer, n, chunks, rows;
+  } job{this, layer, n, std::min<int64_t>(n, kAttentionRowChunks), 0};
+  job.rows = (n + job.chunks - 1) / job.chunks;
+  job.chunks = (n + job.rows - 1) / job.rows;
+  options_.pool->ParallelFor(job.chunks * c.n_head, [j = &job](int64_t task) {
+    const int64_t heads = j->self->cfg_.n_head;
+    const int64_t chunk = j->chunks - 1 - task / heads, h = task % heads;
+    const int64_t t0 = chunk * j->rows, t1 = std::min(j->n, t0 + j->rows);
+    j->self->AttentionRows(j->layer, h, t0, t1,
+                           j->self->scores_.data() + task * j->self->max_context_);
+  });
 }
 
 absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
@@ -504,22 +531,31 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& layer = model_.layers()[l];
     const RopeTable& rope = rope_tables_[layer_rope_[l]];
-    RmsNorm(x_.data(), layer.attn_norm.data(), n, e, c.rms_eps, xn_.data());
+    ForRows(n, [&](int64_t t0, int64_t t1) {
+      RmsNorm(x_.data() + t0 * e, layer.attn_norm.data(), t1 - t0, e, c.rms_eps,
+              xn_.data() + t0 * e);
+    });
     s = Matmuls(EvalProfile::kAttnQkv, xn_.data(), n,
                 {{&layer.attn.wq, q_.data()}, {&layer.attn.wk, k_.data()},
                  {&layer.attn.wv, v_.data()}});
     if (!s.ok()) return s;
-    if (c.qk_norm) {
-      RmsNorm(q_.data(), layer.attn_q_norm.data(), n * c.n_head, hd, c.rms_eps, q_.data());
-      RmsNorm(k_.data(), layer.attn_k_norm.data(), n * c.n_head_kv, hd, c.rms_eps, k_.data());
-    }
-    Rope(q_.data(), n, c.n_head, hd, c.rope_dim, c.rope_style, rope.cos.data(), rope.sin.data());
-    Rope(k_.data(), n, c.n_head_kv, hd, c.rope_dim, c.rope_style, rope.cos.data(),
-         rope.sin.data());
-    float* kc = kcache_.data() + (l * max_context_ + n_past_) * kv_dim;
-    float* vc = vcache_.data() + (l * max_context_ + n_past_) * kv_dim;
-    std::memcpy(kc, k_.data(), sizeof(float) * n * kv_dim);
-    std::memcpy(vc, v_.data(), sizeof(float) * n * kv_dim);
+    // Q/K norms, RoPE and the KV-cache copy, row by row.
+    ForRows(n, [&](int64_t t0, int64_t t1) {
+      float* q = q_.data() + t0 * q_dim;
+      float* k = k_.data() + t0 * kv_dim;
+      const int64_t rows = t1 - t0;
+      if (c.qk_norm) {
+        RmsNorm(q, layer.attn_q_norm.data(), rows * c.n_head, hd, c.rms_eps, q);
+        RmsNorm(k, layer.attn_k_norm.data(), rows * c.n_head_kv, hd, c.rms_eps, k);
+      }
+      const float* cs = rope.cos.data() + t0 * half;
+      const float* sn = rope.sin.data() + t0 * half;
+      Rope(q, rows, c.n_head, hd, c.rope_dim, c.rope_style, cs, sn);
+      Rope(k, rows, c.n_head_kv, hd, c.rope_dim, c.rope_style, cs, sn);
+      const int64_t at = (l * max_context_ + n_past_ + t0) * kv_dim;
+      std::memcpy(kcache_.data() + at, k, sizeof(float) * rows * kv_dim);
+      std::memcpy(vcache_.data() + at, v_.data() + t0 * kv_dim, sizeof(float) * rows * kv_dim);
+    });
 
     // Only the last row's output is wanted from the last layer on: once its K and V are
     // in the cache, the other rows skip its attention, projection and FFN.
@@ -531,12 +567,16 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     float* x = x_.data() + r0 * e;
     s = Matmul(EvalProfile::kAttnOutput, attn_.data(), layer.attn.wo, m, proj_.data());
     if (!s.ok()) return s;
-    if (c.post_norms) {
-      RmsNorm(proj_.data(), layer.post_attention_norm.data(), m, e, c.rms_eps, proj_.data());
-    }
-    for (int64_t i = 0; i < m * e; ++i) x[i] += proj_[i];
-
-    RmsNorm(x, layer.ffn_norm.data(), m, e, c.rms_eps, xn_.data());
+    // Residual add of the attention block, then the FFN norm, row by row.
+    ForRows(m, [&](int64_t t0, int64_t t1) {
+      float* p = proj_.data() + t0 * e;
+      float* xr = x + t0 * e;
+      if (c.post_norms) {
+        RmsNorm(p, layer.post_attention_norm.data(), t1 - t0, e, c.rms_eps, p);
+      }
+      for (int64_t i = 0; i < (t1 - t0) * e; ++i) xr[i] += p[i];
+      RmsNorm(xr, layer.ffn_norm.data(), t1 - t0, e, c.rms_eps, xn_.data() + t0 * e);
+    });
     // gate = act(gate) * up on each finished column range, by the thread that computed it.
     GatedRange gated{c.activation, gate_.data(), up_.data(), m, c.n_ff};
     MatmulEpilogue epilogue;
@@ -547,10 +587,12 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     if (!s.ok()) return s;
     s = Matmul(EvalProfile::kFfnDown, gate_.data(), layer.ffn.w_down, m, proj_.data());
     if (!s.ok()) return s;
-    if (c.post_norms) {
-      RmsNorm(proj_.data(), layer.post_ffw_norm.data(), m, e, c.rms_eps, proj_.data());
-    }
-    for (int64_t i = 0; i < m * e; ++i) x[i] += proj_[i];
+    ForRows(m, [&](int64_t t0, int64_t t1) {
+      float* p = proj_.data() + t0 * e;
+      float* xr = x + t0 * e;
+      if (c.post_norms) RmsNorm(p, layer.post_ffw_norm.data(), t1 - t0, e, c.rms_eps, p);
+      for (int64_t i = 0; i < (t1 - t0) * e; ++i) xr[i] += p[i];
+    });
   }
   n_past_ += n;
 

@@ -174,7 +174,12 @@ class Session {
                        const MatmulEpilogue* epilogue = nullptr);
   void Attention(int64_t layer, int64_t n);  // times AttentionHeads when profiling
   void AttentionHeads(int64_t layer, int64_t n);
-  void AttentionHead(int64_t layer, int64_t n, int64_t h);
+  // fn(t0, t1) over rows [0, n): in chunks on the pool for a prompt (rows are independent,
+  // so the split changes no bit), on the calling thread for a few rows.
+  template <class Fn>
+  void ForRows(int64_t n, const Fn& fn);
+  void AttentionRows(int64_t layer, int64_t h, int64_t t0, int64_t t1, float* scores);
+  static constexpr int64_t kAttentionRowChunks = 4;
 
   const Model& model_;
   const ModelConfig& cfg_;
@@ -200,7 +205,7 @@ class Session {
   };
   std::vector<RopeTable> rope_tables_;
   std::vector<int> layer_rope_;             // layer -> index into rope_tables_
-  std::vector<float> scores_;               // n_head x max_context
+  std::vector<float> scores_;  // kAttentionRowChunks x n_head x max_context (per-task scratch)
   std::vector<float> kcache_, vcache_;      // n_layer x max_context x n_head_kv * head_dim
   std::vector<float> logits_;
 };

@@ -358,6 +358,39 @@ TEST_P(TinyModel, ThreadCountDoesNotChangeLogits) {
   }
 }
 
+// A 57-token prompt is enough work for the runtime to split attention into (row chunk, head)
+// tasks and the norms / RoPE / residual adds into row chunks: still the same bits as one
+// thread, for 2 and 3 threads, with and without a sliding window.
+TEST(TinyModelThreads, LongPromptSplitsRowsWithoutChangingBits) {
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 60; ++i) tokens.push_back((kTokens[i % kTokens.size()] + 13 * i) % 256);
+  for (const char* arch : {"llama", "gemma3"}) {
+    TinyLlamaSpec spec;
+    spec.architecture = arch;
+    if (spec.architecture == "gemma3") {
+      spec.sliding_window = 16;
+      spec.sliding_window_pattern = 2;
+    }
+    Loaded l = LoadTiny(spec);
+    ASSERT_NE(l.model, nullptr) << arch;
+    for (Path path : {Path::kF32, Path::kInt8}) {
+      RunOptions o;
+      o.path = path;
+      const auto one = RunModel(*l.model, tokens, 3, o);
+      for (int threads : {2, 3}) {
+        ThreadPool pool(threads);
+        o.pool = &pool;
+        const auto many = RunModel(*l.model, tokens, 3, o);
+        ASSERT_EQ(many.size(), one.size());
+        for (size_t i = 0; i < one.size(); ++i) {
+          EXPECT_EQ(std::memcmp(many[i].data(), one[i].data(), one[i].size() * sizeof(float)), 0)
+              << arch << ", " << path_name(path) << ", " << threads << " threads, step " << i;
+        }
+      }
+    }
+  }
+}
+
 // Prefill in chunks of 1, 5 and 64 rows gives the same logits up to float summation
 // order in the batched kernels (f32 path: 1e-5 relative). gemma3's window of 4 is shorter
 // than a chunk of 5, so chunks see positions of the previous chunk through the cache.
