@@ -50,7 +50,12 @@ except ImportError:  # run from the source tree, not through Bazel
 
 SYNTHETIC_FORMATS = ["F32", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0"]
 QUICK_FORMATS = ["F32", "Q8_0", "Q4_K"]
-MODELS = ["smollm2", "synthetic", "gemma3"]
+MODELS = ["smollm2", "synthetic", "gemma3", "presets"]
+DEFAULT_MODELS = ["smollm2", "synthetic", "gemma3"]
+# --models=presets: llama.cpp's own preset files of SmolLM2 (tools/make_llama_presets, in the
+# cache with a manifest), each measured as the file it is; the quality column compares our
+# log-likelihood with llama.cpp's on exactly the file llama.cpp wrote.
+PRESETS_MODEL = "smollm2-135m-presets"
 GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
 GEMMA3_FORMAT = "Q4_K_M"  # the file as published: llama.cpp's Q4_K_M mix, not requantized
 
@@ -131,9 +136,14 @@ def parse_args(argv):
                     help="comma-separated formats (default: SmolLM2 every format of the table, "
                          "kernels/formats.inc; the synthetic model %s; --quick: %s)" %
                          (",".join(SYNTHETIC_FORMATS), ",".join(QUICK_FORMATS)))
-    ap.add_argument("--models", default=",".join(MODELS),
-                    help="any of %s (default all); --formats applies to the first two, "
-                         "gemma3 is its one %s file" % (", ".join(MODELS), GEMMA3_FORMAT))
+    ap.add_argument("--presets", default="",
+                    help="with --models=presets: comma-separated preset names of the "
+                         "manifest (default every one, e.g. Q4_K_M,Q3_K_S,IQ4_XS)")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                    help="any of %s (default %s); presets: llama.cpp's own preset files of "
+                         "SmolLM2 (tools/make_llama_presets); --formats applies to the first two, "
+                         "gemma3 is its one %s file" % (", ".join(MODELS), ",".join(DEFAULT_MODELS),
+                                                        GEMMA3_FORMAT))
     ap.add_argument("--threads", default="",
                     help="comma-separated thread counts, 'all' = every core (default 1,all; "
                          "--quick: all)")
@@ -169,6 +179,8 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     a.models = parse_list("models", a.models, MODELS)
+    if a.presets and "presets" not in a.models:
+        fail("--presets=%s needs --models=presets" % a.presets)
     a.weights = parse_list("weights", a.weights, ["native", "f32"])
     a.threads = [cores if t.lower() == "all" else t for t in
                  parse_list("threads", a.threads or ("all" if a.quick else "1,all"))]
@@ -332,6 +344,45 @@ def gemma3_path():
     return path
 
 
+def prepare_presets(names):
+    """[(preset, path)] of llama.cpp's SmolLM2 presets in the cache's manifest, in manifest
+    order (only `names` when given)."""
+    d = os.path.join(fk_cache(), "models", "llama-presets")
+    manifest = os.path.join(d, "manifest.json")
+    if not os.path.isfile(manifest):
+        fail("%s is missing: run tools/make_llama_presets (tools/bazel does it for you)" % manifest)
+    with open(manifest) as f:
+        presets = json.load(f).get("presets", [])
+    known = [p["preset"] for p in presets]
+    want = parse_list("presets", names, known) if names else known
+    out = []
+    for p in presets:
+        if p["preset"] not in want:
+            continue
+        path = os.path.join(d, p["file"])
+        if not os.path.isfile(path):
+            fail("%s (preset %s in %s) is missing: run tools/make_llama_presets" %
+                 (path, p["preset"], manifest))
+        out.append((p["preset"], path))
+    return out
+
+
+def bits_per_weight(path):
+    """Bits per weight of a file's matrices (2-D tensors: every matmul weight and the
+    embedding): 8 x their bytes / their elements, from gguf-py. None if it cannot be read."""
+    try:
+        import gguf
+        r = gguf.GGUFReader(path)
+        nbytes = elems = 0
+        for t in r.tensors:
+            if len(t.shape) == 2:
+                nbytes += int(t.n_bytes)
+                elems += int(t.n_elements)
+        return 8.0 * nbytes / elems if elems else None
+    except Exception:  # informative only
+        return None
+
+
 def prepare_synthetic(formats, shape, gen_bin):
     say("model_sweep: synthetic %s model in %s (generated once, then cached)" %
         (shape, ",".join(formats)))
@@ -469,6 +520,16 @@ def main(argv):
         name = "synthetic-1.1b" if a.synthetic_shape == "1.1b" else "synthetic-tiny"
         for f in fmts:
             plans.append((name, f, files[f], ids, None))
+    if "presets" in a.models:
+        presets = prepare_presets(a.presets)
+        toks = run_json([worker, "--model=" + presets[0][1], "--tokenize_file=" + heldout_path],
+                        600, "tokenizing the held-out text (presets)")["ids"]
+        if len(toks) < a.prompt_tokens:
+            fail("held-out text has %d tokens, fewer than --prompt_tokens=%d" %
+                 (len(toks), a.prompt_tokens))
+        ll = toks[:128] if a.quick else toks
+        for name, path in presets:
+            plans.append((PRESETS_MODEL, name, path, toks[: a.prompt_tokens], ll))
     if "gemma3" in a.models:
         path = gemma3_path()
         toks = run_json([worker, "--model=" + path, "--tokenize_file=" + heldout_path],
@@ -520,14 +581,16 @@ def main(argv):
     total_cost = sum(cost(c) for c in configs)
     done_cost, t_start = 0.0, time.time()
     interrupted = False
-    file_sizes, types_cache = {}, {}
+    file_sizes, types_cache, bpw_cache = {}, {}, {}
     try:
         for n, (model, f, path, prompt, ll, engine, w, t) in enumerate(configs, 1):
             if path not in types_cache:
                 types_cache[path] = tensor_types(path)
                 file_sizes[path] = os.path.getsize(path)
+                bpw_cache[path] = bits_per_weight(path)
             rec = {"model": model, "format": f, "engine": engine, "weights": w, "threads": t,
                    "file": path, "file_bytes": file_sizes[path], "tensor_types": types_cache[path],
+                   "bits_per_weight": bpw_cache[path],
                    "loadavg_before": round(os.getloadavg()[0], 2)}
             common = ["--model=" + path, "--threads=%d" % t,
                       "--prompt_ids=" + ",".join(map(str, prompt)),

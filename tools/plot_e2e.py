@@ -39,7 +39,11 @@ def use_format_table(doc, path="results.json"):
         if r.get("weight_bytes") and f32:
             BPW[f] = 32.0 * r["weight_bytes"] / f32[0]["weight_bytes"]
             FORMAT_ORDER.append(f)
+        elif r.get("bits_per_weight"):  # the sweep's count over the file's matrices
+            BPW[f] = r["bits_per_weight"]
+            FORMAT_ORDER.append(f)
 MODEL_TITLE = {"smollm2-135m": "SmolLM2-135M (requantized)",
+               "smollm2-135m-presets": "SmolLM2-135M (llama.cpp's own preset files)",
                "gemma3-270m": "Gemma 3 270M (llama.cpp's Q4_K_M file)",
                "synthetic-1.1b": "synthetic TinyLlama-1.1B shape (random weights)",
                "synthetic-tiny": "synthetic tiny llama (random weights)"}
@@ -320,8 +324,14 @@ def plot_speedup(doc, recs, plt, out):
     plt.close(fig)
 
 
-def quality_rows(recs):
-    model = "smollm2-135m"
+def quality_models(recs):
+    """The models with a log-likelihood, SmolLM2 requantized first."""
+    ms = [m for m in models_of(recs) if any(r["model"] == m and r.get("mean_loglik") is not None
+                                           for r in recs)]
+    return sorted(ms, key=lambda m: m != "smollm2-135m")
+
+
+def quality_rows(recs, model="smollm2-135m"):
     rows = []
     for f in formats_of(recs, model):
         vals = {}
@@ -670,16 +680,20 @@ def readme(doc, recs, run_dir, have_quality):
         lines.append("Tensor types per file: " + "; ".join(
             "%s = %s" % (f, ", ".join("%s×%d" % kv for kv in sorted(types[f].items())))
             for f in formats_of(recs, model) if isinstance(types.get(f), dict)) + ".")
-    if have_quality:
+    for model in quality_models(recs):
         lines.append("")
-        lines.append("### Quality: SmolLM2-135M, mean log-likelihood per token of harness/model_sweep_heldout.txt")
+        lines.append("### Quality: %s, mean log-likelihood per token of harness/model_sweep_heldout.txt"
+                     % MODEL_TITLE.get(model, model))
         lines.append("")
-        lines.append("| format | bpw | ours (quantized) | ours --weights=f32 | llama.cpp |")
-        lines.append("|---|---|---|---|---|")
-        for f, vals in quality_rows(recs):
-            lines.append("| %s | %.2f | %s | %s | %s |" % (
-                f, BPW[f], fmt_num(vals.get(("ours", "native")), 4),
-                fmt_num(vals.get(("ours", "f32")), 4), fmt_num(vals.get(("llama.cpp", None)), 4)))
+        lines.append("| format | bpw | ours (quantized) | ours --weights=f32 | llama.cpp | "
+                     "ours − llama.cpp |")
+        lines.append("|---|---|---|---|---|---|")
+        for f, vals in quality_rows(recs, model):
+            ours, llama = vals.get(("ours", "native")), vals.get(("llama.cpp", None))
+            gap = ("%+.4f" % (ours - llama)) if ours is not None and llama is not None else "–"
+            lines.append("| %s | %.2f | %s | %s | %s | %s |" % (
+                f, BPW[f], fmt_num(ours, 4), fmt_num(vals.get(("ours", "f32")), 4),
+                fmt_num(llama, 4), gap))
     lines.append("")
     lines.append("## Plots")
     for name, what in [("memory.png", "memory per format vs F32"),

@@ -46,7 +46,15 @@ def make_doc():
         rec("smollm2-135m", "F32", "llama.cpp", None, 2, 0.54 * GB, 50, 500, ll=-3.30),
         rec("smollm2-135m", "Q4_K", "ours", "native", 2, 0.09 * GB, 200, 600, ll=-3.38),
         rec("smollm2-135m", "Q4_K", "llama.cpp", None, 2, 0.09 * GB, 150, 600, ll=-3.37),
+        # llama.cpp's own preset files: a mixed preset has no row in the format table, its
+        # bits per weight come with the record.
+        rec("smollm2-135m-presets", "Q4_K_M", "ours", "native", 2, 0.1 * GB, 190, 610,
+            ll=-3.3825),
+        rec("smollm2-135m-presets", "Q4_K_M", "llama.cpp", None, 2, 0.1 * GB, 150, 600,
+            ll=-3.3790),
     ]
+    for r in records[-2:]:
+        r["bits_per_weight"] = 5.25
     # A profiled decode of 10 tokens: 8 ms of matmuls (ffn_down the largest, 3 ms) reading
     # 0.2 GB, 1 ms of attention, 1 ms else: 10 ms in all.
     parts = {k: {"seconds": 0.0, "calls": 10, "weight_bytes": 0} for k in
@@ -58,7 +66,8 @@ def make_doc():
     parts["attention"]["seconds"] = 0.01
     parts["other"]["seconds"] = 0.01
     records[3]["profile_decode"] = {"evals": 10, "tokens": 10, "seconds": 0.1, "parts": parts}
-    failed = dict(records[-1], format="Q8_K", status="failed: killed by signal SIGSEGV")
+    smol_llama = [r for r in records if r["model"] == "smollm2-135m" and r["engine"] == "llama.cpp"]
+    failed = dict(smol_llama[-1], format="Q8_K", status="failed: killed by signal SIGSEGV")
     return {
         "kind": "model_sweep", "created": "2026-11-25T00:00:00Z",
         "command": "tools/bazel run //harness:model_sweep",
@@ -134,6 +143,15 @@ class PlotE2eTest(unittest.TestCase):
                       self.readme)
         # Formats without a profile get no row.
         self.assertNotIn("| Q8_0 | ", self.readme.split("Where a decoded token")[1].split("###")[0])
+
+    def test_presets_get_their_own_quality_table_with_the_gap(self):
+        # -3.3825 - (-3.3790) = -0.0035; bits per weight from the record (5.25).
+        self.assertIn("### Quality: SmolLM2-135M (llama.cpp's own preset files)", self.readme)
+        self.assertIn("| Q4_K_M | 5.25 | -3.3825 | – | -3.3790 | -0.0035 |", self.readme)
+        # The requantized model's table comes first and has the gap column too.
+        self.assertLess(self.readme.index("### Quality: SmolLM2-135M (requantized)"),
+                        self.readme.index("### Quality: SmolLM2-135M (llama.cpp's own"))
+        self.assertIn("| Q4_K | 4.50 | -3.3800 | – | -3.3700 | -0.0100 |", self.readme)
 
     def test_failed_configurations_are_listed(self):
         self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
