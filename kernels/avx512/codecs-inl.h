@@ -1436,6 +1436,8 @@ template <>
 struct PanelCodec<Format::kQ5_0> : PanelLegacy<BlockQ5_0, offsetof(BlockQ5_0, qh), L32Kind::kNibble> {};
 template <>
 struct PanelCodec<Format::kIQ4_NL> : PanelLegacy<BlockIQ4_NL, -1, L32Kind::kIq4> {};
+template <>
+struct PanelCodec<Format::kQ8_0> : PanelLegacy<BlockQ8_0, -1, L32Kind::kQ8> {};
 
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's
