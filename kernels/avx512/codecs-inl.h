@@ -1307,7 +1307,7 @@ struct PanelIQ4_XS {
 template <>
 struct PanelCodec<Format::kIQ4_XS> : PanelIQ4_XS {};
 
-// ---- Weight panels of the 32-element formats (Q4_0, Q5_0, IQ4_NL, Q8_0) -----------------------
+// ---- Weight panels of the 32-element formats (Q4_0, Q5_0, IQ4_NL, Q8_0, Q4_1, Q5_1) -----------
 // Batches (kernels/avx512/int8_kpanel-inl.h): one block of 16 weight rows decoded into a
 // panel of 8 vectors, vector c lane r = row r's 4 weight bytes of elements 4c .. 4c + 3,
 // swept over the activation groups (ActQ8_0x4, the general rows' packers) by broadcasts of
@@ -1321,10 +1321,13 @@ struct PanelCodec<Format::kIQ4_XS> : PanelIQ4_XS {};
 // there the bytes are turned back into |V| and the mask of the negative ones (per vector,
 // once per micro-tile), each activation broadcast takes V's signs (pair <= 2 * 128 * 127 =
 // 32512) and no offset is needed; Q4_0 / Q5_0 pairs stay <= 4 * 31 * 127 = 15748 as int16.
+// Q4_1 / Q5_1 store q (no offset) and add their min term per block after the scale step,
+// acc += m_w * aux, aux = da * (the block's activation sum) as their packer stores it.
 
 struct alignas(64) PanelL32 {
   int32_t q[8][16];  // vector c: row r's weight bytes of elements 4c .. 4c + 3
   float d[16];       // row r's block scale
+  float m[16];       // row r's block min (Q4_1 / Q5_1)
 };
 
 // x[j] lane r <- dword j of the 16 bytes at w[r] + off.
@@ -1347,26 +1350,29 @@ FK_INLINE void transpose_rows16(const uint8_t* const (&w)[kPanelRows], int64_t o
 
 enum class L32Kind { kNibble, kIq4, kQ8 };
 
-// Block: the format's block struct; kQh: offset of Q5_0's high bits (-1: none).
-template <class Block, int kQh, L32Kind kKind>
+// Block: the format's block struct; kM: offset of Q4_1 / Q5_1's min (-1: none); kQh: offset
+// of Q5_0 / Q5_1's high bits (-1: none).
+template <class Block, int kM, int kQh, L32Kind kKind>
 struct PanelLegacy {
   using Panel = PanelL32;
   using Act = ActQ8_0x4;
   static constexpr int kBlockBytes = sizeof(Block);
-  static constexpr bool kMins = false;
+  static constexpr bool kMins = kM >= 0;  // acc += m_w * aux (float da * activation sum)
   static constexpr bool kSignedBytes = kKind != L32Kind::kNibble;  // stored + 128
   // Whether the dot starts from the block's aux offset (the packer's bias times its sum).
   template <bool kVnni>
-  static constexpr bool kOffset = !kSignedBytes || kVnni;
+  static constexpr bool kOffset = !kMins && (!kSignedBytes || kVnni);
   static constexpr int kD = offsetof(Block, d), kQs = offsetof(Block, qs);
 
   static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
-    alignas(64) int32_t dw[16], hw[16];
+    alignas(64) int32_t dw[16], mw[16], hw[16];
     for (int r = 0; r < kPanelRows; ++r) {
       dw[r] = load_u16(w[r] + off + kD);
+      if constexpr (kMins) mw[r] = load_u16(w[r] + off + kM);
       if constexpr (kQh >= 0) hw[r] = static_cast<int32_t>(load_u32(w[r] + off + kQh));
     }
     _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
+    if constexpr (kMins) _mm512_store_ps(p->m, fp16_low_words(load512(mw)));
     __m512i x[4];
     transpose_rows16(w, off + kQs, x);
     if constexpr (kKind == L32Kind::kQ8) {
@@ -1431,13 +1437,19 @@ struct PanelLegacy {
 };
 
 template <>
-struct PanelCodec<Format::kQ4_0> : PanelLegacy<BlockQ4_0, -1, L32Kind::kNibble> {};
+struct PanelCodec<Format::kQ4_0> : PanelLegacy<BlockQ4_0, -1, -1, L32Kind::kNibble> {};
 template <>
-struct PanelCodec<Format::kQ5_0> : PanelLegacy<BlockQ5_0, offsetof(BlockQ5_0, qh), L32Kind::kNibble> {};
+struct PanelCodec<Format::kQ5_0> : PanelLegacy<BlockQ5_0, -1, offsetof(BlockQ5_0, qh), L32Kind::kNibble> {};
 template <>
-struct PanelCodec<Format::kIQ4_NL> : PanelLegacy<BlockIQ4_NL, -1, L32Kind::kIq4> {};
+struct PanelCodec<Format::kIQ4_NL> : PanelLegacy<BlockIQ4_NL, -1, -1, L32Kind::kIq4> {};
 template <>
-struct PanelCodec<Format::kQ8_0> : PanelLegacy<BlockQ8_0, -1, L32Kind::kQ8> {};
+struct PanelCodec<Format::kQ8_0> : PanelLegacy<BlockQ8_0, -1, -1, L32Kind::kQ8> {};
+template <>
+struct PanelCodec<Format::kQ4_1>
+    : PanelLegacy<BlockQ4_1, offsetof(BlockQ4_1, m), -1, L32Kind::kNibble> {};
+template <>
+struct PanelCodec<Format::kQ5_1>
+    : PanelLegacy<BlockQ5_1, offsetof(BlockQ5_1, m), offsetof(BlockQ5_1, qh), L32Kind::kNibble> {};
 
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's

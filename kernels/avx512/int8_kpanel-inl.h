@@ -32,7 +32,8 @@
 // the exact int32 dots of block `sub` of each group to tot, which starts from the block's
 // integer offset when the codec's kOffset<kVnni> says so (the sum of the block's 4 aux
 // lanes: the packer's bias times the block's activation sum, computed once per call for all
-// m rows); each block then ends with the float step acc += float(dot) * (d_w * da). Each
+// m rows); each block then ends with the float step acc += float(dot) * (d_w * da) (Q4_1 /
+// Q5_1, kMins: then acc += m_w * aux, the packer's float da * activation sum). Each
 // block costs 8 vpdpbusd per (activation row, 16 weight rows) against 3 float operations.
 //
 // Integer ranges (int32 never overflows): Q5_K sub-block dot <= 32 * 31 * 127 = 125984,
@@ -182,6 +183,12 @@ struct KPanelInt8 {
         for (int i = 0; i < MR; ++i) {
           const __m512 da = _mm512_set1_ps(yg[i]->da[4 * sub]);
           acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
+          if constexpr (C::kMins) {
+            // Q4_1 / Q5_1: aux lane 4 sub = da * (the block's activation sum), a float.
+            float s;
+            std::memcpy(&s, &yg[i]->aux[4 * sub], sizeof s);
+            acc[i] = _mm512_fmadd_ps(_mm512_load_ps(panel[b].m), _mm512_set1_ps(s), acc[i]);
+          }
         }
       }
     } else {
