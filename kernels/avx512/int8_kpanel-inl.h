@@ -157,8 +157,32 @@ struct KPanelInt8 {
     }
   }
 
+  // Legacy: block kSub of the activation groups y[MR] against its panel p; o[i] is the
+  // block's integer offset of the tile's activation row i. The exact int32 dot (offset
+  // included) of each (activation row, weight row), then acc += float(dot) * (d_w * da), one
+  // rounding order for every lane.
+  template <int MR, int kSub>
+  static FK_INLINE void legacy_block(const Panel* p, const int32_t* o, const Act* const (&y)[MR],
+                                     __m512 (&acc)[MR]) {
+    __m512i tot[MR];
+    for (int i = 0; i < MR; ++i)
+      tot[i] = has_offsets() ? _mm512_set1_epi32(o[i]) : _mm512_setzero_si512();
+    C::template block<MR, kVnni>(*p, y, kSub, tot);
+    const __m512 d = _mm512_load_ps(p->d);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 da = _mm512_set1_ps(y[i]->da[4 * kSub]);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
+      if constexpr (C::kMins) {
+        // Q4_1 / Q5_1: aux lane 4 kSub = da * (the block's activation sum), a float.
+        float s;
+        std::memcpy(&s, &y[i]->aux[4 * kSub], sizeof s);
+        acc[i] = _mm512_fmadd_ps(_mm512_load_ps(p->m), _mm512_set1_ps(s), acc[i]);
+      }
+    }
+  }
+
   // Output rows i0 .. i0 + MR, columns j0 .. j0 + 16 (lanes of `keep`), over all nb blocks.
-  // Legacy: offs[i * nb + b] is activation row i's integer offset of block b (see run).
+  // Legacy: offs[b * m + i] is activation row i's integer offset of block b (see run).
   template <int MR>
   static FK_NOINLINE void micro(const MatmulArgs& a, const Panel* panel, const int32_t* offs,
                                 int64_t nb, int64_t i0, int64_t j0, __mmask16 keep) {
@@ -167,30 +191,23 @@ struct KPanelInt8 {
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     if constexpr (kLegacy) {
-      // Per block: the exact int32 dot (offset included) of each (activation row, weight
-      // row), then acc += float(dot) * (d_w * da), one rounding order for every lane.
-      for (int64_t b = 0; b < nb; ++b) {
-        const int64_t g = b / 4;
-        const int sub = static_cast<int>(b % 4);
-        __m512i tot[MR];
-        for (int i = 0; i < MR; ++i)
-          tot[i] = has_offsets() ? _mm512_set1_epi32(offs[(i0 + i) * nb + b])
-                                              : _mm512_setzero_si512();
-        const ActQ8_0x4* yg[MR];
-        for (int i = 0; i < MR; ++i) yg[i] = y[i] + g;
-        C::template block<MR, kVnni>(panel[b], yg, sub, tot);
-        const __m512 d = _mm512_load_ps(panel[b].d);
-        for (int i = 0; i < MR; ++i) {
-          const __m512 da = _mm512_set1_ps(yg[i]->da[4 * sub]);
-          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
-          if constexpr (C::kMins) {
-            // Q4_1 / Q5_1: aux lane 4 sub = da * (the block's activation sum), a float.
-            float s;
-            std::memcpy(&s, &yg[i]->aux[4 * sub], sizeof s);
-            acc[i] = _mm512_fmadd_ps(_mm512_load_ps(panel[b].m), _mm512_set1_ps(s), acc[i]);
-          }
-        }
+      // Groups of 4 blocks, the block's place in its group a constant.
+      const int64_t full = nb / 4;
+      const int tail = static_cast<int>(nb % 4);
+      const int64_t m = a.m;
+      const int32_t* o = offs + i0;
+      for (int64_t g = 0; g < full; ++g) {
+        legacy_block<MR, 0>(panel, o, y, acc);
+        legacy_block<MR, 1>(panel + 1, o + m, y, acc);
+        legacy_block<MR, 2>(panel + 2, o + 2 * m, y, acc);
+        legacy_block<MR, 3>(panel + 3, o + 3 * m, y, acc);
+        panel += 4;
+        o += 4 * m;
+        for (int i = 0; i < MR; ++i) ++y[i];
       }
+      if (tail > 0) legacy_block<MR, 0>(panel, o, y, acc);
+      if (tail > 1) legacy_block<MR, 1>(panel + 1, o + m, y, acc);
+      if (tail > 2) legacy_block<MR, 2>(panel + 2, o + 2 * m, y, acc);
     } else {
       for (int64_t b = 0; b < nb; ++b) {
         __m512i tot[MR], ms[MR];
@@ -225,7 +242,7 @@ struct KPanelInt8 {
         const ActQ8_0x4* y = reinterpret_cast<const ActQ8_0x4*>(a.act + i * a.act_row_bytes);
         for (int64_t b = 0; b < nb; ++b) {
           const int32_t* aux = y[b / 4].aux + 4 * (b % 4);
-          offs[i * nb + b] = (aux[0] + aux[1]) + (aux[2] + aux[3]);
+          offs[b * a.m + i] = (aux[0] + aux[1]) + (aux[2] + aux[3]);
         }
       }
     }
