@@ -1330,24 +1330,6 @@ struct alignas(64) PanelL32 {
   float m[16];       // row r's block min (Q4_1 / Q5_1)
 };
 
-// x[j] lane r <- dword j of the 16 bytes at w[r] + off.
-FK_INLINE void transpose_rows16(const uint8_t* const (&w)[kPanelRows], int64_t off, __m512i (&x)[4]) {
-  __m512i v[4];  // v[q], 128-bit lane L: row 4 L + q
-  for (int q = 0; q < 4; ++q) {
-    __m512i t = _mm512_castsi128_si512(loadu128(w[q] + off));
-    t = _mm512_inserti32x4(t, loadu128(w[4 + q] + off), 1);
-    t = _mm512_inserti32x4(t, loadu128(w[8 + q] + off), 2);
-    v[q] = _mm512_inserti32x4(t, loadu128(w[12 + q] + off), 3);
-  }
-  // A 4 x 4 dword transpose in each 128-bit lane: x[j] lane 4 L + q = v[q] dword 4 L + j.
-  const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-  const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-  x[0] = _mm512_unpacklo_epi64(t0, t2);
-  x[1] = _mm512_unpackhi_epi64(t0, t2);
-  x[2] = _mm512_unpacklo_epi64(t1, t3);
-  x[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
 enum class L32Kind { kNibble, kIq4, kQ8 };
 
 // Block: the format's block struct; kM: offset of Q4_1 / Q5_1's min (-1: none); kQh: offset
@@ -1363,38 +1345,35 @@ struct PanelLegacy {
   template <bool kVnni>
   static constexpr bool kOffset = !kMins && (!kSignedBytes || kVnni);
   static constexpr int kD = offsetof(Block, d), kQs = offsetof(Block, qs);
+  static_assert(kD + 4 <= kBlockBytes && kM + 4 <= kBlockBytes, "dword gathers stay in the block");
 
-  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
-    alignas(64) int32_t dw[16], mw[16], hw[16];
-    for (int r = 0; r < kPanelRows; ++r) {
-      dw[r] = load_u16(w[r] + off + kD);
-      if constexpr (kMins) mw[r] = load_u16(w[r] + off + kM);
-      if constexpr (kQh >= 0) hw[r] = static_cast<int32_t>(load_u32(w[r] + off + kQh));
-    }
-    _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
-    if constexpr (kMins) _mm512_store_ps(p->m, fp16_low_words(load512(mw)));
-    __m512i x[4];
-    transpose_rows16(w, off + kQs, x);
+  // blk: the block of the strip's first row; lane r of rows: row r's byte offset from it.
+  // Every field is gathered per dword (4 bytes inside the block), one lane per row.
+  static FK_INLINE __m512i field(const uint8_t* blk, __m512i rows, int off) {
+    return _mm512_i32gather_epi32(rows, blk + off, 1);
+  }
+
+  static FK_INLINE void build(const uint8_t* blk, __m512i rows, Panel* p) {
+    _mm512_store_ps(p->d, fp16_low_words(field(blk, rows, kD)));
+    if constexpr (kMins) _mm512_store_ps(p->m, fp16_low_words(field(blk, rows, kM)));
     if constexpr (kKind == L32Kind::kQ8) {
-      __m512i x2[4];
-      transpose_rows16(w, off + kQs + 16, x2);
       const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-      for (int j = 0; j < 4; ++j) {
-        _mm512_store_si512(p->q[j], _mm512_xor_si512(x[j], flip));
-        _mm512_store_si512(p->q[4 + j], _mm512_xor_si512(x2[j], flip));
-      }
+      for (int c = 0; c < 8; ++c) _mm512_store_si512(p->q[c], _mm512_xor_si512(field(blk, rows, kQs + 4 * c), flip));
     } else {
       const __m512i m4 = _mm512_set1_epi8(15);
+      __m512i qh = _mm512_setzero_si512();
+      if constexpr (kQh >= 0) qh = field(blk, rows, kQh);
       for (int j = 0; j < 4; ++j) {
-        // Low nibbles of qs dword j: elements 4j ..; high: 16 + 4j .. (vector 4 + j).
-        __m512i v[2] = {_mm512_and_si512(x[j], m4), _mm512_and_si512(_mm512_srli_epi16(x[j], 4), m4)};
+        // qs dword j: low nibbles are elements 4j .. 4j + 3, high ones 16 + 4j .. (vector 4 + j).
+        const __m512i x = field(blk, rows, kQs + 4 * j);
+        __m512i v[2] = {_mm512_and_si512(x, m4), _mm512_and_si512(_mm512_srli_epi16(x, 4), m4)};
         for (int h = 0; h < 2; ++h) {
           const int c = j + 4 * h;
           if constexpr (kQh >= 0) {
             // Byte t of vector c: bit 4c + t of qh, i.e. bit 4 (c % 2) + t of qh byte c / 2.
             static constexpr Bytes kSel[4] = {dword_pattern(0, 0, 0, 0), dword_pattern(1, 1, 1, 1),
                                               dword_pattern(2, 2, 2, 2), dword_pattern(3, 3, 3, 3)};
-            const __m512i sel = _mm512_shuffle_epi8(load512(hw), load512(&kSel[c / 2]));
+            const __m512i sel = _mm512_shuffle_epi8(qh, load512(&kSel[c / 2]));
             const __mmask64 set = _mm512_test_epi8_mask(
                 sel, _mm512_set1_epi32(c % 2 == 0 ? 0x08040201 : static_cast<int>(0x80402010u)));
             v[h] = _mm512_mask_add_epi8(v[h], set, v[h], _mm512_set1_epi8(16));

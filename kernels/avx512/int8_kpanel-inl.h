@@ -28,7 +28,8 @@
 // build(rows[16], offset, Panel*) and block<MR, kVnni>(panel, act[MR], tot[MR], mins[MR]).
 //
 // The 32-element formats (Act = ActQ8_0x4, the general rows' packed groups of 4 blocks):
-// the panel is one block of 16 rows, block<MR, kVnni>(panel, group[MR], sub, tot[MR]) adds
+// the panel is one block of 16 rows, built by build(block of the strip's first row, row
+// offsets, Panel*) from dword gathers; block<MR, kVnni>(panel, group[MR], sub, tot[MR]) adds
 // the exact int32 dots of block `sub` of each group to tot, which starts from the block's
 // integer offset when the codec's kOffset<kVnni> says so (the sum of the block's 4 aux
 // lanes: the packer's bias times the block's activation sum, computed once per call for all
@@ -250,10 +251,36 @@ struct KPanelInt8 {
       const int nv = static_cast<int>(std::min<int64_t>(kPanelRows, n_end - j0));
       const uint8_t* w[kPanelRows];
       for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j0 + std::min(r, nv - 1)) * a.row_bytes;
-      for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &panel[b]);
+      if constexpr (kLegacy) {
+        // Row r's offset from the strip's first row (the 16 rows span < 2^31 bytes).
+        const __m512i rows = _mm512_mullo_epi32(
+            _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                             _mm512_set1_epi32(nv - 1)),
+            _mm512_set1_epi32(static_cast<int32_t>(a.row_bytes)));
+        for (int64_t b = 0; b < nb; ++b) C::build(w[0] + b * C::kBlockBytes, rows, &panel[b]);
+      } else {
+        for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &panel[b]);
+      }
       const __mmask16 keep = static_cast<__mmask16>((1u << nv) - 1);
+      // Legacy: the build of a strip waits on its weights from memory (a panel block is read
+      // 18..34 bytes at a time); the next strip's rows (contiguous) are prefetched into L2
+      // in equal parts before each micro-tile of this one.
+      const uint8_t* next = a.weights + (j0 + kPanelRows) * a.row_bytes;
+      const int64_t next_bytes = std::min<int64_t>(kPanelRows, std::max<int64_t>(0, n_end - j0 - kPanelRows)) * a.row_bytes;
+      const int64_t part = (next_bytes / ((a.m + 7) / 8) + 63) & ~int64_t{63};
+      int64_t fetched = 0;
+      auto prefetch_next = [&] {
+        if constexpr (kLegacy) {
+          for (const int64_t e = std::min(fetched + part, next_bytes); fetched < e; fetched += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(next + fetched), _MM_HINT_T1);
+        }
+      };
       int64_t i = 0;
-      for (; i + 8 <= a.m; i += 8) micro<8>(a, panel, offs, nb, i, j0, keep);
+      for (; i + 8 <= a.m; i += 8) {
+        prefetch_next();
+        micro<8>(a, panel, offs, nb, i, j0, keep);
+      }
+      prefetch_next();
       if (a.m - i >= 4) {
         micro<4>(a, panel, offs, nb, i, j0, keep);
         i += 4;
