@@ -265,8 +265,8 @@ struct KPanelInt8 {
       // Legacy: the build of a strip waits on its weights from memory (a panel block is read
       // 18..34 bytes at a time); the next strip's rows (contiguous) are prefetched into L2
       // in equal parts before each micro-tile of this one.
-      const uint8_t* next = a.weights + (j0 + kPanelRows) * a.row_bytes;
       const int64_t next_bytes = std::min<int64_t>(kPanelRows, std::max<int64_t>(0, n_end - j0 - kPanelRows)) * a.row_bytes;
+      const uint8_t* next = next_bytes > 0 ? a.weights + (j0 + kPanelRows) * a.row_bytes : a.weights;
       const int64_t part = (next_bytes / ((a.m + 7) / 8) + 63) & ~int64_t{63};
       int64_t fetched = 0;
       auto prefetch_next = [&] {
