@@ -12,8 +12,8 @@
 //                         (kAct): Q8_0, groups of 4 blocks against ActQ8_0x4
 //                         (kernels/avx512/int8_legacy-inl.h); Q8_K, one super-block against
 //                         ActQ8_K (kernels/avx512/int8_kquant-inl.h).
-//   PanelCodec<F>         int8 path for batches: 16 weight rows of a super-block decoded into
-//                         a panel (kernels/avx512/int8_kpanel-inl.h); the formats that have
+//   PanelCodec<F>         int8 path for batches: 16 weight rows of a super-block (32-element
+//                         formats: of a block) decoded into a panel (kernels/avx512/int8_kpanel-inl.h); the formats that have
 //                         one have *_int8_panel__* registry rows (MIN_M > 1).
 // Block fields are read at their offsets in the block structs (kernels/formats.h).
 #ifndef KERNELS_AVX512_CODECS_INL_H_
@@ -1306,6 +1306,129 @@ struct PanelIQ4_XS {
 
 template <>
 struct PanelCodec<Format::kIQ4_XS> : PanelIQ4_XS {};
+
+// ---- Weight panels of the 32-element formats (Q4_0, Q5_0, IQ4_NL, Q8_0, Q4_1, Q5_1) -----------
+// Batches (kernels/avx512/int8_kpanel-inl.h): one block of 16 weight rows decoded into a
+// panel of 8 vectors, vector c lane r = row r's 4 weight bytes of elements 4c .. 4c + 3,
+// swept over the activation groups (ActQ8_0x4, the general rows' packers) by broadcasts of
+// the 4 matching activation bytes: elements 4c .. of block `sub` of a group sit at
+// y[16 sub + 4c] (c < 4) and y[64 + 16 sub + 4 (c - 4)]. Per (activation row, block) the
+// exact int32 dot starts from the block's integer offset (the sum of its 4 aux lanes, see
+// KPanelInt8::run): Q4_0 / Q5_0 store q (0..15 / 0..31, offsets -8 / -16 times the
+// activation sum); IQ4_NL and Q8_0 store their signed values + 128 (V + 128 by one vpshufb
+// of kIq4Biased; Q8_0's q xor 0x80), which vpdpbusd multiplies as they are, the offset
+// -128 times the activation sum. Without VNNI vpmaddubsw pairs of those could saturate, so
+// there the bytes are turned back into |V| and the mask of the negative ones (per vector,
+// once per micro-tile), each activation broadcast takes V's signs (pair <= 2 * 128 * 127 =
+// 32512) and no offset is needed; Q4_0 / Q5_0 pairs stay <= 4 * 31 * 127 = 15748 as int16.
+// Q4_1 / Q5_1 store q (no offset) and add their min term per block after the scale step,
+// acc += m_w * aux, aux = da * (the block's activation sum) as their packer stores it.
+
+struct alignas(64) PanelL32 {
+  int32_t q[8][16];  // vector c: row r's weight bytes of elements 4c .. 4c + 3
+  float d[16];       // row r's block scale
+  float m[16];       // row r's block min (Q4_1 / Q5_1)
+};
+
+enum class L32Kind { kNibble, kIq4, kQ8 };
+
+// Block: the format's block struct; kM: offset of Q4_1 / Q5_1's min (-1: none); kQh: offset
+// of Q5_0 / Q5_1's high bits (-1: none).
+template <class Block, int kM, int kQh, L32Kind kKind>
+struct PanelLegacy {
+  using Panel = PanelL32;
+  using Act = ActQ8_0x4;
+  static constexpr int kBlockBytes = sizeof(Block);
+  static constexpr bool kMins = kM >= 0;  // acc += m_w * aux (float da * activation sum)
+  static constexpr bool kSignedBytes = kKind != L32Kind::kNibble;  // stored + 128
+  // Whether the dot starts from the block's aux offset (the packer's bias times its sum).
+  template <bool kVnni>
+  static constexpr bool kOffset = !kMins && (!kSignedBytes || kVnni);
+  static constexpr int kD = offsetof(Block, d), kQs = offsetof(Block, qs);
+  static_assert(kD + 4 <= kBlockBytes && kM + 4 <= kBlockBytes, "dword gathers stay in the block");
+
+  // blk: the block of the strip's first row; lane r of rows: row r's byte offset from it.
+  // Every field is gathered per dword (4 bytes inside the block), one lane per row.
+  static FK_INLINE __m512i field(const uint8_t* blk, __m512i rows, int off) {
+    return _mm512_i32gather_epi32(rows, blk + off, 1);
+  }
+
+  static FK_INLINE void build(const uint8_t* blk, __m512i rows, Panel* p) {
+    _mm512_store_ps(p->d, fp16_low_words(field(blk, rows, kD)));
+    if constexpr (kMins) _mm512_store_ps(p->m, fp16_low_words(field(blk, rows, kM)));
+    if constexpr (kKind == L32Kind::kQ8) {
+      const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+      for (int c = 0; c < 8; ++c) _mm512_store_si512(p->q[c], _mm512_xor_si512(field(blk, rows, kQs + 4 * c), flip));
+    } else {
+      const __m512i m4 = _mm512_set1_epi8(15);
+      __m512i qh = _mm512_setzero_si512();
+      if constexpr (kQh >= 0) qh = field(blk, rows, kQh);
+      for (int j = 0; j < 4; ++j) {
+        // qs dword j: low nibbles are elements 4j .. 4j + 3, high ones 16 + 4j .. (vector 4 + j).
+        const __m512i x = field(blk, rows, kQs + 4 * j);
+        __m512i v[2] = {_mm512_and_si512(x, m4), _mm512_and_si512(_mm512_srli_epi16(x, 4), m4)};
+        for (int h = 0; h < 2; ++h) {
+          const int c = j + 4 * h;
+          if constexpr (kQh >= 0) {
+            // Byte t of vector c: bit 4c + t of qh, i.e. bit 4 (c % 2) + t of qh byte c / 2.
+            static constexpr Bytes kSel[4] = {dword_pattern(0, 0, 0, 0), dword_pattern(1, 1, 1, 1),
+                                              dword_pattern(2, 2, 2, 2), dword_pattern(3, 3, 3, 3)};
+            const __m512i sel = _mm512_shuffle_epi8(qh, load512(&kSel[c / 2]));
+            const __mmask64 set = _mm512_test_epi8_mask(
+                sel, _mm512_set1_epi32(c % 2 == 0 ? 0x08040201 : static_cast<int>(0x80402010u)));
+            v[h] = _mm512_mask_add_epi8(v[h], set, v[h], _mm512_set1_epi8(16));
+          }
+          if constexpr (kKind == L32Kind::kIq4) v[h] = _mm512_shuffle_epi8(load512(&kIq4Biased), v[h]);
+          _mm512_store_si512(p->q[c], v[h]);
+        }
+      }
+    }
+  }
+
+  // Position in ActQ8_0x4::y of elements 4c .. 4c + 3 of block `sub` of the group.
+  static FK_INLINE int y_at(int sub, int c) { return (c < 4 ? 0 : 64) + 16 * sub + 4 * (c % 4); }
+
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const ActQ8_0x4* const (&y)[MR], int sub,
+                              __m512i (&tot)[MR]) {
+    if constexpr (!kSignedBytes || kVnni) {
+      for (int c = 0; c < 8; c += 2) {
+        const __m512i w0 = load512(p.q[c]), w1 = load512(p.q[c + 1]);
+        const int o0 = y_at(sub, c), o1 = y_at(sub, c + 1);
+        for (int i = 0; i < MR; ++i)
+          tot[i] = dot2_u8s8<kVnni>(tot[i], w0, bcast32(y[i]->y + o0), w1, bcast32(y[i]->y + o1));
+      }
+    } else {
+      const __m512i ones16 = _mm512_set1_epi16(1);
+      for (int c = 0; c < 8; ++c) {
+        const __m512i v = _mm512_xor_si512(load512(p.q[c]), _mm512_set1_epi8(static_cast<char>(0x80)));
+        const __m512i a = _mm512_abs_epi8(v);
+        const __mmask64 neg = _mm512_movepi8_mask(v);
+        const int o = y_at(sub, c);
+        for (int i = 0; i < MR; ++i) {
+          const __m512i yb = bcast32(y[i]->y + o);
+          const __m512i ys = _mm512_mask_sub_epi8(yb, neg, _mm512_setzero_si512(), yb);
+          tot[i] = _mm512_add_epi32(tot[i], _mm512_madd_epi16(_mm512_maddubs_epi16(a, ys), ones16));
+        }
+      }
+    }
+  }
+};
+
+template <>
+struct PanelCodec<Format::kQ4_0> : PanelLegacy<BlockQ4_0, -1, -1, L32Kind::kNibble> {};
+template <>
+struct PanelCodec<Format::kQ5_0> : PanelLegacy<BlockQ5_0, -1, offsetof(BlockQ5_0, qh), L32Kind::kNibble> {};
+template <>
+struct PanelCodec<Format::kIQ4_NL> : PanelLegacy<BlockIQ4_NL, -1, -1, L32Kind::kIq4> {};
+template <>
+struct PanelCodec<Format::kQ8_0> : PanelLegacy<BlockQ8_0, -1, -1, L32Kind::kQ8> {};
+template <>
+struct PanelCodec<Format::kQ4_1>
+    : PanelLegacy<BlockQ4_1, offsetof(BlockQ4_1, m), -1, L32Kind::kNibble> {};
+template <>
+struct PanelCodec<Format::kQ5_1>
+    : PanelLegacy<BlockQ5_1, offsetof(BlockQ5_1, m), offsetof(BlockQ5_1, qh), L32Kind::kNibble> {};
 
 // ---- F16 / BF16: 16-bit floats, one per element ----------------------------------------------
 // Both conversions are exact (every F16 / BF16 value is a float): F16 by vcvtph2ps (F16C's

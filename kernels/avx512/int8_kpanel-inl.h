@@ -1,5 +1,5 @@
-// Batched int8 GEMM for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_XS on AVX-512:
-// weight panels (textual header, see kernels/simd/common-inl.h; compiled once per AVX-512
+// Batched int8 GEMM for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), IQ4_XS and the 32-element
+// formats (Q4_0, ...; the legacy branch below) on AVX-512: weight panels (textual header, see kernels/simd/common-inl.h; compiled once per AVX-512
 // variant, kVnni false or true). The registry's *_int8_panel__avx512[_vnni] rows run it from
 // their MIN_M on.
 //
@@ -27,6 +27,16 @@
 // super-block of 16 rows, decoded), Act (the packed activation block), kBlockBytes, kMins,
 // build(rows[16], offset, Panel*) and block<MR, kVnni>(panel, act[MR], tot[MR], mins[MR]).
 //
+// The 32-element formats (Act = ActQ8_0x4, the general rows' packed groups of 4 blocks):
+// the panel is one block of 16 rows, built by build(block of the strip's first row, row
+// offsets, Panel*) from dword gathers; block<MR, kVnni>(panel, group[MR], sub, tot[MR]) adds
+// the exact int32 dots of block `sub` of each group to tot, which starts from the block's
+// integer offset when the codec's kOffset<kVnni> says so (the sum of the block's 4 aux
+// lanes: the packer's bias times the block's activation sum, computed once per call for all
+// m rows); each block then ends with the float step acc += float(dot) * (d_w * da) (Q4_1 /
+// Q5_1, kMins: then acc += m_w * aux, the packer's float da * activation sum). Each
+// block costs 8 vpdpbusd per (activation row, 16 weight rows) against 3 float operations.
+//
 // Integer ranges (int32 never overflows): Q5_K sub-block dot <= 32 * 31 * 127 = 125984,
 // times scale <= 63, 8 sub-blocks: < 6.4e7; Q6_K sub-block dot <= 16 * 63 * 127 = 128016,
 // times |scale| <= 128, 16 sub-blocks: < 2.7e8, offset < 16 * 128 * 32 * 2032 = 1.4e8.
@@ -40,6 +50,7 @@
 #define KERNELS_AVX512_INT8_KPANEL_INL_H_
 
 #include <new>
+#include <type_traits>
 
 #include "kernels/avx512/act_layouts-inl.h"
 #include "kernels/avx512/vec-inl.h"
@@ -135,51 +146,150 @@ struct KPanelInt8 {
   using Panel = typename C::Panel;
   using Act = typename C::Act;
 
+  // The 32-element formats (Q4_0, Q5_0, IQ4_NL, Q8_0): the panel is one block of 16 rows,
+  // the activations are groups of 4 blocks (ActQ8_0x4).
+  static constexpr bool kLegacy = std::is_same_v<Act, ActQ8_0x4>;
+  static constexpr int kElems = kLegacy ? kQK : kQK_K;
+  static constexpr bool has_offsets() {
+    if constexpr (kLegacy) {
+      return C::template kOffset<kVnni>;
+    } else {
+      return false;
+    }
+  }
+
+  // Legacy: block kSub of the activation groups y[MR] against its panel p; o[i] is the
+  // block's integer offset of the tile's activation row i. The exact int32 dot (offset
+  // included) of each (activation row, weight row), then acc += float(dot) * (d_w * da), one
+  // rounding order for every lane.
+  template <int MR, int kSub>
+  static FK_INLINE void legacy_block(const Panel* p, const int32_t* o, const Act* const (&y)[MR],
+                                     __m512 (&acc)[MR]) {
+    __m512i tot[MR];
+    for (int i = 0; i < MR; ++i)
+      tot[i] = has_offsets() ? _mm512_set1_epi32(o[i]) : _mm512_setzero_si512();
+    C::template block<MR, kVnni>(*p, y, kSub, tot);
+    const __m512 d = _mm512_load_ps(p->d);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 da = _mm512_set1_ps(y[i]->da[4 * kSub]);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
+      if constexpr (C::kMins) {
+        // Q4_1 / Q5_1: aux lane 4 kSub = da * (the block's activation sum), a float.
+        float s;
+        std::memcpy(&s, &y[i]->aux[4 * kSub], sizeof s);
+        acc[i] = _mm512_fmadd_ps(_mm512_load_ps(p->m), _mm512_set1_ps(s), acc[i]);
+      }
+    }
+  }
+
   // Output rows i0 .. i0 + MR, columns j0 .. j0 + 16 (lanes of `keep`), over all nb blocks.
+  // Legacy: offs[b * m + i] is activation row i's integer offset of block b (see run).
   template <int MR>
-  static FK_NOINLINE void micro(const MatmulArgs& a, const Panel* panel, int64_t nb, int64_t i0,
-                                int64_t j0, __mmask16 keep) {
+  static FK_NOINLINE void micro(const MatmulArgs& a, const Panel* panel, const int32_t* offs,
+                                int64_t nb, int64_t i0, int64_t j0, __mmask16 keep) {
     const Act* y[MR];
     for (int i = 0; i < MR; ++i) y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      __m512i tot[MR], ms[MR];
-      C::template block<MR, kVnni>(panel[b], y, tot, ms);
-      const __m512 d = _mm512_load_ps(panel[b].d);
-      for (int i = 0; i < MR; ++i) {
-        const __m512 da = _mm512_set1_ps(y[i]->d);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
-        if constexpr (C::kMins) {
-          acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[i]),
-                                    _mm512_mul_ps(_mm512_load_ps(panel[b].dmin), da), acc[i]);
+    if constexpr (kLegacy) {
+      // Groups of 4 blocks, the block's place in its group a constant.
+      const int64_t full = nb / 4;
+      const int tail = static_cast<int>(nb % 4);
+      const int64_t m = a.m;
+      const int32_t* o = offs + i0;
+      for (int64_t g = 0; g < full; ++g) {
+        legacy_block<MR, 0>(panel, o, y, acc);
+        legacy_block<MR, 1>(panel + 1, o + m, y, acc);
+        legacy_block<MR, 2>(panel + 2, o + 2 * m, y, acc);
+        legacy_block<MR, 3>(panel + 3, o + 3 * m, y, acc);
+        panel += 4;
+        o += 4 * m;
+        for (int i = 0; i < MR; ++i) ++y[i];
+      }
+      if (tail > 0) legacy_block<MR, 0>(panel, o, y, acc);
+      if (tail > 1) legacy_block<MR, 1>(panel + 1, o + m, y, acc);
+      if (tail > 2) legacy_block<MR, 2>(panel + 2, o + 2 * m, y, acc);
+    } else {
+      for (int64_t b = 0; b < nb; ++b) {
+        __m512i tot[MR], ms[MR];
+        C::template block<MR, kVnni>(panel[b], y, tot, ms);
+        const __m512 d = _mm512_load_ps(panel[b].d);
+        for (int i = 0; i < MR; ++i) {
+          const __m512 da = _mm512_set1_ps(y[i]->d);
+          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[i]), _mm512_mul_ps(d, da), acc[i]);
+          if constexpr (C::kMins) {
+            acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[i]),
+                                      _mm512_mul_ps(_mm512_load_ps(panel[b].dmin), da), acc[i]);
+          }
+          ++y[i];
         }
-        ++y[i];
       }
     }
     for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
   }
 
   static void run(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
-    const int64_t nb = a.k / kQK_K;
-    Panel* panel = reinterpret_cast<Panel*>(panel_buffer(static_cast<size_t>(nb) * sizeof(Panel)));
+    const int64_t nb = a.k / kElems;
+    // Legacy offsets (Q4_0 -8, Q5_0 -16, IQ4_NL / Q8_0 with VNNI -128, times the block's
+    // activation sum): the sum of the 4 aux lanes of the block, exact, once per call for all
+    // m rows, after the panels in the thread's buffer.
+    const size_t panel_bytes = static_cast<size_t>(nb) * sizeof(Panel);
+    constexpr bool offsets = has_offsets();
+    uint8_t* buf = panel_buffer(panel_bytes + (offsets ? static_cast<size_t>(a.m * nb) * sizeof(int32_t) : 0));
+    Panel* panel = reinterpret_cast<Panel*>(buf);
+    int32_t* offs = reinterpret_cast<int32_t*>(buf + panel_bytes);
+    if constexpr (offsets) {
+      for (int64_t i = 0; i < a.m; ++i) {
+        const ActQ8_0x4* y = reinterpret_cast<const ActQ8_0x4*>(a.act + i * a.act_row_bytes);
+        for (int64_t b = 0; b < nb; ++b) {
+          const int32_t* aux = y[b / 4].aux + 4 * (b % 4);
+          offs[b * a.m + i] = (aux[0] + aux[1]) + (aux[2] + aux[3]);
+        }
+      }
+    }
     for (int64_t j0 = n_begin; j0 < n_end; j0 += kPanelRows) {
       const int nv = static_cast<int>(std::min<int64_t>(kPanelRows, n_end - j0));
       const uint8_t* w[kPanelRows];
       for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j0 + std::min(r, nv - 1)) * a.row_bytes;
-      for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &panel[b]);
+      if constexpr (kLegacy) {
+        // Row r's offset from the strip's first row (the 16 rows span < 2^31 bytes).
+        const __m512i rows = _mm512_mullo_epi32(
+            _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                             _mm512_set1_epi32(nv - 1)),
+            _mm512_set1_epi32(static_cast<int32_t>(a.row_bytes)));
+        for (int64_t b = 0; b < nb; ++b) C::build(w[0] + b * C::kBlockBytes, rows, &panel[b]);
+      } else {
+        for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &panel[b]);
+      }
       const __mmask16 keep = static_cast<__mmask16>((1u << nv) - 1);
+      // Legacy: the build of a strip waits on its weights from memory (a panel block is read
+      // 18..34 bytes at a time); the next strip's rows (contiguous) are prefetched into L2
+      // in equal parts before each micro-tile of this one.
+      const int64_t next_bytes = std::min<int64_t>(kPanelRows, std::max<int64_t>(0, n_end - j0 - kPanelRows)) * a.row_bytes;
+      const uint8_t* next = next_bytes > 0 ? a.weights + (j0 + kPanelRows) * a.row_bytes : a.weights;
+      const int64_t part = (next_bytes / ((a.m + 7) / 8) + 63) & ~int64_t{63};
+      int64_t fetched = 0;
+      auto prefetch_next = [&] {
+        if constexpr (kLegacy) {
+          for (const int64_t e = std::min(fetched + part, next_bytes); fetched < e; fetched += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(next + fetched), _MM_HINT_T1);
+        }
+      };
       int64_t i = 0;
-      for (; i + 8 <= a.m; i += 8) micro<8>(a, panel, nb, i, j0, keep);
+      for (; i + 8 <= a.m; i += 8) {
+        prefetch_next();
+        micro<8>(a, panel, offs, nb, i, j0, keep);
+      }
+      prefetch_next();
       if (a.m - i >= 4) {
-        micro<4>(a, panel, nb, i, j0, keep);
+        micro<4>(a, panel, offs, nb, i, j0, keep);
         i += 4;
       }
       if (a.m - i >= 2) {
-        micro<2>(a, panel, nb, i, j0, keep);
+        micro<2>(a, panel, offs, nb, i, j0, keep);
         i += 2;
       }
-      if (a.m - i >= 1) micro<1>(a, panel, nb, i, j0, keep);
+      if (a.m - i >= 1) micro<1>(a, panel, offs, nb, i, j0, keep);
     }
   }
 };
