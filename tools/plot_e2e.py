@@ -20,6 +20,15 @@ import sys
 # from its weights: 32 x (native weight bytes) / (weight bytes with --weights=f32).
 FORMAT_ORDER = []
 BPW = {}
+# A model whose files are named after llama.cpp presets: a preset's name can be a format of
+# the table (its Q2_K preset is mostly Q4_0 / Q3_K), so its bits per weight are the file's own
+# (the record's bits_per_weight), never the table's.
+PRESET_MODELS = ("smollm2-135m-presets",)
+BPW_OF_FILE = {}  # (model, format) -> bits per weight of that file's matrices
+
+
+def bpw(model, f):
+    return BPW_OF_FILE.get((model, f), BPW.get(f))
 
 
 def use_format_table(doc, path="results.json"):
@@ -30,6 +39,10 @@ def use_format_table(doc, path="results.json"):
     FORMAT_ORDER[:] = [table[i]["name"] for i in order]
     BPW.clear()
     BPW.update({f["name"]: f["bits_per_weight"] for f in table})
+    BPW_OF_FILE.clear()
+    for r in doc.get("records", []):
+        if r.get("model") in PRESET_MODELS and r.get("bits_per_weight"):
+            BPW_OF_FILE[(r["model"], r.get("format"))] = r["bits_per_weight"]
     for r in doc.get("records", []):
         f = r.get("format")
         if f in BPW or r.get("engine") != "ours" or r.get("weights") != "native":
@@ -175,7 +188,7 @@ def plot_memory(doc, recs, plt, out):
                     ax.text(j - 0.24, top / unit, "%.1fx\nless" % (f32w / w), ha="center",
                             va="bottom", fontsize=7, color="#1f77b4")
         ax.set_xticks(range(len(fmts)))
-        ax.set_xticklabels(["%s\n%.2g bpw" % (f, BPW[f]) for f in fmts], fontsize=8)
+        ax.set_xticklabels(["%s\n%.2g bpw" % (f, bpw(model, f)) for f in fmts], fontsize=8)
         ax.set_ylabel(uname)
         ax.set_title(MODEL_TITLE.get(model, model), fontsize=10)
         ax.legend(fontsize=7, loc="upper right")
@@ -465,6 +478,8 @@ def claims(doc, recs):
     out = []
     big = "synthetic-1.1b" if any(r["model"] == "synthetic-1.1b" for r in recs) else None
     model = big or ("synthetic-tiny" if any(r["model"] == "synthetic-tiny" for r in recs) else "smollm2-135m")
+    if not any(r["model"] == model for r in recs) and recs:
+        model = recs[0]["model"]  # a run of one other model (e.g. --models=presets)
     t = max(threads_of(recs))
     bw = share_bw(doc["machine"], t)
     n32 = pick(recs, model, "F32", "ours", "native", t)
@@ -692,7 +707,7 @@ def readme(doc, recs, run_dir, have_quality):
             ours, llama = vals.get(("ours", "native")), vals.get(("llama.cpp", None))
             gap = ("%+.4f" % (ours - llama)) if ours is not None and llama is not None else "–"
             lines.append("| %s | %.2f | %s | %s | %s | %s |" % (
-                f, BPW[f], fmt_num(ours, 4), fmt_num(vals.get(("ours", "f32")), 4),
+                f, bpw(model, f), fmt_num(ours, 4), fmt_num(vals.get(("ours", "f32")), 4),
                 fmt_num(llama, 4), gap))
     lines.append("")
     lines.append("## Plots")

@@ -52,8 +52,10 @@ def make_doc():
             ll=-3.3825),
         rec("smollm2-135m-presets", "Q4_K_M", "llama.cpp", None, 2, 0.1 * GB, 150, 600,
             ll=-3.3790),
+        # A preset named like a table format: its own bits per weight, not the table's 4.5.
+        rec("smollm2-135m-presets", "Q4_K", "ours", "native", 2, 0.1 * GB, 190, 610, ll=-3.40),
     ]
-    for r in records[-2:]:
+    for r in records[-3:]:
         r["bits_per_weight"] = 5.25
     # A profiled decode of 10 tokens: 8 ms of matmuls (ffn_down the largest, 3 ms) reading
     # 0.2 GB, 1 ms of attention, 1 ms else: 10 ms in all.
@@ -148,6 +150,7 @@ class PlotE2eTest(unittest.TestCase):
         # -3.3825 - (-3.3790) = -0.0035; bits per weight from the record (5.25).
         self.assertIn("### Quality: SmolLM2-135M (llama.cpp's own preset files)", self.readme)
         self.assertIn("| Q4_K_M | 5.25 | -3.3825 | – | -3.3790 | -0.0035 |", self.readme)
+        self.assertIn("| Q4_K | 5.25 | -3.4000 | – | – | – |", self.readme)
         # The requantized model's table comes first and has the gap column too.
         self.assertLess(self.readme.index("### Quality: SmolLM2-135M (requantized)"),
                         self.readme.index("### Quality: SmolLM2-135M (llama.cpp's own"))
