@@ -117,19 +117,27 @@ void pack_activations(CallContext* ctx, ThreadPool* pool, MatmulScratch* scratch
   a.act = pack_rows(*ctx->e->act, a.input, a.m, a.k, pool, &scratch->act, &a.act_row_bytes);
 }
 
+// The arguments of one matmul of `weights` (activations not packed yet).
+MatmulArgs matmul_args(const float* input, const WeightFormat& weights, int64_t m,
+                       float* output) {
+  MatmulArgs a;
+  a.m = m;
+  a.k = weights.cols();
+  a.n = weights.rows();
+  a.input = input;
+  a.weights = weights.data();
+  a.row_bytes = weights.row_bytes();
+  a.output = output;
+  return a;
+}
+
 // Runs an entry already known to fit the weights and this CPU.
 absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFormat& weights,
                        int64_t m, float* output, ThreadPool* pool, MatmulScratch* scratch) {
   CallContext ctx{};
   ctx.e = &e;
+  ctx.args = matmul_args(input, weights, m, output);
   MatmulArgs& args = ctx.args;
-  args.m = m;
-  args.k = weights.cols();
-  args.n = weights.rows();
-  args.input = input;
-  args.weights = weights.data();
-  args.row_bytes = weights.row_bytes();
-  args.output = output;
   MatmulScratch local;
   if (e.path == Path::kInt8) {
     if (e.act == nullptr) {
@@ -340,13 +348,7 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
     const KernelEntry& e = job.choice->ForBatch(m);
     ctx.e[j] = &e;
     MatmulArgs& a = ctx.args[j];
-    a.m = m;
-    a.k = w.cols();
-    a.n = w.rows();
-    a.input = input;
-    a.weights = w.data();
-    a.row_bytes = w.row_bytes();
-    a.output = job.output;
+    a = matmul_args(input, w, m, job.output);
     if (e.path != Path::kInt8) continue;
     if (e.act == nullptr) {
       return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
