@@ -322,8 +322,7 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
   MultiContext ctx;
   ctx.n_jobs = static_cast<int>(jobs.size());
   ctx.epilogue = epilogue;
-  const ActPacker* packed[kMaxMatmulJobs] = {};
-  int n_packed = 0;
+  int n_packed = 0;  // distinct activation packers so far (each its own buffer)
   for (int j = 0; j < ctx.n_jobs; ++j) {
     const MatmulJob& job = jobs[j];
     if (job.choice == nullptr || job.weights == nullptr) {
@@ -354,16 +353,11 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
       return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
     }
     // Quantize once per distinct packer: a later job with the same packer reuses the rows.
-    int p = 0;
-    while (p < n_packed && packed[p] != e.act) ++p;
-    if (p < n_packed) {
-      for (int i = 0; i < j; ++i) {
-        if (ctx.e[i]->act == e.act) {
-          a.act = ctx.args[i].act;
-          a.act_row_bytes = ctx.args[i].act_row_bytes;
-          break;
-        }
-      }
+    int same = 0;
+    while (same < j && !(ctx.e[same]->path == Path::kInt8 && ctx.e[same]->act == e.act)) ++same;
+    if (same < j) {
+      a.act = ctx.args[same].act;
+      a.act_row_bytes = ctx.args[same].act_row_bytes;
       continue;
     }
     std::vector<uint8_t>* buf = &scratch->act;
@@ -373,7 +367,7 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
       }
       buf = &scratch->more_act[static_cast<size_t>(n_packed - 1)];
     }
-    packed[n_packed++] = e.act;
+    ++n_packed;
     a.act = pack_rows(*e.act, input, m, a.k, pool, buf, &a.act_row_bytes);
   }
 

@@ -357,17 +357,7 @@ std::string Session::kernel_summary() const {
 
 absl::Status Session::Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w,
                              int64_t m, float* out) {
-  const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w.format())];
-  if (!c.has_value()) {
-    return absl::InternalError(absl::StrCat("no kernel resolved for ", w.format_name()));
-  }
-  if (options_.profile == nullptr) {
-    return dispatch_matmul(*c, in, w, m, out, m * w.rows(), options_.pool, &scratch_);
-  }
-  const auto t0 = ProfileClock::now();
-  absl::Status s = dispatch_matmul(*c, in, w, m, out, m * w.rows(), options_.pool, &scratch_);
-  options_.profile->Add(part, SecondsSince(t0), w.memory_bytes());
-  return s;
+  return Matmuls(part, in, m, {{&w, out}});
 }
 
 absl::Status Session::Matmuls(EvalProfile::Part part, const float* in, int64_t m,
