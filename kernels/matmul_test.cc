@@ -298,11 +298,17 @@ TEST_P(GoldenToleranceTest, RejectsZerosForeignKernelsAndADroppedBlock) {
   const std::vector<GoldenMatmulCase>* cases = golden_cases(e.format, &error);
   ASSERT_NE(cases, nullptr) << error;
   // Case 2 is m = 8, n = 20, k = 256 for every format: a whole number of blocks for all (and
-  // a batch the rows with a MIN_M up to 8 run).
+  // a batch the rows with a MIN_M up to 8 run). Rows with a larger MIN_M (the float formats'
+  // panels, MIN_M 16) take the first case with m >= MIN_M (F32 / F16 / BF16: m = 17, k = 37).
   ASSERT_GT(cases->size(), 2u);
-  const GoldenMatmulCase& gc = (*cases)[2];
-  ASSERT_EQ(gc.k, 256);
-  ASSERT_GE(gc.m, e.min_m) << e.name;
+  size_t pick = 2;
+  while (pick < cases->size() && (*cases)[pick].m < e.min_m) ++pick;
+  ASSERT_LT(pick, cases->size()) << "no golden case with m >= " << e.min_m << " for " << e.name;
+  const GoldenMatmulCase& gc = (*cases)[pick];
+  if (pick == 2) {
+    ASSERT_EQ(gc.k, 256);
+  }
+  ASSERT_GE(gc.k, 32) << "the dropped-block check drops 32 elements";
   const int64_t outputs = gc.m * gc.n;
   const std::vector<float> wf = dequantized(e, gc);
 
@@ -391,7 +397,7 @@ struct Shape {
   bool extreme;
 };
 
-// m in {1..9, 15, 17, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
+// m in {1..9, 15, 16, 17, 20, 33, 40, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
 // k from one block up to 14336 (the largest FFN width of the models we run).
 const Shape kShapes[] = {
     {1, 13, 1, false},  {2, 7, 3, false},    {3, 9, 8, false},   {4, 5, 2, false},
@@ -401,6 +407,10 @@ const Shape kShapes[] = {
     // The K-quant panel rows (MIN_M 8, kernels/avx512/int8_kpanel-inl.h): 15 rows take
     // micro-tiles of 8, 4, 2 and 1 rows; 37 columns are two 16-row strips and a partial one.
     {15, 37, 3, false},
+    // The float formats' panel rows (MIN_M 16, kernels/simd/f32_panel-inl.h): 16 = one full
+    // panel, 33 = three panels (the last of 1 row), 20 = two; 29 and 31 columns leave partial
+    // strips of 6 to 24 rows; k = 296 and 14336 (float formats) span 2 and 56 k blocks.
+    {16, 50, 9, false},  {33, 29, 8, false},   {20, 31, -1, false}, {40, 7, 2, true},
 };
 constexpr int64_t kMaxK = 14336;
 
@@ -581,8 +591,10 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
   // n of many tiles, so 2, 3 and 7 threads split it at many different places.
   // (The batch rows (MIN_M 8) run the last three: m = 9 and 17 are not multiples of their
   // 8-row micro-tiles, 77 and 150 columns split into many 16-row strips.)
+  // (The float formats' panel rows, MIN_M 16, also run 33 rows over k = 315, 2 k blocks.)
   const Shape shapes[] = {{1, 67, 3, false}, {1, 203, 2, true}, {5, 41, 2, false},
-                          {17, 30, 1, true}, {9, 77, 2, false}, {17, 150, 1, true}};
+                          {17, 30, 1, true}, {9, 77, 2, false}, {17, 150, 1, true},
+                          {33, 100, 7, false}};
   int ran = 0;
   for (const Shape& s : shapes) {
     if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M

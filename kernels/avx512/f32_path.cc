@@ -2,10 +2,17 @@
 // (kernels/simd/f32_path-inl.h) with VecAvx512 over the AVX-512 block decoders
 // (kernels/avx512/codecs-inl.h), 16 weights at a time.
 #include "kernels/avx512/codecs-inl.h"
+#include "kernels/simd/f32_panel-inl.h"
 
 namespace fk {
 
-#define FK_ENTRY_kAvx512_kF32(FORMAT, MIN_M) run_f32<VecAvx512, Format::FORMAT>(a, n_begin, n_end)
+// MIN_M > 1: the float formats' panel GEMM (kernels/simd/f32_panel-inl.h).
+#define FK_ENTRY_kAvx512_kF32(FORMAT, MIN_M)                           \
+  if constexpr ((MIN_M) > 1) {                                          \
+    run_f32_panel<VecAvx512, Format::FORMAT>(a, n_begin, n_end);        \
+  } else {                                                              \
+    run_f32<VecAvx512, Format::FORMAT>(a, n_begin, n_end);              \
+  }
 #include "kernels/simd/entry_points-inl.h"
 
 }  // namespace fk

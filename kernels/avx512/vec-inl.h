@@ -26,6 +26,9 @@ struct VecAvx512 {
   }
   static FK_INLINE F maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static FK_INLINE float hsum(F v) { return _mm512_reduce_add_ps(v); }
+  static FK_INLINE F set1(float x) { return _mm512_set1_ps(x); }
+  static FK_INLINE void storeu(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static FK_INLINE void mask_storeu(float* p, Mask m, F v) { _mm512_mask_storeu_ps(p, m, v); }
 
   // Tiling (kernels/simd/driver-inl.h): 1 x 4 tiles for batch 1, 4 x 4 for batches over
   // blocks of activation rows of about half an L2, so they stay in L2 while each 4-row
@@ -34,14 +37,16 @@ struct VecAvx512 {
   static constexpr int kGemmMR = 4;
   static constexpr int kGemmNR = 4;
   static constexpr bool kNarrowTails = false;
-  // Float weights (F32 / F16 / BF16, kernels/simd/f32_path-inl.h): 6 x 4 tiles (24
-  // accumulators, 4 weight vectors, 1 activation vector in the 32 registers) over blocks
-  // of 768 KB. On the Intel Xeon (2 MB L2 per core; harness:sweep --formats=F32,F16,BF16
-  // --variants=avx512 --batch=8,64,256 --threads=2) 6-row tiles ran batch 64 at 1.0x-2.2x
-  // the 4-row ones, batch 256 at 1.1x-1.6x; 1 MB blocks were a little ahead of 512 KB
-  // (noisy); 768 KB still leaves room in AMD Zen 4's 1 MB L2 for the weight strip.
-  static constexpr int kFloatGemmMR = 6;
+  // Float weights (F32 / F16 / BF16, kernels/simd/f32_path-inl.h) below the panel rows'
+  // MIN_M 16: 4 x 4 tiles over blocks of 768 KB. Batch 8, 4096x4096, 1 thread, hot
+  // (kernel_bench --hot): 4 x 4 tiles 42-43 GFLOP/s, 6 x 4 25-29, 8 x 3 24-25 (Intel Xeon).
+  static constexpr int kFloatGemmMR = 4;
+  static constexpr int kFloatGemmNR = 4;
   static constexpr int64_t kFloatActBlockBytes = 768 << 10;
+  // Their panel GEMM (batches from 16, kernels/simd/f32_panel-inl.h): k blocks of 256 (one
+  // block of 256 packed rows is 256 KB, a 24-row strip's block 24 KB). 128, 256 and 512
+  // measured the same within noise (batch 64 / 256, 4096x4096, 1 thread, hot).
+  static constexpr int64_t kFloatPanelKc = 256;
   static constexpr int64_t kActBlockBytes = 384 << 10;
   // Prefetch (kernels/simd/common-inl.h): at least 16 KB ahead. With short rows one tile is
   // too close to hide DRAM latency (SmolLM2's 576-wide rows: 612-byte Q8_0 rows, 2.4 KB
