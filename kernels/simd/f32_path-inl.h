@@ -76,7 +76,6 @@ struct FloatWeights {
     int64_t kk = 0;
     for (; kk + kL <= a.k; kk += kL) {
       // One 64-byte line of every row per 64 bytes of weights.
-      if constexpr (MR == 1)
       if (kL * kB >= 64 || ((kk * kB) & 63) == 0) prefetch_ahead<V>(w, a.row_bytes, kB * kk, 64);
       F wv[NR];
       for (int j = 0; j < NR; ++j) wv[j] = E::load(w[j] + kB * kk);
