@@ -409,8 +409,10 @@ const Shape kShapes[] = {
     {15, 37, 3, false},
     // The float formats' panel rows (MIN_M 16, kernels/simd/f32_panel-inl.h): 16 = one full
     // panel, 33 = three panels (the last of 1 row), 20 = two; 29 and 31 columns leave partial
-    // strips of 6 to 24 rows; k = 296 and 14336 (float formats) span 2 and 56 k blocks.
+    // strips of 6 to 24 rows; k = 296 and 14336 (float formats) span 2 and 56 k blocks;
+    // 64 x 2100 is two column groups (341 six-row strips of partial sums each).
     {16, 50, 9, false},  {33, 29, 8, false},   {20, 31, -1, false}, {40, 7, 2, true},
+    {64, 2100, 1, false},
 };
 constexpr int64_t kMaxK = 14336;
 

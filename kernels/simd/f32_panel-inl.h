@@ -13,7 +13,8 @@
 //     accumulator vector holds kLanes outputs of one weight row;
 //   * k goes in blocks of kKc: one block of all m packed rows (L2) is swept by every strip of
 //     NR weight rows, whose block is first converted to f32 into a small buffer (L1); the
-//     accumulators of the chunk's outputs live in a buffer between k blocks.
+//     accumulators of a group of the chunk's columns (at most 512 KB of them) live in a
+//     buffer between k blocks.
 // A tile of A panels x NR weight rows holds A * NR accumulators (24 of the 32 AVX-512
 // registers), loads A vectors and broadcasts NR floats per k for A * NR FMAs.
 //
@@ -42,6 +43,7 @@ struct FloatPanels {
   static constexpr int kL = V::kLanes;
   static constexpr int64_t kKc = V::kFloatPanelKc;  // k per block
   static constexpr int kMaxNR = 24;
+  static constexpr int64_t kAccBytes = 512 << 10;  // partial sums per column group
 
   // One vector's floats, aligned: the buffers' element.
   struct alignas(64) Line {
@@ -152,7 +154,12 @@ struct FloatPanelGemm : FloatPanels<V> {
   static void run_shape(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
     typename Base::Scratch& s = Base::scratch();
     const int64_t panels = (a.m + kL - 1) / kL;
-    const int64_t strips = (n_end - n_begin + NR - 1) / NR;
+    // Columns in groups whose partial sums take at most kAccBytes (a vocabulary-wide
+    // output head would otherwise keep m x n floats per thread); each group packs the
+    // activations again: m * k copies per group against m * k * (its columns) FMAs.
+    const int64_t group_strips =
+        std::max<int64_t>(1, Base::kAccBytes / (panels * NR * static_cast<int64_t>(sizeof(F))));
+    const int64_t strips = std::min(group_strips, (n_end - n_begin + NR - 1) / NR);
     const size_t act_size = static_cast<size_t>(panels * kKc);
     const size_t acc_size = static_cast<size_t>(strips * panels * NR);
     if (s.act.size() < act_size) s.act.resize(act_size);
@@ -160,17 +167,19 @@ struct FloatPanelGemm : FloatPanels<V> {
     if (s.w.empty()) s.w.resize(kMaxNR * kKc / kL);
     float* w = reinterpret_cast<float*>(s.w.data());
     F* act = reinterpret_cast<F*>(s.act.data());
-    for (int64_t k0 = 0; k0 < a.k; k0 += kKc) {
-      const int64_t kc = std::min(kKc, a.k - k0);
-      Base::pack(a, k0, kc, panels, act);
-      const bool first = k0 == 0, last = k0 + kc == a.k;
-      for (int64_t t = 0; t < strips; ++t) {
-        const int64_t j0 = n_begin + t * NR;
-        const int nv = static_cast<int>(std::min<int64_t>(NR, n_end - j0));
-        stage<NR>(a, j0, nv, k0, kc, w);
-        F* acc = reinterpret_cast<F*>(s.acc.data()) + t * panels * NR;
-        Base::template panels_of_strip<A, NR>(act, w, panels, kc, first, acc);
-        if (last) Base::template store<NR>(a, acc, panels, j0, nv);
+    for (int64_t g0 = n_begin; g0 < n_end; g0 += strips * NR) {
+      const int64_t g1 = std::min(n_end, g0 + strips * NR);
+      for (int64_t k0 = 0; k0 < a.k; k0 += kKc) {
+        const int64_t kc = std::min(kKc, a.k - k0);
+        Base::pack(a, k0, kc, panels, act);
+        const bool first = k0 == 0, last = k0 + kc == a.k;
+        for (int64_t j0 = g0, t = 0; j0 < g1; j0 += NR, ++t) {
+          const int nv = static_cast<int>(std::min<int64_t>(NR, g1 - j0));
+          stage<NR>(a, j0, nv, k0, kc, w);
+          F* acc = reinterpret_cast<F*>(s.acc.data()) + t * panels * NR;
+          Base::template panels_of_strip<A, NR>(act, w, panels, kc, first, acc);
+          if (last) Base::template store<NR>(a, acc, panels, j0, nv);
+        }
       }
     }
   }
