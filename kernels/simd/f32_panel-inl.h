@@ -23,9 +23,10 @@
 // rounding. Tile shapes, chunking, threads and kKc do not change it. It differs from the
 // general kernel's lane-strided sums (batches below MIN_M) in the last bits.
 //
-// Per call (= per dispatch chunk) the thread packs all m rows again, block by block: m * k
-// floats copied once per chunk, a few percent of the chunk's m * n * k FMAs at the shapes
-// measured (kernels/avx512/vec-inl.h).
+// Per call (= per dispatch chunk) and column group the thread packs all m rows again,
+// block by block: m * k floats copied against the group's m * k * columns FMAs. Small for
+// wide chunks; on SmolLM2's 576-wide matrices at 2 threads (72-column chunks) it is not,
+// and a packing shared by the chunks is not done yet (README, Known limits).
 #ifndef KERNELS_SIMD_F32_PANEL_INL_H_
 #define KERNELS_SIMD_F32_PANEL_INL_H_
 
