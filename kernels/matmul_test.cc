@@ -395,10 +395,11 @@ std::vector<float> make_input(int64_t m, int64_t k, std::mt19937_64& rng, bool e
 struct Shape {
   int64_t m, n, blocks;
   bool extreme;
+  bool float_panels_only = false;  // run by the float panel rows (f32 path, MIN_M > 1) only
 };
 
-// m in {1..9, 15, 16, 17, 20, 33, 40, 64}; n never a multiple of 4 or 8 tiles except where it must be small;
-// k from one block up to 14336 (the largest FFN width of the models we run).
+// m in {1..9, 15, 16, 17, 20, 33, 40, 64}; n never a multiple of 4 or 8 tiles except where
+// it must be small; k from one block up to 14336 (the largest FFN width of the models we run).
 const Shape kShapes[] = {
     {1, 13, 1, false},  {2, 7, 3, false},    {3, 9, 8, false},   {4, 5, 2, false},
     {5, 11, 5, false},  {6, 6, 1, false},    {7, 3, 4, false},   {8, 17, 9, false},
@@ -411,12 +412,10 @@ const Shape kShapes[] = {
     // panel, 33 = three panels (the last of 1 row), 20 = two; 29 and 31 columns leave partial
     // strips of 6 to 24 rows; k = 296 and 14336 (float formats) span 2 and 56 k blocks;
     // 64 x 2100 is two column groups (341 six-row strips of partial sums each); only the
-    // panel rows run it (kColumnGroupShapeN), it would cost every other row seconds under
-    // ASan.
+    // panel rows run it, it would cost every other row seconds under ASan.
     {16, 50, 9, false},  {33, 29, 8, false},   {20, 31, -1, false}, {40, 7, 2, true},
-    {64, 2100, 1, false},
+    {64, 2100, 1, false, /*float_panels_only=*/true},
 };
-constexpr int64_t kColumnGroupShapeN = 2100;
 constexpr int64_t kMaxK = 14336;
 
 std::vector<size_t> non_scalar_entries() {
@@ -438,7 +437,7 @@ TEST_P(VsScalarTest, RandomShapes) {
   int ran = 0, ran_off_tile = 0;  // shapes run; ... with m not a multiple of the m tile
   for (const Shape& s : kShapes) {
     if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M
-    if (s.n == kColumnGroupShapeN && !(e.path == Path::kF32 && e.min_m > 1)) continue;
+    if (s.float_panels_only && !(e.path == Path::kF32 && e.min_m > 1)) continue;
     ++ran;
     if (s.m % e.m_tile != 0) ++ran_off_tile;
     // Float weights (F32, F16, BF16): k is a count of elements, deliberately not a multiple

@@ -43,7 +43,6 @@ struct VecAvx2 {
   static constexpr bool kNarrowTails = true;
   // Float weights (F32 / F16 / BF16): the same tiles (16 registers leave no room for more).
   static constexpr int kFloatGemmMR = 4;
-  static constexpr int kFloatGemmNR = kGemmNR;
   static constexpr int64_t kFloatActBlockBytes = 0;
   static constexpr int64_t kActBlockBytes = 0;
   // Prefetch (kernels/simd/common-inl.h): exactly one tile ahead. A longer distance sped

@@ -38,12 +38,11 @@ struct VecAvx512 {
   static constexpr int kGemmNR = 4;
   static constexpr bool kNarrowTails = false;
   // Float weights (F32 / F16 / BF16, kernels/simd/f32_path-inl.h) below the panel rows'
-  // MIN_M 16: 4 x 4 tiles over blocks of 768 KB. Batch 8 on the Intel Xeon: 4096x4096,
+  // MIN_M 16: 4 x 4 tiles (kGemmNR) over blocks of 768 KB. Batch 8 on the Intel Xeon: 4096x4096,
   // 1 thread, hot (kernel_bench --hot), 4 x 4 ran 42-43 GFLOP/s, 6 x 4 25-29, 8 x 3 24-25;
   // with cold weights (harness:sweep, 4 shapes, 2 threads) 4 x 4 and 6 x 4 were even
   // (1.07x / 1.11x ggml, within the run-to-run noise).
   static constexpr int kFloatGemmMR = 4;
-  static constexpr int kFloatGemmNR = 4;
   static constexpr int64_t kFloatActBlockBytes = 768 << 10;
   // Their panel GEMM (batches from 16, kernels/simd/f32_panel-inl.h): k blocks of 256 (one
   // block of 256 packed rows is 256 KB, a 24-row strip's block 24 KB). 128, 256 and 512

@@ -120,7 +120,6 @@ struct FloatPanels {
       }
     }
   }
-
 };
 
 // The panel GEMM of float weights read by element loader E (F32Elems, FloatElems<F>).

@@ -142,7 +142,6 @@ struct F32Decoder;
 template <class V>
 struct FloatGemm : V {
   static constexpr int kGemmMR = V::kFloatGemmMR;
-  static constexpr int kGemmNR = V::kFloatGemmNR;
   static constexpr int64_t kActBlockBytes = V::kFloatActBlockBytes;
 };
 
