@@ -23,31 +23,45 @@ struct MatmulArgs {
   const uint8_t* weights = nullptr;  // n rows of row_bytes each (GGUF layout)
   int64_t row_bytes = 0;
 
-  // int8 path only: the m activation rows quantized once per call by the entry's ActPacker
-  // (below), act_row_bytes each (Q8_K values for K-quants, Q8_0 for the legacy formats).
-  // nullptr on the f32 path.
+  // The m activation rows packed once per call by the entry's ActPacker (below): int8 path:
+  // one row per act_row_bytes (Q8_K values for K-quants, Q8_0 for the legacy formats); a
+  // packer of row groups (ActPacker::group_rows, the f32 panel rows'): its own layout,
+  // act_row_bytes per group. nullptr for rows without a packer.
   const uint8_t* act = nullptr;
   int64_t act_row_bytes = 0;
 
   float* output = nullptr;  // m x n, row i at output + i * n
 };
 
-// How an int8-path kernel wants its activations. Dispatch packs each of the m activation
-// rows once per call with pack_row into row_bytes(k) bytes (rows 64-byte aligned, MatmulArgs
-// act / act_row_bytes point at them). Every packer holds exactly the values of its `format`'s
-// reference quantizer (Q8_0 or Q8_K, formats.h): the same scales and quants, possibly
-// reordered and with precomputed sums, so results do not depend on which packer ran.
-// The reference packers (kernels/registry.cc) are the reference Q8_0 / Q8_K blocks.
+// How a kernel wants its activations. Dispatch packs the m activation rows once per call,
+// for all threads, into units 64-byte aligned that MatmulArgs act / act_row_bytes point at.
+//   * group_rows == 1 (every int8-path packer): pack_row quantizes each row alone into
+//     row_bytes(k) bytes. Every such packer holds exactly the values of its `format`'s
+//     reference quantizer (Q8_0 or Q8_K, formats.h): the same scales and quants, possibly
+//     reordered and with precomputed sums, so results do not depend on which packer ran.
+//     The reference packers (kernels/registry.cc) are the reference Q8_0 / Q8_K blocks.
+//   * group_rows > 1 (format kF32: the f32 panel rows): the packer lays out all m rows as
+//     ceil(m / group_rows) groups of row_bytes(k) bytes in a layout of its own (blocks of
+//     k of every group side by side, say); pack_group writes group g's part of it (dispatch
+//     runs the groups in parallel). The values are the input floats, unchanged.
 struct ActPacker {
-  const char* name;  // e.g. "q8_0_ref", "q8_k_nibble__avx512"
-  Format format;     // the quantization whose values the layout holds: kQ8_0 or kQ8_K
-  // Bytes of one packed row of k elements (k a multiple of the format's block).
+  const char* name;  // e.g. "q8_0_ref", "q8_k_nibble__avx512", "f32_panel16__avx512"
+  Format format;     // the values the layout holds: kQ8_0 or kQ8_K, or kF32 (exact copies)
+  // Bytes of one packed row (group_rows > 1: one unit) of k elements (k a multiple of the
+  // format's block).
   int64_t (*row_bytes)(int64_t k);
-  // Quantizes x[0..k) into out[0..row_bytes(k)); out is 64-byte aligned.
+  // group_rows == 1: quantizes x[0..k) into out[0..row_bytes(k)); out is 64-byte aligned.
   void (*pack_row)(const float* x, int64_t k, uint8_t* out);
-  // The packed row's values d * q in element order (tests check them against the reference
-  // quantizer's, bit for bit).
+  // group_rows == 1: the packed row's values d * q in element order (tests check them
+  // against the reference quantizer's, bit for bit).
   void (*unpack_row)(const uint8_t* packed, int64_t k, float* out);
+  int group_rows = 1;
+  // group_rows > 1: writes rows [g * group_rows, min(m, (g + 1) * group_rows)) of the m x k
+  // input x into their places in `out` (the packed m rows, 64-byte aligned, row_bytes(k)
+  // bytes per group); unpack_group reads them back (group_rows x k floats, zero past m).
+  void (*pack_group)(const float* x, int64_t m, int64_t k, int64_t g, uint8_t* out) = nullptr;
+  void (*unpack_group)(const uint8_t* packed, int64_t m, int64_t k, int64_t g,
+                       float* out) = nullptr;
 };
 
 // Computes output columns [n_begin, n_end) for every one of the m rows.

@@ -85,37 +85,41 @@ struct CallContext {
   int64_t per_chunk;        // output columns per task (a multiple of the entry's n_tile)
 };
 
-// Packs the m rows of `input` (k each) with packer p into buf (rows padded to 64 bytes, so
-// every row starts aligned; in parallel when a pool is given); returns the first row and
-// sets *row_bytes.
-const uint8_t* pack_rows(const ActPacker& p, const float* input, int64_t m, int64_t k,
-                         ThreadPool* pool, std::vector<uint8_t>* buf, int64_t* row_bytes) {
+}  // namespace
+
+const uint8_t* pack_activations(const ActPacker& p, const float* input, int64_t m, int64_t k,
+                                ThreadPool* pool, std::vector<uint8_t>* buf,
+                                int64_t* row_bytes) {
   const int64_t rb = (p.row_bytes(k) + 63) / 64 * 64;
-  if (buf->size() < static_cast<size_t>(m * rb) + 64) buf->resize(static_cast<size_t>(m * rb) + 64);
+  const int64_t units = p.group_rows > 1 ? (m + p.group_rows - 1) / p.group_rows : m;
+  if (buf->size() < static_cast<size_t>(units * rb) + 64) {
+    buf->resize(static_cast<size_t>(units * rb) + 64);
+  }
   const uintptr_t addr = reinterpret_cast<uintptr_t>(buf->data());
   uint8_t* act = buf->data() + ((64 - (addr & 63)) & 63);
   *row_bytes = rb;
-  if (pool != nullptr && m > 1) {
-    struct Job {
-      const ActPacker* p;
-      const float* input;
-      int64_t k, rb;
-      uint8_t* act;
-    } job{&p, input, k, rb, act};
-    pool->ParallelFor(m, [j = &job](int64_t i) {
-      j->p->pack_row(j->input + i * j->k, j->k, j->act + i * j->rb);
-    });
+  struct Job {
+    const ActPacker* p;
+    const float* input;
+    int64_t m, k, rb;
+    uint8_t* act;
+    void operator()(int64_t i) const {
+      if (p->group_rows > 1) {
+        p->pack_group(input, m, k, i, act);
+      } else {
+        p->pack_row(input + i * k, k, act + i * rb);
+      }
+    }
+  } job{&p, input, m, k, rb, act};
+  if (pool != nullptr && units > 1) {
+    pool->ParallelFor(units, [j = &job](int64_t i) { (*j)(i); });
   } else {
-    for (int64_t i = 0; i < m; ++i) p.pack_row(input + i * k, k, act + i * rb);
+    for (int64_t i = 0; i < units; ++i) job(i);
   }
   return act;
 }
 
-// Points `ctx->args` at the m activation rows packed for the entry's int8 path.
-void pack_activations(CallContext* ctx, ThreadPool* pool, MatmulScratch* scratch) {
-  MatmulArgs& a = ctx->args;
-  a.act = pack_rows(*ctx->e->act, a.input, a.m, a.k, pool, &scratch->act, &a.act_row_bytes);
-}
+namespace {
 
 // The arguments of one matmul of `weights` (activations not packed yet).
 MatmulArgs matmul_args(const float* input, const WeightFormat& weights, int64_t m,
@@ -139,11 +143,13 @@ absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFor
   ctx.args = matmul_args(input, weights, m, output);
   MatmulArgs& args = ctx.args;
   MatmulScratch local;
-  if (e.path == Path::kInt8) {
-    if (e.act == nullptr) {
-      return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
-    }
-    pack_activations(&ctx, pool, scratch != nullptr ? scratch : &local);
+  if (e.path == Path::kInt8 && e.act == nullptr) {
+    return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
+  }
+  if (e.act != nullptr) {
+    args.act = pack_activations(*e.act, input, m, args.k, pool,
+                                scratch != nullptr ? &scratch->act : &local.act,
+                                &args.act_row_bytes);
   }
 
   const int threads = pool != nullptr ? pool->size() : 1;
@@ -348,13 +354,13 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
     ctx.e[j] = &e;
     MatmulArgs& a = ctx.args[j];
     a = matmul_args(input, w, m, job.output);
-    if (e.path != Path::kInt8) continue;
-    if (e.act == nullptr) {
+    if (e.path == Path::kInt8 && e.act == nullptr) {
       return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
     }
-    // Quantize once per distinct packer: a later job with the same packer reuses the rows.
+    if (e.act == nullptr) continue;
+    // Pack once per distinct packer: a later job with the same packer reuses the rows.
     int same = 0;
-    while (same < j && !(ctx.e[same]->path == Path::kInt8 && ctx.e[same]->act == e.act)) ++same;
+    while (same < j && ctx.e[same]->act != e.act) ++same;
     if (same < j) {
       a.act = ctx.args[same].act;
       a.act_row_bytes = ctx.args[same].act_row_bytes;
@@ -368,7 +374,7 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
       buf = &scratch->more_act[static_cast<size_t>(n_packed - 1)];
     }
     ++n_packed;
-    a.act = pack_rows(*e.act, input, m, a.k, pool, buf, &a.act_row_bytes);
+    a.act = pack_activations(*e.act, input, m, a.k, pool, buf, &a.act_row_bytes);
   }
 
   const int threads = pool != nullptr ? pool->size() : 1;

@@ -2,8 +2,8 @@
 //
 // The one entry point the runtime and the harness use. It validates shapes, picks a
 // registry entry (the best this CPU runs, or the one named in MatmulOptions or by the
-// environment variables FK_VARIANT / FK_PATH), quantizes the activations once per call
-// for the int8 path, and splits the n output columns over the caller's thread pool at
+// environment variables FK_VARIANT / FK_PATH), packs the activations once per call with the
+// entry's ActPacker (the int8 path's quantization; the float panel rows' panels), and splits the n output columns over the caller's thread pool at
 // multiples of the entry's n_tile. Results are bit-identical for any thread count.
 #ifndef KERNELS_MATMUL_H_
 #define KERNELS_MATMUL_H_
@@ -108,6 +108,13 @@ constexpr int kMaxMatmulJobs = 4;
 absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* input, int64_t m,
                               ThreadPool* pool = nullptr, MatmulScratch* scratch = nullptr,
                               const MatmulEpilogue* epilogue = nullptr);
+
+// Packs the m x k input with packer p as dispatch does, into buf (grown as needed; every
+// row / group 64-byte aligned, row_bytes apart, in parallel on the pool if one is given);
+// returns the packed rows and sets *row_bytes (MatmulArgs act / act_row_bytes).
+const uint8_t* pack_activations(const ActPacker& p, const float* input, int64_t m, int64_t k,
+                                ThreadPool* pool, std::vector<uint8_t>* buf,
+                                int64_t* row_bytes);
 
 // Runs one specific registry entry (tests, benchmarks, the sweep). Same checks as above,
 // plus: the entry's format must match the weights and the CPU must run it.

@@ -275,13 +275,8 @@ std::vector<float> run_foreign_kernel(const KernelEntry& g, const GoldenMatmulCa
   a.weights = w.data();
   a.row_bytes = row_bytes;
   std::vector<uint8_t> act;
-  if (g.path == Path::kInt8) {
-    const int64_t rb = (g.act->row_bytes(gc.k) + 63) / 64 * 64;
-    act.assign(static_cast<size_t>(gc.m * rb + 64), 0);
-    uint8_t* base = act.data() + ((64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64);
-    for (int64_t i = 0; i < gc.m; ++i) g.act->pack_row(gc.input.data() + i * gc.k, gc.k, base + i * rb);
-    a.act = base;
-    a.act_row_bytes = rb;
+  if (g.act != nullptr) {
+    a.act = pack_activations(*g.act, gc.input.data(), gc.m, gc.k, nullptr, &act, &a.act_row_bytes);
   }
   std::vector<float> out(static_cast<size_t>(gc.m * gc.n));
   a.output = out.data();
@@ -491,7 +486,8 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
   std::set<const ActPacker*> packers;
   for (const KernelEntry& e : all_kernels()) {
     if (e.path == Path::kF32) {
-      EXPECT_EQ(e.act, nullptr) << e.name;
+      // No packer, or one of the input floats as they are (checked below).
+      if (e.act != nullptr) EXPECT_EQ(e.act->format, Format::kF32) << e.name;
       continue;
     }
     ASSERT_NE(e.act, nullptr) << e.name;
@@ -533,6 +529,59 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
                              [](float a, float b) { return std::memcmp(&a, &b, 4) == 0; })
                        .first -
                    got.begin();
+      }
+    }
+  }
+}
+
+// The float panel packers (group_rows > 1) hold every input float bit for bit (NaN payloads,
+// -0, infinities, subnormals), zeros for the rows past m, and write nothing past their
+// groups; packing on a pool gives the same bytes.
+TEST(ActPackerTest, GroupPackersHoldTheInputFloatsBitForBit) {
+  std::set<const ActPacker*> packers;
+  for (const KernelEntry& e : all_kernels())
+    if (e.act != nullptr && e.act->group_rows > 1 && kernel_runnable(e)) packers.insert(e.act);
+  if (packers.empty()) GTEST_SKIP() << "no runnable kernel with a group packer on this CPU";
+  std::mt19937_64 rng(0x9a9e1);
+  ThreadPool pool(2);
+  for (const ActPacker* p : packers) {
+    EXPECT_EQ(p->format, Format::kF32) << p->name;
+    ASSERT_NE(p->pack_group, nullptr) << p->name;
+    ASSERT_NE(p->unpack_group, nullptr) << p->name;
+    const int64_t gr = p->group_rows;
+    for (int64_t m : {int64_t{1}, gr - 1, gr, gr + 1, 3 * gr - 5}) {
+      for (int64_t k : {1, 7, 255, 256, 257, 600}) {
+        SCOPED_TRACE(absl::StrCat(p->name, " m=", m, " k=", k));
+        std::vector<float> x = make_input(m, k, rng, false);
+        const uint32_t specials[] = {0x7fc01234u, 0xffa00001u, 0x80000000u, 0x7f800000u,
+                                     0xff800000u, 0x00000001u, 0x807fffffu};
+        for (size_t i = 0; i < std::size(specials) && i < x.size(); ++i)
+          std::memcpy(&x[(i * 37) % x.size()], &specials[i], 4);
+        const int64_t groups = (m + gr - 1) / gr;
+        const int64_t rb = (p->row_bytes(k) + 63) / 64 * 64;
+        std::vector<uint8_t> a(static_cast<size_t>(groups * rb + 64 + 4096), 0xCD), b = a;
+        int64_t rb_a = 0, rb_b = 0;
+        const uint8_t* pa = pack_activations(*p, x.data(), m, k, nullptr, &a, &rb_a);
+        const uint8_t* pb = pack_activations(*p, x.data(), m, k, &pool, &b, &rb_b);
+        ASSERT_EQ(rb_a, rb);
+        ASSERT_EQ(rb_b, rb);
+        EXPECT_EQ(std::memcmp(pa, pb, static_cast<size_t>(groups * rb)), 0);
+        for (const uint8_t* q = pa + groups * rb; q < a.data() + a.size(); ++q)
+          ASSERT_EQ(*q, 0xCD) << "written past the groups at byte " << (q - pa);
+        for (const uint8_t* q = pb + groups * rb; q < b.data() + b.size(); ++q)
+          ASSERT_EQ(*q, 0xCD) << "written past the groups (pool) at byte " << (q - pb);
+        for (int64_t g = 0; g < groups; ++g) {
+          std::vector<float> got(static_cast<size_t>(gr * k), std::nanf("1"));
+          p->unpack_group(pa, m, k, g, got.data());
+          for (int64_t r = 0; r < gr; ++r) {
+            const int64_t row = g * gr + r;
+            for (int64_t kk = 0; kk < k; ++kk) {
+              const float want = row < m ? x[row * k + kk] : 0.0f;
+              ASSERT_EQ(std::memcmp(&got[r * k + kk], &want, 4), 0)
+                  << "row " << row << " k " << kk << ": " << got[r * k + kk] << " vs " << want;
+            }
+          }
+        }
       }
     }
   }
@@ -676,8 +725,8 @@ TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
     if (e.min_m > 1) {
       EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m - 1)->min_m < e.min_m, true);
       EXPECT_EQ(e.features & g->features, g->features);
-      EXPECT_EQ(e.act == nullptr, g->act == nullptr);
-      if (e.act != nullptr) {
+      if (e.path == Path::kInt8) {
+        ASSERT_NE(e.act, nullptr) << e.name;
         EXPECT_EQ(e.act->format, g->act->format);
       }
       if (kernel_runnable(e)) {
@@ -1182,7 +1231,7 @@ TEST(DispatchMatmulsTest, BitIdenticalToSeparateCallsForEveryFormatPathBatchAndT
           // than one packer uses a second buffer.
           std::set<const ActPacker*> packers;
           for (const KernelChoice& c : choices) {
-            if (c.ForBatch(m).path == Path::kInt8) packers.insert(c.ForBatch(m).act);
+            if (c.ForBatch(m).act != nullptr) packers.insert(c.ForBatch(m).act);
           }
           EXPECT_EQ(scratch.more_act.size(), packers.empty() ? 0 : packers.size() - 1)
               << traits(formats[0]).name;

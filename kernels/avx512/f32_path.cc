@@ -15,4 +15,8 @@ namespace fk {
   }
 #include "kernels/simd/entry_points-inl.h"
 
+// The panels the MIN_M > 1 rows read, packed by dispatch once per call.
+extern const ActPacker act_f32_panel__avx512 =
+    FloatPanels<VecAvx512>::packer("f32_panel__avx512");
+
 }  // namespace fk

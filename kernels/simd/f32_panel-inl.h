@@ -6,12 +6,13 @@
 // weight vectors for MR * NR FMAs, all from L2 once k is a few thousand long. That caps it
 // at the L2's bandwidth, well under the FMA peak. Here the roles turn round, as in a
 // BLAS-style GEMM:
-//   * the activations are packed per call into panels of V::kLanes rows, k-major
-//     (panel[k][lane] = input[16 p + lane][k], zero past m): one vector holds one k of
+//   * the activations are packed once per call, for all threads, by dispatch with the
+//     rows' ActPacker (FloatPanels::packer) into panels of V::kLanes rows, k-major
+//     (panel[k][lane] = input[kLanes p + lane][k], zero past m): one vector holds one k of
 //     kLanes activation rows;
 //   * each weight element is broadcast and FMA'd into the vectors of A panels, so one
 //     accumulator vector holds kLanes outputs of one weight row;
-//   * k goes in blocks of kKc: one block of all m packed rows (L2) is swept by every strip of
+//   * k goes in blocks of kKc: one block of all m packed rows (contiguous, L2) is swept by every strip of
 //     NR weight rows, whose block is first converted to f32 into a small buffer (L1); the
 //     accumulators of a group of the chunk's columns (at most 512 KB of them) live in a
 //     buffer between k blocks.
@@ -23,10 +24,9 @@
 // rounding. Tile shapes, chunking, threads and kKc do not change it. It differs from the
 // general kernel's lane-strided sums (batches below MIN_M) in the last bits.
 //
-// Per call (= per dispatch chunk) and column group the thread packs all m rows again,
-// block by block: m * k floats copied against the group's m * k * columns FMAs. Small for
-// wide chunks; on SmolLM2's 576-wide matrices at 2 threads (72-column chunks) it is not,
-// and a packing shared by the chunks is not done yet (README, Known limits).
+// Packing once per call (not per dispatch chunk) matters for narrow matrices: SmolLM2's
+// 576-wide ones give each of 8 chunks at 2 threads 72 columns, and packing all m rows per
+// chunk cost as much as a third of the chunk's FMA time.
 #ifndef KERNELS_SIMD_F32_PANEL_INL_H_
 #define KERNELS_SIMD_F32_PANEL_INL_H_
 
@@ -52,7 +52,6 @@ struct FloatPanels {
   };
   // Per-thread buffers, grown as needed and kept (the pool's threads live long).
   struct Scratch {
-    std::vector<Line> act;  // panels x kKc vectors: the packed block of all m rows
     std::vector<Line> acc;  // strips x panels x NR vectors: the chunk's partial sums
     std::vector<Line> w;    // the strip's block in f32, row r at float r * kKc
   };
@@ -61,32 +60,52 @@ struct FloatPanels {
     return s;
   }
 
-  // Packs k in [k0, k0 + kc) of all m rows into panels of kL rows (zero rows past m).
-  static void pack(const MatmulArgs& a, int64_t k0, int64_t kc, int64_t panels, F* out) {
-    for (int64_t p = 0; p < panels; ++p) {
-      float* dst = reinterpret_cast<float*>(out + p * kKc);
-      for (int l = 0; l < kL; ++l) {
-        const int64_t row = p * kL + l;
-        if (row >= a.m) {
-          for (int64_t kk = 0; kk < kc; ++kk) dst[kk * kL + l] = 0.0f;
-          continue;
-        }
-        const float* src = a.input + row * a.k + k0;
-        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * kL + l] = src[kk];
+  // The ActPacker of the panels (kernel_api.h): group = one panel of kL rows. Layout: k in
+  // blocks of kKc (the last one shorter); block b of panel p at vector b * kKc * panels +
+  // p * kc_b, its kc_b vectors k-major, so a block of all panels is contiguous (panels a
+  // whole k apart would share L2 sets whenever k * 64 bytes is a multiple of the cache's
+  // way size: k = 4096, 14336).
+  static int64_t panel_bytes(int64_t k) { return k * static_cast<int64_t>(sizeof(Line)); }
+  static void pack_panel(const float* x, int64_t m, int64_t k, int64_t p, uint8_t* out) {
+    const int64_t panels = (m + kL - 1) / kL;
+    const int64_t rows = std::min<int64_t>(kL, m - p * kL);
+    const float* src = x + p * kL * k;
+    for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+      const int64_t kc = std::min(kKc, k - k0);
+      float* dst = reinterpret_cast<float*>(out) + (k0 * panels + p * kc) * kL;
+      for (int64_t kk = 0; kk < kc; ++kk, dst += kL) {
+        int64_t l = 0;
+        for (; l < rows; ++l) dst[l] = src[l * k + k0 + kk];
+        for (; l < kL; ++l) dst[l] = 0.0f;
       }
     }
   }
+  static void unpack_panel(const uint8_t* packed, int64_t m, int64_t k, int64_t p, float* out) {
+    const int64_t panels = (m + kL - 1) / kL;
+    for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+      const int64_t kc = std::min(kKc, k - k0);
+      const float* src = reinterpret_cast<const float*>(packed) + (k0 * panels + p * kc) * kL;
+      for (int64_t kk = 0; kk < kc; ++kk)
+        for (int l = 0; l < kL; ++l) out[l * k + k0 + kk] = src[kk * kL + l];
+    }
+  }
+  static constexpr ActPacker packer(const char* name) {
+    return ActPacker{name,  Format::kF32, &panel_bytes, nullptr,
+                     nullptr, kL,         &pack_panel,  &unpack_panel};
+  }
 
-  // One tile: panels p0 .. p0 + A against the staged NR rows, over kc k-steps; the
-  // accumulators come from and go back to acc (A x NR vectors, panel-major), or start at 0.
+  // One tile: A panels (ps vectors apart, from act) against the staged NR rows, over kc
+  // k-steps; the accumulators come from and go back to acc (A x NR vectors, panel-major), or
+  // start at 0.
   template <int A, int NR>
-  static FK_NOINLINE void tile(const F* act, const float* w, int64_t kc, bool first, F* acc) {
+  static FK_NOINLINE void tile(const F* act, int64_t ps, const float* w, int64_t kc, bool first,
+                               F* acc) {
     F c[A][NR];
     for (int i = 0; i < A; ++i)
       for (int j = 0; j < NR; ++j) c[i][j] = first ? V::zero() : acc[i * NR + j];
     for (int64_t kk = 0; kk < kc; ++kk) {
       F x[A];
-      for (int i = 0; i < A; ++i) x[i] = act[i * kKc + kk];
+      for (int i = 0; i < A; ++i) x[i] = act[i * ps + kk];
       for (int j = 0; j < NR; ++j) {
         const F wv = V::set1(w[j * kKc + kk]);
         for (int i = 0; i < A; ++i) c[i][j] = V::fmadd(wv, x[i], c[i][j]);
@@ -98,13 +117,13 @@ struct FloatPanels {
 
   // Panels [0, panels) against the staged strip, A panels per tile, then the rest.
   template <int A, int NR>
-  static FK_INLINE void panels_of_strip(const F* act, const float* w, int64_t panels,
-                                        int64_t kc, bool first, F* acc) {
+  static FK_INLINE void panels_of_strip(const F* act, int64_t ps, const float* w,
+                                        int64_t panels, int64_t kc, bool first, F* acc) {
     int64_t p = 0;
-    for (; p + A <= panels; p += A) tile<A, NR>(act + p * kKc, w, kc, first, acc + p * NR);
+    for (; p + A <= panels; p += A) tile<A, NR>(act + p * ps, ps, w, kc, first, acc + p * NR);
     if constexpr (A > 1) {
       if (p < panels)
-        panels_of_strip<A - 1, NR>(act + p * kKc, w, panels - p, kc, first, acc + p * NR);
+        panels_of_strip<A - 1, NR>(act + p * ps, ps, w, panels - p, kc, first, acc + p * NR);
     }
   }
 
@@ -155,29 +174,26 @@ struct FloatPanelGemm : FloatPanels<V> {
     typename Base::Scratch& s = Base::scratch();
     const int64_t panels = (a.m + kL - 1) / kL;
     // Columns in groups whose partial sums take at most kAccBytes (a vocabulary-wide
-    // output head would otherwise keep m x n floats per thread); each group packs the
-    // activations again: m * k copies per group against m * k * (its columns) FMAs.
+    // output head would otherwise keep m x n floats per thread).
     const int64_t group_strips =
         std::max<int64_t>(1, Base::kAccBytes / (panels * NR * static_cast<int64_t>(sizeof(F))));
     const int64_t strips = std::min(group_strips, (n_end - n_begin + NR - 1) / NR);
-    const size_t act_size = static_cast<size_t>(panels * kKc);
     const size_t acc_size = static_cast<size_t>(strips * panels * NR);
-    if (s.act.size() < act_size) s.act.resize(act_size);
     if (s.acc.size() < acc_size) s.acc.resize(acc_size);
     if (s.w.empty()) s.w.resize(kMaxNR * kKc / kL);
     float* w = reinterpret_cast<float*>(s.w.data());
-    F* act = reinterpret_cast<F*>(s.act.data());
+    // Packed by dispatch with packer(): the block at k0 of panel p at act + k0 * panels + p * kc.
+    const F* act = reinterpret_cast<const F*>(a.act);
     for (int64_t g0 = n_begin; g0 < n_end; g0 += strips * NR) {
       const int64_t g1 = std::min(n_end, g0 + strips * NR);
       for (int64_t k0 = 0; k0 < a.k; k0 += kKc) {
         const int64_t kc = std::min(kKc, a.k - k0);
-        Base::pack(a, k0, kc, panels, act);
         const bool first = k0 == 0, last = k0 + kc == a.k;
         for (int64_t j0 = g0, t = 0; j0 < g1; j0 += NR, ++t) {
           const int nv = static_cast<int>(std::min<int64_t>(NR, g1 - j0));
           stage<NR>(a, j0, nv, k0, kc, w);
           F* acc = reinterpret_cast<F*>(s.acc.data()) + t * panels * NR;
-          Base::template panels_of_strip<A, NR>(act, w, panels, kc, first, acc);
+          Base::template panels_of_strip<A, NR>(act + k0 * panels, kc, w, panels, kc, first, acc);
           if (last) Base::template store<NR>(a, acc, panels, j0, nv);
         }
       }
