@@ -303,7 +303,7 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     }
     if (o.paths.empty()) return FlagError("paths", values["paths"], "empty list");
   } else {
-    o.paths = {Path::kF32, Path::kInt8};
+    o.paths = {Path::kF32, Path::kInt8, Path::kBf16};
   }
 
   // Grid.

@@ -40,7 +40,7 @@ constexpr Field kFields[] = {
     {"spread_pct", "(p75 - p25) / median, percent"},
     {"gflops", "2*m*n*k / median / 1e9"},
     {"weight_gbps", "weight_bytes / median / 1e9 (bytes of the format, not of F32)"},
-    {"roofline", "dram_read (batch 1), peak_f32 or peak_int8 (batch > 1)"},
+    {"roofline", "dram_read (batch 1), peak_f32 or peak_int8 (batch > 1; none for the bf16 path)"},
     {"roofline_value", "the roofline in GB/s (dram_read: the best DRAM probe of this run with the "
                        "same thread count, machine.dram_probes) or GFLOP/s (peaks, same thread "
                        "count)"},
@@ -132,6 +132,7 @@ std::string RooflineConsole(const nlohmann::ordered_json& record) {
   const std::string roofline = record.value("roofline", "");
   const char* name = roofline == "dram_read"   ? "DRAM"
                      : roofline == "peak_int8" ? "int8pk"
+                     : roofline == "none"      ? "-"
                                                : "f32pk";
   const auto pct = record.find("pct_of_roofline");
   const std::string share = pct != record.end() && pct->is_number()

@@ -71,7 +71,10 @@ struct ActPacker {
 using MatmulKernelFn = void (*)(const MatmulArgs& args, int64_t n_begin, int64_t n_end);
 
 enum class Variant : uint8_t { kScalar, kAvx2, kAvx512, kAvx512Vnni };
-enum class Path : uint8_t { kF32, kInt8 };
+// kF32: f32 activations as they are; kInt8: activations quantized to Q8_0 / Q8_K, integer
+// dots; kBf16 (BF16 weights): activations rounded to bf16 (nearest-even), products of two
+// bf16 values (exact in f32) summed in f32 (AVX-512 BF16's vdpbf16ps).
+enum class Path : uint8_t { kF32, kInt8, kBf16 };
 
 // CPU features a kernel needs (bitmask), detected once at run time (kernels/cpu_features.h).
 enum CpuFeature : uint32_t {
@@ -84,11 +87,13 @@ enum CpuFeature : uint32_t {
   kCpuAvx512DQ = 1u << 5,
   kCpuAvx512VL = 1u << 6,
   kCpuAvx512Vnni = 1u << 7,
+  kCpuAvx512Bf16 = 1u << 8,  // vdpbf16ps, vcvtne2ps2bf16
 };
 constexpr uint32_t kFeaturesAvx2 = kCpuAvx2 | kCpuFma | kCpuF16c;
 constexpr uint32_t kFeaturesAvx512 =
     kFeaturesAvx2 | kCpuAvx512F | kCpuAvx512BW | kCpuAvx512DQ | kCpuAvx512VL;
 constexpr uint32_t kFeaturesAvx512Vnni = kFeaturesAvx512 | kCpuAvx512Vnni;
+constexpr uint32_t kFeaturesAvx512Bf16 = kFeaturesAvx512 | kCpuAvx512Bf16;
 
 }  // namespace fk
 

@@ -205,6 +205,10 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
     return absl::InvalidArgumentError(absl::StrCat("no int8 path for ", traits(format).name,
                                                    " weights (path must be f32)"));
   }
+  if (want_path == Path::kBf16 && format != Format::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat("no bf16 path for ", traits(format).name,
+                                                   " weights (the bf16 path is for BF16 weights)"));
+  }
   const KernelEntry* general = nullptr;
   if (variant) {
     general = find_kernel(format, *variant, want_path);

@@ -101,10 +101,10 @@ double quantization_error(const float* x, const float* xq, const float* w, int64
   return s;
 }
 
-// The activations the int8 path sees: each row quantized by the act format's reference
-// quantizer and dequantized back.
-std::vector<float> int8_view_of_input(Format weights, const float* x, int64_t m, int64_t k) {
-  const FormatTraits& act = traits(act_format(weights));
+// The activations a path sees: each row quantized by the reference quantizer of `act`
+// (int8 path: the weights' act_format, Q8_0 / Q8_K; bf16 path: BF16) and dequantized back.
+std::vector<float> view_of_input(Format act_fmt, const float* x, int64_t m, int64_t k) {
+  const FormatTraits& act = traits(act_fmt);
   const int64_t rb = k / act.block_elems * act.block_bytes;
   std::vector<uint8_t> q(static_cast<size_t>(rb));
   std::vector<float> out(static_cast<size_t>(m * k));
@@ -113,6 +113,28 @@ std::vector<float> int8_view_of_input(Format weights, const float* x, int64_t m,
     act.dequantize_row(q.data(), out.data() + i * k, k);
   }
   return out;
+}
+
+std::vector<float> int8_view_of_input(Format weights, const float* x, int64_t m, int64_t k) {
+  return view_of_input(act_format(weights), x, m, k);
+}
+
+// bf16 path. The activations are rounded to bf16: that error is known exactly, as on the
+// int8 path. Products of two bf16 values are exact in float and summed in float as on the
+// f32 path (tol_f32 on the rounded activations). vdpbf16ps also reads bf16 subnormals as 0
+// and flushes subnormal results: each element's share of that is below 2^-126 (1 + |w|).
+double bf16_flush_bound(const float* w, int64_t k) {
+  double s = 0.0;
+  for (int64_t t = 0; t < k; ++t) s += 0x1p-126 * (1.0 + std::fabs(double{w[t]}));
+  return s;
+}
+
+// The view of the input the entry's path sees (empty on the f32 path).
+std::vector<float> path_view_of_input(const KernelEntry& e, const float* x, int64_t m,
+                                      int64_t k) {
+  if (e.path == Path::kInt8) return int8_view_of_input(e.format, x, m, k);
+  if (e.path == Path::kBf16) return view_of_input(Format::kBF16, x, m, k);
+  return {};
 }
 
 std::vector<size_t> all_entries() {
@@ -179,8 +201,7 @@ GoldenCheck check_golden(const KernelEntry& e, const GoldenMatmulCase& gc,
                          const std::vector<float>& wf, const float* out) {
   const int64_t m = gc.m, n = gc.n, k = gc.k;
   const int64_t block = traits(e.format).block_elems;
-  std::vector<float> xq;
-  if (e.path == Path::kInt8) xq = int8_view_of_input(e.format, gc.input.data(), m, k);
+  const std::vector<float> xq = path_view_of_input(e, gc.input.data(), m, k);
   GoldenCheck r;
   for (int64_t i = 0; i < m; ++i) {
     const float* x = gc.input.data() + i * k;
@@ -190,6 +211,10 @@ GoldenCheck check_golden(const KernelEntry& e, const GoldenMatmulCase& gc,
       double tol;
       if (e.path == Path::kF32) {
         tol = f32_tolerance(x, wr, k, block);
+      } else if (e.path == Path::kBf16) {
+        const float* xr = xq.data() + i * k;
+        tol = quantization_error(x, xr, wr, k) + f32_tolerance(xr, wr, k, block) +
+              bf16_flush_bound(wr, k);
       } else {
         const float* xr = xq.data() + i * k;
         tol = quantization_error(x, xr, wr, k) +
@@ -325,11 +350,14 @@ TEST_P(GoldenToleranceTest, RejectsZerosForeignKernelsAndADroppedBlock) {
   EXPECT_GE(check_golden(e, gc, wf, dropped.data()).outside * 2, outputs)
       << "dropping the last block passes";
 
-  // The kernel of every other format of the same variant and path, on these weights.
+  // The kernel of every other format of the same variant and path, on these weights (the
+  // bf16 path has BF16 weights only: there, the same variant's F16 kernels, which read the
+  // same 2 bytes per weight as fp16).
   const int64_t row_bytes = static_cast<int64_t>(gc.weights.size()) / gc.n;
   int foreign = 0;
   for (const KernelEntry& g : all_kernels()) {
-    if (g.format == e.format || g.variant != e.variant || g.path != e.path) continue;
+    if (g.format == e.format || g.variant != e.variant) continue;
+    if (e.path == Path::kBf16 ? g.format != Format::kF16 : g.path != e.path) continue;
     if (g.min_m > gc.m) continue;
     const std::vector<float> out = run_foreign_kernel(g, gc, row_bytes);
     EXPECT_GE(check_golden(e, gc, wf, out.data()).outside * 2, outputs)
@@ -450,19 +478,23 @@ TEST_P(VsScalarTest, RandomShapes) {
 
     absl::StatusOr<std::vector<float>> wf = w.aligned.ToF32();
     ASSERT_TRUE(wf.ok());
-    std::vector<float> xq;
-    if (e.path == Path::kInt8) xq = int8_view_of_input(e.format, x, m, k);
+    const std::vector<float> xq = path_view_of_input(e, x, m, k);
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < n; ++j) {
         const float* wr = wf->data() + j * k;
         // Both compute the same sum: f32 path from the same dequantized values; int8 path
         // with identical quantized activations and exact integer dots, so only the float
         // scaling and accumulation order differ: the difference is at most the sum of both
-        // rounding bounds.
-        const double tol =
-            e.path == Path::kF32
-                ? 2 * f32_tolerance(x + i * k, wr, k, block)
-                : 2 * int8_depth(k, block) * kEps * magnitude(xq.data() + i * k, wr, k, block);
+        // rounding bounds. bf16 path: the same rounded activations, exact products, float
+        // sums in different orders, and vdpbf16ps's flushing of subnormals.
+        double tol;
+        if (e.path == Path::kF32) {
+          tol = 2 * f32_tolerance(x + i * k, wr, k, block);
+        } else if (e.path == Path::kBf16) {
+          tol = 2 * f32_tolerance(xq.data() + i * k, wr, k, block) + bf16_flush_bound(wr, k);
+        } else {
+          tol = 2 * int8_depth(k, block) * kEps * magnitude(xq.data() + i * k, wr, k, block);
+        }
         ASSERT_TRUE(std::isfinite(got[i * n + j])) << "[" << i << "][" << j << "]";
         ASSERT_LE(std::fabs(double{got[i * n + j]} - want[i * n + j]), tol + 1e-30)
             << "[" << i << "][" << j << "] got " << got[i * n + j] << " scalar "
@@ -491,24 +523,27 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
       continue;
     }
     ASSERT_NE(e.act, nullptr) << e.name;
-    EXPECT_EQ(e.act->format, act_format(e.format)) << e.name << " packs " << e.act->name;
+    const Format want = e.path == Path::kBf16 ? Format::kBF16 : act_format(e.format);
+    EXPECT_EQ(e.act->format, want) << e.name << " packs " << e.act->name;
     if (kernel_runnable(e)) packers.insert(e.act);
   }
   ASSERT_FALSE(packers.empty());
   std::mt19937_64 rng(0xac7);
   for (const ActPacker* p : packers) {
     const FormatTraits& t = traits(p->format);
-    // Legacy: 1..9 blocks (partial last groups); Q8_K: 1..3 super-blocks. Rows: N(0,1),
-    // extreme magnitudes, an all-zero row, ties of +-max (the first one wins in Q8_K).
+    // Legacy: 1..9 blocks (partial last groups); Q8_K: 1..3 super-blocks; BF16 (one element
+    // per block): runs of 37. Rows: N(0,1), extreme magnitudes, an all-zero row, ties of
+    // +-max (the first one wins in Q8_K).
+    const int64_t step = t.block_elems == 1 ? 37 : t.block_elems;
     for (int blocks : {1, 2, 3, 4, 5, 7, 9}) {
-      const int64_t k = blocks * t.block_elems;
+      const int64_t k = blocks * step;
       for (int kind = 0; kind < 4; ++kind) {
         SCOPED_TRACE(absl::StrCat(p->name, " k=", k, " kind=", kind));
         std::vector<float> x = make_input(1, k, rng, kind == 1);
         x.erase(x.begin());
         if (kind == 2) std::fill(x.begin(), x.end(), 0.0f);
         if (kind == 3) {
-          for (int64_t b = 0; b < k; b += t.block_elems) {
+          for (int64_t b = 0; b < k; b += step) {
             x[b + 3] = -2.5f;
             x[b + 7] = 2.5f;
           }
@@ -725,7 +760,7 @@ TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
     if (e.min_m > 1) {
       EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m - 1)->min_m < e.min_m, true);
       EXPECT_EQ(e.features & g->features, g->features);
-      if (e.path == Path::kInt8) {
+      if (e.path != Path::kF32) {
         ASSERT_NE(e.act, nullptr) << e.name;
         EXPECT_EQ(e.act->format, g->act->format);
       }
@@ -749,6 +784,10 @@ TEST(RegistryTest, EveryFormatHasScalarKernels) {
     if (has_int8_path(t)) {
       EXPECT_NE(find_kernel(t.format, Variant::kScalar, Path::kInt8), nullptr) << t.name;
     }
+    // The bf16 path (BF16 weights only) has its reference too.
+    EXPECT_EQ(find_kernel(t.format, Variant::kScalar, Path::kBf16) != nullptr,
+              t.format == Format::kBF16)
+        << t.name;
   }
   // Scalar entries come first (registry.inc order).
   EXPECT_EQ(all_kernels()[0].variant, Variant::kScalar);
@@ -762,14 +801,16 @@ TEST(RegistryTest, EachVariantCoversEveryFormatOfItsPaths) {
   for (const auto& [v, p] : sections) {
     for (const FormatTraits& t : all_formats()) {
       if (p == Path::kInt8 && !has_int8_path(t)) continue;
+      if (p == Path::kBf16 && t.format != Format::kBF16) continue;  // BF16 weights only
       EXPECT_NE(find_kernel(t.format, v, p), nullptr)
           << variant_name(v) << " " << path_name(p) << " lacks " << t.name;
     }
   }
-  // Features only grow along the variant order (dispatch's "best" = highest runnable).
+  // Features only grow along the variant order (dispatch's "best" = the highest variant that
+  // runs a (format, path)).
   for (const KernelEntry& a : all_kernels())
     for (const KernelEntry& b : all_kernels())
-      if (a.variant < b.variant) {
+      if (a.variant < b.variant && a.format == b.format && a.path == b.path) {
         EXPECT_EQ(a.features & ~b.features, 0u) << a.name << " needs more than " << b.name;
       }
 }
@@ -784,6 +825,8 @@ TEST(RegistryTest, NamesParseBack) {
   EXPECT_EQ(*parse_variant("AVX2"), Variant::kAvx2);
   EXPECT_EQ(*parse_path("INT8"), Path::kInt8);
   EXPECT_EQ(*parse_path("f32"), Path::kF32);
+  EXPECT_EQ(*parse_path("BF16"), Path::kBf16);
+  EXPECT_STREQ(path_name(Path::kBf16), "bf16");
   absl::StatusOr<Variant> bad = parse_variant("sse9");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("sse9"));

@@ -41,6 +41,14 @@ const ActPacker act_q8_k_ref = {"q8_k_ref", Format::kQ8_K, &ref_row_bytes<Format
                                 [](const uint8_t* p, int64_t k, float* out) {
                                   dequantize_row_q8_K_ref(p, out, k);
                                 }};
+// The bf16 path's activations: each float rounded to bf16 (fp32_to_bf16, nearest-even).
+const ActPacker act_bf16_ref = {"bf16_ref", Format::kBF16, &ref_row_bytes<Format::kBF16>,
+                                [](const float* x, int64_t k, uint8_t* out) {
+                                  quantize_row_bf16_ref(x, out, k);
+                                },
+                                [](const uint8_t* p, int64_t k, float* out) {
+                                  dequantize_row_bf16_ref(p, out, k);
+                                }};
 extern const ActPacker act_none;
 const ActPacker act_none = {"none", Format::kF32, &no_row_bytes, &no_pack, &no_unpack};
 
@@ -85,10 +93,20 @@ const char* variant_name(Variant v) {
   return "unknown";
 }
 
-const char* path_name(Path p) { return p == Path::kF32 ? "f32" : "int8"; }
+const char* path_name(Path p) {
+  switch (p) {
+    case Path::kF32:
+      return "f32";
+    case Path::kInt8:
+      return "int8";
+    case Path::kBf16:
+      return "bf16";
+  }
+  return "unknown";
+}
 
 const char* variant_names() { return "scalar, avx2, avx512, avx512_vnni"; }
-const char* path_names() { return "f32, int8"; }
+const char* path_names() { return "f32, int8, bf16"; }
 
 absl::StatusOr<Variant> parse_variant(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
@@ -102,6 +120,7 @@ absl::StatusOr<Path> parse_path(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
   if (lower == "f32") return Path::kF32;
   if (lower == "int8") return Path::kInt8;
+  if (lower == "bf16") return Path::kBf16;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown path '", name, "' (valid: ", path_names(), ")"));
 }

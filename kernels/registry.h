@@ -33,6 +33,8 @@ struct KernelEntry {
 // The reference activation packers: the reference quantizers' Q8_0 / Q8_K blocks.
 extern const ActPacker act_q8_0_ref;
 extern const ActPacker act_q8_k_ref;
+// The bf16 path's reference packer: the activations rounded to bf16 (nearest-even).
+extern const ActPacker act_bf16_ref;
 
 // Every registered kernel, in registry.inc order (scalar first).
 absl::Span<const KernelEntry> all_kernels();
@@ -42,11 +44,11 @@ absl::Span<const KernelEntry> all_kernels();
 Format act_format(Format weights);
 
 const char* variant_name(Variant v);  // "scalar", "avx2", "avx512", "avx512_vnni"
-const char* path_name(Path p);        // "f32", "int8"
+const char* path_name(Path p);        // "f32", "int8", "bf16"
 // Parse names (case-insensitive); errors list the valid names.
 absl::StatusOr<Variant> parse_variant(absl::string_view name);
 absl::StatusOr<Path> parse_path(absl::string_view name);
-// "scalar, avx2, avx512, avx512_vnni" / "f32, int8" for --help and error messages.
+// "scalar, avx2, avx512, avx512_vnni" / "f32, int8, bf16" for --help and error messages.
 const char* variant_names();
 const char* path_names();
 

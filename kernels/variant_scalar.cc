@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/formats.h"
 #include "kernels/kernel_api.h"
@@ -436,5 +437,17 @@ FK_SCALAR_INT8(q2_k_int8__scalar, Q2_K, k_block)
 FK_SCALAR_INT8(q3_k_int8__scalar, Q3_K, k_block)
 FK_SCALAR_INT8(iq4_xs_int8__scalar, IQ4_XS, k_block)
 #undef FK_SCALAR_INT8
+
+// bf16 path: the f32 path's reference on the activations dispatch rounded to bf16 (a.act,
+// act_bf16_ref rows): every product of two bf16 values is exact in float.
+void bf16_bf16__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  static thread_local std::vector<float> x;
+  x.resize(static_cast<size_t>(a.m * a.k));
+  for (int64_t i = 0; i < a.m; ++i)
+    dequantize_row_bf16_ref(a.act + i * a.act_row_bytes, x.data() + i * a.k, a.k);
+  MatmulArgs rounded = a;
+  rounded.input = x.data();
+  f32_path(Format::kBF16, rounded, nb, ne);
+}
 
 }  // namespace fk

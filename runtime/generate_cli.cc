@@ -277,7 +277,16 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
   // that rounding (llama.cpp, which also quantizes activations, says "L'Etoile, ...").
   if (!run.path) {
     const char* env = std::getenv("FK_PATH");
-    if (env == nullptr || *env == '\0') run.path = Path::kF32;
+    if (env == nullptr || *env == '\0') {
+      run.path = Path::kF32;
+    } else {
+      // Parsed here so that the model applies it per weight format (runtime/model.h).
+      absl::StatusOr<Path> parsed = parse_path(env);
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("FK_PATH: ", parsed.status().message()));
+      }
+      run.path = *parsed;
+    }
   }
   run.pool = &pool;
   EvalProfile profile;
@@ -358,7 +367,9 @@ std::string GenerateUsage() {
       " (default: $FK_VARIANT, else the best this CPU runs)\n"
       "  --path=NAME        activations: ",
       path_names(),
-      " (default: $FK_PATH, else f32: no activation rounding)\n"
+      " (default: $FK_PATH, else f32: no activation rounding;\n"
+      "                     int8: quantized weights' activations to 8 bits; bf16: BF16\n"
+      "                     weights' activations to bf16; other weights stay on f32)\n"
       "  --weights=MODE     native (as in the file, default) or f32 (dequantized at load)\n"
       "  --temperature=T    0 (default): greedy; > 0: sample\n"
       "  --top_k=K          sample among the K most likely tokens (default 40; 0: all)\n"

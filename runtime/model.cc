@@ -324,7 +324,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
     if (slot.has_value()) continue;
     MatmulOptions o;
     o.variant = options.variant;
-    o.path = !has_int8_path(w->format_traits()) ? std::optional<Path>(Path::kF32) : options.path;
+    // The int8 path exists for quantized weights, the bf16 path for BF16 weights; every other
+    // weight of the model takes the f32 path under either.
+    o.path = options.path;
+    if (o.path == Path::kInt8 && !has_int8_path(w->format_traits())) o.path = Path::kF32;
+    if (o.path == Path::kBf16 && w->format() != Format::kBF16) o.path = Path::kF32;
+    if (!o.path && !has_int8_path(w->format_traits())) o.path = Path::kF32;
     absl::StatusOr<KernelChoice> choice = KernelChoice::Resolve(w->format(), o);
     if (!choice.ok()) {
       return absl::Status(choice.status().code(),

@@ -123,8 +123,9 @@ class Model {
 };
 
 // Which kernels run the matmuls, on which threads. Unset variant/path: FK_VARIANT /
-// FK_PATH, else the best variant and the default path (kernels/matmul.h). F32 weights
-// always take the f32 path (there is no int8 path for them).
+// FK_PATH, else the best variant and the default path (kernels/matmul.h). Float weights
+// take the f32 path under the int8 path (they have none), and all but BF16 weights under
+// the bf16 path.
 struct RunOptions {
   std::optional<Variant> variant;
   std::optional<Path> path;

@@ -167,6 +167,8 @@ def share_text(c):
     """A case's share of its roofline for the tables: '87 %', 'above (115 %)' (flagged, never a
     plain share), or '– (no quiet probe)'."""
     pct = c.get("pct_of_roofline")
+    if c.get("roofline") == "none":
+        return "– (no measured peak)"
     if c.get("roofline_trusted") is False or pct is None:
         return "above (no quiet probe)" if above_roofline(c) else "– (no quiet probe)"
     if above_roofline(c):
@@ -245,7 +247,7 @@ def plot_gemv(run, path):
                                           if c["variant"] in VARIANT_ORDER else 9))
             for c in fused:
                 bars.append((c["weight_gbps"], VARIANT_COLORS.get(c["variant"], "#333333"),
-                             "//" if c["path"] == "int8" else "", f"{c['variant']} {c['path']}", c))
+                             {"int8": "//", "bf16": ".."}.get(c["path"], ""), f"{c['variant']} {c['path']}", c))
             g = run.one("ggml", fmt, n, k, 1, t)
             if g is not None:
                 bars.append((g["weight_gbps"], VARIANT_COLORS["ggml"], "", "ggml", g))
@@ -286,9 +288,10 @@ def plot_gemv(run, path):
         ax.set_xticklabels(labels)
         ax.set_ylabel("weight bytes read / s  [GB/s]")
         ax.set_title(f"{n}x{k} weights, batch 1, {t} thread{'s' if t > 1 else ''} "
-                     "(hatched: int8 activation path)", fontsize=10)
+                     "(hatched //: int8 activation path, ..: bf16)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         order = ([f"{v} f32" for v in VARIANT_ORDER] + [f"{v} int8" for v in VARIANT_ORDER] +
+                 [f"{v} bf16" for v in VARIANT_ORDER] +
                  ["ggml", "dequantize-then-matmul", "above the roofline (flagged !)"])
         labels_sorted = sorted(legend, key=lambda l: order.index(l) if l in order else len(order))
         ax.legend([legend[l] for l in labels_sorted], labels_sorted, fontsize=7.5, ncol=6,
@@ -388,6 +391,7 @@ def plot_gflops(run, path):
     handles = {}
     styles = {"ours int8 (best variant)": ("#1f77b4", "o", "-"),
               "ours f32 (best variant)": ("#2ca02c", "s", "-"),
+              "ours bf16 (best variant)": ("#9467bd", "P", "-"),
               "dequantize-then-matmul": ("#ff7f0e", "v", "--"),
               "F32 weights": ("#7f7f7f", "^", ":"),
               "ggml": ("#d62728", "D", "-."),
@@ -461,12 +465,20 @@ def error_table(run):
     return out
 
 
+def error_series(errs):
+    """The error columns and their colours: "ours bf16" only for a run that has the bf16 path."""
+    series = [("ours f32", "#2ca02c"), ("ours int8", "#1f77b4"), ("ours bf16", "#9467bd"),
+              ("dequantize-then-matmul", "#ff7f0e"), ("ggml", "#d62728")]
+    if not any("ours bf16" in e for e in errs.values()):
+        series = [sc for sc in series if sc[0] != "ours bf16"]
+    return [sc[0] for sc in series], [sc[1] for sc in series]
+
+
 def plot_error(run, path):
     errs = error_table(run)
-    series = ["ours f32", "ours int8", "dequantize-then-matmul", "ggml"]
-    colors = ["#2ca02c", "#1f77b4", "#ff7f0e", "#d62728"]
+    series, colors = error_series(errs)
     fig, ax = plt.subplots(figsize=(13, 4.8))
-    width = 0.2
+    width = 0.16
     fmts = [f for f in run.formats if f in errs]
     for i, (s, color) in enumerate(zip(series, colors)):
         xs, ys, nan_x = [], [], []
@@ -474,7 +486,7 @@ def plot_error(run, path):
             if s not in errs[f]:
                 continue
             v = errs[f][s]
-            x = j + (i - 1.5) * width
+            x = j + (i - (len(series) - 1) / 2) * width
             if v is None:
                 nan_x.append(x)
             else:
@@ -701,13 +713,14 @@ def run_section(run, readme_dir):
 
     # Errors.
     errs = error_table(run)
-    series = ["ours f32", "ours int8", "dequantize-then-matmul", "ggml"]
+    series, _ = error_series(errs)
     rows = [[f] + [("NaN" if errs[f][s] is None else f"{errs[f][s]:.1e}") if s in errs[f] else "–"
                    for s in series] for f in run.formats if f in errs]
     out.append("### Error versus the float64 reference (worst case of every shape, batch, threads, variant)")
     out.append("")
     out.append("max |y - ref| / max |ref| over the checked outputs; the int8 paths (and ggml) quantize the "
-               "activations to 8 bits, so their error is that of the activation quantization.")
+               "activations to 8 bits, so their error is that of the activation quantization; the bf16 path "
+               "rounds them to bf16 (8-bit significand: relative error at most 2^-9 per element).")
     out.append("")
     out.append(table(["format"] + series, rows))
     out.append("")
