@@ -321,6 +321,21 @@ TEST_P(TinyModel, FusedMatchesF32Weights) {
   for (int i = 0; i < steps; ++i) {
     EXPECT_LT(RelRms(fused_f32[i], want[i]), 1e-4) << "f32 path, step " << i;
   }
+  // bf16 path: BF16 weights' activations rounded to bf16 (relative error <= 2^-9 per
+  // element, RMS about 2^-9 / sqrt(3) ~ 0.11 %; 9-13 rounded matmul inputs in quadrature,
+  // mildly amplified: ~0.5 %; bound 2 %); every other format stays on the f32 path, bit for bit.
+  const auto fused_bf16 =
+      RunModel(*native.model, kTokens, steps, RunOptions{std::nullopt, Path::kBf16, nullptr});
+  ASSERT_EQ(fused_bf16.size(), size_t{steps});
+  for (int i = 0; i < steps; ++i) {
+    if (spec.format != Format::kBF16) {
+      EXPECT_EQ(fused_bf16[i], fused_f32[i]) << "bf16 path, step " << i;
+      continue;
+    }
+    const double err = RelRms(fused_bf16[i], want[i]);
+    EXPECT_LT(err, 0.02) << "bf16 path, step " << i;
+    EXPECT_GT(err, 0.0) << "bf16 path, step " << i << ": activations are rounded";
+  }
   const auto fused_int8 =
       RunModel(*native.model, kTokens, steps, RunOptions{std::nullopt, Path::kInt8, nullptr});
   ASSERT_EQ(fused_int8.size(), size_t{steps});
