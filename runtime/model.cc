@@ -420,7 +420,8 @@ absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
   }
   const auto t0 = ProfileClock::now();
   for (int64_t at = 0; at < n; at += max_batch_) {
-    absl::Status s = EvalChunk(tokens.data() + at, std::min(max_batch_, n - at));
+    const int64_t len = std::min(max_batch_, n - at);
+    absl::Status s = EvalChunk(tokens.data() + at, len, /*want_logits=*/at + len == n);
     if (!s.ok()) return s;
   }
   if (options_.profile != nullptr) options_.profile->AddEval(n, SecondsSince(t0));
@@ -493,7 +494,7 @@ void Session::AttentionHeads(int64_t layer, int64_t n) {
   });
 }
 
-absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
+absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logits) {
   const ModelConfig& c = cfg_;
   const int64_t e = c.n_embd;
   const int64_t hd = c.head_dim;
@@ -553,7 +554,9 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     });
 
     // Only the last row's output is wanted from the last layer on: once its K and V are
-    // in the cache, the other rows skip its attention, projection and FFN.
+    // in the cache, the other rows skip its attention, projection and FFN (all of them when
+    // the chunk's logits are not wanted).
+    if (l == c.n_layer - 1 && !want_logits) break;
     const int64_t r0 = l == c.n_layer - 1 ? n - 1 : 0;
     const int64_t m = n - r0;
     if (r0 > 0) std::memmove(q_.data(), q_.data() + r0 * q_dim, sizeof(float) * q_dim);
@@ -590,6 +593,7 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n) {
     });
   }
   n_past_ += n;
+  if (!want_logits) return absl::OkStatus();
 
   RmsNorm(x_.data() + (n - 1) * e, model_.output_norm().data(), 1, e, c.rms_eps, xn_.data());
   s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), 1, logits_.data());

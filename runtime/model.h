@@ -136,7 +136,7 @@ struct RunOptions {
 
 class Session {
  public:
-  static constexpr int64_t kDefaultMaxBatch = 64;
+  static constexpr int64_t kDefaultMaxBatch = 128;
 
   // A session of up to `max_context` positions over `model`, which must outlive it.
   // Checks that a kernel exists and runs on this CPU for every weight format under
@@ -166,7 +166,9 @@ class Session {
  private:
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
           std::vector<std::optional<KernelChoice>> kernels, const AttentionKernel& attention);
-  absl::Status EvalChunk(const int32_t* tokens, int64_t n);
+  // want_logits: the chunk holds the prompt's last token. Other chunks stop once the last
+  // layer's K and V are cached (nothing of its output is read) and skip the LM head.
+  absl::Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits);
   absl::Status Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w, int64_t m,
                       float* out);
   // Matmuls of one input as one parallel pass (kernels/matmul.h dispatch_matmuls).
