@@ -77,14 +77,6 @@ absl::Status check_runnable(const KernelEntry& e) {
       missing_cpu_features(e.features), ", which this CPU lacks"));
 }
 
-// Everything one call's parallel tasks read, passed to them as one pointer (so wrapping a
-// task in std::function never allocates).
-struct CallContext {
-  const KernelEntry* e;
-  MatmulArgs args;
-  int64_t per_chunk;        // output columns per task (a multiple of the entry's n_tile)
-};
-
 }  // namespace
 
 const uint8_t* pack_activations(const ActPacker& p, const float* input, int64_t m, int64_t k,
@@ -135,39 +127,114 @@ MatmulArgs matmul_args(const float* input, const WeightFormat& weights, int64_t 
   return a;
 }
 
-// Runs an entry already known to fit the weights and this CPU.
-absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFormat& weights,
-                       int64_t m, float* output, ThreadPool* pool, MatmulScratch* scratch) {
-  CallContext ctx{};
-  ctx.e = &e;
-  ctx.args = matmul_args(input, weights, m, output);
-  MatmulArgs& args = ctx.args;
-  MatmulScratch local;
-  if (e.path == Path::kInt8 && e.act == nullptr) {
-    return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
-  }
-  if (e.act != nullptr) {
-    args.act = pack_activations(*e.act, input, m, args.k, pool,
-                                scratch != nullptr ? &scratch->act : &local.act,
-                                &args.act_row_bytes);
+// Everything the tasks of one call read (one matmul, or the group of dispatch_matmuls),
+// passed to them as one pointer (so wrapping a task in std::function never allocates).
+struct MultiContext {
+  int n_jobs = 0;
+  const KernelEntry* e[kMaxMatmulJobs];
+  MatmulArgs args[kMaxMatmulJobs];
+  // Separate columns: job j's chunks are tasks first[j] .. first[j + 1] - 1, per[j] columns
+  // each. Shared columns: every task is one range of `shared` columns of every job.
+  int64_t first[kMaxMatmulJobs + 1];
+  int64_t per[kMaxMatmulJobs];
+  int64_t shared = 0;
+  const MatmulEpilogue* epilogue = nullptr;
+};
+
+int64_t gcd64(int64_t a, int64_t b) { return b == 0 ? a : gcd64(b, a % b); }
+
+// Runs the jobs of ctx (entries known to fit their weights and this CPU; args without
+// packed activations): packs the m input rows once per distinct packer, then splits the
+// output columns over the pool at multiples of the entries' n_tile (per job in proportion
+// to its rows, or with an epilogue one common range of every job per task).
+absl::Status run_jobs(MultiContext& ctx, const float* input, int64_t m, ThreadPool* pool,
+                      MatmulScratch* scratch) {
+  int n_packed = 0;  // distinct activation packers so far (each its own buffer)
+  for (int j = 0; j < ctx.n_jobs; ++j) {
+    const KernelEntry& e = *ctx.e[j];
+    MatmulArgs& a = ctx.args[j];
+    if (e.path == Path::kInt8 && e.act == nullptr) {
+      return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
+    }
+    if (e.act == nullptr) continue;
+    // Pack once per distinct packer: a later job with the same packer reuses the rows.
+    int same = 0;
+    while (same < j && ctx.e[same]->act != e.act) ++same;
+    if (same < j) {
+      a.act = ctx.args[same].act;
+      a.act_row_bytes = ctx.args[same].act_row_bytes;
+      continue;
+    }
+    std::vector<uint8_t>* buf = &scratch->act;
+    if (n_packed > 0) {
+      if (scratch->more_act.size() < static_cast<size_t>(n_packed)) {
+        scratch->more_act.resize(static_cast<size_t>(n_packed));
+      }
+      buf = &scratch->more_act[static_cast<size_t>(n_packed - 1)];
+    }
+    ++n_packed;
+    a.act = pack_activations(*e.act, input, m, a.k, pool, buf, &a.act_row_bytes);
   }
 
   const int threads = pool != nullptr ? pool->size() : 1;
-  const int64_t tile = std::max(1, e.n_tile);
-  const int64_t tiles = (args.n + tile - 1) / tile;
-  const int64_t chunks = std::min<int64_t>(tiles, threads * kChunksPerThread);
-  if (threads == 1 || chunks <= 1) {
-    e.fn(args, 0, args.n);
+  const MatmulEpilogue* epilogue = ctx.epilogue;
+  if (threads == 1) {
+    for (int j = 0; j < ctx.n_jobs; ++j) ctx.e[j]->fn(ctx.args[j], 0, ctx.args[j].n);
+    if (epilogue != nullptr) epilogue->fn(epilogue->ctx, 0, ctx.args[0].n);
     return absl::OkStatus();
   }
-  // Chunks of whole tiles, so every chunk but the last starts and ends at a tile border.
-  ctx.per_chunk = (tiles + chunks - 1) / chunks * tile;
-  const int64_t n_chunks = (args.n + ctx.per_chunk - 1) / ctx.per_chunk;
-  CallContext* c = &ctx;
-  pool->ParallelFor(n_chunks, [c](int64_t t) {
-    c->e->fn(c->args, t * c->per_chunk, std::min(c->args.n, (t + 1) * c->per_chunk));
+  MultiContext* c = &ctx;
+  if (epilogue != nullptr) {
+    // One range of columns of every job per task, on a common multiple of their tiles.
+    int64_t tile = 1;
+    for (int j = 0; j < ctx.n_jobs; ++j) {
+      const int64_t t = std::max(1, ctx.e[j]->n_tile);
+      tile = tile / gcd64(tile, t) * t;
+    }
+    const int64_t n = ctx.args[0].n;
+    const int64_t tiles = (n + tile - 1) / tile;
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(tiles, threads * kChunksPerThread));
+    ctx.shared = (tiles + chunks - 1) / chunks * tile;
+    pool->ParallelFor((n + ctx.shared - 1) / ctx.shared, [c](int64_t t) {
+      const int64_t b = t * c->shared, end = std::min(c->args[0].n, b + c->shared);
+      for (int j = 0; j < c->n_jobs; ++j) c->e[j]->fn(c->args[j], b, end);
+      c->epilogue->fn(c->epilogue->ctx, b, end);
+    });
+    return absl::OkStatus();
+  }
+  // Chunks per job in proportion to its rows (the jobs share k, so to its weight bytes
+  // roughly), whole tiles each, so every chunk but a job's last starts and ends at a tile
+  // border; all jobs' chunks in one parallel loop (one task runs on the calling thread).
+  int64_t total_n = 0;
+  for (int j = 0; j < ctx.n_jobs; ++j) total_n += ctx.args[j].n;
+  ctx.first[0] = 0;
+  for (int j = 0; j < ctx.n_jobs; ++j) {
+    const int64_t n = ctx.args[j].n;
+    const int64_t tile = std::max(1, ctx.e[j]->n_tile);
+    const int64_t tiles = (n + tile - 1) / tile;
+    const int64_t want = std::max<int64_t>(1, threads * kChunksPerThread * n / total_n);
+    const int64_t chunks = std::min(tiles, want);
+    ctx.per[j] = (tiles + chunks - 1) / chunks * tile;
+    ctx.first[j + 1] = ctx.first[j] + (n + ctx.per[j] - 1) / ctx.per[j];
+  }
+  pool->ParallelFor(ctx.first[ctx.n_jobs], [c](int64_t t) {
+    int j = 0;
+    while (t >= c->first[j + 1]) ++j;
+    const int64_t b = (t - c->first[j]) * c->per[j];
+    c->e[j]->fn(c->args[j], b, std::min(c->args[j].n, b + c->per[j]));
   });
   return absl::OkStatus();
+}
+
+// Runs an entry already known to fit the weights and this CPU.
+absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFormat& weights,
+                       int64_t m, float* output, ThreadPool* pool, MatmulScratch* scratch) {
+  MultiContext ctx;
+  ctx.n_jobs = 1;
+  ctx.e[0] = &e;
+  ctx.args[0] = matmul_args(input, weights, m, output);
+  MatmulScratch local;
+  return run_jobs(ctx, input, m, pool, scratch != nullptr ? scratch : &local);
 }
 
 // The variant a requested variant falls back to when it has no kernel for a (format, path):
@@ -301,25 +368,6 @@ absl::StatusOr<std::vector<float>> dispatch_matmul(const float* input,
   return out;
 }
 
-namespace {
-
-// Everything the tasks of one dispatch_matmuls call read.
-struct MultiContext {
-  int n_jobs = 0;
-  const KernelEntry* e[kMaxMatmulJobs];
-  MatmulArgs args[kMaxMatmulJobs];
-  // Separate columns: job j's chunks are tasks first[j] .. first[j + 1] - 1, per[j] columns
-  // each. Shared columns: every task is one range of `shared` columns of every job.
-  int64_t first[kMaxMatmulJobs + 1];
-  int64_t per[kMaxMatmulJobs];
-  int64_t shared = 0;
-  const MatmulEpilogue* epilogue = nullptr;
-};
-
-int64_t gcd64(int64_t a, int64_t b) { return b == 0 ? a : gcd64(b, a % b); }
-
-}  // namespace
-
 absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* input, int64_t m,
                               ThreadPool* pool, MatmulScratch* scratch,
                               const MatmulEpilogue* epilogue) {
@@ -332,7 +380,6 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
   MultiContext ctx;
   ctx.n_jobs = static_cast<int>(jobs.size());
   ctx.epilogue = epilogue;
-  int n_packed = 0;  // distinct activation packers so far (each its own buffer)
   for (int j = 0; j < ctx.n_jobs; ++j) {
     const MatmulJob& job = jobs[j];
     if (job.choice == nullptr || job.weights == nullptr) {
@@ -354,79 +401,10 @@ absl::Status dispatch_matmuls(absl::Span<const MatmulJob> jobs, const float* inp
           absl::StrCat("dispatch_matmuls: with an epilogue every job needs the same rows; job ",
                        j, " has ", w.rows(), ", job 0 ", jobs[0].weights->rows()));
     }
-    const KernelEntry& e = job.choice->ForBatch(m);
-    ctx.e[j] = &e;
-    MatmulArgs& a = ctx.args[j];
-    a = matmul_args(input, w, m, job.output);
-    if (e.path == Path::kInt8 && e.act == nullptr) {
-      return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
-    }
-    if (e.act == nullptr) continue;
-    // Pack once per distinct packer: a later job with the same packer reuses the rows.
-    int same = 0;
-    while (same < j && ctx.e[same]->act != e.act) ++same;
-    if (same < j) {
-      a.act = ctx.args[same].act;
-      a.act_row_bytes = ctx.args[same].act_row_bytes;
-      continue;
-    }
-    std::vector<uint8_t>* buf = &scratch->act;
-    if (n_packed > 0) {
-      if (scratch->more_act.size() < static_cast<size_t>(n_packed)) {
-        scratch->more_act.resize(static_cast<size_t>(n_packed));
-      }
-      buf = &scratch->more_act[static_cast<size_t>(n_packed - 1)];
-    }
-    ++n_packed;
-    a.act = pack_activations(*e.act, input, m, a.k, pool, buf, &a.act_row_bytes);
+    ctx.e[j] = &job.choice->ForBatch(m);
+    ctx.args[j] = matmul_args(input, w, m, job.output);
   }
-
-  const int threads = pool != nullptr ? pool->size() : 1;
-  if (threads == 1) {
-    for (int j = 0; j < ctx.n_jobs; ++j) ctx.e[j]->fn(ctx.args[j], 0, ctx.args[j].n);
-    if (epilogue != nullptr) epilogue->fn(epilogue->ctx, 0, ctx.args[0].n);
-    return absl::OkStatus();
-  }
-  MultiContext* c = &ctx;
-  if (epilogue != nullptr) {
-    // One range of columns of every job per task, on a common multiple of their tiles.
-    int64_t tile = 1;
-    for (int j = 0; j < ctx.n_jobs; ++j) {
-      const int64_t t = std::max(1, ctx.e[j]->n_tile);
-      tile = tile / gcd64(tile, t) * t;
-    }
-    const int64_t n = ctx.args[0].n;
-    const int64_t tiles = (n + tile - 1) / tile;
-    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(tiles, threads * kChunksPerThread));
-    ctx.shared = (tiles + chunks - 1) / chunks * tile;
-    pool->ParallelFor((n + ctx.shared - 1) / ctx.shared, [c](int64_t t) {
-      const int64_t b = t * c->shared, end = std::min(c->args[0].n, b + c->shared);
-      for (int j = 0; j < c->n_jobs; ++j) c->e[j]->fn(c->args[j], b, end);
-      c->epilogue->fn(c->epilogue->ctx, b, end);
-    });
-    return absl::OkStatus();
-  }
-  // Chunks per job in proportion to its rows (the jobs share k, so to its weight bytes
-  // roughly), whole tiles each; all jobs' chunks in one parallel loop.
-  int64_t total_n = 0;
-  for (int j = 0; j < ctx.n_jobs; ++j) total_n += ctx.args[j].n;
-  ctx.first[0] = 0;
-  for (int j = 0; j < ctx.n_jobs; ++j) {
-    const int64_t n = ctx.args[j].n;
-    const int64_t tile = std::max(1, ctx.e[j]->n_tile);
-    const int64_t tiles = (n + tile - 1) / tile;
-    const int64_t want = std::max<int64_t>(1, threads * kChunksPerThread * n / total_n);
-    const int64_t chunks = std::min(tiles, want);
-    ctx.per[j] = (tiles + chunks - 1) / chunks * tile;
-    ctx.first[j + 1] = ctx.first[j] + (n + ctx.per[j] - 1) / ctx.per[j];
-  }
-  pool->ParallelFor(ctx.first[ctx.n_jobs], [c](int64_t t) {
-    int j = 0;
-    while (t >= c->first[j + 1]) ++j;
-    const int64_t b = (t - c->first[j]) * c->per[j];
-    c->e[j]->fn(c->args[j], b, std::min(c->args[j].n, b + c->per[j]));
-  });
-  return absl::OkStatus();
+  return run_jobs(ctx, input, m, pool, scratch);
 }
 
 absl::Status run_kernel(const KernelEntry& entry, const float* input,
