@@ -91,6 +91,8 @@ struct KHead {
   __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j; Q2_K: its
                      // mins of sub-blocks 0..7
   __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
+  __m512i sw[2];     // Q2_K / Q3_K: the 16 sub-block scales of rows 2t and 2t + 1 as int16,
+                     // in words 0..15 and 16..31 of sw[t]
   __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
 };
 
@@ -134,17 +136,22 @@ struct KQuantInt8 {
       alignas(32) float dd[MR][2 * kNR];
       for (int i = 0; i < MR; ++i)
         _mm256_store_ps(dd[i], _mm256_mul_ps(h.d, _mm256_set1_ps(y[i][b].d)));
+      // Read back through memory for real (a pointer the compiler cannot see through):
+      // otherwise it takes the lanes out of the register with shuffles and broadcasts,
+      // vector ALU work on the port the decode needs most; a broadcast from memory is a load.
+      const float* ddm = &dd[0][0];
+      __asm__("" : "+r"(ddm) : "m"(dd));
       for (int j = 0; j < kNR; ++j) {
         const typename C::Dec d = C::decode(blk[j], h, j);
         for (int i = 0; i < MR; ++i) {
           const __m512i s = C::isum(d, y[i][b]);
           acc[i][j] =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(dd[i][2 * j]), acc[i][j]);
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(ddm[2 * kNR * i + 2 * j]), acc[i][j]);
         }
       }
       if constexpr (C::kMins) {
         for (int i = 0; i < MR; ++i) {
-          const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(dd[i])));
+          const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(ddm + 2 * kNR * i)));
           macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
         }
       }
