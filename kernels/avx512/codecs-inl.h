@@ -876,12 +876,15 @@ struct Int8Q23_K {
     }
   }
 
-  // Q2_K: sum_s m_s * bsum16_s from the int16 -16 * bsum16_s (exact: every product is a
-  // multiple of 16, so the arithmetic shift divides exactly), negated.
+  // Q2_K: -sum_s m_s * bsum16_s (kIminNegated) from the int16 -16 * bsum16_s (exact: every
+  // product is a multiple of 16, so the arithmetic shift divides exactly).
+  static constexpr bool kIminNegated = true;
   static FK_INLINE __m512i imin(const KHead& h, const ActQ8_K& y) {
     const __m512i lo = _mm512_madd_epi16(h.mins, _mm512_broadcast_i32x4(loadu128(y.nbsum16)));
-    const __m512i hi = _mm512_madd_epi16(h.mins_hi, _mm512_broadcast_i32x4(loadu128(y.nbsum16 + 8)));
-    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_srai_epi32(_mm512_add_epi32(lo, hi), 4));
+    const __m512i hb = _mm512_broadcast_i32x4(loadu128(y.nbsum16 + 8));
+    const __m512i sum = kVnni ? _mm512_dpwssd_epi32(lo, h.mins_hi, hb)
+                              : _mm512_add_epi32(lo, _mm512_madd_epi16(h.mins_hi, hb));
+    return _mm512_srai_epi32(sum, 4);
   }
 
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {

@@ -13,6 +13,9 @@
 // exact integer dot, sub-block scales and offsets included; with kMins also
 // imin(KHead, ActQ8_K) -> int32 lanes 4j .. 4j+3 summing to weight row j's exact
 // sum_s m_s * (sum of the activation quants of sub-block s).
+// A codec may set kIminNegated = true: its imin returns those lanes negated (saves the
+// negation; the tile subtracts with vfnmadd, the same rounding as adding the negated
+// product).
 #ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
 #define KERNELS_AVX512_INT8_KQUANT_INL_H_
 
@@ -103,6 +106,12 @@ FK_INLINE __m256 fp16_pairs(const uint8_t* const (&p)[kNR]) {
                                        static_cast<int>(load_u32(p[1])), static_cast<int>(load_u32(p[0]))));
 }
 
+template <class C, class = void>
+struct IminNegated : std::false_type {};
+template <class C>
+struct IminNegated<C, std::void_t<decltype(C::kIminNegated)>>
+    : std::integral_constant<bool, C::kIminNegated> {};
+
 template <class C>
 struct KQuantInt8 {
   static_assert(C::kAct == Format::kQ8_K, "a codec of Q8_K kind");
@@ -152,7 +161,11 @@ struct KQuantInt8 {
       if constexpr (C::kMins) {
         for (int i = 0; i < MR; ++i) {
           const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(ddm + 2 * kNR * i)));
-          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+          if constexpr (IminNegated<C>::value) {
+            macc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+          } else {
+            macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+          }
         }
       }
     }
