@@ -112,6 +112,12 @@ template <class C>
 struct IminNegated<C, std::void_t<decltype(C::kIminNegated)>>
     : std::integral_constant<bool, C::kIminNegated> {};
 
+template <class C, class = void>
+struct DdFromMemory : std::false_type {};
+template <class C>
+struct DdFromMemory<C, std::void_t<decltype(C::kDdFromMemory)>>
+    : std::integral_constant<bool, C::kDdFromMemory> {};
+
 template <class C>
 struct KQuantInt8 {
   static_assert(C::kAct == Format::kQ8_K, "a codec of Q8_K kind");
@@ -145,11 +151,14 @@ struct KQuantInt8 {
       alignas(32) float dd[MR][2 * kNR];
       for (int i = 0; i < MR; ++i)
         _mm256_store_ps(dd[i], _mm256_mul_ps(h.d, _mm256_set1_ps(y[i][b].d)));
-      // Read back through memory for real (a pointer the compiler cannot see through):
-      // otherwise it takes the lanes out of the register with shuffles and broadcasts,
-      // vector ALU work on the port the decode needs most; a broadcast from memory is a load.
+      // A codec with kDdFromMemory: read back through memory for real (a pointer the
+      // compiler cannot see through); otherwise the compiler takes the lanes out of the
+      // register with shuffles and broadcasts, vector ALU work on the port the Q2_K / Q3_K
+      // decode needs most, where a broadcast from memory is a load. Opt-in: on Q6_K and
+      // Q8_K (kernel_bench --hot, 4096x4096, batch 1) it was slower (the store-to-load
+      // round trip), on Q4_K faster, on Q5_K and IQ4_XS within the noise.
       const float* ddm = &dd[0][0];
-      __asm__("" : "+r"(ddm) : "m"(dd));
+      if constexpr (DdFromMemory<C>::value) __asm__("" : "+r"(ddm) : "m"(dd));
       for (int j = 0; j < kNR; ++j) {
         const typename C::Dec d = C::decode(blk[j], h, j);
         for (int i = 0; i < MR; ++i) {
