@@ -784,6 +784,25 @@ struct DecQ23_K {
 // / 4 + z (bytes 32..63) of hmask[byte % 32]), signed scales (stored - 32) and the offset
 // -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of 16
 // before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
+//
+// head() unpacks the 4 rows' scales at once: their 16 scale bytes (Q3_K: the 12 packed
+// bytes, unpacked with vector shifts) in the 4 128-bit lanes of one vector, widened to int16
+// into KHead::sw (two rows per vector); each row's scale vectors are then one vpermw each.
+//
+// VNNI: the fields are isolated with one shift: q[0] = qs & 3, q[1] = qs & 0x0C (4 times the
+// field), q[2] = (qs >> 4) & 3, q[3] = (qs >> 4) & 0x0C (Q3_K: the third bit at bit 2 / 4).
+// After packing, int32 lane 4c + t of the scale products holds only even fields (t < 2) or
+// only odd fields (t >= 2) (dot_sub16), so lanes t >= 2 are exactly 4 times the sum and one
+// arithmetic shift of those lanes restores it, bit for bit the same lanes as before. Odd
+// fields reach 4 * 28 * 127 per dpbusd lane (int16 after packing). Q3_K's offset rides in
+// the same vpdpwssd chain, against -16 bsum16 / 4 (exact) for lanes t < 2 and -16 bsum16
+// for lanes t >= 2 (divided by the final shift).
+// A word pattern with `by` added to every index.
+constexpr Words shifted(Words w, int by) {
+  for (int i = 0; i < 32; ++i) w.v[i] = static_cast<uint16_t>(w.v[i] + by);
+  return w;
+}
+
 template <bool kThree, bool kVnni>
 struct Int8Q23_K {
   using Block = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
@@ -791,88 +810,161 @@ struct Int8Q23_K {
   static constexpr int kBytes = sizeof(Block);
   static constexpr int kQs = offsetof(Block, qs);
   static constexpr bool kMins = !kThree;
-  static constexpr Words kPacked[2] = {packed_pattern(0, SubK2{}), packed_pattern(1, SubK2{})};
-  static constexpr Words kPair[4] = {pair_pattern(0, SubK2{}), pair_pattern(1, SubK2{}),
-                                     pair_pattern(2, SubK2{}), pair_pattern(3, SubK2{})};
+  // KQuantInt8::tile: d * da broadcast from memory (Q2_K VNNI, kernel_bench --hot 4096x4096
+  // batch 1, best of 15: 352 -> 321 us; Q3_K 438 / 442 us, even; 7 fewer vector ops each).
+  static constexpr bool kDdFromMemory = true;
+  // The scale patterns of row j: its scales are words 16 (j % 2) .. + 15 of KHead::sw[j / 2].
+  static constexpr Words kPacked[2][2] = {
+      {packed_pattern(0, SubK2{}), packed_pattern(1, SubK2{})},
+      {shifted(packed_pattern(0, SubK2{}), 16), shifted(packed_pattern(1, SubK2{}), 16)}};
+  static constexpr Words kPair[2][4] = {
+      {pair_pattern(0, SubK2{}), pair_pattern(1, SubK2{}), pair_pattern(2, SubK2{}),
+       pair_pattern(3, SubK2{})},
+      {shifted(pair_pattern(0, SubK2{}), 16), shifted(pair_pattern(1, SubK2{}), 16),
+       shifted(pair_pattern(2, SubK2{}), 16), shifted(pair_pattern(3, SubK2{}), 16)}};
 
   struct Dec {
     __m512i q[4];
     __m512i s[4];  // VNNI: s[0], s[1]; otherwise one per q[z]
-    __m512i sc;    // Q3_K: the 16 signed scales as int16 (low 256 bits), for the offset
+    __m512i sc;    // Q3_K: the row's 16 signed scales as int16 in the low 256 bits (the high
+                   // 256 bits are not used: they meet zeros)
   };
 
+  // The 16 bytes at blk[j] + off in 128-bit lane j.
+  static FK_INLINE __m512i rows_x16(const uint8_t* const (&blk)[kNR], int off) {
+    __m512i v = _mm512_castsi128_si512(loadu128(blk[0] + off));
+    v = _mm512_inserti32x4(v, loadu128(blk[1] + off), 1);
+    v = _mm512_inserti32x4(v, loadu128(blk[2] + off), 2);
+    return _mm512_inserti32x4(v, loadu128(blk[3] + off), 3);
+  }
+
   static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
+    __m512i sc8;  // row j's 16 scales (Q3_K: stored - 32, signed) as bytes in lane j
     if constexpr (kThree) {
       h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[2] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[1] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[0] + offsetof(BlockQ3_K, d))));
+      // Dwords 1..3 of lane j: the packed bytes a0, a1, a2 of row j (dword 0: the last 4 qs
+      // bytes, inside the block). unpack_k3_scales16's dwords, 4 rows at once:
+      //   (a0 | a1 | a0 >> 4 | a1 >> 4) & 0x0F, with bits 4-5 from the 2-bit fields 0..3 of a2.
+      static_assert(offsetof(BlockQ3_K, scales) >= 4, "scales are not the block's start");
+      const __m512i v = rows_x16(blk, offsetof(BlockQ3_K, scales) - 4);
+      const __m512i a01 = _mm512_shuffle_epi32(v, static_cast<_MM_PERM_ENUM>(0x99));  // a0 a1 a0 a1
+      const __m512i a2 = _mm512_shuffle_epi32(v, static_cast<_MM_PERM_ENUM>(0xFF));
+      const __m512i lo = _mm512_and_si512(
+          _mm512_srlv_epi32(a01, _mm512_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4)),
+          _mm512_set1_epi8(0x0F));
+      // Field t of each byte of a2 to bits 4-5: rotate left by 4 - 2t (mod 32).
+      const __m512i hi = _mm512_rolv_epi32(
+          a2, _mm512_setr_epi32(4, 2, 0, 30, 4, 2, 0, 30, 4, 2, 0, 30, 4, 2, 0, 30));
+      sc8 = _mm512_sub_epi8(_mm512_ternarylogic_epi32(hi, _mm512_set1_epi8(0x30), lo, 0xEA),
+                            _mm512_set1_epi8(32));
+      h->sw[0] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(sc8));
+      h->sw[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(sc8, 1));
     } else {
       static_assert(offsetof(BlockQ2_K, dmin) == offsetof(BlockQ2_K, d) + 2, "d, dmin adjacent");
       const uint8_t* dp[kNR];
-      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-      for (int j = 0; j < kNR; ++j) {
-        dp[j] = blk[j] + offsetof(BlockQ2_K, d);
-        const __m128i m = _mm_and_si128(_mm_srli_epi16(loadu128(blk[j] + offsetof(BlockQ2_K, scales)), 4),
-                                        _mm_set1_epi8(15));
-        lo = _mm512_mask_broadcast_i32x4(lo, static_cast<__mmask16>(0xF << (4 * j)), _mm_cvtepu8_epi16(m));
-        hi = _mm512_mask_broadcast_i32x4(hi, static_cast<__mmask16>(0xF << (4 * j)),
-                                         _mm_cvtepu8_epi16(_mm_srli_si128(m, 8)));
-      }
-      h->mins = lo;
-      h->mins_hi = hi;
+      for (int j = 0; j < kNR; ++j) dp[j] = blk[j] + offsetof(BlockQ2_K, d);
       h->d = fp16_pairs(dp);
+      // Scale bytes: scale | min << 4.
+      const __m512i v = rows_x16(blk, offsetof(BlockQ2_K, scales));
+      const __m512i m15 = _mm512_set1_epi8(15);
+      sc8 = _mm512_and_si512(v, m15);
+      const __m512i mn = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
+      h->mins = _mm512_unpacklo_epi8(mn, _mm512_setzero_si512());
+      h->mins_hi = _mm512_unpackhi_epi8(mn, _mm512_setzero_si512());
+      h->sw[0] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(sc8));
+      h->sw[1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sc8, 1));
     }
   }
 
-  // Q2_K: sum_s m_s * bsum16_s from the int16 -16 * bsum16_s (exact: every product is a
-  // multiple of 16, so the arithmetic shift divides exactly), negated.
+  // Q2_K: -sum_s m_s * bsum16_s (kIminNegated) from the int16 -16 * bsum16_s (exact: every
+  // product is a multiple of 16, so the arithmetic shift divides exactly).
+  static constexpr bool kIminNegated = true;
   static FK_INLINE __m512i imin(const KHead& h, const ActQ8_K& y) {
     const __m512i lo = _mm512_madd_epi16(h.mins, _mm512_broadcast_i32x4(loadu128(y.nbsum16)));
-    const __m512i hi = _mm512_madd_epi16(h.mins_hi, _mm512_broadcast_i32x4(loadu128(y.nbsum16 + 8)));
-    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_srai_epi32(_mm512_add_epi32(lo, hi), 4));
+    const __m512i hb = _mm512_broadcast_i32x4(loadu128(y.nbsum16 + 8));
+    const __m512i sum = kVnni ? _mm512_dpwssd_epi32(lo, h.mins_hi, hb)
+                              : _mm512_add_epi32(lo, _mm512_madd_epi16(h.mins_hi, hb));
+    return _mm512_srai_epi32(sum, 4);
   }
 
-  static FK_INLINE Dec decode(const uint8_t* blk, const KHead&, int) {
+  static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
     Dec d;
-    const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i qs = in_reg(loadu512(blk + kQs));
-    d.q[0] = _mm512_and_si512(qs, m3);
-    d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs, 2), m3);
-    d.q[2] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m3);
-    d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs, 6), m3);
-    __m512i sc16;
+    const __m512i sw = h.sw[j >> 1];
     if constexpr (kThree) {
-      sc16 = _mm512_zextsi256_si512(_mm256_sub_epi16(
-          _mm256_cvtepu8_epi16(unpack_k3_scales16(blk + offsetof(BlockQ3_K, scales))), _mm256_set1_epi16(32)));
-      d.sc = sc16;
-      // hmask in both halves, the high half shifted right by 4: bit z of either half is then
-      // the third bit of q[z]'s byte; moved to bit 2 and OR-ed in ((A & 4) | q).
-      const __m256i hm = loadu256(blk + offsetof(BlockQ3_K, hmask));
-      const __m512i hm2 = in_reg(_mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1));
-      const __m512i b2 = _mm512_set1_epi8(4);
-      d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
-      d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b2, d.q[1], 0xEA);
-      d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
-      d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
-    } else {
-      sc16 = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(
-          _mm_and_si128(loadu128(blk + offsetof(BlockQ2_K, scales)), _mm_set1_epi8(15))));
+      // Row j's scales in the low 256 bits: odd rows' halves swapped.
+      d.sc = (j & 1) ? _mm512_shuffle_i64x2(sw, sw, 0x4E) : sw;
     }
     if constexpr (kVnni) {
-      d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[0]), sc16);
-      d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[1]), sc16);
+      const __m512i qs4 = _mm512_srli_epi16(qs, 4);
+      const __m512i m3 = _mm512_set1_epi8(3), mc = _mm512_set1_epi8(0x0C);
+      d.q[0] = _mm512_and_si512(qs, m3);
+      d.q[1] = _mm512_and_si512(qs, mc);
+      d.q[2] = _mm512_and_si512(qs4, m3);
+      d.q[3] = _mm512_and_si512(qs4, mc);
+      if constexpr (kThree) {
+        // hm2: bit z of each byte is the third bit of field z (bytes 0..31: hmask, bytes
+        // 32..63: hmask >> 4); to bit 2 (fields 0, 2) or bit 4 (fields 1, 3), OR-ed in.
+        const __m512i hm = _mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ3_K, hmask)));
+        const __m512i hm2 = in_reg(_mm512_srlv_epi64(hm, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)));
+        const __m512i b2 = _mm512_set1_epi8(4), b4 = _mm512_set1_epi8(0x10);
+        d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
+        d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 3), b4, d.q[1], 0xEA);
+        d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
+        d.q[3] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b4, d.q[3], 0xEA);
+      }
+      d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][0]), sw);
+      d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][1]), sw);
     } else {
-      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kPair[z]), sc16);
+      const __m512i m3 = _mm512_set1_epi8(3);
+      d.q[0] = _mm512_and_si512(qs, m3);
+      d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs, 2), m3);
+      d.q[2] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m3);
+      d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs, 6), m3);
+      if constexpr (kThree) {
+        // hmask in both halves, the high half shifted right by 4: bit z of either half is then
+        // the third bit of q[z]'s byte; moved to bit 2 and OR-ed in ((A & 4) | q).
+        const __m256i hm = loadu256(blk + offsetof(BlockQ3_K, hmask));
+        const __m512i hm2 = in_reg(_mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1));
+        const __m512i b2 = _mm512_set1_epi8(4);
+        d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
+        d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b2, d.q[1], 0xEA);
+        d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
+        d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
+      }
+      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kPair[j & 1][z]), sw);
     }
     return d;
   }
 
   static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
-    __m512i init = _mm512_setzero_si512();
-    if constexpr (kThree)
-      init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
-    return dot_sub16<kVnni>(init, w.q, w.s, y.y);
+    if constexpr (kVnni) {
+      // Lanes 4c + t, t >= 2: 4 times the sum (odd fields), shifted back at the end.
+      __m512i acc = _mm512_setzero_si512();
+      if constexpr (kThree) {
+        // The offset pairs (sub-blocks 2L, 2L + 1 in lane L < 8): words 4c' .. 4c' + 3 of
+        // each 128 bits go to lanes t < 2, divided by 4 here.
+        const __m512i nb = _mm512_srav_epi16(
+            _mm512_zextsi256_si512(loadu256(y.nbsum16)),
+            _mm512_set4_epi32(0, 0, 0x00020002, 0x00020002));
+        acc = _mm512_dpwssd_epi32(acc, w.sc, nb);
+      }
+      const __m512i z = _mm512_setzero_si512();
+      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
+                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
+      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
+                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
+      acc = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, w.s[0]), p1, w.s[1]);
+      return _mm512_srav_epi32(acc, _mm512_set4_epi32(2, 2, 0, 0));
+    } else {
+      __m512i init = _mm512_setzero_si512();
+      if constexpr (kThree)
+        init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
+      return dot_sub16<kVnni>(init, w.q, w.s, y.y);
+    }
   }
 };
 

@@ -13,6 +13,9 @@
 // exact integer dot, sub-block scales and offsets included; with kMins also
 // imin(KHead, ActQ8_K) -> int32 lanes 4j .. 4j+3 summing to weight row j's exact
 // sum_s m_s * (sum of the activation quants of sub-block s).
+// A codec may set kIminNegated = true: its imin returns those lanes negated (saves the
+// negation; the tile subtracts with vfnmadd, the same rounding as adding the negated
+// product).
 #ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
 #define KERNELS_AVX512_INT8_KQUANT_INL_H_
 
@@ -91,6 +94,8 @@ struct KHead {
   __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j; Q2_K: its
                      // mins of sub-blocks 0..7
   __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
+  __m512i sw[2];     // Q2_K / Q3_K: the 16 sub-block scales of rows 2t and 2t + 1 as int16,
+                     // in words 0..15 and 16..31 of sw[t]
   __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
 };
 
@@ -100,6 +105,18 @@ FK_INLINE __m256 fp16_pairs(const uint8_t* const (&p)[kNR]) {
   return _mm256_cvtph_ps(_mm_set_epi32(static_cast<int>(load_u32(p[3])), static_cast<int>(load_u32(p[2])),
                                        static_cast<int>(load_u32(p[1])), static_cast<int>(load_u32(p[0]))));
 }
+
+template <class C, class = void>
+struct IminNegated : std::false_type {};
+template <class C>
+struct IminNegated<C, std::void_t<decltype(C::kIminNegated)>>
+    : std::integral_constant<bool, C::kIminNegated> {};
+
+template <class C, class = void>
+struct DdFromMemory : std::false_type {};
+template <class C>
+struct DdFromMemory<C, std::void_t<decltype(C::kDdFromMemory)>>
+    : std::integral_constant<bool, C::kDdFromMemory> {};
 
 template <class C>
 struct KQuantInt8 {
@@ -134,18 +151,30 @@ struct KQuantInt8 {
       alignas(32) float dd[MR][2 * kNR];
       for (int i = 0; i < MR; ++i)
         _mm256_store_ps(dd[i], _mm256_mul_ps(h.d, _mm256_set1_ps(y[i][b].d)));
+      // A codec with kDdFromMemory: read back through memory for real (a pointer the
+      // compiler cannot see through); otherwise the compiler takes the lanes out of the
+      // register with shuffles and broadcasts, vector ALU work on the port the Q2_K / Q3_K
+      // decode needs most, where a broadcast from memory is a load. Opt-in: on Q6_K and
+      // Q8_K (kernel_bench --hot, 4096x4096, batch 1) it was slower (the store-to-load
+      // round trip), on Q4_K faster, on Q5_K and IQ4_XS within the noise.
+      const float* ddm = &dd[0][0];
+      if constexpr (DdFromMemory<C>::value) __asm__("" : "+r"(ddm) : "m"(dd));
       for (int j = 0; j < kNR; ++j) {
         const typename C::Dec d = C::decode(blk[j], h, j);
         for (int i = 0; i < MR; ++i) {
           const __m512i s = C::isum(d, y[i][b]);
           acc[i][j] =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(dd[i][2 * j]), acc[i][j]);
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(ddm[2 * kNR * i + 2 * j]), acc[i][j]);
         }
       }
       if constexpr (C::kMins) {
         for (int i = 0; i < MR; ++i) {
-          const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(dd[i])));
-          macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+          const __m512 dmin = _mm512_permutexvar_ps(odd, _mm512_castps256_ps512(_mm256_load_ps(ddm + 2 * kNR * i)));
+          if constexpr (IminNegated<C>::value) {
+            macc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+          } else {
+            macc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+          }
         }
       }
     }
