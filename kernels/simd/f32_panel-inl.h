@@ -12,8 +12,8 @@
 //     kLanes activation rows;
 //   * each weight element is broadcast and FMA'd into the vectors of A panels, so one
 //     accumulator vector holds kLanes outputs of one weight row;
-//   * k goes in blocks of kKc: one block of all m packed rows (contiguous, L2) is swept by every strip of
-//     NR weight rows, whose block is first converted to f32 into a small buffer (L1); the
+//   * k goes in blocks of kKc: one block of all m packed rows (contiguous, in L2) is swept
+//     by every strip of NR weight rows, whose block is first converted to f32 into a small buffer (L1); the
 //     accumulators of a group of the chunk's columns (at most 512 KB of them) live in a
 //     buffer between k blocks.
 // A tile of A panels x NR weight rows holds A * NR accumulators (24 of the 32 AVX-512
@@ -63,8 +63,8 @@ struct FloatPanels {
   // The ActPacker of the panels (kernel_api.h): group = one panel of kL rows. Layout: k in
   // blocks of kKc (the last one shorter); block b of panel p at vector b * kKc * panels +
   // p * kc_b, its kc_b vectors k-major, so a block of all panels is contiguous (panels a
-  // whole k apart would share L2 sets whenever k * 64 bytes is a multiple of the cache's
-  // way size: k = 4096, 14336).
+  // whole k apart could all map to the same L2 sets when k * 64 bytes is a multiple of the
+  // cache's way size, as for k = 4096 or 14336 on a 2 MB 16-way L2).
   static int64_t panel_bytes(int64_t k) { return k * static_cast<int64_t>(sizeof(Line)); }
   static void pack_panel(const float* x, int64_t m, int64_t k, int64_t p, uint8_t* out) {
     const int64_t panels = (m + kL - 1) / kL;
