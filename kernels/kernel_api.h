@@ -45,7 +45,7 @@ struct MatmulArgs {
 //     k of every group side by side, say); pack_group writes group g's part of it (dispatch
 //     runs the groups in parallel). The values are the input floats, unchanged.
 struct ActPacker {
-  const char* name;  // e.g. "q8_0_ref", "q8_k_nibble__avx512", "f32_panel16__avx512"
+  const char* name;  // e.g. "q8_0_ref", "q8_k_nibble__avx512", "f32_panel__avx512"
   Format format;     // the values the layout holds: kQ8_0 or kQ8_K, or kF32 (exact copies)
   // Bytes of one packed row (group_rows > 1: one unit) of k elements (k a multiple of the
   // format's block).

@@ -266,15 +266,16 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
     if (!p.ok()) return p.status();
     path = *p;
   }
-  const bool int8 = has_int8_path(traits(format));
-  const Path want_path = path.value_or(int8 ? Path::kInt8 : Path::kF32);
-  if (!int8 && want_path == Path::kInt8) {
-    return absl::InvalidArgumentError(absl::StrCat("no int8 path for ", traits(format).name,
-                                                   " weights (path must be f32)"));
-  }
-  if (want_path == Path::kBf16 && format != Format::kBF16) {
-    return absl::InvalidArgumentError(absl::StrCat("no bf16 path for ", traits(format).name,
-                                                   " weights (the bf16 path is for BF16 weights)"));
+  const Path want_path =
+      path.value_or(has_int8_path(traits(format)) ? Path::kInt8 : Path::kF32);
+  if (!has_path(format, want_path)) {
+    std::string paths;
+    for (Path p : {Path::kF32, Path::kInt8, Path::kBf16}) {
+      if (has_path(format, p)) absl::StrAppend(&paths, paths.empty() ? "" : ", ", path_name(p));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("no ", path_name(want_path), " path for ",
+                                                   traits(format).name, " weights (its paths: ",
+                                                   paths, ")"));
   }
   const KernelEntry* general = nullptr;
   if (variant) {

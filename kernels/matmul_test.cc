@@ -788,6 +788,10 @@ TEST(RegistryTest, EveryFormatHasScalarKernels) {
     EXPECT_EQ(find_kernel(t.format, Variant::kScalar, Path::kBf16) != nullptr,
               t.format == Format::kBF16)
         << t.name;
+    // has_path says the same from the registry.
+    EXPECT_TRUE(has_path(t.format, Path::kF32)) << t.name;
+    EXPECT_EQ(has_path(t.format, Path::kInt8), has_int8_path(t)) << t.name;
+    EXPECT_EQ(has_path(t.format, Path::kBf16), t.format == Format::kBF16) << t.name;
   }
   // Scalar entries come first (registry.inc order).
   EXPECT_EQ(all_kernels()[0].variant, Variant::kScalar);
@@ -1027,6 +1031,12 @@ TEST(DispatchTest, OptionsAndEnvironmentChooseTheKernel) {
   MatmulOptions f32_int8;
   f32_int8.path = Path::kInt8;
   EXPECT_FALSE(select_kernel(Format::kF32, f32_int8).ok());
+  MatmulOptions bf16;
+  bf16.path = Path::kBf16;
+  absl::StatusOr<const KernelEntry*> q4_bf16 = select_kernel(Format::kQ4_0, bf16);
+  ASSERT_FALSE(q4_bf16.ok());
+  EXPECT_THAT(std::string(q4_bf16.status().message()), HasSubstr("no bf16 path for Q4_0"));
+  EXPECT_EQ((*select_kernel(Format::kBF16, bf16))->path, Path::kBf16);
 }
 
 TEST(DispatchTest, VariantTheCpuLacksIsFailedPrecondition) {

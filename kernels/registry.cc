@@ -134,6 +134,12 @@ const KernelEntry* find_kernel(Format format, Variant variant, Path path, int64_
   return best;
 }
 
+bool has_path(Format format, Path path) {
+  for (const KernelEntry& e : kKernels)
+    if (e.format == format && e.path == path) return true;
+  return false;
+}
+
 bool kernel_runnable(const KernelEntry& e) { return cpu_has(e.features); }
 
 }  // namespace fk

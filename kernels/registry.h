@@ -56,6 +56,10 @@ const char* path_names();
 // the largest min_m <= m (m = 1: the general kernel every such triple has), or nullptr.
 const KernelEntry* find_kernel(Format format, Variant variant, Path path, int64_t m = 1);
 
+// True when the registry has kernels of `path` for `format` weights (every format has f32;
+// quantized formats int8; BF16 bf16).
+bool has_path(Format format, Path path);
+
 // True when this CPU can run the entry.
 bool kernel_runnable(const KernelEntry& e);
 

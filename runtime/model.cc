@@ -324,11 +324,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
     if (slot.has_value()) continue;
     MatmulOptions o;
     o.variant = options.variant;
-    // The int8 path exists for quantized weights, the bf16 path for BF16 weights; every other
-    // weight of the model takes the f32 path under either.
+    // A weight format without the asked path (int8: quantized formats; bf16: BF16) takes
+    // the f32 path.
     o.path = options.path;
-    if (o.path == Path::kInt8 && !has_int8_path(w->format_traits())) o.path = Path::kF32;
-    if (o.path == Path::kBf16 && w->format() != Format::kBF16) o.path = Path::kF32;
+    if (o.path && !has_path(w->format(), *o.path)) o.path = Path::kF32;
     if (!o.path && !has_int8_path(w->format_traits())) o.path = Path::kF32;
     absl::StatusOr<KernelChoice> choice = KernelChoice::Resolve(w->format(), o);
     if (!choice.ok()) {
