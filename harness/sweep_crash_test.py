@@ -12,16 +12,16 @@ import unittest
 
 SWEEP = os.path.join(os.environ.get("TEST_SRCDIR", ""), "fused_kernels", "harness", "sweep")
 
-# Speaks mulmat_bench's protocol 3 with extra buffer types AMX and CPU_REPACK; counts its
+# Speaks mulmat_bench's protocol 4 with extra buffer types AMX and CPU_REPACK; counts its
 # cases in a file (across restarts) and dies with SIGSEGV on the second one while in AMX, as
 # ggml 0.25.3's AMX mul_mat does on Xeons with AMX.
 STUB = r'''#!%(python)s
 import json, os, signal, sys
 counter = %(counter)r
-print(json.dumps({"protocol": 3, "ggml_version": "9.9", "ggml_commit": "stub",
+print(json.dumps({"protocol": 4, "ggml_version": "9.9", "ggml_commit": "stub",
                   "extra_bufts": ["AMX", "CPU_REPACK"]}), flush=True)
 for line in sys.stdin:
-    t, n, k, m, threads, reps, min_time, cold, cols, want = line.split()
+    t, n, k, m, threads, reps, min_time, cold, cols, want, warmup = line.split()
     count = (int(open(counter).read()) if os.path.exists(counter) else 0) + 1
     open(counter, "w").write(str(count))
     layout = "AMX" if want == "auto" else want

@@ -429,7 +429,8 @@ CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
       return status.ok();
     };
   }
-  r.times = TimeReps(call, ctx.o->warmup, ctx.o->reps, ctx.o->min_time, kMaxReps, &g_stop);
+  r.times = TimeReps(call, ctx.o->warmup, ctx.o->warmup_time, ctx.o->reps, ctx.o->min_time,
+                     kMaxReps, &g_stop);
   if (!status.ok()) {
     r.error = std::string(status.message());
     r.times.clear();
@@ -449,7 +450,8 @@ CaseResult RunGgml(Context& ctx, const CaseSpec& c) {
   CaseResult r;
   absl::StatusOr<GgmlResult> g = ctx.peer->Run(
       GgmlCase{GgmlTypeName(c.format), c.shape.n, c.shape.k, c.m, c.threads, ctx.o->reps,
-               ctx.o->min_time, static_cast<double>(ctx.cold_bytes), ctx.o->check_cols});
+               ctx.o->min_time, static_cast<double>(ctx.cold_bytes), ctx.o->check_cols,
+               ctx.o->warmup_time});
   if (!g.ok()) {
     r.error = std::string(g.status().message());
     return r;
@@ -570,8 +572,9 @@ double PredictSeconds(const Context& ctx, const CaseSpec& c) {
   if (c.kind == CaseKind::kDequantThenMatmul) {
     call += static_cast<double>(c.shape.n) * c.shape.k * (8.0 / bw + 1.0 / (0.5e9 * c.threads));
   }
-  const double calls = ctx.o->warmup + std::max<double>(ctx.o->reps, ctx.o->min_time / call);
-  return std::min<double>(calls, kMaxReps) * call + 0.01;
+  const double warm = std::max<double>(ctx.o->warmup, ctx.o->warmup_time / call);
+  const double timed = std::max<double>(ctx.o->reps, ctx.o->min_time / call);
+  return (std::min<double>(warm, kMaxReps) + std::min<double>(timed, kMaxReps)) * call + 0.01;
 }
 
 // Runs //tools:plot on the output directory (from the runfiles of this binary).
@@ -714,6 +717,7 @@ int Main(int argc, char** argv) {
       {"reps", o.reps},
       {"min_time_s", o.min_time},
       {"warmup", o.warmup},
+      {"warmup_time_s", o.warmup_time},
       {"quick", o.quick},
       {"full", o.full},
       {"cold_bytes", ctx.cold_bytes},
@@ -721,7 +725,10 @@ int Main(int argc, char** argv) {
   };
   run["method"] = {
       {"timing",
-       absl::StrCat("per case: ", o.warmup, " untimed call(s), then at least ", o.reps,
+       absl::StrCat("per case: at least ", o.warmup, " untimed call(s) and at least ",
+                    o.warmup_time, " s of them (a 2-thread call after an idle gap has been "
+                    "seen to run on one core for tens of ms on a virtual machine), then at "
+                    "least ", o.reps,
                     " timed calls and at least ", o.min_time, " s of them (at most ", kMaxReps,
                     "); each call timed alone with steady_clock; median, quartiles, min, max")},
       {"weights",
@@ -754,7 +761,7 @@ int Main(int argc, char** argv) {
       {"ggml",
        "tools/ggml_peer/mulmat_bench: ggml's CPU backend MUL_MAT as llama.cpp runs it (weights "
        "in the first of the CPU device's extra buffer types (AMX, CPU_REPACK) that supports "
-       "the type, else plain), same shape, batch, threads, reps and cold copies; its own "
+       "the type, else plain), same shape, batch, threads, warm-up, reps and cold copies; its own "
        "random weights, quantized by ggml. If ggml crashes on a case, the peer is restarted "
        "and the case retried with the next layout llama.cpp would use (AMX -> CPU_REPACK -> "
        "plain); ggml_layout names the layout that ran, ggml_crash every crash before it"},

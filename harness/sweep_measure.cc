@@ -36,15 +36,16 @@ TimeStats ComputeStats(std::vector<double> times) {
   return s;
 }
 
-std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup, int reps,
-                             double min_time, int max_reps, const volatile int* stop,
-                             const SecondsClock& clock) {
+std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup,
+                             double warmup_time, int reps, double min_time, int max_reps,
+                             const volatile int* stop, const SecondsClock& clock) {
   const SecondsClock now = clock ? clock : [] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
   };
   int rep = 0;
-  for (int w = 0; w < warmup; ++w) {
+  const double warm_start = now();
+  for (int w = 0; w < max_reps && (w < warmup || now() - warm_start < warmup_time); ++w) {
     if (*stop || !fn(rep++)) return {};
   }
   std::vector<double> times;

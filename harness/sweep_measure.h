@@ -17,14 +17,15 @@ struct TimeStats {
 // Statistics of the timed repetitions (empty input: all zero).
 TimeStats ComputeStats(std::vector<double> times);
 
-// Calls fn(rep) `warmup` times untimed, then at least `reps` times and until `min_time`
-// seconds of timed calls have passed (at most max_reps), returning each call's seconds.
+// Calls fn(rep) untimed at least `warmup` times and until `warmup_time` seconds of such
+// calls have passed (at most max_reps), then at least `reps` times and until `min_time`
+// seconds of timed calls have passed (at most max_reps), returning each timed call's seconds.
 // Stops early (returning what was timed) when *stop becomes true or fn returns false.
 // `clock` returns seconds on a monotonic scale; unset, std::chrono::steady_clock (tests
 // inject a fake one, so the rules are checked without depending on the machine's speed).
 using SecondsClock = std::function<double()>;
-std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup, int reps,
-                             double min_time, int max_reps, const volatile int* stop,
+std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup,
+                             double warmup_time, int reps, double min_time, int max_reps, const volatile int* stop,
                              const SecondsClock& clock = nullptr);
 
 // Output columns to check against the reference: `count` columns spread evenly over [0, n)

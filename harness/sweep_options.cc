@@ -172,7 +172,10 @@ std::string SweepUsage(int cores) {
       "  --threads=LIST    thread counts; 'all' = ", cores, " (default 1,all)\n"
       "  --reps=N          timed repetitions per case, at least (default 5)\n"
       "  --min_time=S      ... and at least S seconds of timed calls (default 0.05)\n"
-      "  --warmup=N        untimed calls before timing (default 1)\n"
+      "  --warmup=N        untimed calls before timing, at least (default 1)\n"
+      "  --warmup_time=S   ... and at least S seconds of them (default 0.1; with --quick\n"
+      "                    0.02): on a virtual machine an idle second core has been seen to\n"
+      "                    take tens of ms before a 2-thread call really runs on 2 cores\n"
       "  --quick           a small grid in under a minute: 4096x4096, batch 1,8, threads all,\n"
       "                    --min_time=0.01, 256 MiB DRAM probe (explicit flags still win)\n"
       "  --full            no trimming: every variant at every batch and shape (hours)\n"
@@ -216,7 +219,7 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
   const std::set<std::string> bool_flags = {"quick", "full", "plot", "help", "dry_run"};
   const std::set<std::string> value_flags = {
       "formats", "variants", "paths",  "shapes",     "batch",   "threads", "reps",
-      "min_time", "warmup",  "out",    "ggml",       "cold_mb", "check_cols", "dram_mb",
+      "min_time", "warmup",  "warmup_time", "out",    "ggml",       "cold_mb", "check_cols", "dram_mb",
       "settle_s", "reprobe_s", "likwid"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -364,6 +367,13 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     absl::StatusOr<int64_t> v = ParseInt("warmup", values["warmup"], 0, 100);
     if (!v.ok()) return v.status();
     o.warmup = static_cast<int>(*v);
+  }
+  if (has("warmup_time")) {
+    absl::StatusOr<double> v = ParseDouble("warmup_time", values["warmup_time"], 0.0, 60.0);
+    if (!v.ok()) return v.status();
+    o.warmup_time = *v;
+  } else if (o.quick) {
+    o.warmup_time = 0.02;
   }
   if (has("cold_mb")) {
     absl::StatusOr<int64_t> v = ParseInt("cold_mb", values["cold_mb"], 0, 65536);

@@ -29,7 +29,8 @@ struct SweepOptions {
   std::vector<int> threads;
   int reps = 5;            // timed repetitions, at least
   double min_time = 0.05;  // ... and at least this many seconds of timed calls
-  int warmup = 1;          // untimed calls first
+  int warmup = 1;          // untimed calls first, at least
+  double warmup_time = 0.1;  // ... and at least this many seconds of them
   bool quick = false;
   bool full = false;       // no grid trimming (every variant at every batch and shape)
   std::string out;         // output directory ("" = reports/<date>-<cpu>)

@@ -249,10 +249,10 @@ void GgmlPeer::Died(const std::string& layout) {
 
 absl::StatusOr<GgmlResult> GgmlPeer::Run(const GgmlCase& c, const std::string& layout) {
   if (!alive_) return absl::UnavailableError("the ggml peer has exited");
-  std::fprintf(to_, "%s %lld %lld %lld %d %d %.6f %.0f %d %s\n", c.type.c_str(),
+  std::fprintf(to_, "%s %lld %lld %lld %d %d %.6f %.0f %d %s %.6f\n", c.type.c_str(),
                static_cast<long long>(c.n), static_cast<long long>(c.k),
                static_cast<long long>(c.m), c.threads, c.reps, c.min_time, c.cold_bytes,
-               c.check_cols, layout.c_str());
+               c.check_cols, layout.c_str(), c.warmup_time);
   std::string line, started;
   nlohmann::json j;
   const bool sent = std::fflush(to_) == 0;

@@ -30,6 +30,7 @@ struct GgmlCase {
   double min_time = 0;
   double cold_bytes = 0;
   int check_cols = 1;
+  double warmup_time = 0;  // untimed calls (at least one) for at least this many seconds
 };
 
 // The peer died while running a case.
@@ -60,7 +61,7 @@ std::string DescribeExit(int wait_status);
 class GgmlPeer {
  public:
   // The protocol of tools/ggml_peer/mulmat_bench.c this sweep speaks.
-  static constexpr int kProtocol = 3;
+  static constexpr int kProtocol = 4;
 
   // Starts `path`; on failure returns nullptr and a one-line reason in *why_not.
   // Sets SIGPIPE to be ignored (a dead peer is reported by Run(), not by a signal).

@@ -339,32 +339,44 @@ TEST(SweepMeasure, TimeRepsHonoursRepsMinTimeAndStop) {
   int calls = 0;
   volatile int stop = 0;
   auto tick = [&](int) { ++calls; fake_now += step; return true; };
-  std::vector<double> t = TimeReps(tick, 2, 7, 0.0, 100, &stop, clock);
+  std::vector<double> t = TimeReps(tick, 2, 0.0, 7, 0.0, 100, &stop, clock);
   EXPECT_EQ(t.size(), 7u);
   EXPECT_EQ(calls, 9);  // 2 warm-up calls
   for (double x : t) EXPECT_DOUBLE_EQ(x, step);  // each call's own interval
+  // warmup_time: 2 warm-up calls would take 7.8 ms; 20 ms of them take 6 calls (23.4 ms),
+  // then the 7 timed ones. A warm-up time only lengthens the warm-up, never the timed part.
+  calls = 0;
+  t = TimeReps(tick, 2, 0.02, 7, 0.0, 100, &stop, clock);
+  EXPECT_EQ(t.size(), 7u);
+  EXPECT_EQ(calls, 13);
+  calls = 0;
+  t = TimeReps(tick, 9, 0.02, 7, 0.0, 100, &stop, clock);  // the count wins when it is longer
+  EXPECT_EQ(calls, 16);
+  calls = 0;
+  t = TimeReps(tick, 1, 10.0, 7, 0.0, 20, &stop, clock);  // max_reps caps the warm-up too
+  EXPECT_EQ(calls, 27);
   // min_time: 7 reps of 3.9 ms are 27 ms < 50 ms, so it keeps going: 13 calls reach 50.8 ms.
-  t = TimeReps(tick, 0, 7, 0.05, 1000, &stop, clock);
+  t = TimeReps(tick, 0, 0.0, 7, 0.05, 1000, &stop, clock);
   EXPECT_EQ(t.size(), 13u);
   // max_reps caps min_time: 1 s would need 256 calls.
-  t = TimeReps(tick, 0, 1, 1.0, 20, &stop, clock);
+  t = TimeReps(tick, 0, 0.0, 1, 1.0, 20, &stop, clock);
   EXPECT_EQ(t.size(), 20u);
-  t = TimeReps(tick, 0, 5, 0.0, 3, &stop, clock);
+  t = TimeReps(tick, 0, 0.0, 5, 0.0, 3, &stop, clock);
   EXPECT_EQ(t.size(), 3u);  // max_reps
-  t = TimeReps([&](int rep) { fake_now += step; return rep < 4; }, 1, 10, 0.0, 100, &stop,
+  t = TimeReps([&](int rep) { fake_now += step; return rep < 4; }, 1, 0.0, 10, 0.0, 100, &stop,
                clock);
   EXPECT_EQ(t.size(), 3u);  // fn failed at its 5th call (rep 4): warm-up + 3 timed
   // The stop flag, raised by a call (as SIGINT would), ends the loop after that call.
   calls = 0;
-  t = TimeReps([&](int) { fake_now += step; if (++calls == 4) stop = 1; return true; }, 0, 10,
-               0.0, 100, &stop, clock);
+  t = TimeReps([&](int) { fake_now += step; if (++calls == 4) stop = 1; return true; }, 0, 0.0,
+               10, 0.0, 100, &stop, clock);
   EXPECT_EQ(t.size(), 4u);
-  EXPECT_TRUE(TimeReps(tick, 0, 5, 0.0, 100, &stop, clock).empty());
+  EXPECT_TRUE(TimeReps(tick, 0, 0.0, 5, 0.0, 100, &stop, clock).empty());
   stop = 0;
   // The default clock is the real one: a call that sleeps 2 ms is timed at >= 2 ms (a lower
   // bound only; no assertion on how fast anything runs).
   t = TimeReps([](int) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); return true; },
-               0, 2, 0.0, 2, &stop);
+               0, 0.0, 2, 0.0, 2, &stop);
   ASSERT_EQ(t.size(), 2u);
   for (double x : t) EXPECT_GE(x, 0.002);
 }
@@ -573,12 +585,13 @@ TEST(SweepPeer, MissingOrOutdatedPeerIsReportedInOneLine) {
   EXPECT_TRUE(absl::StrContains(why, "outdated")) << why;
 }
 
-TEST(SweepPeer, SpeaksProtocol3) {
+TEST(SweepPeer, SpeaksProtocol4) {
   const std::string fake = WriteScript(
       "fake_peer",
-      "echo '{\"protocol\":3,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\"}'\n"
-      "while read t n k m th reps mt cold cols layout; do\n"
+      "echo '{\"protocol\":4,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\"}'\n"
+      "while read t n k m th reps mt cold cols layout warm; do\n"
       "  if [ \"$t\" = bad ]; then echo '{\"type\":\"bad\",\"error\":\"unknown ggml type\"}'; continue; fi\n"
+      "  [ \"$warm\" = 0.125000 ] || cols=-1\n"
       "  echo \"{\\\"type\\\":\\\"$t\\\",\\\"n\\\":$n,\\\"k\\\":$k,\\\"m\\\":$m,\\\"threads\\\":$th,"
       "\\\"layout\\\":\\\"plain\\\",\\\"weight_bytes\\\":$((n*k)),\\\"copies\\\":3,"
       "\\\"times_s\\\":[0.25,0.5],\\\"max_abs_err\\\":$reps,\\\"max_rel_err\\\":null,"
@@ -588,14 +601,15 @@ TEST(SweepPeer, SpeaksProtocol3) {
   std::unique_ptr<GgmlPeer> peer = GgmlPeer::Start(fake, &why);
   ASSERT_NE(peer, nullptr) << why;
   EXPECT_EQ(peer->version(), "9.9 (commit abc)");
-  absl::StatusOr<GgmlResult> r = peer->Run("q4_K", 64, 256, 8, 2, 7, 0.01, 1e6, 16);
+  absl::StatusOr<GgmlResult> r =
+      peer->Run(GgmlCase{"q4_K", 64, 256, 8, 2, 7, 0.01, 1e6, 16, 0.125});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->weight_bytes, 64 * 256);
   EXPECT_EQ(r->copies, 3);
   EXPECT_EQ(r->times_s, (std::vector<double>{0.25, 0.5}));
   EXPECT_DOUBLE_EQ(r->max_abs_err, 7);  // the script echoes reps here: the line went through
   EXPECT_TRUE(std::isnan(r->max_rel_err));
-  EXPECT_EQ(r->checked_cols, 16);
+  EXPECT_EQ(r->checked_cols, 16);  // -1 if the warm-up time did not arrive as 0.125000
   absl::StatusOr<GgmlResult> bad = peer->Run("bad", 1, 32, 1, 1, 5, 0, 0, 1);
   EXPECT_FALSE(bad.ok());
   EXPECT_TRUE(absl::StrContains(bad.status().message(), "unknown ggml type"));
@@ -604,7 +618,7 @@ TEST(SweepPeer, SpeaksProtocol3) {
 
 TEST(SweepPeer, DeadPeerFailsCleanly) {
   const std::string dies = WriteScript(
-      "dying_peer", "echo '{\"protocol\":3,\"ggml_version\":\"1\",\"ggml_commit\":\"c\"}'\nexit 0\n");
+      "dying_peer", "echo '{\"protocol\":4,\"ggml_version\":\"1\",\"ggml_commit\":\"c\"}'\nexit 0\n");
   std::string why;
   std::unique_ptr<GgmlPeer> peer = GgmlPeer::Start(dies, &why);
   ASSERT_NE(peer, nullptr) << why;
@@ -626,9 +640,9 @@ std::string CrashingPeer(const std::string& name, const std::string& crash_when,
   std::remove(counter.c_str());
   return WriteScript(
       name,
-      "echo '{\"protocol\":3,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\","
+      "echo '{\"protocol\":4,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\","
       "\"extra_bufts\":[\"AMX\",\"CPU_REPACK\"]}'\n"
-      "while read t n k m th reps mt cold cols want; do\n"
+      "while read t n k m th reps mt cold cols want warm; do\n"
       "  count=$(( $(cat '" + counter + "' 2>/dev/null || echo 0) + 1 ))\n"
       "  echo $count > '" + counter + "'\n"
       "  layout=$want; [ \"$want\" = auto ] && layout=AMX\n"
@@ -719,7 +733,7 @@ TEST(SweepPeer, UnexpectedExitCountsAsACrash) {
 TEST(SweepPeer, RejectedCaseIsNotACrash) {
   const std::string path = WriteScript(
       "rejecting_peer",
-      "echo '{\"protocol\":3,\"ggml_version\":\"1\",\"ggml_commit\":\"c\",\"extra_bufts\":[]}'\n"
+      "echo '{\"protocol\":4,\"ggml_version\":\"1\",\"ggml_commit\":\"c\",\"extra_bufts\":[]}'\n"
       "while read line; do echo '{\"type\":\"q8_K\",\"error\":\"ggml has no CPU matmul\"}'; done\n");
   std::string why;
   std::unique_ptr<GgmlSupervisor> peer = GgmlSupervisor::Start(path, &why);
@@ -750,7 +764,7 @@ BuildRun StartOrBuild(GgmlPeerSetup setup) {
 }
 
 constexpr char kGoodPeer[] =
-    "echo '{\"protocol\":3,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\",\"extra_bufts\":[]}'\n"
+    "echo '{\"protocol\":4,\"ggml_version\":\"9.9\",\"ggml_commit\":\"abc\",\"extra_bufts\":[]}'\n"
     "cat >/dev/null\n";
 
 // A builder that expects `estimate` seconds, records its arguments in `log` and runs `body`.

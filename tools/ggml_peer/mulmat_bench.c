@@ -4,11 +4,11 @@
  * Built by tools/setup_ggml against the ggml headers and shared libraries that PyPI's
  * llama-cpp-python package installs (nothing of ggml lives in this tree).
  *
- * Protocol 3 (`mulmat_bench --protocol=3`, what //harness:sweep runs). The first line printed is
- *     {"protocol":3,"ggml_version":...,"ggml_commit":...,"extra_bufts":["AMX","CPU_REPACK"]}
+ * Protocol 4 (`mulmat_bench --protocol=4`, what //harness:sweep runs). The first line printed is
+ *     {"protocol":4,"ggml_version":...,"ggml_commit":...,"extra_bufts":["AMX","CPU_REPACK"]}
  * extra_bufts: the CPU device's extra buffer types in the order llama.cpp tries them. Then it
  * reads cases from stdin, one per line:
- *     TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT
+ *     TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT WARMUP_S
  * TYPE as ggml names it (f32, q4_0, q4_K, ...); W is N rows of K (ggml: ne0 = K, ne1 = N),
  * the activations M rows of K in f32, output M x N. LAYOUT is where the weights go:
  *     auto    as llama.cpp places them: the first extra buffer type that takes MUL_MAT with
@@ -21,9 +21,9 @@
  *     {"type":"q4_K","n":4096,...,"layout":"CPU_REPACK","times_s":[...],"max_abs_err":...}
  * or {"type":...,"error":"..."} for a case it rejects.
  *
- * Without --protocol=3 it speaks protocol 2, for sweeps built before protocol 3 that share
- * the cache's binary: the first line says "protocol":2, a case line may omit LAYOUT (auto),
- * and no start lines are printed.
+ * With --protocol=3 (older sweeps sharing the cache's binary) a case line has no WARMUP_S;
+ * without a --protocol flag it speaks protocol 2: the first line says "protocol":2, a case
+ * line may omit LAYOUT (auto) as well, and no start lines are printed.
  *
  * What is measured by default is ggml as llama.cpp runs it: the CPU backend, weights placed
  * in the CPU backend's first extra buffer type that supports the type and shape (AMX tiles
@@ -35,8 +35,9 @@
  * speed does not depend on the values). COLD_BYTES: enough copies of W are made that they
  * total at least this many bytes, and repetition r uses copy r % copies, so weights stream
  * from DRAM as in a forward pass over a whole model (as the sweep does for its own kernels).
- * After one warm-up call, at least REPS calls are timed, and more until MIN_TIME_S seconds
- * have passed (at most 1000).
+ * Untimed warm-up calls (at least one, and until WARMUP_S seconds have passed; the sweep
+ * gives its own kernels the same warm-up), then at least REPS calls are timed, and more
+ * until MIN_TIME_S seconds have passed (at most 1000 of each).
  *
  * Error: CHECK_COLS output columns (evenly spaced, plus the last one) of every row are
  * compared with a float64 reference computed from ggml's own dequantization (to_float) of
@@ -55,8 +56,7 @@
 #include "ggml-cpu.h"
 #include "ggml.h"
 
-#define PROTOCOL 3
-static int protocol = 2; /* what the caller speaks: 2 unless --protocol=3 */
+static int protocol = 2; /* what the caller speaks: 2, or 3 / 4 by --protocol=N */
 #define DISTINCT_ROWS 64
 #define MAX_REPS 1000
 
@@ -141,7 +141,7 @@ static ggml_backend_buffer_type_t extra_buft_for(ggml_backend_t backend, enum gg
 
 static int run_case(ggml_backend_t backend, const char *type_name, long n, long k, long m,
                     int threads, int reps, double min_time, double cold_bytes, int check_cols,
-                    const char *want_layout) {
+                    const char *want_layout, double warmup_time) {
   enum ggml_type type;
   if (!find_type(type_name, &type)) {
     print_error(type_name, n, k, m, threads, "unknown ggml type");
@@ -235,16 +235,21 @@ static int run_case(ggml_backend_t backend, const char *type_name, long n, long 
   ggml_backend_tensor_set(x, xd, 0, sizeof(float) * (size_t)(m * k));
   ggml_backend_cpu_set_n_threads(backend, threads);
 
-  ggml_backend_graph_compute(backend, gf[0]); /* warm-up */
+  /* Warm-up and timed calls cycle the copies as one sequence. */
+  long call = 0;
+  const double warm_start = now_s();
+  for (int w = 0; w < MAX_REPS && (w < 1 || now_s() - warm_start < warmup_time); ++w) {
+    ggml_backend_graph_compute(backend, gf[call++ % copies]);
+  }
   double *times = malloc(sizeof(double) * MAX_REPS);
   int done = 0;
   const double start = now_s();
   while (done < MAX_REPS && (done < reps || now_s() - start < min_time)) {
     const double t0 = now_s();
-    ggml_backend_graph_compute(backend, gf[done % copies]);
+    ggml_backend_graph_compute(backend, gf[call++ % copies]);
     times[done++] = now_s() - t0;
   }
-  const long last = (done - 1) % copies;
+  const long last = (call - 1) % copies;
 
   /* Error of the last output against float64 over ggml's own dequantized rows. */
   float *out = malloc(sizeof(float) * (size_t)(m * n));
@@ -303,16 +308,20 @@ static int run_case(ggml_backend_t backend, const char *type_name, long n, long 
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--protocol=3") == 0) {
-    protocol = PROTOCOL;
+  if (argc > 1 && strcmp(argv[1], "--protocol=4") == 0) {
+    protocol = 4;
+  } else if (argc > 1 && strcmp(argv[1], "--protocol=3") == 0) {
+    protocol = 3;
   } else if (argc > 1) {
     fprintf(stderr,
-            "usage: mulmat_bench --protocol=3 < cases\n"
-            "  one case per line: TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT\n"
+            "usage: mulmat_bench --protocol=4 < cases\n"
+            "  one case per line: TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT"
+            " WARMUP_S\n"
             "  LAYOUT: auto (as llama.cpp), plain, or an extra buffer type to start from\n"
             "  (the first line printed lists them as extra_bufts)\n"
-            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64 auto' | mulmat_bench --protocol=3\n"
-            "  (without --protocol=3: protocol 2, LAYOUT optional, for older sweeps)\n");
+            "  e.g. echo 'q4_K 4096 4096 1 2 5 0.05 134217728 64 auto 0.1' | mulmat_bench"
+            " --protocol=4\n"
+            "  (--protocol=3: no WARMUP_S; no flag: protocol 2, LAYOUT optional too)\n");
     return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
   }
   ggml_cpu_init();
@@ -330,15 +339,21 @@ int main(int argc, char **argv) {
   char line[512], type_name[32], layout[48];
   long n, k, m;
   int threads, reps, check_cols, failures = 0;
-  double min_time, cold_bytes;
+  double min_time, cold_bytes, warmup_time;
   while (fgets(line, sizeof line, stdin) != NULL) {
     if (strspn(line, " \t\r\n") == strlen(line)) continue;
     strcpy(layout, "auto");
-    const int fields = sscanf(line, "%31s %ld %ld %ld %d %d %lf %lf %d %47s", type_name, &n, &k,
-                              &m, &threads, &reps, &min_time, &cold_bytes, &check_cols, layout);
-    if (fields != 10 && !(protocol == 2 && fields == 9)) {
+    warmup_time = 0;
+    const int fields =
+        sscanf(line, "%31s %ld %ld %ld %d %d %lf %lf %d %47s %lf", type_name, &n, &k, &m, &threads,
+               &reps, &min_time, &cold_bytes, &check_cols, layout, &warmup_time);
+    const int want = protocol >= 4 ? 11 : 10;
+    if (fields != want && !(protocol == 2 && fields == 9)) {
       print_error("?", 0, 0, 0, 0,
-                  "expected TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES CHECK_COLS LAYOUT");
+                  protocol >= 4 ? "expected TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES "
+                                  "CHECK_COLS LAYOUT WARMUP_S"
+                                : "expected TYPE N K M THREADS REPS MIN_TIME_S COLD_BYTES "
+                                  "CHECK_COLS LAYOUT");
       ++failures;
       continue;
     }
@@ -348,7 +363,7 @@ int main(int argc, char **argv) {
       continue;
     }
     failures += run_case(backend, type_name, n, k, m, threads, reps, min_time, cold_bytes,
-                         check_cols, layout);
+                         check_cols, layout, warmup_time);
   }
   ggml_backend_free(backend);
   return failures ? 1 : 0;
