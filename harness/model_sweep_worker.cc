@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   if (model_path.empty()) Fail("--model=PATH is required");
 
   const auto t0 = Clock::now();
-  absl::StatusOr<fk::GgufFile> file = fk::GgufFile::Open(model_path);
+  absl::StatusOr<fk::GgufFile> file = fk::GgufFile::Open(model_path, fk::GgufLoad::kHugePages);
   if (!file.ok()) Fail(std::string(file.status().message()));
 
   if (!tokenize_file.empty()) {

@@ -65,7 +65,7 @@ TEST(Generate, HelpExitsZero) {
   EXPECT_EQ(r.code, 0);
   for (const char* flag : {"--model", "--prompt", "--max_tokens", "--chat", "--threads",
                            "--variant", "--path", "--weights", "--temperature", "--top_k", "--ignore_eog",
-                           "--top_p", "--seed"}) {
+                           "--top_p", "--seed", "--mmap"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   }
 }
@@ -86,6 +86,11 @@ TEST(Generate, GeneratesAndPrintsStats) {
   EXPECT_EQ(Cli({"--model=" + model, "--prompt=hello", "--max_tokens=5", "--threads=2"}).out,
             r.out);
   EXPECT_EQ(Cli({"--model", model, "--prompt", "hello", "--max_tokens", "5", "--threads", "1"}).out,
+            r.out);
+  // The file mapped instead of read into huge pages: the same tokens.
+  EXPECT_EQ(Cli({"--model=" + model, "--prompt=hello", "--max_tokens=5", "--threads=2",
+                 "--mmap"})
+                .out,
             r.out);
 }
 

@@ -754,7 +754,42 @@ absl::StatusOr<GgufFile> GgufFile::FromBuffer(const void* data, size_t size, std
   return f;
 }
 
-absl::StatusOr<GgufFile> GgufFile::Open(const std::string& path) {
+namespace {
+
+// GgufLoad::kHugePages: the `size` bytes of the open file `fd` in anonymous memory that
+// starts on a 2 MB boundary and is advised for transparent huge pages before it is touched.
+absl::StatusOr<std::shared_ptr<const void>> ReadIntoHugePages(int fd, size_t size,
+                                                              const std::string& path) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t mapped = (size + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align
+  void* raw = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "cannot allocate %d bytes to load '%s': %s", size, path, std::strerror(errno)));
+  }
+  std::shared_ptr<const void> keepalive(
+      raw, [mapped](const void* p) { ::munmap(const_cast<void*>(p), mapped); });
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uint8_t* data = reinterpret_cast<uint8_t*>((start + kHuge - 1) / kHuge * kHuge);
+  ::madvise(data, mapped - (data - static_cast<uint8_t*>(raw)), MADV_HUGEPAGE);  // a hint
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t got = ::pread(fd, data + done, std::min<size_t>(size - done, size_t{1} << 30),
+                                static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      return absl::DataLossError(absl::StrFormat(
+          "cannot read '%s': %s at byte %d of %d", path,
+          got < 0 ? std::strerror(errno) : "the file ended early", done, size));
+    }
+    done += static_cast<size_t>(got);
+  }
+  return std::shared_ptr<const void>(keepalive, data);  // owns the mapping, points at data
+}
+
+}  // namespace
+
+absl::StatusOr<GgufFile> GgufFile::Open(const std::string& path, GgufLoad load) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -785,6 +820,13 @@ absl::StatusOr<GgufFile> GgufFile::Open(const std::string& path) {
     ::close(fd);
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: empty file (0 bytes), not a GGUF file", path));
+  }
+  if (load == GgufLoad::kHugePages) {
+    absl::StatusOr<std::shared_ptr<const void>> copy = ReadIntoHugePages(fd, size, path);
+    ::close(fd);
+    if (!copy.ok()) return copy.status();
+    const void* data = copy->get();
+    return FromBuffer(data, size, path, *std::move(copy));
   }
   void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int err = errno;

@@ -94,10 +94,22 @@ struct GgufTensorInfo {
   int64_t rows() const;        // product of dims[1..]
 };
 
+// How GgufFile::Open brings a file into memory.
+enum class GgufLoad {
+  // Map the file read-only (the page cache's 4 KB pages; nothing is read up front).
+  kMap,
+  // Read the whole file into anonymous memory in 2 MB pages (MADV_HUGEPAGE; plain pages
+  // where the kernel has no transparent huge pages). For running a model: on an Intel Xeon
+  // guest a Q4_K TinyLlama-1.1B decoded at 10.9 GB/s of weights mapped and 13.6 GB/s in
+  // huge pages (1 thread), since a 4 KB page holds only 4 KB of a stream that the hardware
+  // prefetcher follows within a page and each new page costs a TLB walk.
+  kHugePages,
+};
+
 class GgufFile {
  public:
-  // Memory-maps `path` read-only and parses header, metadata and tensor infos.
-  static absl::StatusOr<GgufFile> Open(const std::string& path);
+  // Brings `path` into memory (`load`) and parses header, metadata and tensor infos.
+  static absl::StatusOr<GgufFile> Open(const std::string& path, GgufLoad load = GgufLoad::kMap);
   // Parses bytes already in memory (tests, fuzzing); `name` is used in error messages.
   // The buffer must outlive the GgufFile unless keepalive owns it.
   static absl::StatusOr<GgufFile> FromBuffer(const void* data, size_t size, std::string name,

@@ -188,6 +188,39 @@ TEST(GgufWriter, WriteGoesThroughATemporaryFileAndOpenReadsItBack) {
   std::remove(path.c_str());
 }
 
+// GgufLoad::kHugePages reads the file into its own memory, starting on a 2 MB boundary, and
+// parses to the same metadata, tensors and bytes as the mapped file.
+TEST(GgufOpen, HugePagesLoadReadsTheSameBytesAsTheMapping) {
+  const std::string path = TempPath("huge_pages_test.gguf");
+  ASSERT_TRUE(testing_util::SampleWriter().Write(path).ok());
+  absl::StatusOr<GgufFile> mapped = GgufFile::Open(path, GgufLoad::kMap);
+  absl::StatusOr<GgufFile> read = GgufFile::Open(path, GgufLoad::kHugePages);
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->name(), path);
+  EXPECT_EQ(read->file_size(), mapped->file_size());
+  ASSERT_EQ(read->metadata().size(), mapped->metadata().size());
+  for (size_t i = 0; i < read->metadata().size(); ++i) {
+    EXPECT_EQ(read->metadata()[i].key, mapped->metadata()[i].key);
+  }
+  ASSERT_EQ(read->tensors().size(), mapped->tensors().size());
+  ASSERT_FALSE(read->tensors().empty());
+  for (size_t i = 0; i < read->tensors().size(); ++i) {
+    const GgufTensorInfo& t = read->tensors()[i];
+    EXPECT_EQ(t.name, mapped->tensors()[i].name);
+    absl::Span<const uint8_t> a = read->TensorData(t), b = mapped->TensorData(mapped->tensors()[i]);
+    ASSERT_EQ(a.size(), b.size()) << t.name;
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size()), 0) << t.name;
+    EXPECT_NE(a.data(), b.data());
+  }
+  const GgufTensorInfo& first = read->tensors()[0];
+  const uintptr_t file_start = reinterpret_cast<uintptr_t>(read->TensorData(first).data()) -
+                               read->data_offset() - first.offset;
+  EXPECT_EQ(file_start % (uintptr_t{2} << 20), 0u);
+  ASSERT_NE(read->keepalive(), nullptr);
+  std::remove(path.c_str());
+}
+
 TEST(GgufWriter, WriteFailureLeavesNothingBehind) {
   const std::string path = TempPath("no/such/dir/out.gguf");
   absl::Status s = testing_util::SampleWriter().Write(path);
@@ -521,10 +554,12 @@ TEST(GgufOpen, FileSystemProblemsNameThePath) {
 
   const std::string text = TempPath("notes.txt");
   { std::ofstream(text, std::ios::binary) << "hello, this is not a model\n"; }
-  f = GgufFile::Open(text);
-  ASSERT_FALSE(f.ok());
-  EXPECT_EQ(std::string(f.status().message()),
-            text + ": not a GGUF file: starts with \"hell\" (hex 68656c6c), expected \"GGUF\"");
+  for (GgufLoad load : {GgufLoad::kMap, GgufLoad::kHugePages}) {
+    f = GgufFile::Open(text, load);
+    ASSERT_FALSE(f.ok());
+    EXPECT_EQ(std::string(f.status().message()),
+              text + ": not a GGUF file: starts with \"hell\" (hex 68656c6c), expected \"GGUF\"");
+  }
 }
 
 // ---- regression inputs in runtime/testdata ----------------------------------------------
