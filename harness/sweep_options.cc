@@ -218,9 +218,9 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
   std::map<std::string, std::string> values;
   const std::set<std::string> bool_flags = {"quick", "full", "plot", "help", "dry_run"};
   const std::set<std::string> value_flags = {
-      "formats", "variants", "paths",  "shapes",     "batch",   "threads", "reps",
-      "min_time", "warmup",  "warmup_time", "out",    "ggml",       "cold_mb", "check_cols", "dram_mb",
-      "settle_s", "reprobe_s", "likwid"};
+      "formats",  "variants",  "paths",   "shapes",     "batch",      "threads",
+      "reps",     "min_time",  "warmup",  "warmup_time", "out",       "ggml",
+      "cold_mb",  "check_cols", "dram_mb", "settle_s",  "reprobe_s",  "likwid"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     o.argv.push_back(a);
