@@ -25,8 +25,8 @@ TimeStats ComputeStats(std::vector<double> times);
 // inject a fake one, so the rules are checked without depending on the machine's speed).
 using SecondsClock = std::function<double()>;
 std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup,
-                             double warmup_time, int reps, double min_time, int max_reps, const volatile int* stop,
-                             const SecondsClock& clock = nullptr);
+                             double warmup_time, int reps, double min_time, int max_reps,
+                             const volatile int* stop, const SecondsClock& clock = nullptr);
 
 // Output columns to check against the reference: `count` columns spread evenly over [0, n)
 // including the first and the last, plus the last partial tile's columns (n - 1 - i for

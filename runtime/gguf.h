@@ -100,9 +100,10 @@ enum class GgufLoad {
   kMap,
   // Read the whole file into anonymous memory in 2 MB pages (MADV_HUGEPAGE; plain pages
   // where the kernel has no transparent huge pages). For running a model: on an Intel Xeon
-  // guest a Q4_K TinyLlama-1.1B decoded at 10.9 GB/s of weights mapped and 13.6 GB/s in
-  // huge pages (1 thread), since a 4 KB page holds only 4 KB of a stream that the hardware
-  // prefetcher follows within a page and each new page costs a TLB walk.
+  // guest a Q4_K TinyLlama-1.1B decoded at 10.9-13.3 GB/s of weights mapped (depending on
+  // the page cache's state), 11.2-11.5 in plain 4 KB anonymous pages and 13.6-13.8 in 2 MB
+  // pages (1 thread). Why 4 KB pages cost that much in the model was not measured (the
+  // kernel sweep's 4 KB-page buffers stream as fast as 2 MB ones).
   kHugePages,
 };
 
