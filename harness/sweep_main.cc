@@ -528,8 +528,9 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
     j["weight_gbps"] = static_cast<double>(wbytes) / st.median / 1e9;
     if (c.m == 1) {
       SetRoofline("dram_read", mc.Dram(c.threads), mc.DramTrusted(c.threads), &j);
-    } else if (j["path"] == "bf16") {
-      // vdpbf16ps has no measured peak here (the f32 FMA probe would understate it 2x).
+    } else if (j["path"] == "bf16" || j["path"] == "f16") {
+      // vdpbf16ps and fp16 FMAs have no measured peak here (the f32 FMA probe would
+      // understate them 2x).
       SetRoofline("none", 0.0, true, &j);
     } else {
       const bool int8 = j["path"] == "int8";

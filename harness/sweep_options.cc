@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -306,7 +307,7 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     }
     if (o.paths.empty()) return FlagError("paths", values["paths"], "empty list");
   } else {
-    o.paths = {Path::kF32, Path::kInt8, Path::kBf16};
+    o.paths.assign(std::begin(kAllPaths), std::end(kAllPaths));
   }
 
   // Grid.

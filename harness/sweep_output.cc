@@ -40,7 +40,7 @@ constexpr Field kFields[] = {
     {"spread_pct", "(p75 - p25) / median, percent"},
     {"gflops", "2*m*n*k / median / 1e9"},
     {"weight_gbps", "weight_bytes / median / 1e9 (bytes of the format, not of F32)"},
-    {"roofline", "dram_read (batch 1), peak_f32 or peak_int8 (batch > 1; none for the bf16 path)"},
+    {"roofline", "dram_read (batch 1), peak_f32 or peak_int8 (batch > 1; none for the bf16 and f16 paths)"},
     {"roofline_value", "the roofline in GB/s (dram_read: the best DRAM probe of this run with the "
                        "same thread count, machine.dram_probes) or GFLOP/s (peaks, same thread "
                        "count)"},

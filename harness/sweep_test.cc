@@ -38,7 +38,7 @@ TEST(SweepFlags, Defaults) {
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->formats.size(), all_formats().size());
   EXPECT_EQ(o->variants.size(), 4u);
-  EXPECT_EQ(o->paths.size(), 3u);  // f32, int8, bf16
+  EXPECT_EQ(o->paths.size(), 4u);  // f32, int8, bf16, f16
   ASSERT_EQ(o->shapes.size(), 6u);
   EXPECT_EQ(o->shapes[4].n, 14336);
   EXPECT_EQ(o->shapes[4].k, 4096);

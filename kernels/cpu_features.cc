@@ -46,6 +46,7 @@ uint32_t probe() {
     if (ebx & (1u << 30)) f |= kCpuAvx512BW;
     if (ebx & (1u << 31)) f |= kCpuAvx512VL;
     if (ecx & (1u << 11)) f |= kCpuAvx512Vnni;
+    if (edx & (1u << 23)) f |= kCpuAvx512Fp16;
     unsigned eax1, ebx1, ecx1, edx1;  // leaf 7, sub-leaf 1: EAX bit 5 = AVX512_BF16
     if (eax >= 1 && __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1) && (eax1 & (1u << 5)))
       f |= kCpuAvx512Bf16;
@@ -61,11 +62,13 @@ constexpr FeatureName kNames[] = {
     {kCpuAvx2, "avx2"},         {kCpuFma, "fma"},           {kCpuF16c, "f16c"},
     {kCpuAvx512F, "avx512f"},   {kCpuAvx512BW, "avx512bw"}, {kCpuAvx512DQ, "avx512dq"},
     {kCpuAvx512VL, "avx512vl"}, {kCpuAvx512Vnni, "avx512vnni"}, {kCpuAvx512Bf16, "avx512bf16"},
+    {kCpuAvx512Fp16, "avx512fp16"},
 };
 
 // The features that need `bit` (disabling it must disable them too).
 uint32_t dependents(uint32_t bit) {
-  constexpr uint32_t kAvx512All = (kFeaturesAvx512Vnni | kFeaturesAvx512Bf16) & ~kFeaturesAvx2;
+  constexpr uint32_t kAvx512All =
+      (kFeaturesAvx512Vnni | kFeaturesAvx512Bf16 | kFeaturesAvx512Fp16) & ~kFeaturesAvx2;
   switch (bit) {
     case kCpuAvx2:
     case kCpuFma:

@@ -227,6 +227,10 @@ fp16_t fp32_to_fp16(float f);
 float bf16_to_fp32(uint16_t b);
 // Round to nearest even; NaN stays a quiet NaN (as ggml).
 uint16_t fp32_to_bf16(float f);
+// a * b + c in fp16 with one rounding (nearest-even, overflow to inf, subnormals kept), as
+// AVX-512 FP16's vfmadd231ph with the default MXCSR: the f16 path's arithmetic
+// (kernel_api.h). Computed exactly in integers, then rounded once.
+fp16_t fma_fp16(fp16_t a, fp16_t b, fp16_t c);
 
 
 // ---- Reference quantizers / dequantizers (kernels/quants_ref.cc) -------------------------

@@ -73,8 +73,26 @@ using MatmulKernelFn = void (*)(const MatmulArgs& args, int64_t n_begin, int64_t
 enum class Variant : uint8_t { kScalar, kAvx2, kAvx512, kAvx512Vnni };
 // kF32: f32 activations as they are; kInt8: activations quantized to Q8_0 / Q8_K, integer
 // dots; kBf16 (BF16 weights): activations rounded to bf16 (nearest-even), products of two
-// bf16 values (exact in f32) summed in f32 (AVX-512 BF16's vdpbf16ps).
-enum class Path : uint8_t { kF32, kInt8, kBf16 };
+// bf16 values (exact in f32) summed in f32 (AVX-512 BF16's vdpbf16ps); kF16 (F16 weights):
+// activations scaled per row by a power of two and rounded to fp16, products summed in fp16
+// (AVX-512 FP16's FMAs) in short chains that are then added in f32 (the chains below).
+enum class Path : uint8_t { kF32, kInt8, kBf16, kF16 };
+constexpr Path kAllPaths[] = {Path::kF32, Path::kInt8, Path::kBf16, Path::kF16};
+
+// The f16 path's arithmetic, which every kernel of it (the scalar reference included) follows
+// exactly, so that its rounding is the same whatever the ISA: k is taken in steps of
+// kF16PathLanes elements, element s * kF16PathLanes + l going to lane l (elements past k: 0).
+// Each lane sums w * x over kF16PathChainSteps consecutive steps in fp16, one rounding per
+// fused multiply-add (nearest-even, from +0); then its sum goes to f32, lanes l and
+// l + kF16PathLanes / 2 into the f32 lane l (the low half first). The kF16PathLanes / 2 f32
+// lanes are summed at the end and multiplied by the row's 2^-e. An output that comes out
+// non-finite is computed again on the f32 path (from the input floats), so fp16's range
+// never turns a finite result into inf or NaN.
+constexpr int kF16PathLanes = 32;
+constexpr int kF16PathChainSteps = 16;
+// A packed f16-path activation row (act_f16_ref): the float 2^-e at byte 0, the k fp16
+// values from this byte on.
+constexpr int64_t kF16ActValuesOffset = 64;
 
 // CPU features a kernel needs (bitmask), detected once at run time (kernels/cpu_features.h).
 enum CpuFeature : uint32_t {
@@ -88,12 +106,14 @@ enum CpuFeature : uint32_t {
   kCpuAvx512VL = 1u << 6,
   kCpuAvx512Vnni = 1u << 7,
   kCpuAvx512Bf16 = 1u << 8,  // vdpbf16ps, vcvtne2ps2bf16
+  kCpuAvx512Fp16 = 1u << 9,  // fp16 arithmetic (vfmadd231ph, vcvtph2psx)
 };
 constexpr uint32_t kFeaturesAvx2 = kCpuAvx2 | kCpuFma | kCpuF16c;
 constexpr uint32_t kFeaturesAvx512 =
     kFeaturesAvx2 | kCpuAvx512F | kCpuAvx512BW | kCpuAvx512DQ | kCpuAvx512VL;
 constexpr uint32_t kFeaturesAvx512Vnni = kFeaturesAvx512 | kCpuAvx512Vnni;
 constexpr uint32_t kFeaturesAvx512Bf16 = kFeaturesAvx512 | kCpuAvx512Bf16;
+constexpr uint32_t kFeaturesAvx512Fp16 = kFeaturesAvx512 | kCpuAvx512Fp16;
 
 }  // namespace fk
 

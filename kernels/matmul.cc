@@ -270,7 +270,7 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
       path.value_or(has_int8_path(traits(format)) ? Path::kInt8 : Path::kF32);
   if (!has_path(format, want_path)) {
     std::string paths;
-    for (Path p : {Path::kF32, Path::kInt8, Path::kBf16}) {
+    for (Path p : kAllPaths) {
       if (has_path(format, p)) absl::StrAppend(&paths, paths.empty() ? "" : ", ", path_name(p));
     }
     return absl::InvalidArgumentError(absl::StrCat("no ", path_name(want_path), " path for ",

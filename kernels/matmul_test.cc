@@ -129,11 +129,69 @@ double bf16_flush_bound(const float* w, int64_t k) {
   return s;
 }
 
+// f16 path (kernel_api.h). The activations, scaled by 2^e and rounded to fp16, are known
+// exactly (the reference packer's rows, read back), and so is that error, as on the int8
+// path. Each fused multiply-add of an fp16 chain rounds once, by at most half an ulp of its
+// result: 2^-11 of it, or 2^-25 (half the subnormal spacing) in scaled units. Adding up
+// those worst cases, chains of 16 steps would be allowed 30-40 times the errors seen, and a
+// kernel dropping 32 elements at k = 4096 would pass. Roundings of distinct additions are
+// independent and of either sign, so we allow 8 times the root-sum-square of the per-step
+// bounds (Hoeffding's inequality: exceeded with probability below 2 exp(-8^2 / 2) = 2.5e-14
+// for independent zero-mean errors; the probabilistic rounding error analysis of Higham and
+// Mary, SIAM J. Sci. Comput. 2019). Each step's bound is taken from the exact partial sum plus
+// the worst-case error so far. The chains then add in f32 (tol_f32 on the rounded
+// activations); an output that overflowed fp16 is the f32 path's sum of x, inside the same.
+constexpr double kF16Sigmas = 8.0;
+
+// The 2^-e of the f16 path's packed row for x[0..k) (act_f16_ref's first four bytes).
+float f16_row_unscale(const float* x, int64_t k) {
+  std::vector<uint8_t> packed(static_cast<size_t>(act_f16_ref.row_bytes(k)));
+  act_f16_ref.pack_row(x, k, packed.data());
+  float unscale;
+  std::memcpy(&unscale, packed.data(), sizeof unscale);
+  return unscale;
+}
+
+double f16_chain_bound(const float* xh, float unscale, const float* w, int64_t k) {
+  const double floor = 0x1p-25 * unscale;
+  const int64_t steps = (k + kF16PathLanes - 1) / kF16PathLanes;
+  double sum_sq = 0.0;
+  for (int64_t c0 = 0; c0 < steps; c0 += kF16PathChainSteps) {
+    for (int l = 0; l < kF16PathLanes; ++l) {
+      double s = 0.0, worst = 0.0;
+      for (int64_t st = c0; st < std::min(steps, c0 + kF16PathChainSteps); ++st) {
+        const int64_t t = st * kF16PathLanes + l;
+        if (t >= k) break;
+        s += double{w[t]} * xh[t];  // exact: two fp16 values (times 2^-e)
+        const double b = 0x1p-11 * (std::fabs(s) + worst) + floor;
+        worst += b;
+        sum_sq += b * b;
+      }
+    }
+  }
+  return kF16Sigmas * std::sqrt(sum_sq);
+}
+
+double f16_path_tolerance(const float* x, const float* xh, const float* w, int64_t k,
+                          int64_t block) {
+  return quantization_error(x, xh, w, k) + f16_chain_bound(xh, f16_row_unscale(x, k), w, k) +
+         f32_tolerance(xh, w, k, block);
+}
+
 // The view of the input the entry's path sees (empty on the f32 path).
 std::vector<float> path_view_of_input(const KernelEntry& e, const float* x, int64_t m,
                                       int64_t k) {
   if (e.path == Path::kInt8) return int8_view_of_input(e.format, x, m, k);
   if (e.path == Path::kBf16) return view_of_input(Format::kBF16, x, m, k);
+  if (e.path == Path::kF16) {
+    std::vector<uint8_t> packed(static_cast<size_t>(act_f16_ref.row_bytes(k)));
+    std::vector<float> out(static_cast<size_t>(m * k));
+    for (int64_t i = 0; i < m; ++i) {
+      act_f16_ref.pack_row(x + i * k, k, packed.data());
+      act_f16_ref.unpack_row(packed.data(), k, out.data() + i * k);
+    }
+    return out;
+  }
   return {};
 }
 
@@ -215,6 +273,8 @@ GoldenCheck check_golden(const KernelEntry& e, const GoldenMatmulCase& gc,
         const float* xr = xq.data() + i * k;
         tol = quantization_error(x, xr, wr, k) + f32_tolerance(xr, wr, k, block) +
               bf16_flush_bound(wr, k);
+      } else if (e.path == Path::kF16) {
+        tol = f16_path_tolerance(x, xq.data() + i * k, wr, k, block);
       } else {
         const float* xr = xq.data() + i * k;
         tol = quantization_error(x, xr, wr, k) +
@@ -351,13 +411,17 @@ TEST_P(GoldenToleranceTest, RejectsZerosForeignKernelsAndADroppedBlock) {
       << "dropping the last block passes";
 
   // The kernel of every other format of the same variant and path, on these weights (the
-  // bf16 path has BF16 weights only: there, the same variant's F16 kernels, which read the
-  // same 2 bytes per weight as fp16).
+  // bf16 and f16 paths have BF16 / F16 weights only: there, the same variant's kernels of the
+  // other 16-bit format, which read the same 2 bytes per weight as fp16 / bf16).
   const int64_t row_bytes = static_cast<int64_t>(gc.weights.size()) / gc.n;
   int foreign = 0;
   for (const KernelEntry& g : all_kernels()) {
-    if (g.format == e.format || g.variant != e.variant) continue;
-    if (e.path == Path::kBf16 ? g.format != Format::kF16 : g.path != e.path) continue;
+    if (g.format == e.format || g.variant != e.variant || !kernel_runnable(g)) continue;
+    if (e.path == Path::kBf16 || e.path == Path::kF16) {
+      if (g.format != (e.format == Format::kF16 ? Format::kBF16 : Format::kF16)) continue;
+    } else if (g.path != e.path) {
+      continue;
+    }
     if (g.min_m > gc.m) continue;
     const std::vector<float> out = run_foreign_kernel(g, gc, row_bytes);
     EXPECT_GE(check_golden(e, gc, wf, out.data()).outside * 2, outputs)
@@ -486,12 +550,21 @@ TEST_P(VsScalarTest, RandomShapes) {
         // with identical quantized activations and exact integer dots, so only the float
         // scaling and accumulation order differ: the difference is at most the sum of both
         // rounding bounds. bf16 path: the same rounded activations, exact products, float
-        // sums in different orders, and vdpbf16ps's flushing of subnormals.
+        // sums in different orders, and vdpbf16ps's flushing of subnormals. f16 path: below.
         double tol;
         if (e.path == Path::kF32) {
           tol = 2 * f32_tolerance(x + i * k, wr, k, block);
         } else if (e.path == Path::kBf16) {
           tol = 2 * f32_tolerance(xq.data() + i * k, wr, k, block) + bf16_flush_bound(wr, k);
+        } else if (e.path == Path::kF16) {
+          // Every f16-path kernel does the same fp16 and f32 operations up to the final sum
+          // of the 16 f32 lanes (kernel_api.h), each lane at most the sum of its |terms| (and
+          // of the subnormal roundings): 15 roundings of at most u times that, or the same
+          // sequential fallback sum.
+          double terms = 0x1p-25 * f16_row_unscale(x + i * k, k) * static_cast<double>(k);
+          for (int64_t t = 0; t < k; ++t)
+            terms += std::fabs(double{xq[i * k + t]}) * std::fabs(double{wr[t]});
+          tol = 16 * kEps * terms;
         } else {
           tol = 2 * int8_depth(k, block) * kEps * magnitude(xq.data() + i * k, wr, k, block);
         }
@@ -523,9 +596,12 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
       continue;
     }
     ASSERT_NE(e.act, nullptr) << e.name;
-    const Format want = e.path == Path::kBf16 ? Format::kBF16 : act_format(e.format);
+    const Format want = e.path == Path::kBf16  ? Format::kBF16
+                        : e.path == Path::kF16 ? Format::kF16
+                                               : act_format(e.format);
     EXPECT_EQ(e.act->format, want) << e.name << " packs " << e.act->name;
-    if (kernel_runnable(e)) packers.insert(e.act);
+    // The f16 path's packers hold scaled rows (F16PackerTest below checks them).
+    if (kernel_runnable(e) && e.path != Path::kF16) packers.insert(e.act);
   }
   ASSERT_FALSE(packers.empty());
   std::mt19937_64 rng(0xac7);
@@ -572,6 +648,112 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
 // The float panel packers (group_rows > 1) hold every input float bit for bit (NaN payloads,
 // -0, infinities, subnormals), zeros for the rows past m, and write nothing past their
 // groups; packing on a pool gives the same bytes.
+// The f16 path's reference packer, against values worked out by hand: the scale puts the
+// row's largest magnitude in [128, 256), NaN elements do not choose it, an infinite or zero
+// row keeps 2^0, and e stays within [-120, 64].
+TEST(F16PackerTest, ReferenceScaleAndRounding) {
+  struct Case {
+    std::vector<float> x;
+    float unscale;
+    std::vector<uint16_t> want;  // fp16 bits
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const Case cases[] = {
+      // max 3 = 1.5 * 2^1 -> e = 6: 3 * 64 = 192 (0x5A00); 1 -> 64 (0x5400); -0.5 -> -32.
+      {{3.0f, 1.0f, -0.5f}, 0x1p-6f, {0x5A00, 0x5400, 0xD000}},
+      // max 128 -> e = 0 (already in [128, 256)); 1 + 2^-11 rounds to even 1 (0x3C00),
+      // 1 + 3 * 2^-11 up to 1 + 2^-9 (0x3C02).
+      {{128.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f}, 1.0f, {0x5800, 0x3C00, 0x3C02}},
+      // max 255.9 -> e = 0; 65504 never reached.
+      {{255.9f, -2.0f}, 1.0f, {0x5BFF, 0xC000}},
+      // max 256 -> e = -1: 128 (0x5800); 2^-30 -> 2^-31, below half the smallest fp16
+      // subnormal (2^-25) -> +0.
+      {{256.0f, 0x1p-30f}, 2.0f, {0x5800, 0x0000}},
+      // NaN does not choose the scale (max 1 -> e = 7) and stays NaN.
+      {{std::nanf(""), 1.0f}, 0x1p-7f, {0x7E00, 0x5800}},
+      // An infinity: e = 0.
+      {{inf, 2.0f}, 1.0f, {0x7C00, 0x4000}},
+      // Zeros: e = 0, and -0 stays -0.
+      {{0.0f, -0.0f}, 1.0f, {0x0000, 0x8000}},
+      // Tiny rows: e capped at 64; 2^-70 * 2^64 = 2^-6 (0x2400).
+      {{0x1p-70f}, 0x1p-64f, {0x2400}},
+      // Huge rows: max 2^127 -> e = -120: 2^7 (0x5800).
+      {{0x1p127f}, 0x1p120f, {0x5800}},
+  };
+  for (const Case& c : cases) {
+    const int64_t k = static_cast<int64_t>(c.x.size());
+    SCOPED_TRACE(absl::StrCat("x[0] = ", c.x[0], " k = ", k));
+    std::vector<uint8_t> packed(static_cast<size_t>(act_f16_ref.row_bytes(k)), 0xCD);
+    ASSERT_GE(packed.size(), static_cast<size_t>(kF16ActValuesOffset + 2 * k));
+    act_f16_ref.pack_row(c.x.data(), k, packed.data());
+    float unscale;
+    std::memcpy(&unscale, packed.data(), sizeof unscale);
+    EXPECT_EQ(unscale, c.unscale);
+    for (int64_t t = 0; t < k; ++t) {
+      uint16_t h;
+      std::memcpy(&h, packed.data() + kF16ActValuesOffset + 2 * t, 2);
+      if ((c.want[t] & 0x7C00) == 0x7C00 && (c.want[t] & 0x3FF) != 0) {
+        EXPECT_EQ(h & 0x7C00, 0x7C00) << t;  // any NaN
+        EXPECT_NE(h & 0x3FF, 0) << t;
+      } else {
+        EXPECT_EQ(h, c.want[t]) << "element " << t;
+      }
+    }
+    std::vector<float> back(static_cast<size_t>(k));
+    act_f16_ref.unpack_row(packed.data(), k, back.data());
+    for (int64_t t = 0; t < k; ++t) {
+      uint16_t h;
+      std::memcpy(&h, packed.data() + kF16ActValuesOffset + 2 * t, 2);
+      const float want = fp16_to_fp32(h) * c.unscale;
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(back[t]));
+      } else {
+        EXPECT_EQ(back[t], want);
+      }
+    }
+  }
+}
+
+// Every other f16-path packer writes the reference packer's bytes (scale and values).
+TEST(F16PackerTest, SimdPackersWriteTheReferenceBytes) {
+  std::set<const ActPacker*> packers;
+  for (const KernelEntry& e : all_kernels())
+    if (e.path == Path::kF16 && e.act != &act_f16_ref) {
+      if (!kernel_runnable(e)) {
+        std::printf("skipping %s: needs %s (CPU lacks them)\n", e.act->name,
+                    missing_cpu_features(e.features).c_str());
+        continue;
+      }
+      packers.insert(e.act);
+    }
+  if (packers.empty()) GTEST_SKIP() << "this CPU runs no SIMD f16-path packer";
+  std::mt19937_64 rng(0xf16);
+  for (const ActPacker* p : packers) {
+    for (int64_t k : {1, 15, 16, 17, 37, 64, 100, 4096 + 7}) {
+      for (int kind = 0; kind < 5; ++kind) {
+        SCOPED_TRACE(absl::StrCat(p->name, " k=", k, " kind=", kind));
+        std::vector<float> x = make_input(1, k, rng, kind == 1);
+        x.erase(x.begin());
+        if (kind == 2) std::fill(x.begin(), x.end(), 0.0f);
+        if (kind == 3) x[static_cast<size_t>(k / 2)] = std::nanf("");
+        if (kind == 4)  // tiny values: subnormal halves after scaling, and float subnormals
+          for (float& v : x) v *= 0x1p-140f;
+        const int64_t rb = p->row_bytes(k);
+        ASSERT_EQ(rb, act_f16_ref.row_bytes(k));
+        std::vector<uint8_t> want(static_cast<size_t>(rb), 0), got(static_cast<size_t>(rb + 64), 0);
+        uint8_t* packed = got.data() + ((64 - reinterpret_cast<uintptr_t>(got.data()) % 64) % 64);
+        act_f16_ref.pack_row(x.data(), k, want.data());
+        p->pack_row(x.data(), k, packed);
+        EXPECT_EQ(std::memcmp(packed, want.data(), 4), 0) << "scale";
+        EXPECT_EQ(std::memcmp(packed + kF16ActValuesOffset, want.data() + kF16ActValuesOffset,
+                              static_cast<size_t>(2 * k)),
+                  0)
+            << "values";
+      }
+    }
+  }
+}
+
 TEST(ActPackerTest, GroupPackersHoldTheInputFloatsBitForBit) {
   std::set<const ActPacker*> packers;
   for (const KernelEntry& e : all_kernels())
@@ -792,6 +974,11 @@ TEST(RegistryTest, EveryFormatHasScalarKernels) {
     EXPECT_TRUE(has_path(t.format, Path::kF32)) << t.name;
     EXPECT_EQ(has_path(t.format, Path::kInt8), has_int8_path(t)) << t.name;
     EXPECT_EQ(has_path(t.format, Path::kBf16), t.format == Format::kBF16) << t.name;
+    // The f16 path: F16 weights only, with its reference.
+    EXPECT_EQ(find_kernel(t.format, Variant::kScalar, Path::kF16) != nullptr,
+              t.format == Format::kF16)
+        << t.name;
+    EXPECT_EQ(has_path(t.format, Path::kF16), t.format == Format::kF16) << t.name;
   }
   // Scalar entries come first (registry.inc order).
   EXPECT_EQ(all_kernels()[0].variant, Variant::kScalar);
@@ -806,6 +993,7 @@ TEST(RegistryTest, EachVariantCoversEveryFormatOfItsPaths) {
     for (const FormatTraits& t : all_formats()) {
       if (p == Path::kInt8 && !has_int8_path(t)) continue;
       if (p == Path::kBf16 && t.format != Format::kBF16) continue;  // BF16 weights only
+      if (p == Path::kF16 && t.format != Format::kF16) continue;    // F16 weights only
       EXPECT_NE(find_kernel(t.format, v, p), nullptr)
           << variant_name(v) << " " << path_name(p) << " lacks " << t.name;
     }
@@ -831,6 +1019,13 @@ TEST(RegistryTest, NamesParseBack) {
   EXPECT_EQ(*parse_path("f32"), Path::kF32);
   EXPECT_EQ(*parse_path("BF16"), Path::kBf16);
   EXPECT_STREQ(path_name(Path::kBf16), "bf16");
+  for (Path p : kAllPaths) {
+    absl::StatusOr<Path> back = parse_path(path_name(p));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, p);
+    EXPECT_THAT(path_names(), HasSubstr(path_name(p)));
+  }
+  EXPECT_EQ(*parse_path("F16"), Path::kF16);
   absl::StatusOr<Variant> bad = parse_variant("sse9");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("sse9"));

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -488,6 +491,87 @@ TEST(Fp16Test, RowConversions) {
   dequantize_row_bf16_ref(b, f, 2);
   EXPECT_EQ(f[0], 1.0f);
   EXPECT_EQ(f[1], 3.140625f);
+}
+
+// fma_fp16: the f16 path's arithmetic (one rounding of the exact a * b + c).
+TEST(Fp16FmaTest, HandKnownCases) {
+  const fp16_t one = 0x3C00, two = 0x4000, three = 0x4200, half = 0x3800, max = 0x7BFF;
+  EXPECT_EQ(fma_fp16(two, three, one), 0x4700);  // 7
+  EXPECT_EQ(fma_fp16(0x0000, 0x0000, 0x0000), 0x0000);
+  EXPECT_EQ(fma_fp16(0x8000, one, 0x8000), 0x8000);  // -0 + -0 = -0
+  EXPECT_EQ(fma_fp16(two, 0xC000, 0x4400), 0x0000);  // 2 * -2 + 4 = +0
+  // 1 + 2^-11: the tie between 1 and 1 + 2^-10 goes to even (1); 1 + 2^-11 + 2^-21 (the
+  // product 2^-11 * (1 + 2^-10)) is above the tie and goes up. 2 + 2^-10: tie, even (2).
+  const fp16_t eps11 = fp32_to_fp16(std::ldexp(1.0f, -11));
+  const fp16_t one_up = 0x3C01, one_down = 0x3BFF;  // 1 + 2^-10, 1 - 2^-11
+  EXPECT_EQ(fma_fp16(eps11, one, one), 0x3C00);
+  EXPECT_EQ(fma_fp16(eps11, one_up, one), 0x3C01);
+  EXPECT_EQ(fma_fp16(one, one, one_up), 0x4000);
+  // (1 + 2^-10)(1 - 2^-11) - 1 = 2^-11 - 2^-21 exactly; a rounded product (1) would give 0.
+  EXPECT_EQ(fp16_to_fp32(fma_fp16(one_up, one_down, 0xBC00)), std::ldexp(1023.0f, -21));
+  // Overflow: 65504 + 8 rounds back to 65504 (below the tie at 65520); 65504 + 16 is the
+  // tie with 65536 -> even -> inf.
+  EXPECT_EQ(fma_fp16(max, one, 0x4800), 0x7BFF);  // + 8
+  EXPECT_EQ(fma_fp16(max, one, 0x4C00), 0x7C00);  // + 16
+  EXPECT_EQ(fma_fp16(max, two, 0xFBFF), 0x7BFF);  // 2 * 65504 - 65504: exact, no overflow
+  // Subnormals kept: 2^-24 * 0.5 = 2^-25 ties to 0 (even); 3 * 2^-25 ties to 2 * 2^-24.
+  EXPECT_EQ(fma_fp16(0x0001, half, 0x0000), 0x0000);
+  EXPECT_EQ(fma_fp16(0x0001, fp32_to_fp16(1.5f), 0x0000), 0x0002);
+  EXPECT_EQ(fma_fp16(0x0001, one, 0x03FF), 0x0400);  // into the smallest normal
+  // inf / NaN.
+  EXPECT_EQ(fma_fp16(0x7C00, one, one), 0x7C00);
+  const fp16_t nan = fma_fp16(0x7C00, 0x0000, one);
+  EXPECT_EQ(nan & 0x7C00, 0x7C00);
+  EXPECT_NE(nan & 0x3FF, 0);
+  EXPECT_NE(fma_fp16(0x7C00, one, 0xFC00) & 0x3FF, 0);  // inf - inf
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512fp16,avx512vl"))) fp16_t hardware_fma(fp16_t a, fp16_t b,
+                                                                     fp16_t c) {
+  const __m128h va = _mm_castsi128_ph(_mm_cvtsi32_si128(a));
+  const __m128h vb = _mm_castsi128_ph(_mm_cvtsi32_si128(b));
+  const __m128h vc = _mm_castsi128_ph(_mm_cvtsi32_si128(c));
+  return static_cast<fp16_t>(_mm_cvtsi128_si32(_mm_castph_si128(_mm_fmadd_sh(va, vb, vc))));
+}
+#endif
+
+// Against AVX-512 FP16's own vfmadd (the instruction the f16 path's kernels run), where the
+// CPU has it: random finite operands of every magnitude, and near-cancelling ones.
+TEST(Fp16FmaTest, MatchesTheHardwareFma) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512fp16")) GTEST_SKIP() << "CPU lacks avx512fp16";
+  std::mt19937_64 rng(0xf16f);
+  auto finite = [&]() {
+    fp16_t h;
+    do h = static_cast<fp16_t>(rng()); while ((h & 0x7C00) == 0x7C00);
+    return h;
+  };
+  int64_t checked = 0, subnormal = 0, overflowed = 0;
+  for (int i = 0; i < 2000000; ++i) {
+    const fp16_t a = finite(), b = finite();
+    fp16_t c = finite();
+    if (i % 2 == 1) {  // c near -a * b: cancellation, exact zeros, subnormal results
+      c = static_cast<fp16_t>(fp32_to_fp16(-fp16_to_fp32(a) * fp16_to_fp32(b)) ^ (rng() & 3));
+      if ((c & 0x7C00) == 0x7C00) continue;
+    }
+    const fp16_t want = hardware_fma(a, b, c), got = fma_fp16(a, b, c);
+    if ((want & 0x7C00) == 0x7C00 && (want & 0x3FF) != 0) {
+      ASSERT_TRUE((got & 0x7C00) == 0x7C00 && (got & 0x3FF) != 0);
+    } else {
+      ASSERT_EQ(got, want) << std::hex << a << " * " << b << " + " << c;
+    }
+    ++checked;
+    if ((got & 0x7C00) == 0 && (got & 0x3FF) != 0) ++subnormal;
+    if ((got & 0x7FFF) == 0x7C00) ++overflowed;
+  }
+  // About 7 % of the near-cancelling pairs overflow in -a * b and are left out.
+  EXPECT_GT(checked, 1800000);
+  EXPECT_GT(subnormal, 1000) << "subnormal results";
+  EXPECT_GT(overflowed, 1000) << "results that overflow to inf";
+#else
+  GTEST_SKIP() << "not an x86-64 build";
+#endif
 }
 
 TEST(Bf16Test, HandKnownBitPatterns) {

@@ -35,6 +35,9 @@ extern const ActPacker act_q8_0_ref;
 extern const ActPacker act_q8_k_ref;
 // The bf16 path's reference packer: the activations rounded to bf16 (nearest-even).
 extern const ActPacker act_bf16_ref;
+// The f16 path's reference packer (kernel_api.h): rows scaled by a power of two, rounded to
+// fp16; the float 2^-e at byte 0, the fp16 values from byte kF16ActValuesOffset.
+extern const ActPacker act_f16_ref;
 
 // Every registered kernel, in registry.inc order (scalar first).
 absl::Span<const KernelEntry> all_kernels();
@@ -44,11 +47,11 @@ absl::Span<const KernelEntry> all_kernels();
 Format act_format(Format weights);
 
 const char* variant_name(Variant v);  // "scalar", "avx2", "avx512", "avx512_vnni"
-const char* path_name(Path p);        // "f32", "int8", "bf16"
+const char* path_name(Path p);        // "f32", "int8", "bf16", "f16"
 // Parse names (case-insensitive); errors list the valid names.
 absl::StatusOr<Variant> parse_variant(absl::string_view name);
 absl::StatusOr<Path> parse_path(absl::string_view name);
-// "scalar, avx2, avx512, avx512_vnni" / "f32, int8, bf16" for --help and error messages.
+// "scalar, avx2, avx512, avx512_vnni" / "f32, int8, bf16, f16" for --help and error messages.
 const char* variant_names();
 const char* path_names();
 
@@ -57,7 +60,7 @@ const char* path_names();
 const KernelEntry* find_kernel(Format format, Variant variant, Path path, int64_t m = 1);
 
 // True when the registry has kernels of `path` for `format` weights (every format has f32;
-// quantized formats int8; BF16 bf16).
+// quantized formats int8; BF16 bf16; F16 f16).
 bool has_path(Format format, Path path);
 
 // True when this CPU can run the entry.

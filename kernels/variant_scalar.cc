@@ -27,6 +27,8 @@
 //               of 32, isum = sum_s (ls_s - 32) * dot_s over the codebook values, no mins,
 //               isum * (d * d_a).
 //               Block values are added up in double, rounded to float at the end.
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -448,6 +450,51 @@ void bf16_bf16__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   MatmulArgs rounded = a;
   rounded.input = x.data();
   f32_path(Format::kBF16, rounded, nb, ne);
+}
+
+// f16 path (kernel_api.h): the arithmetic every f16-path kernel follows, step by step: fp16
+// chains per lane (fma_fp16, one rounding each), flushed into the f32 lanes, summed in lane
+// order; an output that comes out non-finite is the f32 path's sum of the input floats.
+float f16_path_fallback(const float* x, const uint8_t* w, int64_t k) {
+  float s = 0.0f;
+  for (int64_t t = 0; t < k; ++t) s += x[t] * read_f16(w + 2 * t);
+  return s;
+}
+
+void f16_f16__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  constexpr int L = kF16PathLanes;
+  for (int64_t i = 0; i < a.m; ++i) {
+    const uint8_t* act = a.act + i * a.act_row_bytes;
+    float unscale;
+    std::memcpy(&unscale, act, sizeof unscale);
+    const uint8_t* x = act + kF16ActValuesOffset;
+    for (int64_t j = nb; j < ne; ++j) {
+      const uint8_t* w = a.weights + j * a.row_bytes;
+      float acc32[L / 2] = {};
+      fp16_t acc16[L] = {};
+      const int64_t steps = (a.k + L - 1) / L;
+      for (int64_t s = 0; s < steps; ++s) {
+        for (int l = 0; l < L; ++l) {
+          const int64_t t = s * L + l;
+          if (t >= a.k) break;  // 0 * 0 would leave the lane's sum as it is (never -0)
+          fp16_t wt, xt;
+          std::memcpy(&wt, w + 2 * t, 2);
+          std::memcpy(&xt, x + 2 * t, 2);
+          acc16[l] = fma_fp16(wt, xt, acc16[l]);
+        }
+        if ((s + 1) % kF16PathChainSteps == 0 || s + 1 == steps) {
+          for (int l = 0; l < L / 2; ++l) acc32[l] += fp16_to_fp32(acc16[l]);
+          for (int l = 0; l < L / 2; ++l) acc32[l] += fp16_to_fp32(acc16[l + L / 2]);
+          std::fill(acc16, acc16 + L, fp16_t{0});
+        }
+      }
+      float sum = 0.0f;
+      for (int l = 0; l < L / 2; ++l) sum += acc32[l];
+      float out = sum * unscale;
+      if (!std::isfinite(out)) out = f16_path_fallback(a.input + i * a.k, w, a.k);
+      a.output[i * a.n + j] = out;
+    }
+  }
 }
 
 }  // namespace fk

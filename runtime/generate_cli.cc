@@ -374,7 +374,8 @@ std::string GenerateUsage() {
       path_names(),
       " (default: $FK_PATH, else f32: no activation rounding;\n"
       "                     int8: quantized weights' activations to 8 bits; bf16: BF16\n"
-      "                     weights' activations to bf16; other weights stay on f32)\n"
+      "                     weights' activations to bf16; f16: F16 weights' activations\n"
+      "                     to fp16 and fp16 sums; other weights stay on f32)\n"
       "  --weights=MODE     native (as in the file, default) or f32 (dequantized at load)\n"
       "  --mmap             map the file instead of reading it into 2 MB pages: starts\n"
       "                     sooner and shares the page cache, but with a model larger than\n"

@@ -336,6 +336,22 @@ TEST_P(TinyModel, FusedMatchesF32Weights) {
     EXPECT_LT(err, 0.02) << "bf16 path, step " << i;
     EXPECT_GT(err, 0.0) << "bf16 path, step " << i << ": activations are rounded";
   }
+  // f16 path: F16 weights' activations rounded to fp16 (relative error <= 2^-11 per element)
+  // and products summed in fp16 chains of 16 (each step rounding by <= 2^-11 of its partial
+  // sum, RMS of a chain's error about 2^-11 * sqrt(16 / 3) ~ 0.11 % of its terms' spread):
+  // about the bf16 path's error or less; bound 2 %. Other formats stay on the f32 path.
+  const auto fused_f16 =
+      RunModel(*native.model, kTokens, steps, RunOptions{std::nullopt, Path::kF16, nullptr});
+  ASSERT_EQ(fused_f16.size(), size_t{steps});
+  for (int i = 0; i < steps; ++i) {
+    if (spec.format != Format::kF16) {
+      EXPECT_EQ(fused_f16[i], fused_f32[i]) << "f16 path, step " << i;
+      continue;
+    }
+    const double err = RelRms(fused_f16[i], want[i]);
+    EXPECT_LT(err, 0.02) << "f16 path, step " << i;
+    EXPECT_GT(err, 0.0) << "f16 path, step " << i << ": activations are rounded";
+  }
   const auto fused_int8 =
       RunModel(*native.model, kTokens, steps, RunOptions{std::nullopt, Path::kInt8, nullptr});
   ASSERT_EQ(fused_int8.size(), size_t{steps});

@@ -247,7 +247,7 @@ def plot_gemv(run, path):
                                           if c["variant"] in VARIANT_ORDER else 9))
             for c in fused:
                 bars.append((c["weight_gbps"], VARIANT_COLORS.get(c["variant"], "#333333"),
-                             {"int8": "//", "bf16": ".."}.get(c["path"], ""), f"{c['variant']} {c['path']}", c))
+                             {"int8": "//", "bf16": "..", "f16": "xx"}.get(c["path"], ""), f"{c['variant']} {c['path']}", c))
             g = run.one("ggml", fmt, n, k, 1, t)
             if g is not None:
                 bars.append((g["weight_gbps"], VARIANT_COLORS["ggml"], "", "ggml", g))
@@ -392,6 +392,7 @@ def plot_gflops(run, path):
     styles = {"ours int8 (best variant)": ("#1f77b4", "o", "-"),
               "ours f32 (best variant)": ("#2ca02c", "s", "-"),
               "ours bf16 (best variant)": ("#9467bd", "P", "-"),
+              "ours f16 (best variant)": ("#8c564b", "X", "-"),
               "dequantize-then-matmul": ("#ff7f0e", "v", "--"),
               "F32 weights": ("#7f7f7f", "^", ":"),
               "ggml": ("#d62728", "D", "-."),
@@ -466,11 +467,12 @@ def error_table(run):
 
 
 def error_series(errs):
-    """The error columns and their colours: "ours bf16" only for a run that has the bf16 path."""
+    """The error columns and their colours: "ours bf16" / "ours f16" only for a run that has that path."""
     series = [("ours f32", "#2ca02c"), ("ours int8", "#1f77b4"), ("ours bf16", "#9467bd"),
-              ("dequantize-then-matmul", "#ff7f0e"), ("ggml", "#d62728")]
-    if not any("ours bf16" in e for e in errs.values()):
-        series = [sc for sc in series if sc[0] != "ours bf16"]
+              ("ours f16", "#8c564b"), ("dequantize-then-matmul", "#ff7f0e"), ("ggml", "#d62728")]
+    for opt in ("ours bf16", "ours f16"):
+        if not any(opt in e for e in errs.values()):
+            series = [sc for sc in series if sc[0] != opt]
     return [sc[0] for sc in series], [sc[1] for sc in series]
 
 
@@ -720,7 +722,8 @@ def run_section(run, readme_dir):
     out.append("")
     out.append("max |y - ref| / max |ref| over the checked outputs; the int8 paths (and ggml) quantize the "
                "activations to 8 bits, so their error is that of the activation quantization; the bf16 path "
-               "rounds them to bf16 (8-bit significand: relative error at most 2^-9 per element).")
+               "rounds them to bf16 (8-bit significand: relative error at most 2^-9 per element); the f16 path "
+               "rounds them to fp16 (11-bit significand, 2^-11) and sums products in fp16 chains of 16.")
     out.append("")
     out.append(table(["format"] + series, rows))
     out.append("")
