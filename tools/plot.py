@@ -148,7 +148,8 @@ class Run:
 
     def subtitle(self):
         m = self.machine
-        isa = [f for f in m.get("isa_flags", []) if f in ("avx2", "avx512f", "avx512_vnni", "avx512bw")]
+        isa = [f for f in m.get("isa_flags", []) if f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                                                             "avx512_fp16", "amx_int8")]
         return (f"{m['cpu_model']}, {m['logical_cores']} cores ({' '.join(isa)}), {self.dram_text()}; "
                 f"commit {m.get('git_commit', '?')}, {self.run.get('started_utc', '?')[:10]}")
 
