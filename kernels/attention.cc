@@ -10,6 +10,12 @@ namespace fk {
 // The SIMD bodies (kernels/simd/attention-inl.h), one per ISA library.
 void attention_row__avx2(const AttentionRow& row);
 void attention_row__avx512(const AttentionRow& row);
+void attention_rows__avx2(const AttentionRows& rows);
+void attention_rows__avx512(const AttentionRows& rows);
+
+namespace {
+void attention_rows_ref(const AttentionRows& a) { attention_rows_one_by_one(a, &attention_row_ref); }
+}  // namespace
 
 void attention_row_ref(const AttentionRow& r) {
   const int64_t hd = r.head_dim;
@@ -43,9 +49,11 @@ void attention_row_ref(const AttentionRow& r) {
 
 absl::Span<const AttentionKernel> all_attention_kernels() {
   static const AttentionKernel kKernels[] = {
-      {Variant::kScalar, kCpuNone, &attention_row_ref, "attention__scalar"},
-      {Variant::kAvx2, kFeaturesAvx2, &attention_row__avx2, "attention__avx2"},
-      {Variant::kAvx512, kFeaturesAvx512, &attention_row__avx512, "attention__avx512"},
+      {Variant::kScalar, kCpuNone, &attention_row_ref, &attention_rows_ref, "attention__scalar"},
+      {Variant::kAvx2, kFeaturesAvx2, &attention_row__avx2, &attention_rows__avx2,
+       "attention__avx2"},
+      {Variant::kAvx512, kFeaturesAvx512, &attention_row__avx512, &attention_rows__avx512,
+       "attention__avx512"},
   };
   return kKernels;
 }

@@ -39,10 +39,36 @@ struct AttentionRow {
 
 using AttentionFn = void (*)(const AttentionRow& row);
 
+// Consecutive query rows of one head (a prompt's): row r (0 <= r < rows) is at position
+// hi0 + r and attends positions lo(r) .. hi0 + r, lo(r) = max(0, hi0 + r - window + 1) with a
+// sliding window (window > 0), else 0. Each row's output is attention_row's, bit for bit: a
+// kernel may only share loads between rows, never change a row's operations.
+inline constexpr int kAttentionScratchRows = 4;
+struct AttentionRows {
+  const float* q = nullptr;  // row r's query at q + r * q_stride
+  int64_t q_stride = 0;
+  float* out = nullptr;  // row r's output at out + r * out_stride
+  int64_t out_stride = 0;
+  const float* k = nullptr;  // as AttentionRow
+  const float* v = nullptr;
+  int64_t stride = 0;
+  int64_t head_dim = 0;
+  int64_t rows = 0;
+  int64_t hi0 = 0;
+  int64_t window = 0;
+  float scale = 1.0f;
+  // Scratch: kAttentionScratchRows rows of scores_stride (> hi0 + rows - 1) floats.
+  float* scores = nullptr;
+  int64_t scores_stride = 0;
+};
+
+using AttentionRowsFn = void (*)(const AttentionRows& rows);
+
 struct AttentionKernel {
   Variant variant;
   uint32_t features;  // required CpuFeature bits
   AttentionFn fn;
+  AttentionRowsFn rows_fn;
   const char* name;  // "attention__<variant>"
 };
 
@@ -57,6 +83,27 @@ const AttentionKernel& select_attention(std::optional<Variant> variant = std::nu
 
 // The scalar reference (also reachable as all_attention_kernels()[0]).
 void attention_row_ref(const AttentionRow& row);
+
+// Row r of a block as a single row, its scores in scratch row `slot`.
+inline AttentionRow attention_row_of(const AttentionRows& a, int64_t r, int slot = 0) {
+  AttentionRow row;
+  row.q = a.q + r * a.q_stride;
+  row.out = a.out + r * a.out_stride;
+  row.k = a.k;
+  row.v = a.v;
+  row.stride = a.stride;
+  row.head_dim = a.head_dim;
+  row.hi = a.hi0 + r;
+  row.lo = a.window > 0 ? (row.hi - a.window + 1 > 0 ? row.hi - a.window + 1 : 0) : 0;
+  row.scale = a.scale;
+  row.scores = a.scores + slot * a.scores_stride;
+  return row;
+}
+
+// A block as rows one at a time through `fn` (the reference's and AVX2's block kernel).
+inline void attention_rows_one_by_one(const AttentionRows& a, AttentionFn fn) {
+  for (int64_t r = 0; r < a.rows; ++r) fn(attention_row_of(a, r));
+}
 
 }  // namespace fk
 

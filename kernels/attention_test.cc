@@ -2,6 +2,7 @@
 // against an independent double-precision softmax attention.
 #include "kernels/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -136,6 +137,88 @@ TEST(AttentionTest, ExtremeScoresAreBitIdenticalToo) {
   // One dominant position: the output is its value row.
   const std::vector<float> out = RunRow(&attention_row_ref, c, d);
   for (int64_t i = 0; i < c.head_dim; ++i) EXPECT_FLOAT_EQ(out[i], d.v[9 * c.stride + i]);
+}
+
+// Blocks of consecutive rows (a prompt's) against the reference row by row, bit for bit:
+// row counts that are and are not multiples of the kernels' 4-row blocks, with and without a
+// sliding window (windows shorter than the block, so some blocks share no position), head
+// dims with and without 8-lane tails and 16-column remainders, blocks starting at 0 and
+// further on.
+TEST(AttentionTest, BlocksOfRowsAreTheRowsBitForBit) {
+  struct BlockCase {
+    int64_t head_dim, rows, hi0, window;
+  };
+  const BlockCase cases[] = {
+      {64, 1, 0, 0},   {64, 4, 0, 0},    {64, 13, 0, 0},  {64, 128, 0, 0}, {64, 9, 50, 0},
+      {64, 37, 3, 8},  {64, 12, 20, 2},  {64, 8, 0, 1},   {7, 11, 0, 0},   {20, 10, 5, 0},
+      {72, 9, 30, 16}, {256, 16, 0, 0},  {256, 6, 40, 3}, {200, 7, 12, 0}, {1, 5, 0, 0},
+      {48, 21, 0, 5},
+  };
+  for (const AttentionKernel& a : all_attention_kernels()) {
+    SCOPED_TRACE(a.name);
+    if (!cpu_has(a.features)) {
+      std::printf("[ SKIPPED  ] %s: this CPU lacks %s\n", a.name,
+                  missing_cpu_features(a.features).c_str());
+      continue;
+    }
+    for (const BlockCase& c : cases) {
+      SCOPED_TRACE(::testing::Message() << "head_dim " << c.head_dim << " rows " << c.rows
+                                        << " hi0 " << c.hi0 << " window " << c.window);
+      const int64_t positions = c.hi0 + c.rows;
+      const int64_t stride = c.head_dim + 3, q_stride = 2 * c.head_dim + 1;
+      std::mt19937 rng(static_cast<uint32_t>(c.head_dim * 1000 + c.rows));
+      std::normal_distribution<float> dist(0.0f, 1.5f);
+      std::vector<float> q(static_cast<size_t>(c.rows * q_stride)), k(positions * stride),
+          v(positions * stride);
+      for (float& x : q) x = dist(rng);
+      for (float& x : k) x = dist(rng);
+      for (float& x : v) x = dist(rng);
+      AttentionRows block;
+      block.q = q.data();
+      block.q_stride = q_stride;
+      block.k = k.data();
+      block.v = v.data();
+      block.stride = stride;
+      block.head_dim = c.head_dim;
+      block.rows = c.rows;
+      block.hi0 = c.hi0;
+      block.window = c.window;
+      block.scale = 0.125f;
+      block.out_stride = c.head_dim + 5;
+      std::vector<float> got(static_cast<size_t>(c.rows * block.out_stride), NAN);
+      std::vector<float> scratch(static_cast<size_t>(kAttentionScratchRows * positions), NAN);
+      block.out = got.data();
+      block.scores = scratch.data();
+      block.scores_stride = positions;
+      a.rows_fn(block);
+      for (int64_t r = 0; r < c.rows; ++r) {
+        // The reference on row r alone, positions from the block's rule.
+        const int64_t hi = c.hi0 + r;
+        const int64_t lo = c.window > 0 ? std::max<int64_t>(0, hi - c.window + 1) : 0;
+        std::vector<float> scores(static_cast<size_t>(positions), NAN);
+        std::vector<float> want(static_cast<size_t>(c.head_dim), NAN);
+        AttentionRow row;
+        row.q = q.data() + r * q_stride;
+        row.k = k.data();
+        row.v = v.data();
+        row.stride = stride;
+        row.head_dim = c.head_dim;
+        row.lo = lo;
+        row.hi = hi;
+        row.scale = 0.125f;
+        row.scores = scores.data();
+        row.out = want.data();
+        attention_row_ref(row);
+        ASSERT_EQ(std::memcmp(want.data(), got.data() + r * block.out_stride,
+                              want.size() * sizeof(float)),
+                  0)
+            << "row " << r << " (positions " << lo << ".." << hi << ")";
+        // Nothing written between rows.
+        for (int64_t i = c.head_dim; i < block.out_stride; ++i)
+          ASSERT_TRUE(std::isnan(got[r * block.out_stride + i])) << "row " << r << " col " << i;
+      }
+    }
+  }
 }
 
 TEST(AttentionTest, SelectionFollowsTheVariantAndTheCpu) {

@@ -283,7 +283,8 @@ Session::Session(const Model& model, int64_t max_context, int64_t max_batch,
     }
     layer_rope_.push_back(static_cast<int>(i));
   }
-  scores_.resize(static_cast<size_t>(kAttentionRowChunks * c.n_head * max_context));
+  scores_.resize(static_cast<size_t>(kAttentionRowChunks * c.n_head * kAttentionScratchRows *
+                                     max_context));
   kcache_.resize(static_cast<size_t>(c.n_layer * max_context) * kv_dim);
   vcache_.resize(kcache_.size());
   logits_.resize(static_cast<size_t>(c.n_vocab));
@@ -437,22 +438,22 @@ void Session::AttentionRows(int64_t layer, int64_t h, int64_t t0, int64_t t1, fl
   const int64_t q_dim = c.n_head * hd;
   const int64_t kv_dim = c.n_head_kv * hd;
   const int64_t g = h / (c.n_head / c.n_head_kv);
-  const int64_t window = c.layers[layer].sliding_window;
-  AttentionRow row;
-  row.k = kcache_.data() + layer * max_context_ * kv_dim + g * hd;
-  row.v = vcache_.data() + layer * max_context_ * kv_dim + g * hd;
-  row.stride = kv_dim;
-  row.head_dim = hd;
-  row.scale = c.attention_scale;
-  row.scores = scores;
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t pos = attn_pos0_ + t;
-    row.lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-    row.hi = pos;
-    row.q = q_.data() + t * q_dim + h * hd;
-    row.out = attn_.data() + t * q_dim + h * hd;
-    attention_.fn(row);
-  }
+  fk::AttentionRows rows;  // the kernel's block (not this member function)
+  rows.k = kcache_.data() + layer * max_context_ * kv_dim + g * hd;
+  rows.v = vcache_.data() + layer * max_context_ * kv_dim + g * hd;
+  rows.stride = kv_dim;
+  rows.head_dim = hd;
+  rows.scale = c.attention_scale;
+  rows.window = c.layers[layer].sliding_window;
+  rows.q = q_.data() + t0 * q_dim + h * hd;
+  rows.q_stride = q_dim;
+  rows.out = attn_.data() + t0 * q_dim + h * hd;
+  rows.out_stride = q_dim;
+  rows.rows = t1 - t0;
+  rows.hi0 = attn_pos0_ + t0;
+  rows.scores = scores;
+  rows.scores_stride = max_context_;
+  attention_.rows_fn(rows);
 }
 
 void Session::Attention(int64_t layer, int64_t n) {
@@ -489,7 +490,8 @@ void Session::AttentionHeads(int64_t layer, int64_t n) {
     const int64_t chunk = j->chunks - 1 - task / heads, h = task % heads;
     const int64_t t0 = chunk * j->rows, t1 = std::min(j->n, t0 + j->rows);
     j->self->AttentionRows(j->layer, h, t0, t1,
-                           j->self->scores_.data() + task * j->self->max_context_);
+                           j->self->scores_.data() +
+                               task * kAttentionScratchRows * j->self->max_context_);
   });
 }
 

@@ -208,7 +208,8 @@ class Session {
   };
   std::vector<RopeTable> rope_tables_;
   std::vector<int> layer_rope_;             // layer -> index into rope_tables_
-  std::vector<float> scores_;  // kAttentionRowChunks x n_head x max_context (per-task scratch)
+  std::vector<float> scores_;  // kAttentionRowChunks x n_head tasks' scratch, each
+                              // kAttentionScratchRows x max_context
   std::vector<float> kcache_, vcache_;      // n_layer x max_context x n_head_kv * head_dim
   std::vector<float> logits_;
 };
