@@ -35,7 +35,7 @@ void attention_row_ref(const AttentionRow& r) {
   }
   double sum = 0;
   for (int64_t j = r.lo; j <= r.hi; ++j) {
-    r.scores[j] = std::exp(r.scores[j] - max_score);
+    r.scores[j] = attention_exp(r.scores[j] - max_score);
     sum += r.scores[j];
   }
   const float inv = static_cast<float>(1.0 / sum);

@@ -9,20 +9,51 @@
 //   s_j = dot(q, k_j) * scale, the dot as 8 partial sums (lane l sums the products of
 //         elements 8i + l, i ascending), combined ((l0 + l4) + (l1 + l5)) + ((l2 + l6) +
 //         (l3 + l7)), then the head_dim % 8 trailing products added one by one;
-//   p_j = std::exp(s_j - max_j s_j), summed in double in position order; inv = 1 / sum
-//         (rounded to float);
+//   p_j = attention_exp(s_j - max_j s_j) (below), summed in double in position order;
+//         inv = 1 / sum (rounded to float);
 //   out[i] = sum over j ascending of (p_j * inv) * v_j[i], from 0.0f.
 // Products and sums are separate float operations (-ffp-contract=off; no FMA).
 #ifndef KERNELS_ATTENTION_H_
 #define KERNELS_ATTENTION_H_
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 
 #include "absl/types/span.h"
 #include "kernels/kernel_api.h"
 
 namespace fk {
+
+// exp(x) rounded to float, our own definition so that SIMD kernels can compute it lane by
+// lane with the same double operations (std::exp's bits depend on the C library): in double,
+// t = x * log2(e), n = t rounded to the nearest integer (even on ties), f = (t - n) * ln 2 in
+// [-0.35, 0.35], e^f by its Taylor polynomial of degree 12 (Horner: one product and one sum
+// per step), times 2^n, rounded to float. x is first clamped to [-200, 100] (float's exp is 0
+// or inf beyond); NaN stays NaN. The double result is within about 1e-14 (relative) of e^x,
+// so the float is the correctly rounded one but for x within that of a rounding boundary.
+inline constexpr double kAttentionExpCoef[13] = {
+    0x1.0000000000000p+0,  0x1.0000000000000p+0,  0x1.0000000000000p-1,  0x1.5555555555555p-3,
+    0x1.5555555555555p-5,  0x1.1111111111111p-7,  0x1.6c16c16c16c17p-10, 0x1.a01a01a01a01ap-13,
+    0x1.a01a01a01a01ap-16, 0x1.71de3a556c734p-19, 0x1.27e4fb7789f5cp-22, 0x1.ae64567f544e4p-26,
+    0x1.1eed8eff8d898p-29};  // 1 / k!
+inline constexpr double kAttentionLog2e = 0x1.71547652b82fep+0;
+inline constexpr double kAttentionLn2 = 0x1.62e42fefa39efp-1;
+
+inline float attention_exp(float x) {
+  if (x != x) return x;
+  double xd = static_cast<double>(x);
+  xd = xd < -200.0 ? -200.0 : (xd > 100.0 ? 100.0 : xd);
+  const double t = xd * kAttentionLog2e;
+  const double n = __builtin_nearbyint(t);
+  const double f = (t - n) * kAttentionLn2;
+  double p = kAttentionExpCoef[12];
+  for (int i = 11; i >= 0; --i) p = p * f + kAttentionExpCoef[i];
+  const uint64_t bits = static_cast<uint64_t>(static_cast<int64_t>(n) + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return static_cast<float>(p * scale);
+}
 
 struct AttentionRow {
   const float* q = nullptr;  // head_dim values

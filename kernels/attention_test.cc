@@ -69,6 +69,38 @@ std::string Name(const Case& c) {
          ".." + std::to_string(c.hi);
 }
 
+// attention_exp against the C library's double exp, rounded to float: the correctly rounded
+// value but for arguments within ~1e-14 of a rounding boundary (none expected among 2^21
+// samples); the special values by hand.
+TEST(AttentionExpTest, CorrectlyRoundedOverTheFloatRange) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> wide(-110.0f, 90.0f), near0(-1.0f, 1.0f);
+  int64_t checked = 0, off = 0;
+  for (int i = 0; i < (1 << 21); ++i) {
+    const float x = i % 2 ? wide(rng) : near0(rng);
+    const float want = static_cast<float>(std::exp(static_cast<double>(x)));
+    const float got = attention_exp(x);
+    ++checked;
+    if (got != want) {
+      ++off;
+      // Never more than one float step away.
+      EXPECT_EQ(std::nextafter(want, got), got) << x;
+    }
+  }
+  EXPECT_EQ(off, 0) << "of " << checked;
+  EXPECT_EQ(attention_exp(0.0f), 1.0f);
+  EXPECT_EQ(attention_exp(-0.0f), 1.0f);
+  EXPECT_EQ(attention_exp(1.0f), 2.71828182845904523536f);
+  EXPECT_EQ(attention_exp(-INFINITY), 0.0f);
+  EXPECT_EQ(attention_exp(-104.0f), 0.0f);  // below half the smallest subnormal
+  EXPECT_EQ(attention_exp(-103.0f), static_cast<float>(std::exp(-103.0)));  // subnormal
+  EXPECT_GT(attention_exp(-103.0f), 0.0f);
+  EXPECT_EQ(attention_exp(88.0f), static_cast<float>(std::exp(88.0)));
+  EXPECT_EQ(attention_exp(89.0f), INFINITY);
+  EXPECT_EQ(attention_exp(INFINITY), INFINITY);
+  EXPECT_TRUE(std::isnan(attention_exp(NAN)));
+}
+
 TEST(AttentionTest, ReferenceMatchesDoublePrecisionSoftmax) {
   for (const Case& c : kCases) {
     const Data d = MakeData(c, 7);
@@ -173,6 +205,10 @@ TEST(AttentionTest, BlocksOfRowsAreTheRowsBitForBit) {
       for (float& x : q) x = dist(rng);
       for (float& x : k) x = dist(rng);
       for (float& x : v) x = dist(rng);
+      if (c.rows % 3 == 0) {  // scores far apart: exps from 1 down to underflow
+        for (int64_t j = 0; j < positions; ++j)
+          for (int64_t i = 0; i < c.head_dim; ++i) k[j * stride + i] *= 1.0f + 4.0f * (j % 5);
+      }
       AttentionRows block;
       block.q = q.data();
       block.q_stride = q_stride;

@@ -66,6 +66,35 @@ FK_ATTN_INLINE void scores_4x8(const float* const (&q)[kRows], const float* k, i
   }
 }
 
+// attention_exp of 8 floats, each lane the scalar's double operations in its order.
+FK_ATTN_INLINE __m256 exp8(__m256 x) {
+  const __mmask8 nan = _mm256_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  __m512d xd = _mm512_cvtps_pd(x);
+  xd = _mm512_min_pd(_mm512_max_pd(xd, _mm512_set1_pd(-200.0)), _mm512_set1_pd(100.0));
+  const __m512d t = _mm512_mul_pd(xd, _mm512_set1_pd(kAttentionLog2e));
+  const __m512d n = _mm512_roundscale_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512d f = _mm512_mul_pd(_mm512_sub_pd(t, n), _mm512_set1_pd(kAttentionLn2));
+  __m512d p = _mm512_set1_pd(kAttentionExpCoef[12]);
+  for (int i = 11; i >= 0; --i)
+    p = _mm512_add_pd(_mm512_mul_pd(p, f), _mm512_set1_pd(kAttentionExpCoef[i]));
+  const __m512i bits =
+      _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtpd_epi64(n), _mm512_set1_epi64(1023)), 52);
+  const __m256 y = _mm512_cvtpd_ps(_mm512_mul_pd(p, _mm512_castsi512_pd(bits)));
+  return _mm256_mask_blend_ps(nan, y, x);
+}
+
+// scores[lo .. hi] = attention_exp(scores - mx), 8 at a time.
+FK_ATTN_INLINE void exp_run(float* s, int64_t lo, int64_t hi, float mx) {
+  const __m256 m = _mm256_set1_ps(mx);
+  int64_t t = lo;
+  for (; t + 8 <= hi + 1; t += 8)
+    _mm256_storeu_ps(s + t, exp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), m)));
+  if (t <= hi) {
+    const __mmask8 k = static_cast<__mmask8>((1u << (hi + 1 - t)) - 1);
+    _mm256_mask_storeu_ps(s + t, k, exp8(_mm256_sub_ps(_mm256_maskz_loadu_ps(k, s + t), m)));
+  }
+}
+
 // One score, as the reference (8 lanes, then the tail).
 FK_ATTN_INLINE float score_one(const float* q, const float* k, int64_t hd, float scale) {
   const int64_t hd8 = hd / 8 * 8;
@@ -159,13 +188,21 @@ void block_4(const AttentionRows& a, int64_t r0) {
       mx[r] = std::max(mx[r], s[r][j]);
     }
   }
-  // Softmax weights per row, as the reference; the exps first, then their sum in the same
-  // order (one loop with both keeps the double sum in memory across the expf calls).
+  // Softmax weights per row, as the reference: the exps 8 at a time, then their sum in
+  // position order.
+  // The 4 sums are independent chains of dependent additions: over the positions every row
+  // attends they advance together, each still in position order.
+  double sum[kRows] = {0, 0, 0, 0};
   for (int r = 0; r < kRows; ++r) {
-    for (int64_t t = lo[r]; t <= hi[r]; ++t) s[r][t] = std::exp(s[r][t] - mx[r]);
-    double sum = 0;
-    for (int64_t t = lo[r]; t <= hi[r]; ++t) sum += s[r][t];
-    const float inv = static_cast<float>(1.0 / sum);
+    exp_run(s[r], lo[r], hi[r], mx[r]);
+    // Before the common positions (all of them when there are none: t <= hi[0] <= hi[r]).
+    for (int64_t t = lo[r]; t < std::min(common_lo, common_hi + 1); ++t) sum[r] += s[r][t];
+  }
+  for (int64_t t = common_lo; t <= common_hi; ++t)
+    for (int r = 0; r < kRows; ++r) sum[r] += s[r][t];
+  for (int r = 0; r < kRows; ++r) {
+    for (int64_t t = std::max(lo[r], common_hi + 1); t <= hi[r]; ++t) sum[r] += s[r][t];
+    const float inv = static_cast<float>(1.0 / sum[r]);
     for (int64_t t = lo[r]; t <= hi[r]; ++t) s[r][t] *= inv;
   }
   // Values: 64 columns at a time (16 accumulators), then 16.

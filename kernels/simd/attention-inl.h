@@ -64,10 +64,10 @@ inline void attention_row_simd(const AttentionRow& r) {
     }
     finish(j, a);
   }
-  // Softmax weights: scalar std::exp, as the reference (its exact values).
+  // Softmax weights: scalar attention_exp, as the reference.
   double sum = 0;
   for (int64_t t = r.lo; t <= r.hi; ++t) {
-    r.scores[t] = std::exp(r.scores[t] - max_score);
+    r.scores[t] = attention_exp(r.scores[t] - max_score);
     sum += r.scores[t];
   }
   const float inv = static_cast<float>(1.0 / sum);
