@@ -24,6 +24,24 @@ inline float attention_reduce8(__m256 acc) {
   return _mm_cvtss_f32(_mm_hadd_ps(u, u));
 }
 
+// attention_exp of 4 floats, each lane the scalar's double operations in its order (AVX2;
+// the avx512 block kernel has an 8-lane one).
+inline __m128 attention_exp4(__m128 x) {
+  const __m128 nan = _mm_cmpunord_ps(x, x);
+  __m256d xd = _mm256_cvtps_pd(x);
+  xd = _mm256_min_pd(_mm256_max_pd(xd, _mm256_set1_pd(-200.0)), _mm256_set1_pd(100.0));
+  const __m256d t = _mm256_mul_pd(xd, _mm256_set1_pd(kAttentionLog2e));
+  const __m256d n = _mm256_round_pd(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256d f = _mm256_mul_pd(_mm256_sub_pd(t, n), _mm256_set1_pd(kAttentionLn2));
+  __m256d p = _mm256_set1_pd(kAttentionExpCoef[12]);
+  for (int i = 11; i >= 0; --i)
+    p = _mm256_add_pd(_mm256_mul_pd(p, f), _mm256_set1_pd(kAttentionExpCoef[i]));
+  // 2^n from its exponent bits (n is an integer in [-289, 145]: exact conversions).
+  const __m128i e = _mm_add_epi32(_mm256_cvtpd_epi32(n), _mm_set1_epi32(1023));
+  const __m256d scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_cvtepi32_epi64(e), 52));
+  return _mm_blendv_ps(_mm256_cvtpd_ps(_mm256_mul_pd(p, scale)), x, nan);
+}
+
 inline void attention_row_simd(const AttentionRow& r) {
   const int64_t hd = r.head_dim;
   const int64_t hd8 = hd / 8 * 8;
@@ -64,12 +82,17 @@ inline void attention_row_simd(const AttentionRow& r) {
     }
     finish(j, a);
   }
-  // Softmax weights: scalar attention_exp, as the reference.
-  double sum = 0;
-  for (int64_t t = r.lo; t <= r.hi; ++t) {
-    r.scores[t] = attention_exp(r.scores[t] - max_score);
-    sum += r.scores[t];
+  // Softmax weights: attention_exp 4 lanes at a time (the scalar's bits), then the double sum
+  // in position order, as the reference.
+  {
+    const __m128 mv = _mm_set1_ps(max_score);
+    int64_t t = r.lo;
+    for (; t + 4 <= r.hi + 1; t += 4)
+      _mm_storeu_ps(r.scores + t, attention_exp4(_mm_sub_ps(_mm_loadu_ps(r.scores + t), mv)));
+    for (; t <= r.hi; ++t) r.scores[t] = attention_exp(r.scores[t] - max_score);
   }
+  double sum = 0;
+  for (int64_t t = r.lo; t <= r.hi; ++t) sum += r.scores[t];
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t t = r.lo; t <= r.hi; ++t) r.scores[t] *= inv;
   // Output: 64 columns at a time held in 8 registers across all positions; each column is
