@@ -200,6 +200,37 @@ fp16_t fma_fp16(fp16_t a, fp16_t b, fp16_t c) {
   return static_cast<fp16_t>(h | (neg ? 0x8000u : 0u));
 }
 
+int f16_act_exponent(float max_abs) {
+  if (!(max_abs > 0.0f) || !std::isfinite(max_abs)) return 0;
+  int q;
+  std::frexp(max_abs, &q);
+  return std::clamp(8 - q, -120, 64);
+}
+
+int64_t f16_act_row_bytes(int64_t k) { return kF16ActValuesOffset + (2 * k + 63) / 64 * 64; }
+
+void f16_act_pack_row_ref(const float* x, int64_t k, uint8_t* out) {
+  float max_abs = 0.0f;
+  for (int64_t t = 0; t < k; ++t) max_abs = std::max(max_abs, std::fabs(x[t]));
+  const int e = f16_act_exponent(max_abs);
+  const float unscale = std::ldexp(1.0f, -e);
+  std::memcpy(out, &unscale, sizeof unscale);
+  for (int64_t t = 0; t < k; ++t) {
+    const fp16_t h = fp32_to_fp16(std::ldexp(x[t], e));
+    std::memcpy(out + kF16ActValuesOffset + 2 * t, &h, 2);
+  }
+}
+
+void f16_act_unpack_row(const uint8_t* packed, int64_t k, float* out) {
+  float unscale;
+  std::memcpy(&unscale, packed, sizeof unscale);
+  for (int64_t t = 0; t < k; ++t) {
+    fp16_t h;
+    std::memcpy(&h, packed + kF16ActValuesOffset + 2 * t, 2);
+    out[t] = fp16_to_fp32(h) * unscale;
+  }
+}
+
 float bf16_to_fp32(uint16_t b) { return float_of(static_cast<uint32_t>(b) << 16); }
 
 uint16_t fp32_to_bf16(float f) {

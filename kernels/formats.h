@@ -232,6 +232,17 @@ uint16_t fp32_to_bf16(float f);
 // (kernel_api.h). Computed exactly in integers, then rounded once.
 fp16_t fma_fp16(fp16_t a, fp16_t b, fp16_t c);
 
+// The f16 path's packed activation row (kernel_api.h): the float 2^-e in the first 4 bytes,
+// the k values x * 2^e rounded to fp16 (nearest-even) from byte kF16ActValuesOffset, padded
+// to a multiple of 64 bytes. e puts the row's largest magnitude (NaN elements skipped) in
+// [128, 256): e = 8 - q for max = f * 2^q, f in [0.5, 1), clamped to [-120, 64]; e = 0 for a
+// zero or infinite maximum.
+constexpr int64_t kF16ActValuesOffset = 64;
+int f16_act_exponent(float max_abs);
+int64_t f16_act_row_bytes(int64_t k);
+void f16_act_pack_row_ref(const float* x, int64_t k, uint8_t* out);
+void f16_act_unpack_row(const uint8_t* packed, int64_t k, float* out);
+
 
 // ---- Reference quantizers / dequantizers (kernels/quants_ref.cc) -------------------------
 // Quantizers: byte-identical to ggml's quantize_row_*_ref. Dequantizers: bit-identical to

@@ -90,9 +90,7 @@ constexpr Path kAllPaths[] = {Path::kF32, Path::kInt8, Path::kBf16, Path::kF16};
 // never turns a finite result into inf or NaN.
 constexpr int kF16PathLanes = 32;
 constexpr int kF16PathChainSteps = 16;
-// A packed f16-path activation row (act_f16_ref): the float 2^-e at byte 0, the k fp16
-// values from this byte on.
-constexpr int64_t kF16ActValuesOffset = 64;
+// The packed activation rows: f16_act_pack_row_ref (kernels/formats.h).
 
 // CPU features a kernel needs (bitmask), detected once at run time (kernels/cpu_features.h).
 enum CpuFeature : uint32_t {

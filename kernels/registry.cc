@@ -1,8 +1,5 @@
 #include "kernels/registry.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <string>
 
 #include "absl/status/status.h"
@@ -28,35 +25,6 @@ int64_t no_row_bytes(int64_t) { return 0; }
 void no_pack(const float*, int64_t, uint8_t*) {}
 void no_unpack(const uint8_t*, int64_t, float*) {}
 
-int64_t f16_act_row_bytes(int64_t k) { return kF16ActValuesOffset + (2 * k + 63) / 64 * 64; }
-
-void f16_act_pack_row(const float* x, int64_t k, uint8_t* out) {
-  float max_abs = 0.0f;
-  for (int64_t t = 0; t < k; ++t) max_abs = std::max(max_abs, std::fabs(x[t]));
-  int e = 0;
-  if (max_abs > 0.0f && std::isfinite(max_abs)) {
-    int q;
-    std::frexp(max_abs, &q);  // max_abs = f * 2^q, f in [0.5, 1)
-    e = std::clamp(8 - q, -120, 64);
-  }
-  const float unscale = std::ldexp(1.0f, -e);
-  std::memcpy(out, &unscale, sizeof unscale);
-  for (int64_t t = 0; t < k; ++t) {
-    const fp16_t h = fp32_to_fp16(std::ldexp(x[t], e));
-    std::memcpy(out + kF16ActValuesOffset + 2 * t, &h, 2);
-  }
-}
-
-void f16_act_unpack_row(const uint8_t* packed, int64_t k, float* out) {
-  float unscale;
-  std::memcpy(&unscale, packed, sizeof unscale);
-  for (int64_t t = 0; t < k; ++t) {
-    fp16_t h;
-    std::memcpy(&h, packed + kF16ActValuesOffset + 2 * t, 2);
-    out[t] = fp16_to_fp32(h) * unscale;
-  }
-}
-
 }  // namespace
 
 const ActPacker act_q8_0_ref = {"q8_0_ref", Format::kQ8_0, &ref_row_bytes<Format::kQ8_0>,
@@ -81,12 +49,10 @@ const ActPacker act_bf16_ref = {"bf16_ref", Format::kBF16, &ref_row_bytes<Format
                                 [](const uint8_t* p, int64_t k, float* out) {
                                   dequantize_row_bf16_ref(p, out, k);
                                 }};
-// The f16 path's activations (kernel_api.h): each row scaled by 2^e, e chosen from the row's
-// largest magnitude M (NaN elements skipped) so that M * 2^e lies in [128, 256) (e = 0 for a
-// zero or infinite M; e within [-120, 64]), and rounded to fp16 (nearest-even). Layout: the float 2^-e in
-// the first 4 bytes, the k fp16 values from byte 64.
-const ActPacker act_f16_ref = {"f16_ref", Format::kF16, &f16_act_row_bytes, &f16_act_pack_row,
-                               &f16_act_unpack_row};
+// The f16 path's activations: rows scaled by a power of two and rounded to fp16
+// (f16_act_pack_row_ref, kernels/formats.h).
+const ActPacker act_f16_ref = {"f16_ref", Format::kF16, &f16_act_row_bytes,
+                               &f16_act_pack_row_ref, &f16_act_unpack_row};
 extern const ActPacker act_none;
 const ActPacker act_none = {"none", Format::kF32, &no_row_bytes, &no_pack, &no_unpack};
 

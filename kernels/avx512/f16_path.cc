@@ -114,8 +114,6 @@ struct VecAvx512F16 : VecAvx512 {
 // The f16 path's activations as act_f16_ref packs them, bit for bit: the scale 2^e from the
 // row's largest magnitude by the same rule, x * 2^e (exact, as ldexp: a product by a power of
 // two), rounded to fp16 by vcvtps2ph (nearest-even, as fp32_to_fp16).
-int64_t f16_act_row_bytes(int64_t k) { return kF16ActValuesOffset + (2 * k + 63) / 64 * 64; }
-
 void f16_act_pack_row(const float* x, int64_t k, uint8_t* out) {
   __m512 m = _mm512_setzero_ps();
   int64_t t = 0;
@@ -124,13 +122,7 @@ void f16_act_pack_row(const float* x, int64_t k, uint8_t* out) {
   for (; t + 16 <= k; t += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + t)), m);
   const __mmask16 tail = static_cast<__mmask16>((1u << (k - t)) - 1);
   if (t < k) m = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(tail, x + t)), m);
-  const float max_abs = _mm512_reduce_max_ps(m);
-  int e = 0;
-  if (max_abs > 0.0f && std::isfinite(max_abs)) {
-    int q;
-    std::frexp(max_abs, &q);
-    e = std::clamp(8 - q, -120, 64);
-  }
+  const int e = f16_act_exponent(_mm512_reduce_max_ps(m));
   const float unscale = std::ldexp(1.0f, -e);
   std::memcpy(out, &unscale, sizeof unscale);
   const __m512 scale = _mm512_set1_ps(std::ldexp(1.0f, e));
@@ -144,16 +136,6 @@ void f16_act_pack_row(const float* x, int64_t k, uint8_t* out) {
     const __m256i h =
         _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + t), scale), kRound);
     _mm256_mask_storeu_epi16(v + 2 * t, tail, h);
-  }
-}
-
-void f16_act_unpack_row(const uint8_t* packed, int64_t k, float* out) {
-  float unscale;
-  std::memcpy(&unscale, packed, sizeof unscale);
-  for (int64_t t = 0; t < k; ++t) {
-    uint16_t h;
-    std::memcpy(&h, packed + kF16ActValuesOffset + 2 * t, 2);
-    out[t] = _cvtsh_ss(h) * unscale;
   }
 }
 
