@@ -231,6 +231,16 @@ void f16_act_unpack_row(const uint8_t* packed, int64_t k, float* out) {
   }
 }
 
+float f16_path_fallback(const float* x, const uint8_t* w, int64_t k) {
+  float s = 0.0f;
+  for (int64_t t = 0; t < k; ++t) {
+    fp16_t h;
+    std::memcpy(&h, w + 2 * t, 2);
+    s += x[t] * fp16_to_fp32(h);
+  }
+  return s;
+}
+
 float bf16_to_fp32(uint16_t b) { return float_of(static_cast<uint32_t>(b) << 16); }
 
 uint16_t fp32_to_bf16(float f) {

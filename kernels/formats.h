@@ -242,6 +242,10 @@ int f16_act_exponent(float max_abs);
 int64_t f16_act_row_bytes(int64_t k);
 void f16_act_pack_row_ref(const float* x, int64_t k, uint8_t* out);
 void f16_act_unpack_row(const uint8_t* packed, int64_t k, float* out);
+// The f16 path's output when its fp16 sums came out non-finite: the f32 path's sum of
+// x[t] * w[t] in t order (w: the row's k fp16 values, any alignment), one definition for
+// every kernel of the path.
+float f16_path_fallback(const float* x, const uint8_t* w, int64_t k);
 
 
 // ---- Reference quantizers / dequantizers (kernels/quants_ref.cc) -------------------------

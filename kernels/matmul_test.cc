@@ -172,9 +172,10 @@ double f16_chain_bound(const float* xh, float unscale, const float* w, int64_t k
   return kF16Sigmas * std::sqrt(sum_sq);
 }
 
-double f16_path_tolerance(const float* x, const float* xh, const float* w, int64_t k,
-                          int64_t block) {
-  return quantization_error(x, xh, w, k) + f16_chain_bound(xh, f16_row_unscale(x, k), w, k) +
+// unscale: the row's 2^-e (f16_row_unscale).
+double f16_path_tolerance(const float* x, const float* xh, float unscale, const float* w,
+                          int64_t k, int64_t block) {
+  return quantization_error(x, xh, w, k) + f16_chain_bound(xh, unscale, w, k) +
          f32_tolerance(xh, w, k, block);
 }
 
@@ -263,6 +264,7 @@ GoldenCheck check_golden(const KernelEntry& e, const GoldenMatmulCase& gc,
   GoldenCheck r;
   for (int64_t i = 0; i < m; ++i) {
     const float* x = gc.input.data() + i * k;
+    const float unscale = e.path == Path::kF16 ? f16_row_unscale(x, k) : 1.0f;
     for (int64_t j = 0; j < n; ++j) {
       const float* wr = wf.data() + j * k;
       const double exp = gc.expected[i * n + j];
@@ -274,7 +276,7 @@ GoldenCheck check_golden(const KernelEntry& e, const GoldenMatmulCase& gc,
         tol = quantization_error(x, xr, wr, k) + f32_tolerance(xr, wr, k, block) +
               bf16_flush_bound(wr, k);
       } else if (e.path == Path::kF16) {
-        tol = f16_path_tolerance(x, xq.data() + i * k, wr, k, block);
+        tol = f16_path_tolerance(x, xq.data() + i * k, unscale, wr, k, block);
       } else {
         const float* xr = xq.data() + i * k;
         tol = quantization_error(x, xr, wr, k) +
@@ -544,6 +546,7 @@ TEST_P(VsScalarTest, RandomShapes) {
     ASSERT_TRUE(wf.ok());
     const std::vector<float> xq = path_view_of_input(e, x, m, k);
     for (int64_t i = 0; i < m; ++i) {
+      const float unscale = e.path == Path::kF16 ? f16_row_unscale(x + i * k, k) : 1.0f;
       for (int64_t j = 0; j < n; ++j) {
         const float* wr = wf->data() + j * k;
         // Both compute the same sum: f32 path from the same dequantized values; int8 path
@@ -561,7 +564,7 @@ TEST_P(VsScalarTest, RandomShapes) {
           // of the 16 f32 lanes (kernel_api.h), each lane at most the sum of its |terms| (and
           // of the subnormal roundings): 15 roundings of at most u times that, or the same
           // sequential fallback sum.
-          double terms = 0x1p-25 * f16_row_unscale(x + i * k, k) * static_cast<double>(k);
+          double terms = 0x1p-25 * unscale * static_cast<double>(k);
           for (int64_t t = 0; t < k; ++t)
             terms += std::fabs(double{xq[i * k + t]}) * std::fabs(double{wr[t]});
           tol = 16 * kEps * terms;

@@ -454,12 +454,7 @@ void bf16_bf16__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
 
 // f16 path (kernel_api.h): the arithmetic every f16-path kernel follows, step by step: fp16
 // chains per lane (fma_fp16, one rounding each), flushed into the f32 lanes, summed in lane
-// order; an output that comes out non-finite is the f32 path's sum of the input floats.
-float f16_path_fallback(const float* x, const uint8_t* w, int64_t k) {
-  float s = 0.0f;
-  for (int64_t t = 0; t < k; ++t) s += x[t] * read_f16(w + 2 * t);
-  return s;
-}
+// order; an output that comes out non-finite is f16_path_fallback's.
 
 void f16_f16__scalar(const MatmulArgs& a, int64_t nb, int64_t ne) {
   constexpr int L = kF16PathLanes;

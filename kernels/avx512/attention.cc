@@ -58,9 +58,7 @@ FK_ATTN_INLINE void scores_4x8(const float* const (&q)[kRows], const float* k, i
     _mm512_store_ps(dots[0], reduce_quad(acc[r][0], acc[r][1]));
     _mm512_store_ps(dots[1], reduce_quad(acc[r][2], acc[r][3]));
     for (int p = 0; p < 8; ++p) {
-      float dot = dots[p / 4][4 * (p % 4)];
-      for (int64_t i = hd8; i < hd; ++i) dot += q[r][i] * kp[p][i];
-      s[r][j + p] = dot * scale;
+      s[r][j + p] = attention_score_tail(dots[p / 4][4 * (p % 4)], q[r], kp[p], hd, scale);
       mx[r] = std::max(mx[r], s[r][j + p]);
     }
   }
@@ -93,17 +91,6 @@ FK_ATTN_INLINE void exp_run(float* s, int64_t lo, int64_t hi, float mx) {
     const __mmask8 k = static_cast<__mmask8>((1u << (hi + 1 - t)) - 1);
     _mm256_mask_storeu_ps(s + t, k, exp8(_mm256_sub_ps(_mm256_maskz_loadu_ps(k, s + t), m)));
   }
-}
-
-// One score, as the reference (8 lanes, then the tail).
-FK_ATTN_INLINE float score_one(const float* q, const float* k, int64_t hd, float scale) {
-  const int64_t hd8 = hd / 8 * 8;
-  __m256 a = _mm256_setzero_ps();
-  for (int64_t i = 0; i < hd8; i += 8)
-    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i)));
-  float dot = attention_reduce8(a);
-  for (int64_t i = hd8; i < hd; ++i) dot += q[i] * k[i];
-  return dot * scale;
 }
 
 // Columns [c, c + 16 * U) of the 4 rows' outputs: out_r = sum over t in lo_r .. hi_r
@@ -145,7 +132,7 @@ FK_ATTN_INLINE void values_4(const AttentionRows& a, const float* const (&p)[kRo
     load_v(t, vv);
     for (int r = 0; r < kRows; ++r) add_row(r, t, vv);
   }
-  for (int64_t t = common_lo <= common_hi ? common_hi + 1 : before_end; t <= hi[kRows - 1]; ++t) {
+  for (int64_t t = common_hi + 1; t <= hi[kRows - 1]; ++t) {
     load_v(t, vv);
     for (int r = 0; r < kRows; ++r)
       if (t >= lo[r] && t <= hi[r]) add_row(r, t, vv);
@@ -176,7 +163,7 @@ void block_4(const AttentionRows& a, int64_t r0) {
   for (int r = 0; r < kRows; ++r) {
     for (int64_t j = lo[r]; j <= hi[r]; ++j) {
       if (j >= common_lo && j <= common_hi) continue;
-      s[r][j] = score_one(q[r], a.k + j * a.stride, hd, a.scale);
+      s[r][j] = attention_score(q[r], a.k + j * a.stride, hd, a.scale);
       mx[r] = std::max(mx[r], s[r][j]);
     }
   }
@@ -184,7 +171,7 @@ void block_4(const AttentionRows& a, int64_t r0) {
   for (; j + 8 <= common_hi + 1; j += 8) scores_4x8(q, a.k, a.stride, hd, a.scale, j, s, mx);
   for (; j <= common_hi; ++j) {
     for (int r = 0; r < kRows; ++r) {
-      s[r][j] = score_one(q[r], a.k + j * a.stride, hd, a.scale);
+      s[r][j] = attention_score(q[r], a.k + j * a.stride, hd, a.scale);
       mx[r] = std::max(mx[r], s[r][j]);
     }
   }

@@ -41,18 +41,6 @@ struct F16Dot {
     return _mm512_add_ps(_mm512_add_ps(acc32, lo), hi);
   }
 
-  // The f32 path's sum for an output that came out non-finite (kernel_api.h), in the scalar
-  // reference's order.
-  static FK_NOINLINE float fallback(const float* x, const uint8_t* w, int64_t k) {
-    float s = 0.0f;
-    for (int64_t t = 0; t < k; ++t) {
-      uint16_t h;
-      std::memcpy(&h, w + 2 * t, 2);
-      s += x[t] * _cvtsh_ss(h);
-    }
-    return s;
-  }
-
   template <int MR, int NR>
   static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
     const uint8_t* w[NR];
@@ -95,7 +83,7 @@ struct F16Dot {
       float* out = a.output + (i0 + i) * a.n + j0;
       for (int j = 0; j < nv; ++j) {
         float v = V::hsum(acc[i][j]) * unscale;
-        if (!std::isfinite(v)) v = fallback(a.input + (i0 + i) * a.k, w[j], a.k);
+        if (!std::isfinite(v)) v = f16_path_fallback(a.input + (i0 + i) * a.k, w[j], a.k);
         out[j] = v;
       }
     }

@@ -24,6 +24,22 @@ inline float attention_reduce8(__m256 acc) {
   return _mm_cvtss_f32(_mm_hadd_ps(u, u));
 }
 
+// A score from its dot's 8-lane part (already reduced): the head_dim % 8 trailing products
+// added one by one, then the scale, as the reference.
+inline float attention_score_tail(float dot, const float* q, const float* k, int64_t hd,
+                                  float scale) {
+  for (int64_t i = hd / 8 * 8; i < hd; ++i) dot += q[i] * k[i];
+  return dot * scale;
+}
+
+// One position's score, as the reference (8 lanes, reduced, then the tail).
+inline float attention_score(const float* q, const float* k, int64_t hd, float scale) {
+  __m256 a = _mm256_setzero_ps();
+  for (int64_t i = 0; i + 8 <= hd; i += 8)
+    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i)));
+  return attention_score_tail(attention_reduce8(a), q, k, hd, scale);
+}
+
 // attention_exp of 4 floats, each lane the scalar's double operations in its order (AVX2;
 // the avx512 block kernel has an 8-lane one).
 inline __m128 attention_exp4(__m128 x) {
@@ -49,10 +65,7 @@ inline void attention_row_simd(const AttentionRow& r) {
   // Scores, 4 positions at a time.
   float max_score = -INFINITY;
   const auto finish = [&](int64_t j, __m256 acc) {
-    const float* k = r.k + j * r.stride;
-    float dot = attention_reduce8(acc);
-    for (int64_t i = hd8; i < hd; ++i) dot += q[i] * k[i];
-    r.scores[j] = dot * r.scale;
+    r.scores[j] = attention_score_tail(attention_reduce8(acc), q, r.k + j * r.stride, hd, r.scale);
     max_score = std::max(max_score, r.scores[j]);
   };
   int64_t j = r.lo;
@@ -75,12 +88,8 @@ inline void attention_row_simd(const AttentionRow& r) {
     finish(j + 3, a3);
   }
   for (; j <= r.hi; ++j) {
-    const float* k = r.k + j * r.stride;
-    __m256 a = _mm256_setzero_ps();
-    for (int64_t i = 0; i < hd8; i += 8) {
-      a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i)));
-    }
-    finish(j, a);
+    r.scores[j] = attention_score(q, r.k + j * r.stride, hd, r.scale);
+    max_score = std::max(max_score, r.scores[j]);
   }
   // Softmax weights: attention_exp 4 lanes at a time (the scalar's bits), then the double sum
   // in position order, as the reference.
