@@ -16,7 +16,8 @@
 // so one vpdpbusd against a broadcast of 4 activation bytes does 64 multiply-adds for 16
 // weight rows at once (outer product), and each lane stays one output from the first
 // product to the store: no horizontal reduction, no shuffles in the inner loop. Per
-// sub-block the exact int32 dot is multiplied by the 16 rows' integer scales (vpmulld);
+// sub-block the exact int32 dot is multiplied by the 16 rows' integer scales (vpmulld;
+// Q2_K / Q3_K, whose 16-element dots fit int16: two sub-blocks per vpdpwssd);
 // per super-block the exact int32 total is scaled to float once (d * da) and accumulated.
 // Q4_K / Q5_K mins: sum_s m_s * bsum32_s by vpdpwssd on int16 pairs (exact), scaled by
 // dmin * da. Q6_K's -32 offset: sum_s (2 sc_s) * (-16 bsum16_s) by vpdpwssd, added to the
