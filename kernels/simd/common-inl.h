@@ -37,6 +37,11 @@ FK_INLINE uint32_t load_u32(const uint8_t* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+FK_INLINE uint64_t load_u64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 FK_INLINE float load_f32(const uint8_t* p) {
   float v;
   std::memcpy(&v, p, sizeof v);
