@@ -65,36 +65,22 @@ void Rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, int64_t rope_
   }
 }
 
-// gate[i] = act(gate[i]) * up[i].
-void GatedActivation(Activation act, float* gate, const float* up, int64_t n) {
-  if (act == Activation::kSilu) {
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
-    return;
-  }
-  // 0.5 g (1 + tanh(u)) = g / (1 + exp(-2u)): one exp instead of tanh (which costs an
-  // expm1 and more; 3 % of Gemma 3 270M's decode time at 1 thread).
-  constexpr float kTwoSqrt2OverPi = 2 * 0.7978845608028654f;
-  constexpr float kCoef = 0.044715f;
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    const float two_u = kTwoSqrt2OverPi * g * (1.0f + kCoef * g * g);
-    gate[i] = g / (1.0f + std::exp(-two_u)) * up[i];
-  }
+// The gate function of the FFN's activation (kernels/activation.h).
+GateKind GateKindOf(Activation act) {
+  return act == Activation::kSilu ? GateKind::kSilu : GateKind::kGeluTanh;
 }
 
-// The gated activation of columns [b, e) of m rows of n_ff (a MatmulEpilogue).
+// gate = act(gate) * up on columns [b, e) of m rows of n_ff (a MatmulEpilogue).
 struct GatedRange {
-  Activation act;
+  const GatedKernel* kernel;
+  GateKind kind;
   float* gate;
   const float* up;
   int64_t m, n_ff;
   static void Run(void* ctx, int64_t b, int64_t e) {
     const GatedRange& g = *static_cast<const GatedRange*>(ctx);
     for (int64_t i = 0; i < g.m; ++i) {
-      GatedActivation(g.act, g.gate + i * g.n_ff + b, g.up + i * g.n_ff + b, e - b);
+      g.kernel->fn(g.kind, g.gate + i * g.n_ff + b, g.up + i * g.n_ff + b, e - b);
     }
   }
 };
@@ -249,14 +235,15 @@ std::string Model::format_summary() const {
 
 Session::Session(const Model& model, int64_t max_context, int64_t max_batch,
                  const RunOptions& options, std::vector<std::optional<KernelChoice>> kernels,
-                 const AttentionKernel& attention)
+                 const AttentionKernel& attention, const GatedKernel& gated)
     : model_(model),
       cfg_(model.config()),
       max_context_(max_context),
       max_batch_(max_batch),
       options_(options),
       kernels_(std::move(kernels)),
-      attention_(attention) {
+      attention_(attention),
+      gated_(gated) {
   const ModelConfig& c = cfg_;
   const size_t b = static_cast<size_t>(max_batch);
   const size_t q_dim = static_cast<size_t>(c.n_head * c.head_dim);
@@ -338,15 +325,17 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
     }
     slot = *std::move(choice);
   }
-  // Attention runs the variant of the matmul kernels (the named one, FK_VARIANT's, or the
-  // best this CPU runs: whatever Resolve chose), or the nearest lower one that has attention.
+  // Attention and the FFN's gating run the variant of the matmul kernels (the named one,
+  // FK_VARIANT's, or the best this CPU runs: whatever Resolve chose), or the nearest lower
+  // one that has such a kernel.
   Variant variant = Variant::kScalar;
   for (const std::optional<KernelChoice>& k : kernels) {
     if (k.has_value()) variant = std::max(variant, k->general().variant);
   }
   return std::unique_ptr<Session>(new Session(model, max_context, std::min(max_batch, max_context),
                                               options, std::move(kernels),
-                                              select_attention(variant)));
+                                              select_attention(variant),
+                                              select_gated(variant)));
 }
 
 std::string Session::kernel_summary() const {
@@ -577,7 +566,7 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logi
       RmsNorm(xr, layer.ffn_norm.data(), t1 - t0, e, c.rms_eps, xn_.data() + t0 * e);
     });
     // gate = act(gate) * up on each finished column range, by the thread that computed it.
-    GatedRange gated{c.activation, gate_.data(), up_.data(), m, c.n_ff};
+    GatedRange gated{&gated_, GateKindOf(c.activation), gate_.data(), up_.data(), m, c.n_ff};
     MatmulEpilogue epilogue;
     epilogue.fn = &GatedRange::Run;
     epilogue.ctx = &gated;

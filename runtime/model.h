@@ -51,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
@@ -165,7 +166,8 @@ class Session {
 
  private:
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
-          std::vector<std::optional<KernelChoice>> kernels, const AttentionKernel& attention);
+          std::vector<std::optional<KernelChoice>> kernels, const AttentionKernel& attention,
+          const GatedKernel& gated);
   // want_logits: the chunk holds the prompt's last token. Other chunks stop once the last
   // layer's K and V are cached (nothing of its output is read) and skip the LM head.
   absl::Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits);
@@ -194,6 +196,8 @@ class Session {
   std::vector<std::optional<KernelChoice>> kernels_;
   // The attention kernel of the same variant as the matmul kernels, resolved in Create.
   const AttentionKernel& attention_;
+  // The FFN's gating kernel, chosen the same way.
+  const GatedKernel& gated_;
   MatmulScratch scratch_;
   int64_t n_past_ = 0;
   int64_t attn_pos0_ = 0;  // position of the first row of q_ that Attention() works on
