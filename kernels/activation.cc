@@ -22,12 +22,7 @@ absl::Span<const GatedKernel> all_gated_kernels() {
 }
 
 const GatedKernel& select_gated(std::optional<Variant> variant) {
-  const GatedKernel* best = &all_gated_kernels()[0];
-  for (const GatedKernel& g : all_gated_kernels()) {
-    if (variant.has_value() && g.variant > *variant) continue;
-    if (cpu_has(g.features) && g.variant > best->variant) best = &g;
-  }
-  return *best;
+  return best_runnable_kernel(all_gated_kernels(), variant);
 }
 
 }  // namespace fk

@@ -59,12 +59,7 @@ absl::Span<const AttentionKernel> all_attention_kernels() {
 }
 
 const AttentionKernel& select_attention(std::optional<Variant> variant) {
-  const AttentionKernel* best = &all_attention_kernels()[0];
-  for (const AttentionKernel& a : all_attention_kernels()) {
-    if (variant.has_value() && a.variant > *variant) continue;
-    if (cpu_has(a.features) && a.variant > best->variant) best = &a;
-  }
-  return *best;
+  return best_runnable_kernel(all_attention_kernels(), variant);
 }
 
 }  // namespace fk

@@ -5,7 +5,10 @@
 #define KERNELS_CPU_FEATURES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "kernels/kernel_api.h"
 
 namespace fk {
 
@@ -37,6 +40,19 @@ std::string missing_cpu_features(uint32_t required);
 
 // Names of all bits in `mask`, comma-separated, e.g. "avx2, fma, f16c".
 std::string cpu_feature_names(uint32_t mask);
+
+// Of a list of kernels with `variant` and `features` fields (attention, gated activation),
+// scalar first: the highest variant this CPU runs, at most `variant` when one is given (a
+// named variant without its own kernel gets the nearest lower one).
+template <class Kernels>
+const auto& best_runnable_kernel(const Kernels& kernels, std::optional<Variant> variant) {
+  const auto* best = &kernels[0];
+  for (const auto& k : kernels) {
+    if (variant.has_value() && k.variant > *variant) continue;
+    if (cpu_has(k.features) && k.variant > best->variant) best = &k;
+  }
+  return *best;
+}
 
 }  // namespace fk
 
