@@ -1230,9 +1230,9 @@ struct F32Decoder<Format::kIQ4_XS> {
 // ls - 32 of its lane's sub-block with vpmaddwd (exact in int32). With VNNI: V + 128 (as the
 // panel) into two vpdpbusd per 128 weights, whose lanes then each hold one sub-block's dot
 // (<= 8 * 241 * 127 = 244856), times ls - 32 by vpmulld; the bias 128 * sum_s (ls_s - 32) *
-// bsum32_s comes off once per block (vpmaddwd on the 8 int16 scales). 10 uops per 128
-// weights instead of 15 (and, shift, vpshufb, vpabsb, vpmovb2m, masked negation, vpmaddubsw,
-// vpdpwssd per 64).
+// bsum32_s comes off once per block (a 256-bit vpmulld of the 8 scales by 128 bsum32). About
+// 10 uops per 128 weights instead of 15 (and, shift, vpshufb, vpabsb, vpmovb2m, masked
+// negation, vpmaddubsw, vpdpwssd per 64).
 template <bool kVnni>
 struct Int8Codec<Format::kIQ4_XS, kVnni> {
   static constexpr Format kAct = Format::kQ8_K;
