@@ -313,6 +313,17 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
   }
   KernelChoice c;
   c.rows_.push_back(general);
+  if (!variant && general->variant == Variant::kScalar) {
+    for (const KernelEntry& e : all_kernels()) {
+      if (e.format != format || e.path != want_path || e.min_m != 1 || e.variant == Variant::kScalar) {
+        continue;
+      }
+      c.slow_note_ = absl::StrCat(general->name, " is the scalar reference (slow): ", e.name,
+                                  " needs ", missing_cpu_features(e.features),
+                                  ", which this CPU lacks");
+      break;
+    }
+  }
   for (const KernelEntry& e : all_kernels()) {
     if (e.format == format && e.variant == general->variant && e.path == want_path &&
         e.min_m > 1 && kernel_runnable(e)) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,9 +58,15 @@ class KernelChoice {
   const KernelEntry& ForBatch(int64_t m) const;
   const KernelEntry& general() const { return *rows_.front(); }
   absl::Span<const KernelEntry* const> rows() const { return rows_; }
+  // Empty, unless no variant was named and the choice fell to the scalar reference while the
+  // registry has a faster kernel for the format and path that this CPU cannot run (the f16
+  // path without AVX-512 FP16): then one line saying so, naming that kernel and the missing
+  // features, for tools to warn with (the reference is correct but many times slower).
+  const std::string& slow_note() const { return slow_note_; }
 
  private:
   std::vector<const KernelEntry*> rows_;  // ascending min_m; rows_[0]->min_m == 1
+  std::string slow_note_;
 };
 
 // input: m x k row-major f32. weights: n rows x k. Returns m x n.

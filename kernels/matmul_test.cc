@@ -1402,6 +1402,38 @@ TEST(DispatchTest, FakedSmallerCpusFallBackAndExplain) {
   if (!tested) GTEST_SKIP() << "this CPU has none of avx2, avx512f, avx512vnni";
 }
 
+// A path that only the scalar reference runs on this CPU says so (the f16 path without
+// AVX-512 FP16); a choice above scalar, or a named variant, does not.
+TEST(DispatchTest, ScalarFallbackOfAFasterPathIsNoted) {
+  MatmulOptions f16;
+  f16.path = Path::kF16;
+  {
+    DisabledFeaturesGuard g(kCpuAvx512Fp16);
+    absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(Format::kF16, f16);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->general().variant, Variant::kScalar);
+    EXPECT_THAT(c->slow_note(), HasSubstr("f16_f16__scalar"));
+    EXPECT_THAT(c->slow_note(), HasSubstr("f16_f16__avx512"));
+    EXPECT_THAT(c->slow_note(), HasSubstr("avx512fp16"));
+    MatmulOptions named = f16;
+    named.variant = Variant::kScalar;
+    absl::StatusOr<KernelChoice> n = KernelChoice::Resolve(Format::kF16, named);
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(n->slow_note(), "");
+  }
+  absl::StatusOr<KernelChoice> q = KernelChoice::Resolve(Format::kQ4_K);
+  ASSERT_TRUE(q.ok()) << q.status();
+  // Above scalar: no note; on a (pretended) CPU without AVX2, Q4_K's SIMD rows are missed.
+  EXPECT_EQ(q->slow_note().empty(), q->general().variant != Variant::kScalar) << q->slow_note();
+  const KernelEntry* fp16 = find_kernel(Format::kF16, Variant::kAvx512, Path::kF16);
+  ASSERT_NE(fp16, nullptr);
+  if (kernel_runnable(*fp16)) {
+    absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(Format::kF16, f16);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->slow_note(), "");
+  }
+}
+
 // avx512_vnni has only int8 kernels: asking for it on the f32 path gets avx512's.
 TEST(DispatchTest, Avx512VnniFallsBackToAvx512ForTheF32Path) {
   MatmulOptions opt;

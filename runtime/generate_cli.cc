@@ -306,6 +306,7 @@ absl::Status Generate(const Flags& flags, std::ostream& out, std::ostream& err) 
       << weight_mode_name(flags.weights) << " weights), kernels "
       << (*session)->kernel_summary() << ", " << flags.threads << " thread"
       << (flags.threads == 1 ? "" : "s") << ", " << n_prompt << " prompt tokens" << std::endl;
+  for (const std::string& w : (*session)->kernel_warnings()) err << "generate: warning: " << w << std::endl;
 
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();

@@ -349,6 +349,17 @@ std::string Session::kernel_summary() const {
   return absl::StrJoin(names, ", ");
 }
 
+std::vector<std::string> Session::kernel_warnings() const {
+  std::map<std::string, std::string> by_format;
+  for (const auto& [name, w] : model_.matmul_weights()) {
+    const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w->format())];
+    if (c.has_value() && !c->slow_note().empty()) by_format[w->format_name()] = c->slow_note();
+  }
+  std::vector<std::string> notes;
+  for (const auto& [format, note] : by_format) notes.push_back(absl::StrCat(format, " weights: ", note));
+  return notes;
+}
+
 absl::Status Session::Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w,
                              int64_t m, float* out) {
   return Matmuls(part, in, m, {{&w, out}});

@@ -163,6 +163,9 @@ class Session {
 
   // The kernel name dispatch uses for each weight format, e.g. "q4_1_int8__avx2, ...".
   std::string kernel_summary() const;
+  // The kernels' slow_note()s (kernels/matmul.h), one per format that has one: a format whose
+  // path runs on the scalar reference because this CPU lacks a faster kernel's features.
+  std::vector<std::string> kernel_warnings() const;
 
  private:
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
