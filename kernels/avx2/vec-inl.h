@@ -34,6 +34,9 @@ struct VecAvx2 {
   }
   static FK_INLINE F maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
   static FK_INLINE float hsum(F v) { return fk::hsum(v); }
+  static FK_INLINE F set1(float x) { return _mm256_set1_ps(x); }
+  static FK_INLINE void storeu(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static FK_INLINE void mask_storeu(float* p, Mask m, F v) { _mm256_maskstore_ps(p, m, v); }
 
   // Tiling (kernels/simd/driver-inl.h): 1 x 4 tiles for batch 1, 4 x 2 for batches; the
   // last weight rows take narrower tiles; no activation blocking.

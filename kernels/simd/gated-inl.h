@@ -4,10 +4,10 @@
 // (gate_exp, gated_value), so every element is the reference's, bit for bit; the last
 // n % L::kLanes elements run as masked lanes.
 //
-// L provides: F (a vector of L::kLanes floats), I (the same lanes as int32), Mask;
-// set1, add, sub, mul, div, neg; max / min with the operand order of maxps / minps (the
-// second operand when either is NaN); as_int / as_float (bit casts), add_i, sub_i, set1_i,
-// shl23_i; loadu, storeu, first_lanes(n), maskload (masked-off lanes 0), maskstore.
+// L is the ISA's vector traits (VecAvx2 / VecAvx512: F, Mask, kLanes, set1, loadu, storeu,
+// first_lanes, maskload, mask_storeu) plus: I (the same lanes as int32); add, sub, mul, div,
+// neg; max / min with the operand order of maxps / minps (the second operand when either is
+// NaN); as_int / as_float (bit casts), add_i, sub_i, set1_i, shl23_i.
 #ifndef KERNELS_SIMD_GATED_INL_H_
 #define KERNELS_SIMD_GATED_INL_H_
 
@@ -16,15 +16,14 @@
 #include <cstdint>
 
 #include "kernels/activation.h"
-
-#define FK_GATE_INLINE inline __attribute__((always_inline))
+#include "kernels/simd/common-inl.h"
 
 namespace fk {
 namespace {
 
 // gate_exp, lane by lane.
 template <class L>
-FK_GATE_INLINE typename L::F gate_exp_lanes(typename L::F x) {
+FK_INLINE typename L::F gate_exp_lanes(typename L::F x) {
   using F = typename L::F;
   // x < min ? min : x, then x > max ? max : x: maxps(min, x) / minps(max, x) keep a NaN x.
   x = L::max(L::set1(kGateExpMin), x);
@@ -43,7 +42,7 @@ FK_GATE_INLINE typename L::F gate_exp_lanes(typename L::F x) {
 
 // gated_value, lane by lane.
 template <class L, GateKind kKind>
-FK_GATE_INLINE typename L::F gated_lanes(typename L::F g, typename L::F up) {
+FK_INLINE typename L::F gated_lanes(typename L::F g, typename L::F up) {
   using F = typename L::F;
   const F one = L::set1(1.0f);
   F arg = g;
@@ -55,7 +54,7 @@ FK_GATE_INLINE typename L::F gated_lanes(typename L::F g, typename L::F up) {
 }
 
 template <class L, GateKind kKind>
-FK_GATE_INLINE void gated_run(float* gate, const float* up, int64_t n) {
+FK_INLINE void gated_run(float* gate, const float* up, int64_t n) {
   constexpr int kLanes = L::kLanes;
   int64_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {  // two independent chains in flight
@@ -69,7 +68,7 @@ FK_GATE_INLINE void gated_run(float* gate, const float* up, int64_t n) {
   }
   if (i < n) {
     const typename L::Mask m = L::first_lanes(n - i);
-    L::maskstore(gate + i, m,
+    L::mask_storeu(gate + i, m,
                  gated_lanes<L, kKind>(L::maskload(gate + i, m), L::maskload(up + i, m)));
   }
 }
