@@ -338,25 +338,26 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model,
                                               select_gated(variant)));
 }
 
-std::string Session::kernel_summary() const {
-  std::map<std::string, std::string> by_format;
+std::map<std::string, const KernelChoice*> Session::choices_by_format() const {
+  std::map<std::string, const KernelChoice*> by_format;
   for (const auto& [name, w] : model_.matmul_weights()) {
     const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w->format())];
-    by_format[w->format_name()] = c.has_value() ? c->general().name : "?";
+    by_format[w->format_name()] = c.has_value() ? &*c : nullptr;
   }
+  return by_format;
+}
+
+std::string Session::kernel_summary() const {
   std::vector<std::string> names;
-  for (const auto& [format, kernel] : by_format) names.push_back(kernel);
+  for (const auto& [format, c] : choices_by_format()) names.push_back(c != nullptr ? c->general().name : "?");
   return absl::StrJoin(names, ", ");
 }
 
 std::vector<std::string> Session::kernel_warnings() const {
-  std::map<std::string, std::string> by_format;
-  for (const auto& [name, w] : model_.matmul_weights()) {
-    const std::optional<KernelChoice>& c = kernels_[static_cast<size_t>(w->format())];
-    if (c.has_value() && !c->slow_note().empty()) by_format[w->format_name()] = c->slow_note();
-  }
   std::vector<std::string> notes;
-  for (const auto& [format, note] : by_format) notes.push_back(absl::StrCat(format, " weights: ", note));
+  for (const auto& [format, c] : choices_by_format()) {
+    if (c != nullptr && !c->slow_note().empty()) notes.push_back(absl::StrCat(format, " weights: ", c->slow_note()));
+  }
   return notes;
 }
 

@@ -41,6 +41,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -168,6 +169,9 @@ class Session {
   std::vector<std::string> kernel_warnings() const;
 
  private:
+  // The kernel choice of each weight format the model's matmuls use, by format name (null
+  // when none was resolved).
+  std::map<std::string, const KernelChoice*> choices_by_format() const;
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
           std::vector<std::optional<KernelChoice>> kernels, const AttentionKernel& attention,
           const GatedKernel& gated);
