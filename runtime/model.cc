@@ -405,6 +405,14 @@ void Session::ForRows(int64_t n, const Fn& fn) {
 }
 
 absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
+  return EvalTokens(tokens, nullptr);
+}
+
+absl::Status Session::EvalAll(absl::Span<const int32_t> tokens, LogitsRowFn row) {
+  return EvalTokens(tokens, &row);
+}
+
+absl::Status Session::EvalTokens(absl::Span<const int32_t> tokens, const LogitsRowFn* all_rows) {
   if (tokens.empty()) return absl::InvalidArgumentError("Eval: no tokens");
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n > max_context_ - n_past_) {
@@ -422,8 +430,15 @@ absl::Status Session::Eval(absl::Span<const int32_t> tokens) {
   const auto t0 = ProfileClock::now();
   for (int64_t at = 0; at < n; at += max_batch_) {
     const int64_t len = std::min(max_batch_, n - at);
-    absl::Status s = EvalChunk(tokens.data() + at, len, /*want_logits=*/at + len == n);
+    const Want want = all_rows != nullptr ? Want::kAll : at + len == n ? Want::kLast : Want::kNone;
+    absl::Status s = EvalChunk(tokens.data() + at, len, want);
     if (!s.ok()) return s;
+    if (all_rows != nullptr) {
+      for (int64_t i = 0; i < len; ++i) {
+        (*all_rows)(at + i, absl::MakeConstSpan(all_logits_.data() + i * cfg_.n_vocab,
+                                                static_cast<size_t>(cfg_.n_vocab)));
+      }
+    }
   }
   if (options_.profile != nullptr) options_.profile->AddEval(n, SecondsSince(t0));
   return absl::OkStatus();
@@ -496,7 +511,7 @@ void Session::AttentionHeads(int64_t layer, int64_t n) {
   });
 }
 
-absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logits) {
+absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, Want want) {
   const ModelConfig& c = cfg_;
   const int64_t e = c.n_embd;
   const int64_t hd = c.head_dim;
@@ -558,8 +573,8 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logi
     // Only the last row's output is wanted from the last layer on: once its K and V are
     // in the cache, the other rows skip its attention, projection and FFN (all of them when
     // the chunk's logits are not wanted).
-    if (l == c.n_layer - 1 && !want_logits) break;
-    const int64_t r0 = l == c.n_layer - 1 ? n - 1 : 0;
+    if (l == c.n_layer - 1 && want == Want::kNone) break;
+    const int64_t r0 = l == c.n_layer - 1 && want == Want::kLast ? n - 1 : 0;
     const int64_t m = n - r0;
     if (r0 > 0) std::memmove(q_.data(), q_.data() + r0 * q_dim, sizeof(float) * q_dim);
     attn_pos0_ = n_past_ + r0;
@@ -595,7 +610,25 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logi
     });
   }
   n_past_ += n;
-  if (!want_logits) return absl::OkStatus();
+  if (want == Want::kNone) return absl::OkStatus();
+  if (want == Want::kAll) {
+    all_logits_.resize(static_cast<size_t>(max_batch_ * c.n_vocab));
+    ForRows(n, [&](int64_t t0, int64_t t1) {
+      RmsNorm(x_.data() + t0 * e, model_.output_norm().data(), t1 - t0, e, c.rms_eps,
+              xn_.data() + t0 * e);
+    });
+    s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), n, all_logits_.data());
+    if (!s.ok()) return s;
+    if (c.final_logit_softcap > 0) {
+      const float cap = c.final_logit_softcap;
+      for (int64_t i = 0; i < n * c.n_vocab; ++i) {
+        all_logits_[i] = cap * std::tanh(all_logits_[i] / cap);
+      }
+    }
+    std::memcpy(logits_.data(), all_logits_.data() + (n - 1) * c.n_vocab,
+                sizeof(float) * c.n_vocab);
+    return absl::OkStatus();
+  }
 
   RmsNorm(x_.data() + (n - 1) * e, model_.output_norm().data(), 1, e, c.rms_eps, xn_.data());
   s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), 1, logits_.data());

@@ -50,6 +50,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "kernels/activation.h"
@@ -153,6 +154,14 @@ class Session {
   // Errors: empty input, a token id outside the vocabulary, the context full.
   absl::Status Eval(absl::Span<const int32_t> tokens);
 
+  // As Eval, and also hands over the logits of every token: row(i, logits) for i = 0 ..
+  // size - 1 in order, logits the n_vocab logits after tokens[i] (so row i scores
+  // tokens[i + 1]). Each chunk of max_batch rows runs its last layer and the LM head for all
+  // its rows at once (a batched LM head); the span is valid during the call only.
+  // logits() afterwards holds the last token's, as after Eval.
+  using LogitsRowFn = absl::FunctionRef<void(int64_t i, absl::Span<const float> logits)>;
+  absl::Status EvalAll(absl::Span<const int32_t> tokens, LogitsRowFn row);
+
   // n_vocab logits of the last token evaluated.
   absl::Span<const float> logits() const { return {logits_.data(), logits_.size()}; }
   int64_t n_past() const { return n_past_; }
@@ -175,9 +184,12 @@ class Session {
   Session(const Model& model, int64_t max_context, int64_t max_batch, const RunOptions& options,
           std::vector<std::optional<KernelChoice>> kernels, const AttentionKernel& attention,
           const GatedKernel& gated);
-  // want_logits: the chunk holds the prompt's last token. Other chunks stop once the last
-  // layer's K and V are cached (nothing of its output is read) and skip the LM head.
-  absl::Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits);
+  absl::Status EvalTokens(absl::Span<const int32_t> tokens, const LogitsRowFn* all_rows);
+  // kLast: the chunk holds the prompt's last token. kNone: a chunk before it; it stops once
+  // the last layer's K and V are cached (nothing of its output is read) and skips the LM
+  // head. kAll: every row goes through the last layer and the LM head (EvalAll).
+  enum class Want { kNone, kLast, kAll };
+  absl::Status EvalChunk(const int32_t* tokens, int64_t n, Want want);
   absl::Status Matmul(EvalProfile::Part part, const float* in, const WeightFormat& w, int64_t m,
                       float* out);
   // Matmuls of one input as one parallel pass (kernels/matmul.h dispatch_matmuls).
@@ -223,6 +235,7 @@ class Session {
                               // kAttentionScratchRows x max_context
   std::vector<float> kcache_, vcache_;      // n_layer x max_context x n_head_kv * head_dim
   std::vector<float> logits_;
+  std::vector<float> all_logits_;  // EvalAll's max_batch x n_vocab, allocated on first use
 };
 
 }  // namespace fk

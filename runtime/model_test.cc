@@ -443,6 +443,36 @@ TEST(TinyModelBatching, PrefillChunkingDoesNotMatter) {
   }
 }
 
+// EvalAll's row i is the logits after tokens[0..i]: as decoding token by token gives them,
+// up to the batched kernels' summation order (1e-5 relative, as above), with chunks of 5
+// rows so that rows of later chunks read earlier chunks' cache. Rows come in order, once
+// each, and logits() is left holding the last one.
+TEST(TinyModelBatching, EvalAllGivesEveryTokensLogits) {
+  for (const char* arch : {"llama", "gemma3"}) {
+    Loaded l = LoadTiny(Spec(arch, Format::kQ4_K));
+    ASSERT_NE(l.model, nullptr);
+    for (Path path : {Path::kF32, Path::kInt8}) {
+      const RunOptions o{std::nullopt, path, nullptr};
+      const auto steps = RunModel(*l.model, kTokens, static_cast<int>(kTokens.size()), o);
+      ASSERT_EQ(steps.size(), kTokens.size());
+      absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(*l.model, 64, o, 5);
+      ASSERT_TRUE(s.ok()) << s.status();
+      std::vector<std::vector<float>> rows;
+      absl::Status st = (*s)->EvalAll(kTokens, [&](int64_t i, absl::Span<const float> x) {
+        EXPECT_EQ(i, static_cast<int64_t>(rows.size()));
+        rows.emplace_back(x.begin(), x.end());
+      });
+      ASSERT_TRUE(st.ok()) << st;
+      ASSERT_EQ(rows.size(), kTokens.size());
+      EXPECT_EQ((*s)->n_past(), static_cast<int64_t>(kTokens.size()));
+      for (size_t i = 0; i < rows.size(); ++i) {
+        EXPECT_LT(RelRms(rows[i], steps[i]), 1e-5) << arch << " " << path_name(path) << " row " << i;
+      }
+      EXPECT_EQ(std::vector<float>((*s)->logits().begin(), (*s)->logits().end()), rows.back());
+    }
+  }
+}
+
 // ---- gemma3 specifics ---------------------------------------------------------------------
 
 // The reference (and with it F32RuntimeMatchesIndependentReference) can tell a window
