@@ -10,8 +10,11 @@ file: file size, load time, resident weight bytes, peak RSS,
 prefill tok/s (a 128-token prompt) and decode tok/s (64 greedy tokens), for our runtime with
 --weights=native and --weights=f32 at 1 and 2 threads, and llama.cpp (llama-cpp-python from
 the oracle venv, tools/setup_ggml) on the same file and threads; for SmolLM2 also the mean
-log-likelihood per token of a fixed held-out text (harness/model_sweep_heldout.txt); the
-prompts of SmolLM2 and Gemma 3 are the first tokens of that text.
+log-likelihood per token of a fixed held-out text (harness/model_sweep_heldout.txt: the
+opening of Thoreau's Walden, public domain, then prose written for this project; about 6,100
+SmolLM2 tokens, scored in chunks of --ll_chunk tokens by both engines) and, per file, our difference from llama.cpp's
+with its standard error (paired token by token); the prompts of SmolLM2 and Gemma 3 are the
+first tokens of that text.
 
 The llama.cpp column needs llama-cpp-python in the oracle venv: when it is missing, the sweep
 builds it first with tools/setup_ggml (minutes, once; --quick only with --llama=auto). If
@@ -171,6 +174,9 @@ def parse_args(argv):
     ap.add_argument("--quick", action="store_true",
                     help="a small run: formats %s, the tiny synthetic model, all cores only, 1 "
                          "rep, 32-token prompt, 16 decoded tokens" % ",".join(QUICK_FORMATS))
+    ap.add_argument("--ll_chunk", type=int, default=512,
+                    help="the held-out text is scored in chunks of this many tokens, each from "
+                         "an empty cache, by both engines (default 512)")
     ap.add_argument("--out", default="",
                     help="output directory (default reports/e2e-<date>-<cpu>/ in the workspace; "
                          "--quick: reports/e2e-quick-<date>-<cpu>/)")
@@ -205,6 +211,8 @@ def parse_args(argv):
         fail("--reps must be in [1, 100]")
     if not 2 <= a.prompt_tokens <= 1024 or not 2 <= a.decode_tokens <= 1024:
         fail("--prompt_tokens and --decode_tokens must be in [2, 1024]")
+    if not 2 <= a.ll_chunk <= 8192:
+        fail("--ll_chunk=%d: expected a chunk of 2 to 8192 tokens" % a.ll_chunk)
     return a
 
 
@@ -414,6 +422,18 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def paired_loglik(ours, theirs):
+    """Mean and standard error of ours[i] - theirs[i]: the two engines' log-likelihoods of the
+    same tokens in the same contexts, so their difference is paired token by token (its
+    spread is far below either engine's own spread over the text). The standard error treats
+    the tokens as independent, as llama.cpp's perplexity tool does."""
+    if not ours or len(ours) != len(theirs) or len(ours) < 2:
+        return None
+    d = [a - b for a, b in zip(ours, theirs)]
+    return {"diff": statistics.fmean(d), "se": statistics.stdev(d) / len(d) ** 0.5,
+            "tokens": len(d)}
+
+
 # ---- Output ----------------------------------------------------------------------------------
 
 CSV_FIELDS = ["model", "format", "engine", "weights", "threads", "status", "llama_layout",
@@ -421,7 +441,7 @@ CSV_FIELDS = ["model", "format", "engine", "weights", "threads", "status", "llam
               "load_s", "weight_bytes", "peak_rss_bytes", "prompt_tokens", "decode_tokens",
               "prefill_tok_s", "decode_tok_s", "prefill_tok_s_min", "prefill_tok_s_max",
               "decode_tok_s_min", "decode_tok_s_max", "mean_loglik", "loglik_tokens",
-              "loadavg_before", "wall_s", "tensor_types", "file"]
+              "loglik_vs_llama", "loglik_vs_llama_se", "loadavg_before", "wall_s", "tensor_types", "file"]
 
 
 def write_results(out_dir, doc):
@@ -436,6 +456,8 @@ def write_results(out_dir, doc):
         for r in doc["records"]:
             row = dict(r)
             row["tensor_types"] = " ".join("%s:%s" % kv for kv in sorted(r.get("tensor_types", {}).items()))
+            pair = r.get("loglik_vs_llama") or {}
+            row["loglik_vs_llama"], row["loglik_vs_llama_se"] = pair.get("diff"), pair.get("se")
             w.writerow(row)
     os.replace(tmp, os.path.join(out_dir, "results.csv"))
 
@@ -509,7 +531,7 @@ def main(argv):
         if len(toks) < a.prompt_tokens:
             fail("held-out text has %d tokens, fewer than --prompt_tokens=%d" %
                  (len(toks), a.prompt_tokens))
-        ll = toks[:128] if a.quick else toks  # token-by-token log-likelihood: keep --quick quick
+        ll = toks[: a.ll_chunk] if a.quick else toks  # --quick: one chunk
         for f in fmts:
             plans.append(("smollm2-135m", f, files[f], toks[: a.prompt_tokens], ll))
     if "synthetic" in a.models:
@@ -527,7 +549,7 @@ def main(argv):
         if len(toks) < a.prompt_tokens:
             fail("held-out text has %d tokens, fewer than --prompt_tokens=%d" %
                  (len(toks), a.prompt_tokens))
-        ll = toks[:128] if a.quick else toks
+        ll = toks[: a.ll_chunk] if a.quick else toks
         for name, path in presets:
             plans.append((PRESETS_MODEL, name, path, toks[: a.prompt_tokens], ll))
     if "gemma3" in a.models:
@@ -566,7 +588,7 @@ def main(argv):
                                   "again with its extra buffer types off (use_extra_bufts = "
                                   "false); llama_crash says why, llama_layout which weight "
                                   "buffers ran (plain: only the file's mapping)",
-            "heldout_text": "harness/model_sweep_heldout.txt",
+            "heldout_text": "harness/model_sweep_heldout.txt", "loglik_chunk": a.ll_chunk,
         },
         "records": [],
     }
@@ -582,6 +604,10 @@ def main(argv):
     done_cost, t_start = 0.0, time.time()
     interrupted = False
     file_sizes, types_cache, bpw_cache = {}, {}, {}
+    # Per-token log-likelihoods by (model, format, engine, weights), kept out of results.json
+    # (thousands of numbers per record); each of our records gets its paired difference from
+    # llama.cpp's on the same file (loglik_vs_llama) once both have run.
+    lls, ll_recs = {}, {}
     try:
         for n, (model, f, path, prompt, ll, engine, w, t) in enumerate(configs, 1):
             if path not in types_cache:
@@ -597,7 +623,7 @@ def main(argv):
                       "--decode_tokens=%d" % a.decode_tokens, "--reps=%d" % a.reps,
                       "--warmup_prompt=16", "--warmup_decode=4"]
             if ll:
-                common.append("--ll_ids=" + ",".join(map(str, ll)))
+                common += ["--ll_ids=" + ",".join(map(str, ll)), "--ll_chunk=%d" % a.ll_chunk]
             if engine == "ours":
                 cmd = [worker, "--weights=" + w] + common
             else:
@@ -618,6 +644,14 @@ def main(argv):
                           "profile_prefill", "profile_decode"):
                     if k in res:
                         rec[k] = res[k]
+                if res.get("loglik_all"):
+                    lls[(model, f, engine, w)] = res["loglik_all"]
+                    ll_recs[(model, f, engine, w)] = rec
+                    rec["loglik_chunk"] = res.get("loglik_chunk")
+                    theirs = lls.get((model, f, "llama.cpp", None))
+                    for (m2, f2, e2, w2), ours in lls.items():
+                        if (m2, f2, e2) == (model, f, "ours") and theirs is not None:
+                            ll_recs[(m2, f2, e2, w2)]["loglik_vs_llama"] = paired_loglik(ours, theirs)
                 for k in ("prefill", "decode"):
                     xs = res.get(k + "_tok_s_all") or []
                     rec[k + "_tok_s"] = median(xs)

@@ -54,6 +54,9 @@ def main():
     ap.add_argument("--warmup_prompt", type=int, default=16)
     ap.add_argument("--warmup_decode", type=int, default=4)
     ap.add_argument("--ll_ids", default="", help="token ids whose mean log-likelihood to report")
+    ap.add_argument("--ll_chunk", type=int, default=512,
+                    help="score --ll_ids in chunks of this many, each from an empty cache "
+                         "(as model_sweep_worker)")
     ap.add_argument("--ll_text", default="",
                     help="file whose text (tokenized by llama.cpp) gives --ll_ids")
     ap.add_argument("--generate_text", default="",
@@ -82,7 +85,10 @@ def main():
 
     prompt = ids(a.prompt_ids)
     ll = ids(a.ll_ids)
-    n_ctx = max(len(prompt) + a.decode_tokens, len(ll), a.warmup_prompt + a.warmup_decode, 64) + 16
+    if a.ll_chunk < 2:
+        fail("--ll_chunk=%d: expected at least 2" % a.ll_chunk)
+    n_ctx = max(len(prompt) + a.decode_tokens, min(len(ll), a.ll_chunk),
+                a.warmup_prompt + a.warmup_decode, 64) + 16
     if a.ll_text:
         n_ctx = max(n_ctx, 1024)
     phase("loading %s" % a.model)
@@ -124,8 +130,9 @@ def main():
     if a.ll_text:
         with open(a.ll_text, encoding="utf-8") as f:
             ll = tokenize(f.read(), True)
-        if len(ll) > n_ctx:
-            fail("--ll_text has %d tokens, more than the context of %d" % (len(ll), n_ctx))
+        if min(len(ll), a.ll_chunk) > n_ctx:
+            fail("--ll_text: a chunk of %d tokens is more than the context of %d" %
+                 (min(len(ll), a.ll_chunk), n_ctx))
     for t in prompt + ll:
         if not 0 <= t < n_vocab:
             fail("token id %d outside the vocabulary of %d" % (t, n_vocab))
@@ -193,15 +200,21 @@ def main():
             "generated_ids": out,
         })
     if ll:
-        L.llama_memory_clear(mem, True)
-        decode(ll, 0, all_logits=True)
-        total = 0.0
-        for i in range(len(ll) - 1):
-            x = row(i).astype(np.float64)
-            m = x.max()
-            total += x[ll[i + 1]] - (m + np.log(np.exp(x - m).sum()))
-        result["mean_loglik"] = total / (len(ll) - 1)
-        result["loglik_tokens"] = len(ll) - 1
+        per_token = []
+        for c0 in range(0, len(ll) - 1, a.ll_chunk):
+            chunk = ll[c0:c0 + a.ll_chunk]
+            if len(chunk) < 2:
+                break
+            L.llama_memory_clear(mem, True)
+            decode(chunk, 0, all_logits=True)
+            for i in range(len(chunk) - 1):
+                x = row(i).astype(np.float64)
+                m = x.max()
+                per_token.append(float(x[chunk[i + 1]] - (m + np.log(np.exp(x - m).sum()))))
+        result["mean_loglik"] = sum(per_token) / len(per_token)
+        result["loglik_chunk"] = a.ll_chunk
+        result["loglik_all"] = per_token
+        result["loglik_tokens"] = len(per_token)
     if a.generate_text:
         _, _, out = run(tokenize(a.generate_text, True), a.generate_tokens)
         phase("generated %d tokens" % len(out))

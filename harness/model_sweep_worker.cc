@@ -4,7 +4,7 @@
 //
 //   model_sweep_worker --model=F.gguf --weights=native|f32 --threads=N --prompt_ids=1,2,..
 //       [--decode_tokens=64] [--reps=3] [--warmup_prompt=16] [--warmup_decode=4]
-//       [--ll_ids=...] [--variant=..] [--path=..]
+//       [--ll_ids=...] [--ll_chunk=512] [--variant=..] [--path=..]
 //   model_sweep_worker --machine [--bandwidth_threads=1,2] [--settle_s=60] [--reason=start]
 //       [--probes_in=FILE]   (DRAM probes by the roofline rule of harness/machine.h: wait for
 //       a quiet machine, every probe with its load, the best of these and FILE's earlier
@@ -14,8 +14,11 @@
 //
 // Prints one JSON object on stdout. Timings: prefill = one Eval of the whole prompt (one
 // batch); decode = the Evals of the (decode_tokens - 1) tokens after the first, which
-// comes from the prefill's logits; greedy argmax in between. The log-likelihood of --ll_ids
-// is taken token by token (Eval keeps only the last token's logits). Exit code 2 on error.
+// comes from the prefill's logits; greedy argmax in between. The log-likelihood of --ll_ids:
+// the ids in chunks of --ll_chunk (the last one shorter), each evaluated from an empty cache
+// with every row's logits (Session::EvalAll); each id after a chunk's first is scored
+// against the rows before it in its chunk (model_sweep_llama.py scores the same pairs).
+// loglik_all lists the scores in order, mean_loglik is their mean. Exit code 2 on error.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -155,7 +158,8 @@ int main(int argc, char** argv) {
   std::string model_path, weights = "native", prompt_flag, ll_flag, tokenize_file, variant,
                           path, bw_threads = "1", probe_reason = "start", probes_in;
   double settle_s = 60;
-  int threads = 1, decode_tokens = 64, reps = 3, warmup_prompt = 16, warmup_decode = 4;
+  int threads = 1, decode_tokens = 64, reps = 3, warmup_prompt = 16, warmup_decode = 4,
+      ll_chunk = 512;
   bool machine = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -175,6 +179,7 @@ int main(int argc, char** argv) {
     else if (name == "--warmup_prompt") int_flag(&warmup_prompt, 0, 100000);
     else if (name == "--warmup_decode") int_flag(&warmup_decode, 0, 100000);
     else if (name == "--ll_ids") ll_flag = v;
+    else if (name == "--ll_chunk") int_flag(&ll_chunk, 2, 1 << 20);
     else if (name == "--tokenize_file") tokenize_file = v;
     else if (name == "--variant") variant = v;
     else if (name == "--path") path = v;
@@ -241,9 +246,14 @@ int main(int argc, char** argv) {
   fk::ThreadPool pool(threads);
   run.pool = &pool;
   const int64_t max_context = std::max<int64_t>(
-      {static_cast<int64_t>(prompt.size()) + decode_tokens, static_cast<int64_t>(ll.size()),
-       warmup_prompt + warmup_decode, 8});
-  const int64_t max_batch = std::clamp<int64_t>(static_cast<int64_t>(prompt.size()), 1, 512);
+      {static_cast<int64_t>(prompt.size()) + decode_tokens,
+       std::min<int64_t>(static_cast<int64_t>(ll.size()), ll_chunk), warmup_prompt + warmup_decode,
+       8});
+  // The prompt in one batch; the held-out chunks in batches of up to 512 rows.
+  const int64_t max_batch = std::clamp<int64_t>(
+      std::max<int64_t>(static_cast<int64_t>(prompt.size()),
+                        std::min<int64_t>(static_cast<int64_t>(ll.size()), ll_chunk)),
+      1, 512);
   absl::StatusOr<std::unique_ptr<fk::Session>> session =
       fk::Session::Create(**model, max_context, run, max_batch);
   if (!session.ok()) Fail(std::string(session.status().message()));
@@ -316,20 +326,31 @@ int main(int argc, char** argv) {
     j["generated_ids"] = out;
   }
   if (ll.size() >= 2) {
-    s.Reset();
     double total = 0;
-    for (size_t i = 0; i + 1 < ll.size(); ++i) {
-      eval({&ll[i], 1});
-      absl::Span<const float> x = s.logits();
-      if (ll[i + 1] >= static_cast<int32_t>(x.size())) Fail("--ll_ids: id outside the vocabulary");
-      double m = -INFINITY;
-      for (float v : x) m = std::max(m, double{v});
-      double sum = 0;
-      for (float v : x) sum += std::exp(double{v} - m);
-      total += double{x[ll[i + 1]]} - (m + std::log(sum));
+    json per_token = json::array();
+    for (size_t c0 = 0; c0 + 1 < ll.size(); c0 += ll_chunk) {
+      const size_t len = std::min<size_t>(ll_chunk, ll.size() - c0);
+      if (len < 2) break;
+      s.Reset();
+      absl::Status st = s.EvalAll({ll.data() + c0, len}, [&](int64_t i,
+                                                               absl::Span<const float> x) {
+        if (static_cast<size_t>(i) + 1 >= len) return;
+        const int32_t next = ll[c0 + i + 1];
+        if (next >= static_cast<int32_t>(x.size())) Fail("--ll_ids: id outside the vocabulary");
+        double m = -INFINITY;
+        for (float v : x) m = std::max(m, double{v});
+        double sum = 0;
+        for (float v : x) sum += std::exp(double{v} - m);
+        const double lp = double{x[next]} - (m + std::log(sum));
+        total += lp;
+        per_token.push_back(lp);
+      });
+      if (!st.ok()) Fail(std::string(st.message()));
     }
-    j["mean_loglik"] = total / (ll.size() - 1);
-    j["loglik_tokens"] = ll.size() - 1;
+    j["mean_loglik"] = total / per_token.size();
+    j["loglik_tokens"] = per_token.size();
+    j["loglik_chunk"] = ll_chunk;
+    j["loglik_all"] = per_token;
   }
   // VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec() from the forked
   // parent's memory, so a child of a large parent would report the parent's size.

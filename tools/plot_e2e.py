@@ -700,12 +700,27 @@ def readme(doc, recs, run_dir, have_quality):
         lines.append("### Quality: %s, mean log-likelihood per token of harness/model_sweep_heldout.txt"
                      % MODEL_TITLE.get(model, model))
         lines.append("")
+        chunk = next((r.get("loglik_chunk") for r in recs
+                      if r["model"] == model and r.get("loglik_chunk")), None)
+        ntok = next((r.get("loglik_tokens") for r in recs
+                     if r["model"] == model and r.get("loglik_tokens")), None)
+        if chunk:
+            lines.append("%s tokens, scored in chunks of %d from an empty cache by both engines; "
+                         "ours − llama.cpp is the mean of the per-token differences ± its "
+                         "standard error (paired: the same tokens in the same contexts)." %
+                         (ntok or "?", chunk))
+            lines.append("")
         lines.append("| format | bpw | ours (quantized) | ours --weights=f32 | llama.cpp | "
                      "ours − llama.cpp |")
         lines.append("|---|---|---|---|---|---|")
         for f, vals in quality_rows(recs, model):
             ours, llama = vals.get(("ours", "native")), vals.get(("llama.cpp", None))
             gap = ("%+.4f" % (ours - llama)) if ours is not None and llama is not None else "–"
+            pair = next((r.get("loglik_vs_llama") for r in recs
+                         if r["model"] == model and r["format"] == f and r["engine"] == "ours"
+                         and r.get("weights") == "native" and r.get("loglik_vs_llama")), None)
+            if pair:
+                gap = "%+.4f ± %.4f" % (pair["diff"], pair["se"])
             lines.append("| %s | %.2f | %s | %s | %s | %s |" % (
                 f, bpw(model, f), fmt_num(ours, 4), fmt_num(vals.get(("ours", "f32")), 4),
                 fmt_num(llama, 4), gap))

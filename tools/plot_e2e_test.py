@@ -44,7 +44,8 @@ def make_doc():
         # SmolLM2 with log-likelihoods.
         rec("smollm2-135m", "F32", "ours", "native", 2, 0.54 * GB, 50, 500, ll=-3.30),
         rec("smollm2-135m", "F32", "llama.cpp", None, 2, 0.54 * GB, 50, 500, ll=-3.30),
-        rec("smollm2-135m", "Q4_K", "ours", "native", 2, 0.09 * GB, 200, 600, ll=-3.38),
+        dict(rec("smollm2-135m", "Q4_K", "ours", "native", 2, 0.09 * GB, 200, 600, ll=-3.38),
+             loglik_chunk=512, loglik_vs_llama={"diff": -0.01, "se": 0.0021, "tokens": 436}),
         rec("smollm2-135m", "Q4_K", "llama.cpp", None, 2, 0.09 * GB, 150, 600, ll=-3.37),
         # llama.cpp's own preset files: a mixed preset has no row in the format table, its
         # bits per weight come with the record.
@@ -146,15 +147,20 @@ class PlotE2eTest(unittest.TestCase):
         # Formats without a profile get no row.
         self.assertNotIn("| Q8_0 | ", self.readme.split("Where a decoded token")[1].split("###")[0])
 
+    def test_paired_difference_with_its_standard_error(self):
+        # A record with the sweep's paired difference shows it (and its error) in place of
+        # the difference of the two means, and the table says how the text was scored.
+        self.assertIn("| Q4_K | 4.50 | -3.3800 | – | -3.3700 | -0.0100 ± 0.0021 |", self.readme)
+        self.assertIn("436 tokens, scored in chunks of 512", self.readme)
+
     def test_presets_get_their_own_quality_table_with_the_gap(self):
         # -3.3825 - (-3.3790) = -0.0035; bits per weight from the record (5.25).
         self.assertIn("### Quality: SmolLM2-135M (llama.cpp's own preset files)", self.readme)
         self.assertIn("| Q4_K_M | 5.25 | -3.3825 | – | -3.3790 | -0.0035 |", self.readme)
         self.assertIn("| Q4_K | 5.25 | -3.4000 | – | – | – |", self.readme)
-        # The requantized model's table comes first and has the gap column too.
+        # The requantized model's table comes first (its gap column: the test above).
         self.assertLess(self.readme.index("### Quality: SmolLM2-135M (requantized)"),
                         self.readme.index("### Quality: SmolLM2-135M (llama.cpp's own"))
-        self.assertIn("| Q4_K | 4.50 | -3.3800 | – | -3.3700 | -0.0100 |", self.readme)
 
     def test_failed_configurations_are_listed(self):
         self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
