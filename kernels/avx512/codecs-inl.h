@@ -792,11 +792,14 @@ struct DecQ23_K {
 // VNNI: the fields are isolated with one shift: q[0] = qs & 3, q[1] = qs & 0x0C (4 times the
 // field), q[2] = (qs >> 4) & 3, q[3] = (qs >> 4) & 0x0C (Q3_K: the third bit at bit 2 / 4).
 // After packing, int32 lane 4c + t of the scale products holds only even fields (t < 2) or
-// only odd fields (t >= 2) (dot_sub16), so lanes t >= 2 are exactly 4 times the sum and one
-// arithmetic shift of those lanes restores it, bit for bit the same lanes as before. Odd
-// fields reach 4 * 28 * 127 per dpbusd lane (int16 after packing). Q3_K's offset rides in
-// the same vpdpwssd chain, against -16 bsum16 / 4 (exact) for lanes t < 2 and -16 bsum16
-// for lanes t >= 2 (divided by the final shift).
+// only odd fields (t >= 2) (dot_sub16), so lanes t >= 2 are exactly 4 times the sum. They
+// stay so (kHighLanesTimes4): the tile converts and accumulates them 4 times too large, which
+// is exact in float (scaling by a power of two commutes with every rounding), and multiplies
+// them by 1/4 before its final reduction: bit for bit the lanes an arithmetic shift per
+// super-block would give, one vector operation fewer per super-block and row. Odd fields
+// reach 4 * 28 * 127 per dpbusd lane (int16 after packing). Q3_K's offset rides in the same
+// vpdpwssd chain, against -16 bsum16 / 4 (exact) for lanes t < 2 and -16 bsum16 for lanes
+// t >= 2 (4 times, as the rest of those lanes).
 // A word pattern with `by` added to every index.
 constexpr Words shifted(Words w, int by) {
   for (int i = 0; i < 32; ++i) w.v[i] = static_cast<uint16_t>(w.v[i] + by);
@@ -813,6 +816,8 @@ struct Int8Q23_K {
   // KQuantInt8::tile: d * da broadcast from memory (Q2_K VNNI, kernel_bench --hot 4096x4096
   // batch 1, best of 15: 352 -> 321 us; Q3_K 438 / 442 us, even; 7 fewer vector ops each).
   static constexpr bool kDdFromMemory = true;
+  // VNNI: isum's lanes 4c + 2, 4c + 3 are 4 times their share (see above).
+  static constexpr bool kHighLanesTimes4 = kVnni;
   // The scale patterns of row j: its scales are words 16 (j % 2) .. + 15 of KHead::sw[j / 2].
   static constexpr Words kPacked[2][2] = {
       {packed_pattern(0, SubK2{}), packed_pattern(1, SubK2{})},
@@ -957,8 +962,7 @@ struct Int8Q23_K {
                                             _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
       const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
                                             _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
-      acc = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, w.s[0]), p1, w.s[1]);
-      return _mm512_srav_epi32(acc, _mm512_set4_epi32(2, 2, 0, 0));
+      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, w.s[0]), p1, w.s[1]);
     } else {
       __m512i init = _mm512_setzero_si512();
       if constexpr (kThree)

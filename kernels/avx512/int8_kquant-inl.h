@@ -15,7 +15,9 @@
 // sum_s m_s * (sum of the activation quants of sub-block s).
 // A codec may set kIminNegated = true: its imin returns those lanes negated (saves the
 // negation; the tile subtracts with vfnmadd, the same rounding as adding the negated
-// product).
+// product). With kHighLanesTimes4 = true its isum lanes 4c + 2, 4c + 3 are exactly 4 times
+// their share: the tile accumulates them so (exact in float: a power of two) and scales
+// them by 1/4 before the reduction, giving the same bits as exact lanes.
 #ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
 #define KERNELS_AVX512_INT8_KQUANT_INL_H_
 
@@ -114,6 +116,12 @@ struct IminNegated<C, std::void_t<decltype(C::kIminNegated)>>
     : std::integral_constant<bool, C::kIminNegated> {};
 
 template <class C, class = void>
+struct HighLanesTimes4 : std::false_type {};
+template <class C>
+struct HighLanesTimes4<C, std::void_t<decltype(C::kHighLanesTimes4)>>
+    : std::integral_constant<bool, C::kHighLanesTimes4> {};
+
+template <class C, class = void>
 struct DdFromMemory : std::false_type {};
 template <class C>
 struct DdFromMemory<C, std::void_t<decltype(C::kDdFromMemory)>>
@@ -183,6 +191,8 @@ struct KQuantInt8 {
       alignas(64) float m[16];
       _mm512_store_ps(m, macc[i]);
       for (int j = 0; j < nv; ++j) {
+        if constexpr (HighLanesTimes4<C>::value)
+          acc[i][j] = _mm512_mul_ps(acc[i][j], _mm512_set4_ps(0.25f, 0.25f, 1.0f, 1.0f));
         float v = _mm512_reduce_add_ps(acc[i][j]);
         if constexpr (C::kMins) v -= (m[4 * j] + m[4 * j + 1]) + (m[4 * j + 2] + m[4 * j + 3]);
         a.output[(i0 + i) * a.n + j0 + j] = v;
