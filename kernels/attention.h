@@ -70,10 +70,12 @@ struct AttentionRow {
 
 using AttentionFn = void (*)(const AttentionRow& row);
 
-// Consecutive query rows of one head (a prompt's): row r (0 <= r < rows) is at position
-// hi0 + r and attends positions lo(r) .. hi0 + r, lo(r) = max(0, hi0 + r - window + 1) with a
-// sliding window (window > 0), else 0. Each row's output is attention_row's, bit for bit: a
-// kernel may only share loads between rows, never change a row's operations.
+// Query rows against one head's keys and values: row r (0 <= r < rows) is at position
+// hi(r) = hi0 + r * pos_step and attends positions lo(r) .. hi(r), lo(r) = max(0, hi(r) -
+// window + 1) with a sliding window (window > 0), else 0. pos_step 1: consecutive rows of a
+// prompt (one query head); pos_step 0: the query heads of one token that share this key /
+// value head (grouped-query attention), all at hi0. Each row's output is attention_row's,
+// bit for bit: a kernel may only share loads between rows, never change a row's operations.
 inline constexpr int kAttentionScratchRows = 4;
 struct AttentionRows {
   const float* q = nullptr;  // row r's query at q + r * q_stride
@@ -86,6 +88,7 @@ struct AttentionRows {
   int64_t head_dim = 0;
   int64_t rows = 0;
   int64_t hi0 = 0;
+  int64_t pos_step = 1;  // 1 or 0 (above)
   int64_t window = 0;
   float scale = 1.0f;
   // Scratch: kAttentionScratchRows rows of scores_stride (> hi0 + rows - 1) floats.
@@ -124,7 +127,7 @@ inline AttentionRow attention_row_of(const AttentionRows& a, int64_t r, int slot
   row.v = a.v;
   row.stride = a.stride;
   row.head_dim = a.head_dim;
-  row.hi = a.hi0 + r;
+  row.hi = a.hi0 + r * a.pos_step;
   row.lo = a.window > 0 ? (row.hi - a.window + 1 > 0 ? row.hi - a.window + 1 : 0) : 0;
   row.scale = a.scale;
   row.scores = a.scores + slot * a.scores_stride;

@@ -178,13 +178,16 @@ TEST(AttentionTest, ExtremeScoresAreBitIdenticalToo) {
 // further on.
 TEST(AttentionTest, BlocksOfRowsAreTheRowsBitForBit) {
   struct BlockCase {
-    int64_t head_dim, rows, hi0, window;
+    int64_t head_dim, rows, hi0, window, pos_step = 1;
   };
   const BlockCase cases[] = {
       {64, 1, 0, 0},   {64, 4, 0, 0},    {64, 13, 0, 0},  {64, 128, 0, 0}, {64, 9, 50, 0},
       {64, 37, 3, 8},  {64, 12, 20, 2},  {64, 8, 0, 1},   {7, 11, 0, 0},   {20, 10, 5, 0},
       {72, 9, 30, 16}, {256, 16, 0, 0},  {256, 6, 40, 3}, {200, 7, 12, 0}, {1, 5, 0, 0},
       {48, 21, 0, 5},
+      // The query heads of one token sharing a key / value head (pos_step 0).
+      {64, 8, 100, 0, 0}, {64, 3, 40, 0, 0},  {64, 4, 0, 0, 0},  {64, 8, 70, 16, 0},
+      {128, 5, 33, 0, 0},
   };
   for (const AttentionKernel& a : all_attention_kernels()) {
     SCOPED_TRACE(a.name);
@@ -195,7 +198,8 @@ TEST(AttentionTest, BlocksOfRowsAreTheRowsBitForBit) {
     }
     for (const BlockCase& c : cases) {
       SCOPED_TRACE(::testing::Message() << "head_dim " << c.head_dim << " rows " << c.rows
-                                        << " hi0 " << c.hi0 << " window " << c.window);
+                                        << " hi0 " << c.hi0 << " window " << c.window
+                                        << " pos_step " << c.pos_step);
       const int64_t positions = c.hi0 + c.rows;
       const int64_t stride = c.head_dim + 3, q_stride = 2 * c.head_dim + 1;
       std::mt19937 rng(static_cast<uint32_t>(c.head_dim * 1000 + c.rows));
@@ -218,6 +222,7 @@ TEST(AttentionTest, BlocksOfRowsAreTheRowsBitForBit) {
       block.head_dim = c.head_dim;
       block.rows = c.rows;
       block.hi0 = c.hi0;
+      block.pos_step = c.pos_step;
       block.window = c.window;
       block.scale = 0.125f;
       block.out_stride = c.head_dim + 5;
@@ -229,7 +234,7 @@ TEST(AttentionTest, BlocksOfRowsAreTheRowsBitForBit) {
       a.rows_fn(block);
       for (int64_t r = 0; r < c.rows; ++r) {
         // The reference on row r alone, positions from the block's rule.
-        const int64_t hi = c.hi0 + r;
+        const int64_t hi = c.hi0 + r * c.pos_step;
         const int64_t lo = c.window > 0 ? std::max<int64_t>(0, hi - c.window + 1) : 0;
         std::vector<float> scores(static_cast<size_t>(positions), NAN);
         std::vector<float> want(static_cast<size_t>(c.head_dim), NAN);

@@ -444,6 +444,33 @@ absl::Status Session::EvalTokens(absl::Span<const int32_t> tokens, const LogitsR
   return absl::OkStatus();
 }
 
+// Attention of the one token in q_ for query heads [h0, h1), all of key / value head g:
+// one block of rows at the token's position (pos_step 0). `scores` is this task's scratch
+// of kAttentionScratchRows x max_context floats.
+void Session::AttentionHeadsOfToken(int64_t layer, int64_t g, int64_t h0, int64_t h1,
+                                    float* scores) {
+  const ModelConfig& c = cfg_;
+  const int64_t hd = c.head_dim;
+  const int64_t kv_dim = c.n_head_kv * hd;
+  fk::AttentionRows rows;
+  rows.k = kcache_.data() + layer * max_context_ * kv_dim + g * hd;
+  rows.v = vcache_.data() + layer * max_context_ * kv_dim + g * hd;
+  rows.stride = kv_dim;
+  rows.head_dim = hd;
+  rows.scale = c.attention_scale;
+  rows.window = c.layers[layer].sliding_window;
+  rows.q = q_.data() + h0 * hd;
+  rows.q_stride = hd;
+  rows.out = attn_.data() + h0 * hd;
+  rows.out_stride = hd;
+  rows.rows = h1 - h0;
+  rows.hi0 = attn_pos0_;
+  rows.pos_step = 0;
+  rows.scores = scores;
+  rows.scores_stride = max_context_;
+  attention_.rows_fn(rows);
+}
+
 // Attention of head h for rows [t0, t1) of the n rows in q_ (positions n_past_ + first ..
 // where `first` is the number of rows of the chunk before them; see EvalChunk), reading K/V
 // from the cache: every position up to pos, or the last sliding_window of them. `scores` is
@@ -487,7 +514,33 @@ void Session::AttentionHeads(int64_t layer, int64_t n) {
                            ? std::min(c.layers[layer].sliding_window, attn_pos0_ + n)
                            : attn_pos0_ + n;
   const double work = static_cast<double>(c.n_head) * n * span * c.head_dim;
-  if (options_.pool == nullptr || options_.pool->size() == 1 || work <= 65536) {
+  const bool serial = options_.pool == nullptr || options_.pool->size() == 1 || work <= 65536;
+  // One token (decode) with 4 or more query heads per key / value head: the heads of a group
+  // go through the kernel as one block of rows (pos_step 0), which shares the group's key and
+  // value loads among up to kAttentionScratchRows heads; the same bits as head by head. Tasks
+  // of up to that many heads, when there are enough of them for every thread.
+  const int64_t group = c.n_head / c.n_head_kv;
+  const int64_t per_task = std::min<int64_t>(group, kAttentionScratchRows);
+  const int64_t group_tasks = c.n_head_kv * ((group + per_task - 1) / per_task);
+  if (n == 1 && group >= kAttentionScratchRows &&
+      (serial || group_tasks >= options_.pool->size())) {
+    const auto run = [this, layer, group, per_task](int64_t task, float* scores) {
+      const int64_t tasks_per_group = (group + per_task - 1) / per_task;
+      const int64_t g = task / tasks_per_group;
+      const int64_t h0 = g * group + (task % tasks_per_group) * per_task;
+      const int64_t h1 = std::min((g + 1) * group, h0 + per_task);
+      AttentionHeadsOfToken(layer, g, h0, h1, scores);
+    };
+    if (serial) {
+      for (int64_t task = 0; task < group_tasks; ++task) run(task, scores_.data());
+    } else {
+      options_.pool->ParallelFor(group_tasks, [&](int64_t task) {
+        run(task, scores_.data() + task * kAttentionScratchRows * max_context_);
+      });
+    }
+    return;
+  }
+  if (serial) {
     for (int64_t h = 0; h < c.n_head; ++h) AttentionRows(layer, h, 0, n, scores_.data());
     return;
   }

@@ -110,7 +110,7 @@ FK_ATTN_INLINE void values_4(const AttentionRows& a, const float* const (&p)[kRo
   for (int r = 0; r < kRows; ++r)
     for (int u = 0; u < U; ++u) o[r][u] = _mm512_setzero_ps();
   // Row r's positions in ascending order; rows start at lo[r] (non-decreasing in r) and end
-  // at hi[r] = hi[0] + r.
+  // at hi[r] = hi[0] + r (or hi[0]: pos_step 0, every row the same positions).
   const int64_t common_lo = lo[kRows - 1], common_hi = hi[0];
   auto add_row = [&](int r, int64_t t, const __m512 (&vv)[U]) {
     const __m512 pv = _mm512_set1_ps(p[r][t]);
