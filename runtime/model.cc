@@ -444,11 +444,10 @@ absl::Status Session::EvalTokens(absl::Span<const int32_t> tokens, const LogitsR
   return absl::OkStatus();
 }
 
-// Attention of the one token in q_ for query heads [h0, h1), all of key / value head g:
-// one block of rows at the token's position (pos_step 0). `scores` is this task's scratch
-// of kAttentionScratchRows x max_context floats.
-void Session::AttentionHeadsOfToken(int64_t layer, int64_t g, int64_t h0, int64_t h1,
-                                    float* scores) {
+// The kernel's block of rows against key / value head g of `layer` (its cache, window and
+// scale, and `scores`, a task's scratch of kAttentionScratchRows x max_context floats); the
+// caller sets the query rows.
+fk::AttentionRows Session::KvHeadBlock(int64_t layer, int64_t g, float* scores) const {
   const ModelConfig& c = cfg_;
   const int64_t hd = c.head_dim;
   const int64_t kv_dim = c.n_head_kv * hd;
@@ -459,6 +458,17 @@ void Session::AttentionHeadsOfToken(int64_t layer, int64_t g, int64_t h0, int64_
   rows.head_dim = hd;
   rows.scale = c.attention_scale;
   rows.window = c.layers[layer].sliding_window;
+  rows.scores = scores;
+  rows.scores_stride = max_context_;
+  return rows;
+}
+
+// Attention of the one token in q_ for query heads [h0, h1), all of key / value head g:
+// one block of rows at the token's position (pos_step 0).
+void Session::AttentionHeadsOfToken(int64_t layer, int64_t g, int64_t h0, int64_t h1,
+                                    float* scores) {
+  const int64_t hd = cfg_.head_dim;
+  fk::AttentionRows rows = KvHeadBlock(layer, g, scores);
   rows.q = q_.data() + h0 * hd;
   rows.q_stride = hd;
   rows.out = attn_.data() + h0 * hd;
@@ -466,36 +476,23 @@ void Session::AttentionHeadsOfToken(int64_t layer, int64_t g, int64_t h0, int64_
   rows.rows = h1 - h0;
   rows.hi0 = attn_pos0_;
   rows.pos_step = 0;
-  rows.scores = scores;
-  rows.scores_stride = max_context_;
   attention_.rows_fn(rows);
 }
 
 // Attention of head h for rows [t0, t1) of the n rows in q_ (positions n_past_ + first ..
 // where `first` is the number of rows of the chunk before them; see EvalChunk), reading K/V
-// from the cache: every position up to pos, or the last sliding_window of them. `scores` is
-// this task's scratch of max_context_ floats.
+// from the cache: every position up to pos, or the last sliding_window of them.
 void Session::AttentionRows(int64_t layer, int64_t h, int64_t t0, int64_t t1, float* scores) {
   const ModelConfig& c = cfg_;
-  const int64_t hd = c.head_dim;
-  const int64_t q_dim = c.n_head * hd;
-  const int64_t kv_dim = c.n_head_kv * hd;
-  const int64_t g = h / (c.n_head / c.n_head_kv);
-  fk::AttentionRows rows;  // the kernel's block (not this member function)
-  rows.k = kcache_.data() + layer * max_context_ * kv_dim + g * hd;
-  rows.v = vcache_.data() + layer * max_context_ * kv_dim + g * hd;
-  rows.stride = kv_dim;
-  rows.head_dim = hd;
-  rows.scale = c.attention_scale;
-  rows.window = c.layers[layer].sliding_window;
-  rows.q = q_.data() + t0 * q_dim + h * hd;
+  const int64_t q_dim = c.n_head * c.head_dim;
+  fk::AttentionRows rows =  // the kernel's block (not this member function)
+      KvHeadBlock(layer, h / (c.n_head / c.n_head_kv), scores);
+  rows.q = q_.data() + t0 * q_dim + h * c.head_dim;
   rows.q_stride = q_dim;
-  rows.out = attn_.data() + t0 * q_dim + h * hd;
+  rows.out = attn_.data() + t0 * q_dim + h * c.head_dim;
   rows.out_stride = q_dim;
   rows.rows = t1 - t0;
   rows.hi0 = attn_pos0_ + t0;
-  rows.scores = scores;
-  rows.scores_stride = max_context_;
   attention_.rows_fn(rows);
 }
 

@@ -204,6 +204,7 @@ class Session {
   void ForRows(int64_t n, const Fn& fn);
   void AttentionRows(int64_t layer, int64_t h, int64_t t0, int64_t t1, float* scores);
   void AttentionHeadsOfToken(int64_t layer, int64_t g, int64_t h0, int64_t h1, float* scores);
+  fk::AttentionRows KvHeadBlock(int64_t layer, int64_t g, float* scores) const;
   static constexpr int64_t kAttentionRowChunks = 4;
 
   const Model& model_;
