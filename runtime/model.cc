@@ -518,11 +518,11 @@ void Session::AttentionHeads(int64_t layer, int64_t n) {
   // of up to that many heads, when there are enough of them for every thread.
   const int64_t group = c.n_head / c.n_head_kv;
   const int64_t per_task = std::min<int64_t>(group, kAttentionScratchRows);
-  const int64_t group_tasks = c.n_head_kv * ((group + per_task - 1) / per_task);
+  const int64_t tasks_per_group = (group + per_task - 1) / per_task;
+  const int64_t group_tasks = c.n_head_kv * tasks_per_group;
   if (n == 1 && group >= kAttentionScratchRows &&
       (serial || group_tasks >= options_.pool->size())) {
-    const auto run = [this, layer, group, per_task](int64_t task, float* scores) {
-      const int64_t tasks_per_group = (group + per_task - 1) / per_task;
+    const auto run = [this, layer, group, per_task, tasks_per_group](int64_t task, float* scores) {
       const int64_t g = task / tasks_per_group;
       const int64_t h0 = g * group + (task % tasks_per_group) * per_task;
       const int64_t h1 = std::min((g + 1) * group, h0 + per_task);
@@ -661,31 +661,27 @@ absl::Status Session::EvalChunk(const int32_t* tokens, int64_t n, Want want) {
   }
   n_past_ += n;
   if (want == Want::kNone) return absl::OkStatus();
+
+  // The final norm and the LM head for the rows whose logits are wanted: the last one
+  // (into logits()) or all of them (into all_logits_, the last one then copied to logits()).
+  const int64_t r0 = want == Want::kAll ? 0 : n - 1;
+  float* out = logits_.data();
   if (want == Want::kAll) {
     all_logits_.resize(static_cast<size_t>(max_batch_ * c.n_vocab));
-    ForRows(n, [&](int64_t t0, int64_t t1) {
-      RmsNorm(x_.data() + t0 * e, model_.output_norm().data(), t1 - t0, e, c.rms_eps,
-              xn_.data() + t0 * e);
-    });
-    s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), n, all_logits_.data());
-    if (!s.ok()) return s;
-    if (c.final_logit_softcap > 0) {
-      const float cap = c.final_logit_softcap;
-      for (int64_t i = 0; i < n * c.n_vocab; ++i) {
-        all_logits_[i] = cap * std::tanh(all_logits_[i] / cap);
-      }
-    }
-    std::memcpy(logits_.data(), all_logits_.data() + (n - 1) * c.n_vocab,
-                sizeof(float) * c.n_vocab);
-    return absl::OkStatus();
+    out = all_logits_.data();
   }
-
-  RmsNorm(x_.data() + (n - 1) * e, model_.output_norm().data(), 1, e, c.rms_eps, xn_.data());
-  s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), 1, logits_.data());
+  ForRows(n - r0, [&](int64_t t0, int64_t t1) {
+    RmsNorm(x_.data() + (r0 + t0) * e, model_.output_norm().data(), t1 - t0, e, c.rms_eps,
+            xn_.data() + t0 * e);
+  });
+  s = Matmul(EvalProfile::kLmHead, xn_.data(), model_.lm_head(), n - r0, out);
   if (!s.ok()) return s;
   if (c.final_logit_softcap > 0) {
     const float cap = c.final_logit_softcap;
-    for (float& v : logits_) v = cap * std::tanh(v / cap);
+    for (int64_t i = 0; i < (n - r0) * c.n_vocab; ++i) out[i] = cap * std::tanh(out[i] / cap);
+  }
+  if (want == Want::kAll) {
+    std::memcpy(logits_.data(), out + (n - 1) * c.n_vocab, sizeof(float) * c.n_vocab);
   }
   return absl::OkStatus();
 }
