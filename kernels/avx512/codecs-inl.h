@@ -386,6 +386,7 @@ struct PanelQ45_K {
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(Block);
   static constexpr bool kMins = true;
+  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
   // Block dwords: d|dmin, 3 of scales, then (Q5_K) 8 of qh, then qs (32 dwords).
   static_assert(offsetof(Block, d) % 4 == 0 && offsetof(Block, dmin) == offsetof(Block, d) + 2 &&
                     offsetof(Block, scales) % 4 == 0 && offsetof(Block, qs) % 4 == 0,
@@ -621,6 +622,7 @@ struct PanelCodec<Format::kQ6_K> {
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(BlockQ6_K);
   static constexpr bool kMins = false;
+  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
   static constexpr int kQl = offsetof(BlockQ6_K, ql), kQh = offsetof(BlockQ6_K, qh);
   static constexpr int kSc = offsetof(BlockQ6_K, scales), kD = offsetof(BlockQ6_K, d);
 
@@ -998,6 +1000,7 @@ struct PanelQ23_K {
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(Block);
   static constexpr bool kMins = !kThree;
+  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
   static constexpr int kQs = offsetof(Block, qs), kD = offsetof(Block, d);
 
   static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
@@ -1362,10 +1365,9 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
 };
 
 struct alignas(64) PanelIQ4 {
-  int32_t q[64][16];    // vector g: row r's codebook values V + 128 at positions 4g .. 4g+3 (halves order)
-  int32_t sc[8][16];    // sub-block s: ls_s - 32
-  int32_t sc2[8][16];   // sub-block s: int16 pair (ls_s - 32, ls_s - 32)
-  int32_t bias[4][16];  // p: int16 pair (-128 (ls_2p - 32), -128 (ls_2p+1 - 32))
+  int32_t q[64][16];   // vector g: row r's codebook values V + 128 at positions 4g .. 4g+3 (halves order)
+  float sc[8][16];     // sub-block s: ls_s - 32 (VNNI)
+  int32_t sc2[8][16];  // sub-block s: int16 pair (ls_s - 32, ls_s - 32) (without VNNI)
   float d[16];
 };
 
@@ -1374,19 +1376,26 @@ struct alignas(64) PanelIQ4 {
 // general row): vector g = 32 c + 16 h + u holds nibble h of qs dword 16 c + u, i.e. the
 // packed activations' bytes 4g .. 4g + 3 (y byte 128 c + 64 h + p is nibble h of qs byte
 // 64 c + p), sub-block 4 c + u / 4. The codebook values are stored as V + 128 (1..241, one
-// vpshufb of kIq4Biased per vector), which VNNI's vpdpbusd multiplies as they are: per
-// sub-block the exact int32 dot (<= 32 * 241 * 127 = 979424) times ls - 32 (vpmulld), the
-// bias sum_s (ls_s - 32) * 128 * bsum32_s taken off by vpdpwssd on int16 pairs (-128 (ls - 32)
-// fits int16, |total| <= 8 * 32 * 979424 + 8 * 4096 * 4064 < 4e8). Without VNNI the
-// vpmaddubsw pairs of V + 128 could saturate, so there the panel's bytes are turned back into
-// |V| and the mask of the negative ones (per vector, once per micro-tile), each activation
-// broadcast takes V's signs (vpmaddubsw pair <= 2 * 127 * 127 = 32258) and vpmaddwd against
-// the pair (ls - 32, ls - 32) gives the scaled sum in int32 directly. No mins.
+// vpshufb of kIq4Biased per vector), which VNNI's vpdpbusd multiplies as they are.
+// VNNI (kWide): each sub-block's dot starts from -128 * bsum32_s (the driver's per-call
+// offsets), so after its 8 vpdpbusd it is exactly sum V y, |.| <= 32 * 127 * 127 = 516128,
+// and its product with ls - 32 (|.| <= 32) is below 2^24: exact in float. The 8 products
+// are summed in float (fused multiply-adds, a fixed order), which is exact while the
+// partial sums stay below 2^24 and otherwise rounds as float accumulation does: one
+// vcvtdq2ps and one FMA per sub-block instead of an integer multiply (2 uops) and add,
+// and no bias step. block_wide runs one or two panels (strips of 16 or 32 rows) against
+// each activation broadcast; a lane's operations are the same either way.
+// Without VNNI the vpmaddubsw pairs of V + 128 could saturate, so there the panel's bytes
+// are turned back into |V| and the mask of the negative ones (per vector, once per
+// micro-tile), each activation broadcast takes V's signs (vpmaddubsw pair <= 2 * 127 * 127
+// = 32258) and vpmaddwd against the pair (ls - 32, ls - 32) gives the scaled sum in int32
+// directly (exact). No mins.
 struct PanelIQ4_XS {
   using Panel = PanelIQ4;
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(BlockIQ4_XS);
   static constexpr bool kMins = false;
+  static constexpr bool kWide = true;  // with VNNI: block_wide, sub_offsets
   static constexpr int kD = offsetof(BlockIQ4_XS, d), kQs = offsetof(BlockIQ4_XS, qs);
   static constexpr int kSh = offsetof(BlockIQ4_XS, scales_h), kSl = offsetof(BlockIQ4_XS, scales_l);
   static_assert(kQs + 128 == kBlockBytes, "the qs end the block (the second transpose reads to its end)");
@@ -1405,17 +1414,13 @@ struct PanelIQ4_XS {
     // ls_s: low 4 bits nibble s of the scales_l dword, high 2 bits bits 2s, 2s + 1 of scales_h.
     const __m512i sl = load512(lw), sh = load512(hw);
     const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), lo16 = _mm512_set1_epi32(0xFFFF);
-    __m512i b[8];  // -128 (ls_s - 32)
     for (int s = 0; s < 8; ++s) {
       const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * s), m15),
                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * s), m3), 4));
       const __m512i sc = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
-      _mm512_store_si512(p->sc[s], sc);
+      _mm512_store_ps(p->sc[s], _mm512_cvtepi32_ps(sc));
       _mm512_store_si512(p->sc2[s], _mm512_or_si512(_mm512_and_si512(sc, lo16), _mm512_slli_epi32(sc, 16)));
-      b[s] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sc, 7));
     }
-    for (int q = 0; q < 4; ++q)
-      _mm512_store_si512(p->bias[q], _mm512_or_si512(_mm512_and_si512(b[2 * q], lo16), _mm512_slli_epi32(b[2 * q + 1], 16)));
     const __m512i m4 = _mm512_set1_epi8(0x0F), tab = load512(&kIq4Biased);
     for (int c = 0; c < 2; ++c) {
       for (int u = 0; u < 16; ++u) {
@@ -1427,47 +1432,69 @@ struct PanelIQ4_XS {
     }
   }
 
+  // VNNI: the 8 sub-block offsets -128 * bsum32_s of an activation super-block (see above).
+  static FK_INLINE void sub_offsets(const Act& y, int32_t* o) {
+    for (int s = 0; s < 8; ++s) o[s] = -128 * y.bsum32[s];
+  }
+
+  // VNNI: the super-block's exact-product float totals tf[n][i] of panels p[n] (16 weight
+  // rows each) and activation rows y[i], whose sub-block offsets are o[i][0..7].
+  template <int MR, int NP>
+  static FK_INLINE void block_wide(const Panel* const (&p)[NP], const Act* const (&y)[MR],
+                                   const int32_t* const (&o)[MR], __m512 (&tf)[NP][MR]) {
+    for (int n = 0; n < NP; ++n)
+      for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
+    // Sub-block s = 4 c + j: vectors g0 .. g0 + 3 and g0 + 16 .. g0 + 19, g0 = 32 c + 4 j.
+    for (int s = 0; s < 8; ++s) {
+      const int g0 = 32 * (s / 4) + 4 * (s % 4);
+      __m512i is[NP][MR];
+      for (int i = 0; i < MR; ++i) {
+        const __m512i init = _mm512_set1_epi32(o[i][s]);
+        for (int n = 0; n < NP; ++n) is[n][i] = init;
+      }
+      for (int h = 0; h < 2; ++h) {
+        for (int c = 0; c < 4; c += 2) {
+          const int g = g0 + 16 * h + c;
+          __m512i w0[NP], w1[NP];
+          for (int n = 0; n < NP; ++n) {
+            w0[n] = load512(p[n]->q[g]);
+            w1[n] = load512(p[n]->q[g + 1]);
+          }
+          for (int i = 0; i < MR; ++i) {
+            const __m512i y0 = bcast32(y[i]->y + 4 * g), y1 = bcast32(y[i]->y + 4 * g + 4);
+            for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
+          }
+        }
+      }
+      for (int n = 0; n < NP; ++n) {
+        const __m512 sc = _mm512_load_ps(p[n]->sc[s]);
+        for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
+      }
+    }
+  }
+
+  // Without VNNI: the exact int32 total (see above).
   template <int MR, bool kVnni>
   static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR],
                               __m512i (&)[MR]) {
+    static_assert(!kVnni, "VNNI runs block_wide");
     for (int i = 0; i < MR; ++i) tot[i] = _mm512_setzero_si512();
     // Sub-block s = 4 c + j: vectors g0 .. g0 + 3 and g0 + 16 .. g0 + 19, g0 = 32 c + 4 j.
     for (int s = 0; s < 8; ++s) {
       const int g0 = 32 * (s / 4) + 4 * (s % 4);
-      if constexpr (kVnni) {
-        __m512i is[MR];
-        for (int i = 0; i < MR; ++i) is[i] = _mm512_setzero_si512();
-        for (int h = 0; h < 2; ++h) {
-          for (int c = 0; c < 4; c += 2) {
-            const int g = g0 + 16 * h + c;
-            const __m512i w0 = load512(p.q[g]), w1 = load512(p.q[g + 1]);
-            for (int i = 0; i < MR; ++i)
-              is[i] = dot2_u8s8<true>(is[i], w0, bcast32(y[i]->y + 4 * g), w1, bcast32(y[i]->y + 4 * g + 4));
+      const __m512i sc2 = load512(p.sc2[s]);
+      for (int h = 0; h < 2; ++h) {
+        for (int c = 0; c < 4; ++c) {
+          const int g = g0 + 16 * h + c;
+          const __m512i v = _mm512_xor_si512(load512(p.q[g]), _mm512_set1_epi8(static_cast<char>(0x80)));
+          const __m512i a = _mm512_abs_epi8(v);
+          const __mmask64 neg = _mm512_movepi8_mask(v);
+          for (int i = 0; i < MR; ++i) {
+            const __m512i yb = bcast32(y[i]->y + 4 * g);
+            const __m512i ys = _mm512_mask_sub_epi8(yb, neg, _mm512_setzero_si512(), yb);
+            tot[i] = _mm512_add_epi32(tot[i], _mm512_madd_epi16(_mm512_maddubs_epi16(a, ys), sc2));
           }
         }
-        const __m512i sc = load512(p.sc[s]);
-        for (int i = 0; i < MR; ++i) tot[i] = _mm512_add_epi32(tot[i], _mm512_mullo_epi32(is[i], sc));
-      } else {
-        const __m512i sc2 = load512(p.sc2[s]);
-        for (int h = 0; h < 2; ++h) {
-          for (int c = 0; c < 4; ++c) {
-            const int g = g0 + 16 * h + c;
-            const __m512i v = _mm512_xor_si512(load512(p.q[g]), _mm512_set1_epi8(static_cast<char>(0x80)));
-            const __m512i a = _mm512_abs_epi8(v);
-            const __mmask64 neg = _mm512_movepi8_mask(v);
-            for (int i = 0; i < MR; ++i) {
-              const __m512i yb = bcast32(y[i]->y + 4 * g);
-              const __m512i ys = _mm512_mask_sub_epi8(yb, neg, _mm512_setzero_si512(), yb);
-              tot[i] = _mm512_add_epi32(tot[i], _mm512_madd_epi16(_mm512_maddubs_epi16(a, ys), sc2));
-            }
-          }
-        }
-      }
-    }
-    if constexpr (kVnni) {
-      for (int q = 0; q < 4; ++q) {
-        const __m512i bias = load512(p.bias[q]);
-        for (int i = 0; i < MR; ++i) tot[i] = _mm512_dpwssd_epi32(tot[i], bias, bcast32(y[i]->bsum32 + 2 * q));
       }
     }
   }
@@ -1509,6 +1536,7 @@ struct PanelLegacy {
   using Act = ActQ8_0x4;
   static constexpr int kBlockBytes = sizeof(Block);
   static constexpr bool kMins = kM >= 0;  // acc += m_w * aux (float da * activation sum)
+  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
   static constexpr bool kSignedBytes = kKind != L32Kind::kNibble;  // stored + 128
   // Whether the dot starts from the block's aux offset (the packer's bias times its sum).
   template <bool kVnni>

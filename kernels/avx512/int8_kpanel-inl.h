@@ -21,8 +21,12 @@
 // per super-block the exact int32 total is scaled to float once (d * da) and accumulated.
 // Q4_K / Q5_K mins: sum_s m_s * bsum32_s by vpdpwssd on int16 pairs (exact), scaled by
 // dmin * da. Q6_K's -32 offset: sum_s (2 sc_s) * (-16 bsum16_s) by vpdpwssd, added to the
-// integer total (exact). IQ4_XS: codebook values V + 128 with VNNI (the bias taken off with
-// bsum32), |V| against sign-adjusted activations without (its codec in codecs-inl.h says why).
+// integer total (exact). IQ4_XS: codebook values V + 128 with VNNI, |V| against
+// sign-adjusted activations without (its codec in codecs-inl.h says why). With VNNI it is
+// the one kWide codec (run_wide): strips of 32 rows, two panels against each activation
+// broadcast, 6 activation rows per micro-tile, each sub-block's dot started from the
+// per-call offset -128 bsum32 and scaled in float (kernel_bench --hot, 128 x 5632 x 2048:
+// 8.2-8.3 -> 6.2-6.4 ms).
 //
 // A panel codec (kernels/avx512/codecs-inl.h: PanelCodec<F>) provides Panel (one
 // super-block of 16 rows, decoded), Act (the packed activation block), kBlockBytes, kMins,
@@ -229,7 +233,114 @@ struct KPanelInt8 {
     for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
   }
 
+  // A kWide codec with VNNI (IQ4_XS): NP = 1 or 2 panels (strips of 16 or 32 weight rows,
+  // p[n]: rows j0 + 16 n ..) through C::block_wide, which runs them all against each
+  // activation broadcast; so[(i nb + b) 8 + s] is activation row i's offset of sub-block s of
+  // super-block b (C::sub_offsets). Its float totals are scaled by d * da as above. A lane's
+  // operations do not depend on NP or MR. Output columns j0 .. j0 + 16 NP (the last panel's
+  // lanes of `keep`).
+  template <int MR, int NP>
+  static FK_NOINLINE void micro_wide(const MatmulArgs& a, const Panel* const (&p)[NP], const int32_t* so,
+                                     int64_t nb, int64_t i0, int64_t j0, __mmask16 keep) {
+    const Act* y[MR];
+    const int32_t* o[MR];
+    for (int i = 0; i < MR; ++i) {
+      y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
+      o[i] = so + (i0 + i) * nb * 8;
+    }
+    __m512 acc[NP][MR];
+    for (int n = 0; n < NP; ++n)
+      for (int i = 0; i < MR; ++i) acc[n][i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const Panel* pb[NP];
+      for (int n = 0; n < NP; ++n) pb[n] = p[n] + b;
+      __m512 tf[NP][MR];
+      C::template block_wide<MR, NP>(pb, y, o, tf);
+      for (int n = 0; n < NP; ++n) {
+        const __m512 d = _mm512_load_ps(pb[n]->d);
+        for (int i = 0; i < MR; ++i)
+          acc[n][i] = _mm512_fmadd_ps(tf[n][i], _mm512_mul_ps(d, _mm512_set1_ps(y[i]->d)), acc[n][i]);
+      }
+      for (int i = 0; i < MR; ++i) {
+        ++y[i];
+        o[i] += 8;
+      }
+    }
+    for (int n = 0; n < NP; ++n) {
+      for (int i = 0; i < MR; ++i) {
+        float* out = a.output + (i0 + i) * a.n + j0 + kPanelRows * n;
+        if (n + 1 < NP) {
+          _mm512_storeu_ps(out, acc[n][i]);
+        } else {
+          _mm512_mask_storeu_ps(out, keep, acc[n][i]);
+        }
+      }
+    }
+  }
+
+  // The wide run: strips of 32 rows while they are whole, then one of 16 .. 31 rows as one or
+  // two strips of up to 16.
+  static void run_wide(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+    const int64_t nb = a.k / kElems;
+    const size_t panel_bytes = static_cast<size_t>(nb) * sizeof(Panel);
+    uint8_t* buf = panel_buffer(2 * panel_bytes + static_cast<size_t>(a.m * nb * 8) * sizeof(int32_t));
+    Panel* const panels[2] = {reinterpret_cast<Panel*>(buf), reinterpret_cast<Panel*>(buf + panel_bytes)};
+    int32_t* so = reinterpret_cast<int32_t*>(buf + 2 * panel_bytes);
+    for (int64_t i = 0; i < a.m; ++i) {
+      const Act* y = reinterpret_cast<const Act*>(a.act + i * a.act_row_bytes);
+      for (int64_t b = 0; b < nb; ++b) C::sub_offsets(y[b], so + (i * nb + b) * 8);
+    }
+    // Panel `dst` <- weight rows j .. j + nv - 1 (the last repeated to 16).
+    const auto build = [&](int64_t j, int nv, Panel* dst) {
+      const uint8_t* w[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j + std::min(r, nv - 1)) * a.row_bytes;
+      for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &dst[b]);
+    };
+    int64_t j0 = n_begin;
+    for (; j0 + 2 * kPanelRows <= n_end; j0 += 2 * kPanelRows) {
+      build(j0, kPanelRows, panels[0]);
+      build(j0 + kPanelRows, kPanelRows, panels[1]);
+      const Panel* const p[2] = {panels[0], panels[1]};
+      int64_t i = 0;
+      for (; i + 6 <= a.m; i += 6) micro_wide<6, 2>(a, p, so, nb, i, j0, 0xFFFF);
+      if (a.m - i >= 4) {
+        micro_wide<4, 2>(a, p, so, nb, i, j0, 0xFFFF);
+        i += 4;
+      }
+      if (a.m - i >= 2) {
+        micro_wide<2, 2>(a, p, so, nb, i, j0, 0xFFFF);
+        i += 2;
+      }
+      if (a.m - i >= 1) micro_wide<1, 2>(a, p, so, nb, i, j0, 0xFFFF);
+    }
+    for (; j0 < n_end; j0 += kPanelRows) {
+      const int nv = static_cast<int>(std::min<int64_t>(kPanelRows, n_end - j0));
+      build(j0, nv, panels[0]);
+      const Panel* const p[1] = {panels[0]};
+      const __mmask16 keep = static_cast<__mmask16>((1u << nv) - 1);
+      int64_t i = 0;
+      for (; i + 8 <= a.m; i += 8) micro_wide<8, 1>(a, p, so, nb, i, j0, keep);
+      if (a.m - i >= 4) {
+        micro_wide<4, 1>(a, p, so, nb, i, j0, keep);
+        i += 4;
+      }
+      if (a.m - i >= 2) {
+        micro_wide<2, 1>(a, p, so, nb, i, j0, keep);
+        i += 2;
+      }
+      if (a.m - i >= 1) micro_wide<1, 1>(a, p, so, nb, i, j0, keep);
+    }
+  }
+
   static void run(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+    if constexpr (C::kWide && kVnni) {
+      run_wide(a, n_begin, n_end);
+    } else {
+      run_strips(a, n_begin, n_end);
+    }
+  }
+
+  static void run_strips(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
     const int64_t nb = a.k / kElems;
     // Legacy offsets (Q4_0 -8, Q5_0 -16, IQ4_NL / Q8_0 with VNNI -128, times the block's
     // activation sum): the sum of the 4 aux lanes of the block, exact, once per call for all
