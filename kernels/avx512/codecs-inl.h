@@ -1235,11 +1235,13 @@ struct F32Decoder<Format::kIQ4_XS> {
 // 1]. Without VNNI: unsigned |V| bytes with the mask of the negative ones; maddubs(|V|, y
 // with V's sign) (|pair| <= 2 * 127 * 127 = 32258) is weighted by the signed int16 scale
 // ls - 32 of its lane's sub-block with vpmaddwd (exact in int32). With VNNI: V + 128 (as the
-// panel) into two vpdpbusd per 128 weights, whose lanes then each hold one sub-block's dot
-// (<= 8 * 241 * 127 = 244856), times ls - 32 by vpmulld; the bias 128 * sum_s (ls_s - 32) *
-// bsum32_s comes off once per block (a 256-bit vpmulld of the 8 scales by 128 bsum32). About
-// 10 uops per 128 weights instead of 15 (and, shift, vpshufb, vpabsb, vpmovb2m, masked
-// negation, vpmaddubsw, vpdpwssd per 64).
+// panel) into two vpdpbusd per 128 weights, started from -128 times the lane's 8
+// activations (two vpdpbusd of 0x80 bytes, shared by the tile's 4 rows), so that each lane
+// holds exactly sum V y over its 8 elements of one sub-block (|.| <= 8 * 127 * 127 =
+// 129032); times the float ls - 32 (|.| <= 32) and the two halves added: |lane| <= 8258048
+// < 2^24, every step exact. isum returns these float lanes (the tile's cvt is skipped): a
+// vcvtdq2ps, a multiply or FMA per 128 weights instead of a vpmulld (2 uops) and an add,
+// and no bias step.
 template <bool kVnni>
 struct Int8Codec<Format::kIQ4_XS, kVnni> {
   static constexpr Format kAct = Format::kQ8_K;
@@ -1258,8 +1260,8 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
   struct Dec {
     __m512i q[4];
     __mmask64 neg[4];  // without VNNI
-    __m512i s[2];      // s[c] for q[2c] and q[2c + 1]: int16 words (VNNI: int32 lanes)
-    __m256i ls;        // VNNI: the 8 scales ls - 32 as int32
+    __m512i s[2];      // without VNNI: s[c] for q[2c] and q[2c + 1], int16 words
+    __m512 sf[2];      // VNNI: the same scales as float lanes
   };
 
   static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
@@ -1292,7 +1294,7 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
                                                      _mm512_and_si512(_mm512_srlv_epi32(sl, sl_shift),
                                                                       _mm512_set1_epi32(15)),
                                                      0xEA);  // (A & B) | C
-        h->sw[t] = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
+        h->sw[t] = _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_sub_epi32(ls, _mm512_set1_epi32(32))));
       }
     }
   }
@@ -1301,13 +1303,12 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
     Dec d;
     const __m512i m4 = _mm512_set1_epi8(15);
     if constexpr (kVnni) {
-      const __m512i sw = h.sw[j >> 1];
+      const __m512 sw = _mm512_castsi512_ps(h.sw[j >> 1]);
       const int o = 8 * (j & 1);  // row j's scales: lanes o .. o + 7 of sw
-      d.ls = (j & 1) ? _mm512_extracti64x4_epi64(sw, 1) : _mm512_castsi512_si256(sw);
       for (int c = 0; c < 2; ++c) {
         // Lanes 4u .. 4u + 3: sub-block 4c + u.
         const int b = o + 4 * c;
-        d.s[c] = _mm512_permutexvar_epi32(
+        d.sf[c] = _mm512_permutexvar_ps(
             _mm512_setr_epi32(b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 2, b + 2, b + 2, b + 2, b + 3, b + 3, b + 3, b + 3),
             sw);
         const __m512i v = loadu512(blk + kQs + 64 * c);
@@ -1339,28 +1340,30 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
     return d;
   }
 
-  static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
+  // VNNI: float lanes, each an exact integer (see above); otherwise int32 lanes.
+  static FK_INLINE auto isum(const Dec& w, const ActQ8_K& y) {
     if constexpr (kVnni) {
-      const __m512i z = _mm512_setzero_si512();
-      const __m512i t0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)), w.q[1], load512(y.y + 64));
-      const __m512i t1 =
-          _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)), w.q[3], load512(y.y + 192));
-      const __m256i bias = _mm256_mullo_epi32(w.ls, _mm256_slli_epi32(_mm256_cvtepi16_epi32(loadu128(y.bsum32)), 7));
-      const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(t0, w.s[0]), _mm512_mullo_epi32(t1, w.s[1]));
-      return _mm512_sub_epi32(s, _mm512_zextsi256_si512(bias));
-    }
-    __m512i s = _mm512_setzero_si512();
-    for (int z = 0; z < 4; ++z) {
-      const __m512i yz = load512(y.y + 64 * z);
-      const __m512i ys = _mm512_mask_sub_epi8(yz, w.neg[z], _mm512_setzero_si512(), yz);
-      const __m512i p = _mm512_maddubs_epi16(w.q[z], ys);
-      if constexpr (kVnni) {
-        s = _mm512_dpwssd_epi32(s, p, w.s[z / 2]);
-      } else {
-        s = _mm512_add_epi32(s, _mm512_madd_epi16(p, w.s[z / 2]));
+      const __m512i z = _mm512_setzero_si512(), k128 = _mm512_set1_epi8(static_cast<char>(0x80));
+      __m512 r = _mm512_setzero_ps();
+      for (int c = 0; c < 2; ++c) {
+        const __m512i y0 = load512(y.y + 128 * c), y1 = load512(y.y + 128 * c + 64);
+        // -128 times each lane's 8 activations: V + 128's offset (the same for the tile's 4
+        // rows, computed once).
+        const __m512i off =
+            _mm512_sub_epi32(z, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, k128, y0), k128, y1));
+        const __m512i t = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, w.q[2 * c], y0), w.q[2 * c + 1], y1);
+        r = c == 0 ? _mm512_mul_ps(_mm512_cvtepi32_ps(t), w.sf[0]) : _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), w.sf[1], r);
       }
+      return r;
+    } else {
+      __m512i s = _mm512_setzero_si512();
+      for (int z = 0; z < 4; ++z) {
+        const __m512i yz = load512(y.y + 64 * z);
+        const __m512i ys = _mm512_mask_sub_epi8(yz, w.neg[z], _mm512_setzero_si512(), yz);
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.q[z], ys), w.s[z / 2]));
+      }
+      return s;
     }
-    return s;
   }
 };
 

@@ -98,7 +98,7 @@ struct KHead {
   __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
   __m512i sw[2];     // Q2_K / Q3_K: the 16 sub-block scales of rows 2t and 2t + 1 as int16,
                      // in words 0..15 and 16..31 of sw[t]; IQ4_XS (VNNI): their 8 scales
-                     // ls - 32 as int32, in lanes 0..7 and 8..15
+                     // ls - 32 as float (bits), in lanes 0..7 and 8..15
   __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
 };
 
@@ -126,6 +126,11 @@ struct DdFromMemory : std::false_type {};
 template <class C>
 struct DdFromMemory<C, std::void_t<decltype(C::kDdFromMemory)>>
     : std::integral_constant<bool, C::kDdFromMemory> {};
+
+// A codec's isum lanes as float: int32 lanes converted; a codec may return float lanes that
+// are exact integers already (IQ4_XS with VNNI).
+FK_INLINE __m512 isum_float(__m512i s) { return _mm512_cvtepi32_ps(s); }
+FK_INLINE __m512 isum_float(__m512 s) { return s; }
 
 template <class C>
 struct KQuantInt8 {
@@ -171,9 +176,8 @@ struct KQuantInt8 {
       for (int j = 0; j < kNR; ++j) {
         const typename C::Dec d = C::decode(blk[j], h, j);
         for (int i = 0; i < MR; ++i) {
-          const __m512i s = C::isum(d, y[i][b]);
-          acc[i][j] =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(ddm[2 * kNR * i + 2 * j]), acc[i][j]);
+          acc[i][j] = _mm512_fmadd_ps(isum_float(C::isum(d, y[i][b])), _mm512_set1_ps(ddm[2 * kNR * i + 2 * j]),
+                                      acc[i][j]);
         }
       }
       if constexpr (C::kMins) {
