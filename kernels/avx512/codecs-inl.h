@@ -374,7 +374,8 @@ struct Int8Q45_K {
 
 struct alignas(64) PanelQ45 {
   int32_t q[64][16];    // vector 8 t + c: slot t (sub-block nibble_slot(t)), bytes 4c .. 4c+3
-  int32_t sc[8][16];    // slot t: the sub-block's 6-bit scale
+  int32_t sc[8][16];    // slot t: the sub-block's 6-bit scale (without VNNI)
+  float scf[8][16];     // the same as float (VNNI)
   int32_t mins[4][16];  // p: int16 pair (m_2p, m_2p+1), sub-blocks in element order
   float d[16], dmin[16];
 };
@@ -386,7 +387,8 @@ struct PanelQ45_K {
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(Block);
   static constexpr bool kMins = true;
-  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
+  static constexpr bool kWide = true;         // with VNNI: block_wide (kernels/avx512/int8_kpanel-inl.h)
+  static constexpr bool kSubOffsets = false;  // unsigned quants: no offsets
   // Block dwords: d|dmin, 3 of scales, then (Q5_K) 8 of qh, then qs (32 dwords).
   static_assert(offsetof(Block, d) % 4 == 0 && offsetof(Block, dmin) == offsetof(Block, d) + 2 &&
                     offsetof(Block, scales) % 4 == 0 && offsetof(Block, qs) % 4 == 0,
@@ -422,7 +424,9 @@ struct PanelQ45_K {
     static constexpr Bytes kPair[2] = {dword_pattern(0, -1, 1, -1), dword_pattern(2, -1, 3, -1)};
     for (int t8 = 0; t8 < 8; ++t8) {
       const int s = nibble_slot(t8);  // self-inverse: the sub-block in slot t8
-      _mm512_store_si512(p->sc[t8], _mm512_shuffle_epi8(s < 4 ? sc_lo : sc_hi, load512(&kByte[s % 4])));
+      const __m512i sc = _mm512_shuffle_epi8(s < 4 ? sc_lo : sc_hi, load512(&kByte[s % 4]));
+      _mm512_store_si512(p->sc[t8], sc);
+      _mm512_store_ps(p->scf[t8], _mm512_cvtepi32_ps(sc));
     }
     for (int q = 0; q < 4; ++q)
       _mm512_store_si512(p->mins[q], _mm512_shuffle_epi8(q < 2 ? mn_lo : mn_hi, load512(&kPair[q % 2])));
@@ -445,6 +449,47 @@ struct PanelQ45_K {
       }
       _mm512_store_si512(p->q[8 * nibble_slot(2 * pp) + c], lo);
       _mm512_store_si512(p->q[8 * nibble_slot(2 * pp + 1) + c], hi);
+    }
+  }
+
+  // VNNI, NP panels against MR activation rows (kernels/avx512/int8_kpanel-inl.h): per
+  // sub-block the exact int32 dot (<= 32 * 31 * 127 = 125984) times the float scale (<= 63:
+  // below 2^24, exact), summed by FMAs into tf (exact below 2^24); the mins sums ms as in
+  // block.
+  template <int MR, int NP>
+  static FK_INLINE void block_wide(const Panel* const (&p)[NP], const Act* const (&y)[MR],
+                                   const int32_t* const (&)[MR], __m512 (&tf)[NP][MR], __m512i (&ms)[NP][MR]) {
+    for (int n = 0; n < NP; ++n)
+      for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
+    for (int t8 = 0; t8 < 8; ++t8) {
+      __m512i is[NP][MR];
+      for (int n = 0; n < NP; ++n)
+        for (int i = 0; i < MR; ++i) is[n][i] = _mm512_setzero_si512();
+      for (int c = 0; c < 8; c += 2) {
+        __m512i w0[NP], w1[NP];
+        for (int n = 0; n < NP; ++n) {
+          w0[n] = load512(p[n]->q[8 * t8 + c]);
+          w1[n] = load512(p[n]->q[8 * t8 + c + 1]);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m512i y0 = bcast32(y[i]->y + 32 * t8 + 4 * c), y1 = bcast32(y[i]->y + 32 * t8 + 4 * c + 4);
+          for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
+        }
+      }
+      for (int n = 0; n < NP; ++n) {
+        const __m512 sc = _mm512_load_ps(p[n]->scf[t8]);
+        for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
+      }
+    }
+    for (int n = 0; n < NP; ++n)
+      for (int i = 0; i < MR; ++i) ms[n][i] = _mm512_setzero_si512();
+    for (int q = 0; q < 4; ++q) {
+      __m512i mn[NP];
+      for (int n = 0; n < NP; ++n) mn[n] = load512(p[n]->mins[q]);
+      for (int i = 0; i < MR; ++i) {
+        const __m512i yb = bcast32(y[i]->bsum32 + 2 * q);
+        for (int n = 0; n < NP; ++n) ms[n][i] = _mm512_dpwssd_epi32(ms[n][i], mn[n], yb);
+      }
     }
   }
 
@@ -1398,7 +1443,8 @@ struct PanelIQ4_XS {
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(BlockIQ4_XS);
   static constexpr bool kMins = false;
-  static constexpr bool kWide = true;  // with VNNI: block_wide, sub_offsets
+  static constexpr bool kWide = true;        // with VNNI: block_wide, sub_offsets
+  static constexpr bool kSubOffsets = true;
   static constexpr int kD = offsetof(BlockIQ4_XS, d), kQs = offsetof(BlockIQ4_XS, qs);
   static constexpr int kSh = offsetof(BlockIQ4_XS, scales_h), kSl = offsetof(BlockIQ4_XS, scales_l);
   static_assert(kQs + 128 == kBlockBytes, "the qs end the block (the second transpose reads to its end)");
@@ -1444,7 +1490,7 @@ struct PanelIQ4_XS {
   // rows each) and activation rows y[i], whose sub-block offsets are o[i][0..7].
   template <int MR, int NP>
   static FK_INLINE void block_wide(const Panel* const (&p)[NP], const Act* const (&y)[MR],
-                                   const int32_t* const (&o)[MR], __m512 (&tf)[NP][MR]) {
+                                   const int32_t* const (&o)[MR], __m512 (&tf)[NP][MR], __m512i (&)[NP][MR]) {
     for (int n = 0; n < NP; ++n)
       for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
     // Sub-block s = 4 c + j: vectors g0 .. g0 + 3 and g0 + 16 .. g0 + 19, g0 = 32 c + 4 j.

@@ -22,11 +22,12 @@
 // Q4_K / Q5_K mins: sum_s m_s * bsum32_s by vpdpwssd on int16 pairs (exact), scaled by
 // dmin * da. Q6_K's -32 offset: sum_s (2 sc_s) * (-16 bsum16_s) by vpdpwssd, added to the
 // integer total (exact). IQ4_XS: codebook values V + 128 with VNNI, |V| against
-// sign-adjusted activations without (its codec in codecs-inl.h says why). With VNNI it is
-// the one kWide codec (run_wide): strips of 32 rows, two panels against each activation
-// broadcast, 6 activation rows per micro-tile, each sub-block's dot started from the
-// per-call offset -128 bsum32 and scaled in float (kernel_bench --hot, 128 x 5632 x 2048:
-// 8.2-8.3 -> 6.2-6.4 ms).
+// sign-adjusted activations without (its codec in codecs-inl.h says why).
+// With VNNI, Q4_K, Q5_K and IQ4_XS are kWide codecs (run_wide): strips of 32 rows, two
+// panels against each activation broadcast, 6 activation rows per micro-tile, each
+// sub-block's exact dot scaled in float (a vcvtdq2ps and an FMA instead of vpmulld, 2 uops,
+// and an add); IQ4_XS's dots start from the per-call offset -128 bsum32. kernel_bench
+// --hot, 128 x 5632 x 2048, IQ4_XS: 8.2-8.3 -> 6.2-6.4 ms.
 //
 // A panel codec (kernels/avx512/codecs-inl.h: PanelCodec<F>) provides Panel (one
 // super-block of 16 rows, decoded), Act (the packed activation block), kBlockBytes, kMins,
@@ -233,20 +234,22 @@ struct KPanelInt8 {
     for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
   }
 
-  // A kWide codec with VNNI (IQ4_XS): NP = 1 or 2 panels (strips of 16 or 32 weight rows,
-  // p[n]: rows j0 + 16 n ..) through C::block_wide, which runs them all against each
-  // activation broadcast; so[(i nb + b) 8 + s] is activation row i's offset of sub-block s of
-  // super-block b (C::sub_offsets). Its float totals are scaled by d * da as above. A lane's
-  // operations do not depend on NP or MR. Output columns j0 .. j0 + 16 NP (the last panel's
-  // lanes of `keep`).
+  // A kWide codec with VNNI (Q4_K, Q5_K, IQ4_XS): NP = 1 or 2 panels (strips of 16 or 32
+  // weight rows, p[n]: rows j0 + 16 n ..) through C::block_wide, which runs them all against
+  // each activation broadcast and returns float totals (each sub-block's exact dot times its
+  // scale, summed in float) and the mins sums; with kSubOffsets, so[(i nb + b) 8 + s] is
+  // activation row i's integer offset of sub-block s of super-block b (C::sub_offsets),
+  // where the dots start. Totals and mins are scaled by d * da and dmin * da as in micro. A
+  // lane's operations do not depend on NP or MR. Output columns j0 .. j0 + 16 NP (the last
+  // panel's lanes of `keep`).
   template <int MR, int NP>
   static FK_NOINLINE void micro_wide(const MatmulArgs& a, const Panel* const (&p)[NP], const int32_t* so,
                                      int64_t nb, int64_t i0, int64_t j0, __mmask16 keep) {
     const Act* y[MR];
-    const int32_t* o[MR];
+    const int32_t* o[MR] = {};
     for (int i = 0; i < MR; ++i) {
       y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
-      o[i] = so + (i0 + i) * nb * 8;
+      if constexpr (C::kSubOffsets) o[i] = so + (i0 + i) * nb * 8;
     }
     __m512 acc[NP][MR];
     for (int n = 0; n < NP; ++n)
@@ -255,15 +258,22 @@ struct KPanelInt8 {
       const Panel* pb[NP];
       for (int n = 0; n < NP; ++n) pb[n] = p[n] + b;
       __m512 tf[NP][MR];
-      C::template block_wide<MR, NP>(pb, y, o, tf);
+      __m512i ms[NP][MR];
+      C::template block_wide<MR, NP>(pb, y, o, tf, ms);
       for (int n = 0; n < NP; ++n) {
         const __m512 d = _mm512_load_ps(pb[n]->d);
-        for (int i = 0; i < MR; ++i)
-          acc[n][i] = _mm512_fmadd_ps(tf[n][i], _mm512_mul_ps(d, _mm512_set1_ps(y[i]->d)), acc[n][i]);
+        for (int i = 0; i < MR; ++i) {
+          const __m512 da = _mm512_set1_ps(y[i]->d);
+          acc[n][i] = _mm512_fmadd_ps(tf[n][i], _mm512_mul_ps(d, da), acc[n][i]);
+          if constexpr (C::kMins) {
+            acc[n][i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[n][i]), _mm512_mul_ps(_mm512_load_ps(pb[n]->dmin), da),
+                                         acc[n][i]);
+          }
+        }
       }
       for (int i = 0; i < MR; ++i) {
         ++y[i];
-        o[i] += 8;
+        if constexpr (C::kSubOffsets) o[i] += 8;
       }
     }
     for (int n = 0; n < NP; ++n) {
@@ -283,12 +293,15 @@ struct KPanelInt8 {
   static void run_wide(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
     const int64_t nb = a.k / kElems;
     const size_t panel_bytes = static_cast<size_t>(nb) * sizeof(Panel);
-    uint8_t* buf = panel_buffer(2 * panel_bytes + static_cast<size_t>(a.m * nb * 8) * sizeof(int32_t));
+    uint8_t* buf =
+        panel_buffer(2 * panel_bytes + (C::kSubOffsets ? static_cast<size_t>(a.m * nb * 8) * sizeof(int32_t) : 0));
     Panel* const panels[2] = {reinterpret_cast<Panel*>(buf), reinterpret_cast<Panel*>(buf + panel_bytes)};
     int32_t* so = reinterpret_cast<int32_t*>(buf + 2 * panel_bytes);
-    for (int64_t i = 0; i < a.m; ++i) {
-      const Act* y = reinterpret_cast<const Act*>(a.act + i * a.act_row_bytes);
-      for (int64_t b = 0; b < nb; ++b) C::sub_offsets(y[b], so + (i * nb + b) * 8);
+    if constexpr (C::kSubOffsets) {
+      for (int64_t i = 0; i < a.m; ++i) {
+        const Act* y = reinterpret_cast<const Act*>(a.act + i * a.act_row_bytes);
+        for (int64_t b = 0; b < nb; ++b) C::sub_offsets(y[b], so + (i * nb + b) * 8);
+      }
     }
     // Panel `dst` <- weight rows j .. j + nv - 1 (the last repeated to 16).
     const auto build = [&](int64_t j, int nv, Panel* dst) {
