@@ -388,7 +388,7 @@ struct PanelQ45_K {
   static constexpr int kBlockBytes = sizeof(Block);
   static constexpr bool kMins = true;
   static constexpr bool kWide = true;         // with VNNI: block_wide (kernels/avx512/int8_kpanel-inl.h)
-  static constexpr bool kSubOffsets = false;  // unsigned quants: no offsets
+  static constexpr int kSubOffsets = 0;  // unsigned quants: no offsets
   // Block dwords: d|dmin, 3 of scales, then (Q5_K) 8 of qh, then qs (32 dwords).
   static_assert(offsetof(Block, d) % 4 == 0 && offsetof(Block, dmin) == offsetof(Block, d) + 2 &&
                     offsetof(Block, scales) % 4 == 0 && offsetof(Block, qs) % 4 == 0,
@@ -656,8 +656,9 @@ struct Int8Codec<Format::kQ6_K, kVnni> {
 
 struct alignas(64) PanelQ6 {
   int32_t q[64][16];    // vector g: elements 4g .. 4g+3 (element order), unsigned 6-bit
-  int32_t sc[16][16];   // sub-block s: the signed scale
-  int32_t sc2[8][16];   // p: int16 pair (2 sc_2p, 2 sc_2p+1)
+  int32_t sc[16][16];   // sub-block s: the signed scale (without VNNI)
+  float scf[16][16];    // the same as float (VNNI)
+  int32_t sc2[8][16];   // p: int16 pair (2 sc_2p, 2 sc_2p+1) (without VNNI)
   float d[16];
 };
 
@@ -667,7 +668,8 @@ struct PanelCodec<Format::kQ6_K> {
   using Act = ActQ8_K;
   static constexpr int kBlockBytes = sizeof(BlockQ6_K);
   static constexpr bool kMins = false;
-  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
+  static constexpr bool kWide = true;        // with VNNI: block_wide (kernels/avx512/int8_kpanel-inl.h)
+  static constexpr int kSubOffsets = 16;     // -32 * bsum16_s, s = 0..15
   static constexpr int kQl = offsetof(BlockQ6_K, ql), kQh = offsetof(BlockQ6_K, qh);
   static constexpr int kSc = offsetof(BlockQ6_K, scales), kD = offsetof(BlockQ6_K, d);
 
@@ -686,7 +688,9 @@ struct PanelCodec<Format::kQ6_K> {
     _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
     for (int s = 0; s < 16; ++s) {
       const __m512i v = load512(sw[s / 4]);
-      _mm512_store_si512(p->sc[s], _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * (s % 4)), 24));
+      const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * (s % 4)), 24);
+      _mm512_store_si512(p->sc[s], sc);
+      _mm512_store_ps(p->scf[s], _mm512_cvtepi32_ps(sc));
     }
     static constexpr Bytes kPair[2] = {dword_pattern(-1, 0, -1, 1), dword_pattern(-1, 2, -1, 3)};
     for (int q = 0; q < 8; ++q) {
@@ -705,6 +709,44 @@ struct PanelCodec<Format::kQ6_K> {
           const __m512i hb = 2 * r <= 4 ? _mm512_slli_epi16(qh, 4 - 2 * r) : _mm512_srli_epi16(qh, 2 * r - 4);
           _mm512_store_si512(p->q[32 * h + 8 * r + c], _mm512_ternarylogic_epi32(hb, m30, nib, 0xEA));
         }
+      }
+    }
+  }
+
+  // VNNI: the -32 offset of sub-block s, -32 * bsum16_s = 2 * nbsum16_s, where its dot starts.
+  static FK_INLINE void sub_offsets(const Act& y, int32_t* o) {
+    for (int s = 0; s < 16; ++s) o[s] = 2 * y.nbsum16[s];
+  }
+
+  // VNNI, NP panels against MR activation rows (kernels/avx512/int8_kpanel-inl.h): per
+  // sub-block the exact dot sum (q - 32) y (|.| <= 16 * 32 * 127 = 65024, started from the
+  // offset) times the float scale (|.| <= 128: below 2^24, exact), summed by FMAs into tf
+  // (exact below 2^24).
+  template <int MR, int NP>
+  static FK_INLINE void block_wide(const Panel* const (&p)[NP], const Act* const (&y)[MR],
+                                   const int32_t* const (&o)[MR], __m512 (&tf)[NP][MR], __m512i (&)[NP][MR]) {
+    for (int n = 0; n < NP; ++n)
+      for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
+    for (int s = 0; s < 16; ++s) {
+      __m512i is[NP][MR];
+      for (int i = 0; i < MR; ++i) {
+        const __m512i init = _mm512_set1_epi32(o[i][s]);
+        for (int n = 0; n < NP; ++n) is[n][i] = init;
+      }
+      for (int c = 0; c < 4; c += 2) {
+        __m512i w0[NP], w1[NP];
+        for (int n = 0; n < NP; ++n) {
+          w0[n] = load512(p[n]->q[4 * s + c]);
+          w1[n] = load512(p[n]->q[4 * s + c + 1]);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m512i y0 = bcast32(y[i]->y + 16 * s + 4 * c), y1 = bcast32(y[i]->y + 16 * s + 4 * c + 4);
+          for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
+        }
+      }
+      for (int n = 0; n < NP; ++n) {
+        const __m512 sc = _mm512_load_ps(p[n]->scf[s]);
+        for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
       }
     }
   }
@@ -1444,7 +1486,7 @@ struct PanelIQ4_XS {
   static constexpr int kBlockBytes = sizeof(BlockIQ4_XS);
   static constexpr bool kMins = false;
   static constexpr bool kWide = true;        // with VNNI: block_wide, sub_offsets
-  static constexpr bool kSubOffsets = true;
+  static constexpr int kSubOffsets = 8;      // -128 * bsum32_s, s = 0..7
   static constexpr int kD = offsetof(BlockIQ4_XS, d), kQs = offsetof(BlockIQ4_XS, qs);
   static constexpr int kSh = offsetof(BlockIQ4_XS, scales_h), kSl = offsetof(BlockIQ4_XS, scales_l);
   static_assert(kQs + 128 == kBlockBytes, "the qs end the block (the second transpose reads to its end)");

@@ -23,10 +23,11 @@
 // dmin * da. Q6_K's -32 offset: sum_s (2 sc_s) * (-16 bsum16_s) by vpdpwssd, added to the
 // integer total (exact). IQ4_XS: codebook values V + 128 with VNNI, |V| against
 // sign-adjusted activations without (its codec in codecs-inl.h says why).
-// With VNNI, Q4_K, Q5_K and IQ4_XS are kWide codecs (run_wide): strips of 32 rows, two
-// panels against each activation broadcast, 6 activation rows per micro-tile, each
+// With VNNI, Q4_K, Q5_K, Q6_K and IQ4_XS are kWide codecs (run_wide): strips of 32 rows,
+// two panels against each activation broadcast, 6 activation rows per micro-tile, each
 // sub-block's exact dot scaled in float (a vcvtdq2ps and an FMA instead of vpmulld, 2 uops,
-// and an add); IQ4_XS's dots start from the per-call offset -128 bsum32. kernel_bench
+// and an add); Q6_K's and IQ4_XS's dots start from per-call offsets (-32 bsum16, -128
+// bsum32) instead of a separate offset step. kernel_bench
 // --hot, 128 x 5632 x 2048, IQ4_XS: 8.2-8.3 -> 6.2-6.4 ms.
 //
 // A panel codec (kernels/avx512/codecs-inl.h: PanelCodec<F>) provides Panel (one
@@ -234,11 +235,11 @@ struct KPanelInt8 {
     for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
   }
 
-  // A kWide codec with VNNI (Q4_K, Q5_K, IQ4_XS): NP = 1 or 2 panels (strips of 16 or 32
+  // A kWide codec with VNNI (Q4_K, Q5_K, Q6_K, IQ4_XS): NP = 1 or 2 panels (strips of 16 or 32
   // weight rows, p[n]: rows j0 + 16 n ..) through C::block_wide, which runs them all against
   // each activation broadcast and returns float totals (each sub-block's exact dot times its
-  // scale, summed in float) and the mins sums; with kSubOffsets, so[(i nb + b) 8 + s] is
-  // activation row i's integer offset of sub-block s of super-block b (C::sub_offsets),
+  // scale, summed in float) and the mins sums; with kSubOffsets = S > 0, so[(i nb + b) S + s]
+  // is activation row i's integer offset of sub-block s of super-block b (C::sub_offsets),
   // where the dots start. Totals and mins are scaled by d * da and dmin * da as in micro. A
   // lane's operations do not depend on NP or MR. Output columns j0 .. j0 + 16 NP (the last
   // panel's lanes of `keep`).
@@ -249,7 +250,7 @@ struct KPanelInt8 {
     const int32_t* o[MR] = {};
     for (int i = 0; i < MR; ++i) {
       y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
-      if constexpr (C::kSubOffsets) o[i] = so + (i0 + i) * nb * 8;
+      if constexpr (C::kSubOffsets > 0) o[i] = so + (i0 + i) * nb * C::kSubOffsets;
     }
     __m512 acc[NP][MR];
     for (int n = 0; n < NP; ++n)
@@ -273,7 +274,7 @@ struct KPanelInt8 {
       }
       for (int i = 0; i < MR; ++i) {
         ++y[i];
-        if constexpr (C::kSubOffsets) o[i] += 8;
+        if constexpr (C::kSubOffsets > 0) o[i] += C::kSubOffsets;
       }
     }
     for (int n = 0; n < NP; ++n) {
@@ -293,14 +294,13 @@ struct KPanelInt8 {
   static void run_wide(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
     const int64_t nb = a.k / kElems;
     const size_t panel_bytes = static_cast<size_t>(nb) * sizeof(Panel);
-    uint8_t* buf =
-        panel_buffer(2 * panel_bytes + (C::kSubOffsets ? static_cast<size_t>(a.m * nb * 8) * sizeof(int32_t) : 0));
+    uint8_t* buf = panel_buffer(2 * panel_bytes + static_cast<size_t>(a.m * nb * C::kSubOffsets) * sizeof(int32_t));
     Panel* const panels[2] = {reinterpret_cast<Panel*>(buf), reinterpret_cast<Panel*>(buf + panel_bytes)};
     int32_t* so = reinterpret_cast<int32_t*>(buf + 2 * panel_bytes);
-    if constexpr (C::kSubOffsets) {
+    if constexpr (C::kSubOffsets > 0) {
       for (int64_t i = 0; i < a.m; ++i) {
         const Act* y = reinterpret_cast<const Act*>(a.act + i * a.act_row_bytes);
-        for (int64_t b = 0; b < nb; ++b) C::sub_offsets(y[b], so + (i * nb + b) * 8);
+        for (int64_t b = 0; b < nb; ++b) C::sub_offsets(y[b], so + (i * nb + b) * C::kSubOffsets);
       }
     }
     // Panel `dst` <- weight rows j .. j + nv - 1 (the last repeated to 16).
