@@ -463,23 +463,13 @@ struct PanelQ45_K {
       for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
     for (int t8 = 0; t8 < 8; ++t8) {
       __m512i is[NP][MR];
-      for (int n = 0; n < NP; ++n)
-        for (int i = 0; i < MR; ++i) is[n][i] = _mm512_setzero_si512();
-      for (int c = 0; c < 8; c += 2) {
-        __m512i w0[NP], w1[NP];
-        for (int n = 0; n < NP; ++n) {
-          w0[n] = load512(p[n]->q[8 * t8 + c]);
-          w1[n] = load512(p[n]->q[8 * t8 + c + 1]);
-        }
-        for (int i = 0; i < MR; ++i) {
-          const __m512i y0 = bcast32(y[i]->y + 32 * t8 + 4 * c), y1 = bcast32(y[i]->y + 32 * t8 + 4 * c + 4);
-          for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
-        }
-      }
+      const float* sc[NP];
       for (int n = 0; n < NP; ++n) {
-        const __m512 sc = _mm512_load_ps(p[n]->scf[t8]);
-        for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
+        sc[n] = p[n]->scf[t8];
+        for (int i = 0; i < MR; ++i) is[n][i] = _mm512_setzero_si512();
       }
+      const int gs[4] = {8 * t8, 8 * t8 + 2, 8 * t8 + 4, 8 * t8 + 6};
+      wide_sub_block<MR, NP>(p, y, gs, is, sc, tf);
     }
     for (int n = 0; n < NP; ++n)
       for (int i = 0; i < MR; ++i) ms[n][i] = _mm512_setzero_si512();
@@ -733,21 +723,10 @@ struct PanelCodec<Format::kQ6_K> {
         const __m512i init = _mm512_set1_epi32(o[i][s]);
         for (int n = 0; n < NP; ++n) is[n][i] = init;
       }
-      for (int c = 0; c < 4; c += 2) {
-        __m512i w0[NP], w1[NP];
-        for (int n = 0; n < NP; ++n) {
-          w0[n] = load512(p[n]->q[4 * s + c]);
-          w1[n] = load512(p[n]->q[4 * s + c + 1]);
-        }
-        for (int i = 0; i < MR; ++i) {
-          const __m512i y0 = bcast32(y[i]->y + 16 * s + 4 * c), y1 = bcast32(y[i]->y + 16 * s + 4 * c + 4);
-          for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
-        }
-      }
-      for (int n = 0; n < NP; ++n) {
-        const __m512 sc = _mm512_load_ps(p[n]->scf[s]);
-        for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
-      }
+      const float* sc[NP];
+      for (int n = 0; n < NP; ++n) sc[n] = p[n]->scf[s];
+      const int gs[2] = {4 * s, 4 * s + 2};
+      wide_sub_block<MR, NP>(p, y, gs, is, sc, tf);
     }
   }
 
@@ -1456,7 +1435,7 @@ struct Int8Codec<Format::kIQ4_XS, kVnni> {
 
 struct alignas(64) PanelIQ4 {
   int32_t q[64][16];   // vector g: row r's codebook values V + 128 at positions 4g .. 4g+3 (halves order)
-  float sc[8][16];     // sub-block s: ls_s - 32 (VNNI)
+  float scf[8][16];    // sub-block s: ls_s - 32 (VNNI)
   int32_t sc2[8][16];  // sub-block s: int16 pair (ls_s - 32, ls_s - 32) (without VNNI)
   float d[16];
 };
@@ -1509,7 +1488,7 @@ struct PanelIQ4_XS {
       const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * s), m15),
                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * s), m3), 4));
       const __m512i sc = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
-      _mm512_store_ps(p->sc[s], _mm512_cvtepi32_ps(sc));
+      _mm512_store_ps(p->scf[s], _mm512_cvtepi32_ps(sc));
       _mm512_store_si512(p->sc2[s], _mm512_or_si512(_mm512_and_si512(sc, lo16), _mm512_slli_epi32(sc, 16)));
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), tab = load512(&kIq4Biased);
@@ -1543,24 +1522,10 @@ struct PanelIQ4_XS {
         const __m512i init = _mm512_set1_epi32(o[i][s]);
         for (int n = 0; n < NP; ++n) is[n][i] = init;
       }
-      for (int h = 0; h < 2; ++h) {
-        for (int c = 0; c < 4; c += 2) {
-          const int g = g0 + 16 * h + c;
-          __m512i w0[NP], w1[NP];
-          for (int n = 0; n < NP; ++n) {
-            w0[n] = load512(p[n]->q[g]);
-            w1[n] = load512(p[n]->q[g + 1]);
-          }
-          for (int i = 0; i < MR; ++i) {
-            const __m512i y0 = bcast32(y[i]->y + 4 * g), y1 = bcast32(y[i]->y + 4 * g + 4);
-            for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
-          }
-        }
-      }
-      for (int n = 0; n < NP; ++n) {
-        const __m512 sc = _mm512_load_ps(p[n]->sc[s]);
-        for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
-      }
+      const float* sc[NP];
+      for (int n = 0; n < NP; ++n) sc[n] = p[n]->scf[s];
+      const int gs[4] = {g0, g0 + 2, g0 + 16, g0 + 18};
+      wide_sub_block<MR, NP>(p, y, gs, is, sc, tf);
     }
   }
 

@@ -142,6 +142,32 @@ FK_INLINE __m512i panel_dpwssd(__m512i acc, __m512i a, __m512i b) {
   }
 }
 
+// One sub-block of a kWide codec's block_wide (VNNI): for each g of gs, panel n's vectors g
+// and g + 1 against activation row i's dwords at y + 4g and 4g + 4, added to is[n][i] (which
+// starts at zero or the sub-block's offset); then tf[n][i] += float(is[n][i]) * scale[n] (the
+// 16 rows' float scales of the sub-block). Every codec's panel vector g meets activation
+// bytes 4g .. 4g + 3.
+template <int MR, int NP, int kG, class Panel, class Act>
+FK_INLINE void wide_sub_block(const Panel* const (&p)[NP], const Act* const (&y)[MR], const int (&gs)[kG],
+                              __m512i (&is)[NP][MR], const float* const (&scale)[NP], __m512 (&tf)[NP][MR]) {
+  for (int k = 0; k < kG; ++k) {
+    const int g = gs[k];
+    __m512i w0[NP], w1[NP];
+    for (int n = 0; n < NP; ++n) {
+      w0[n] = load512(p[n]->q[g]);
+      w1[n] = load512(p[n]->q[g + 1]);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512i y0 = bcast32(y[i]->y + 4 * g), y1 = bcast32(y[i]->y + 4 * g + 4);
+      for (int n = 0; n < NP; ++n) is[n][i] = dot2_u8s8<true>(is[n][i], w0[n], y0, w1[n], y1);
+    }
+  }
+  for (int n = 0; n < NP; ++n) {
+    const __m512 sc = _mm512_load_ps(scale[n]);
+    for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
+  }
+}
+
 FK_INLINE __m512 fp16_low_words(__m512i v) {
   return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
 }
