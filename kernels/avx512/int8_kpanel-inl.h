@@ -27,8 +27,8 @@
 // two panels against each activation broadcast, 6 activation rows per micro-tile, each
 // sub-block's exact dot scaled in float (a vcvtdq2ps and an FMA instead of vpmulld, 2 uops,
 // and an add); Q6_K's and IQ4_XS's dots start from per-call offsets (-32 bsum16, -128
-// bsum32) instead of a separate offset step. kernel_bench
-// --hot, 128 x 5632 x 2048, IQ4_XS: 8.2-8.3 -> 6.2-6.4 ms.
+// bsum32) instead of a separate offset step. kernel_bench --hot, 128 x 5632 x 2048, 1 thread:
+// IQ4_XS 8.2-8.4 -> 6.2-6.3 ms, Q4_K 7.9 -> 6.6-6.7, Q5_K 8.2 -> 6.7, Q6_K 9.2-9.4 -> 7.4-7.5.
 //
 // A panel codec (kernels/avx512/codecs-inl.h: PanelCodec<F>) provides Panel (one
 // super-block of 16 rows, decoded), Act (the packed activation block), kBlockBytes, kMins,
