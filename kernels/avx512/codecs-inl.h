@@ -458,18 +458,12 @@ struct PanelQ45_K {
   // block.
   template <int MR, int NP>
   static FK_INLINE void block_wide(const Panel* const (&p)[NP], const Act* const (&y)[MR],
-                                   const int32_t* const (&)[MR], __m512 (&tf)[NP][MR], __m512i (&ms)[NP][MR]) {
+                                   const int32_t* const (&o)[MR], __m512 (&tf)[NP][MR], __m512i (&ms)[NP][MR]) {
     for (int n = 0; n < NP; ++n)
       for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
     for (int t8 = 0; t8 < 8; ++t8) {
-      __m512i is[NP][MR];
-      const float* sc[NP];
-      for (int n = 0; n < NP; ++n) {
-        sc[n] = p[n]->scf[t8];
-        for (int i = 0; i < MR; ++i) is[n][i] = _mm512_setzero_si512();
-      }
       const int gs[4] = {8 * t8, 8 * t8 + 2, 8 * t8 + 4, 8 * t8 + 6};
-      wide_sub_block<MR, NP>(p, y, gs, is, sc, tf);
+      wide_sub_block<false>(p, y, o, t8, gs, tf);
     }
     for (int n = 0; n < NP; ++n)
       for (int i = 0; i < MR; ++i) ms[n][i] = _mm512_setzero_si512();
@@ -718,15 +712,8 @@ struct PanelCodec<Format::kQ6_K> {
     for (int n = 0; n < NP; ++n)
       for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_setzero_ps();
     for (int s = 0; s < 16; ++s) {
-      __m512i is[NP][MR];
-      for (int i = 0; i < MR; ++i) {
-        const __m512i init = _mm512_set1_epi32(o[i][s]);
-        for (int n = 0; n < NP; ++n) is[n][i] = init;
-      }
-      const float* sc[NP];
-      for (int n = 0; n < NP; ++n) sc[n] = p[n]->scf[s];
       const int gs[2] = {4 * s, 4 * s + 2};
-      wide_sub_block<MR, NP>(p, y, gs, is, sc, tf);
+      wide_sub_block<true>(p, y, o, s, gs, tf);
     }
   }
 
@@ -1517,15 +1504,8 @@ struct PanelIQ4_XS {
     // Sub-block s = 4 c + j: vectors g0 .. g0 + 3 and g0 + 16 .. g0 + 19, g0 = 32 c + 4 j.
     for (int s = 0; s < 8; ++s) {
       const int g0 = 32 * (s / 4) + 4 * (s % 4);
-      __m512i is[NP][MR];
-      for (int i = 0; i < MR; ++i) {
-        const __m512i init = _mm512_set1_epi32(o[i][s]);
-        for (int n = 0; n < NP; ++n) is[n][i] = init;
-      }
-      const float* sc[NP];
-      for (int n = 0; n < NP; ++n) sc[n] = p[n]->scf[s];
       const int gs[4] = {g0, g0 + 2, g0 + 16, g0 + 18};
-      wide_sub_block<MR, NP>(p, y, gs, is, sc, tf);
+      wide_sub_block<true>(p, y, o, s, gs, tf);
     }
   }
 

@@ -142,14 +142,19 @@ FK_INLINE __m512i panel_dpwssd(__m512i acc, __m512i a, __m512i b) {
   }
 }
 
-// One sub-block of a kWide codec's block_wide (VNNI): for each g of gs, panel n's vectors g
-// and g + 1 against activation row i's dwords at y + 4g and 4g + 4, added to is[n][i] (which
-// starts at zero or the sub-block's offset); then tf[n][i] += float(is[n][i]) * scale[n] (the
-// 16 rows' float scales of the sub-block). Every codec's panel vector g meets activation
-// bytes 4g .. 4g + 3.
-template <int MR, int NP, int kG, class Panel, class Act>
-FK_INLINE void wide_sub_block(const Panel* const (&p)[NP], const Act* const (&y)[MR], const int (&gs)[kG],
-                              __m512i (&is)[NP][MR], const float* const (&scale)[NP], __m512 (&tf)[NP][MR]) {
+// Sub-block s of a kWide codec's block_wide (VNNI): each dot is[n][i] starts from activation
+// row i's offset o[i][s] (kOffsets) or zero; for each g of gs, panel n's vectors g and g + 1
+// meet row i's dwords at y + 4g and 4g + 4 (every codec's panel vector g meets activation
+// bytes 4g .. 4g + 3); then tf[n][i] += float(is[n][i]) * the 16 rows' float scales
+// p[n]->scf[s].
+template <bool kOffsets, int MR, int NP, int kG, class Panel, class Act>
+FK_INLINE void wide_sub_block(const Panel* const (&p)[NP], const Act* const (&y)[MR], const int32_t* const (&o)[MR],
+                              int s, const int (&gs)[kG], __m512 (&tf)[NP][MR]) {
+  __m512i is[NP][MR];
+  for (int i = 0; i < MR; ++i) {
+    const __m512i init = kOffsets ? _mm512_set1_epi32(o[i][s]) : _mm512_setzero_si512();
+    for (int n = 0; n < NP; ++n) is[n][i] = init;
+  }
   for (int k = 0; k < kG; ++k) {
     const int g = gs[k];
     __m512i w0[NP], w1[NP];
@@ -163,7 +168,7 @@ FK_INLINE void wide_sub_block(const Panel* const (&p)[NP], const Act* const (&y)
     }
   }
   for (int n = 0; n < NP; ++n) {
-    const __m512 sc = _mm512_load_ps(scale[n]);
+    const __m512 sc = _mm512_load_ps(p[n]->scf[s]);
     for (int i = 0; i < MR; ++i) tf[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[n][i]), sc, tf[n][i]);
   }
 }
