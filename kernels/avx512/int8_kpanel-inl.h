@@ -320,6 +320,24 @@ struct KPanelInt8 {
     }
   }
 
+  // The nb panels (blocks or super-blocks) of weight rows j .. j + nv - 1 (the last repeated
+  // to 16 rows) into dst.
+  static void build_strip(const MatmulArgs& a, int64_t j, int nv, int64_t nb, Panel* dst) {
+    if constexpr (kLegacy) {
+      // Row r's offset from the strip's first row (the 16 rows span < 2^31 bytes).
+      const __m512i rows = _mm512_mullo_epi32(
+          _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(nv - 1)),
+          _mm512_set1_epi32(static_cast<int32_t>(a.row_bytes)));
+      const uint8_t* w0 = a.weights + j * a.row_bytes;
+      for (int64_t b = 0; b < nb; ++b) C::build(w0 + b * C::kBlockBytes, rows, &dst[b]);
+    } else {
+      const uint8_t* w[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j + std::min(r, nv - 1)) * a.row_bytes;
+      for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &dst[b]);
+    }
+  }
+
   // The wide run: strips of 32 rows while they are whole, then one of 16 .. 31 rows as one or
   // two strips of up to 16.
   static void run_wide(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
@@ -334,16 +352,10 @@ struct KPanelInt8 {
         for (int64_t b = 0; b < nb; ++b) C::sub_offsets(y[b], so + (i * nb + b) * C::kSubOffsets);
       }
     }
-    // Panel `dst` <- weight rows j .. j + nv - 1 (the last repeated to 16).
-    const auto build = [&](int64_t j, int nv, Panel* dst) {
-      const uint8_t* w[kPanelRows];
-      for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j + std::min(r, nv - 1)) * a.row_bytes;
-      for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &dst[b]);
-    };
     int64_t j0 = n_begin;
     for (; j0 + 2 * kPanelRows <= n_end; j0 += 2 * kPanelRows) {
-      build(j0, kPanelRows, panels[0]);
-      build(j0 + kPanelRows, kPanelRows, panels[1]);
+      build_strip(a, j0, kPanelRows, nb, panels[0]);
+      build_strip(a, j0 + kPanelRows, kPanelRows, nb, panels[1]);
       const Panel* const p[2] = {panels[0], panels[1]};
       int64_t i = 0;
       for (; i + 6 <= a.m; i += 6) micro_wide<6, 2>(a, p, so, nb, i, j0, 0xFFFF);
@@ -359,7 +371,7 @@ struct KPanelInt8 {
     }
     for (; j0 < n_end; j0 += kPanelRows) {
       const int nv = static_cast<int>(std::min<int64_t>(kPanelRows, n_end - j0));
-      build(j0, nv, panels[0]);
+      build_strip(a, j0, nv, nb, panels[0]);
       const Panel* const p[1] = {panels[0]};
       const __mmask16 keep = static_cast<__mmask16>((1u << nv) - 1);
       int64_t i = 0;
@@ -405,18 +417,7 @@ struct KPanelInt8 {
     }
     for (int64_t j0 = n_begin; j0 < n_end; j0 += kPanelRows) {
       const int nv = static_cast<int>(std::min<int64_t>(kPanelRows, n_end - j0));
-      const uint8_t* w[kPanelRows];
-      for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j0 + std::min(r, nv - 1)) * a.row_bytes;
-      if constexpr (kLegacy) {
-        // Row r's offset from the strip's first row (the 16 rows span < 2^31 bytes).
-        const __m512i rows = _mm512_mullo_epi32(
-            _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                             _mm512_set1_epi32(nv - 1)),
-            _mm512_set1_epi32(static_cast<int32_t>(a.row_bytes)));
-        for (int64_t b = 0; b < nb; ++b) C::build(w[0] + b * C::kBlockBytes, rows, &panel[b]);
-      } else {
-        for (int64_t b = 0; b < nb; ++b) C::build(w, b * C::kBlockBytes, &panel[b]);
-      }
+      build_strip(a, j0, nv, nb, panel);
       const __mmask16 keep = static_cast<__mmask16>((1u << nv) - 1);
       // Legacy: the build of a strip waits on its weights from memory (a panel block is read
       // 18..34 bytes at a time); the next strip's rows (contiguous) are prefetched into L2
