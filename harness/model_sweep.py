@@ -625,7 +625,8 @@ def main(argv):
             if ll:
                 common += ["--ll_ids=" + ",".join(map(str, ll)), "--ll_chunk=%d" % a.ll_chunk]
             if engine == "ours":
-                cmd = [worker, "--weights=" + w] + common
+                # A DRAM probe beside each timed repetition (model_sweep_worker.cc).
+                cmd = [worker, "--weights=" + w] + common + ([] if a.no_bandwidth else ["--adjacent_probe"])
             else:
                 cmd = [oracle, llama_py] + common
             label = "%s %s %s%s t=%d" % (model, f, engine, (" " + w) if w else "", t)
@@ -641,7 +642,8 @@ def main(argv):
                           "decode_tokens", "mean_loglik", "loglik_tokens", "generated_ids",
                           "prefill_tok_s_all", "decode_tok_s_all", "llama_cpp_version",
                           "kernels", "formats", "rss_after_load_bytes", "system_info",
-                          "profile_prefill", "profile_decode"):
+                          "profile_prefill", "profile_decode", "dram_adjacent_gbs",
+                          "dram_adjacent_gbs_all"):
                     if k in res:
                         rec[k] = res[k]
                 if res.get("loglik_all"):

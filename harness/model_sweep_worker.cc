@@ -4,7 +4,7 @@
 //
 //   model_sweep_worker --model=F.gguf --weights=native|f32 --threads=N --prompt_ids=1,2,..
 //       [--decode_tokens=64] [--reps=3] [--warmup_prompt=16] [--warmup_decode=4]
-//       [--ll_ids=...] [--ll_chunk=512] [--variant=..] [--path=..]
+//       [--ll_ids=...] [--ll_chunk=512] [--variant=..] [--path=..] [--adjacent_probe]
 //   model_sweep_worker --machine [--bandwidth_threads=1,2] [--settle_s=60] [--reason=start]
 //       [--probes_in=FILE]   (DRAM probes by the roofline rule of harness/machine.h: wait for
 //       a quiet machine, every probe with its load, the best of these and FILE's earlier
@@ -18,7 +18,11 @@
 // the ids in chunks of --ll_chunk (the last one shorter), each evaluated from an empty cache
 // with every row's logits (Session::EvalAll); each id after a chunk's first is scored
 // against the rows before it in its chunk (model_sweep_llama.py scores the same pairs).
-// loglik_all lists the scores in order, mean_loglik is their mean. Exit code 2 on error.
+// loglik_all lists the scores in order, mean_loglik is their mean. --adjacent_probe: after
+// each timed repetition, a DRAM probe with the same thread count (harness/machine.h's
+// MeasureReadBandwidth, 2 passes), so each decode speed has a roofline taken minutes, not
+// an hour, from it: dram_adjacent_gbs_all in order, dram_adjacent_gbs their median (a
+// shared host's memory speed drifts by 5-10 % within an hour). Exit code 2 on error.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -160,7 +164,7 @@ int main(int argc, char** argv) {
   double settle_s = 60;
   int threads = 1, decode_tokens = 64, reps = 3, warmup_prompt = 16, warmup_decode = 4,
       ll_chunk = 512;
-  bool machine = false;
+  bool machine = false, adjacent_probe = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const size_t eq = a.find('=');
@@ -184,6 +188,7 @@ int main(int argc, char** argv) {
     else if (name == "--variant") variant = v;
     else if (name == "--path") path = v;
     else if (name == "--machine") machine = true;
+    else if (name == "--adjacent_probe") adjacent_probe = true;
     else if (name == "--format_table") {
       std::printf("%s\n", fk::FormatTableJson().dump().c_str());
       return 0;
@@ -300,10 +305,20 @@ int main(int argc, char** argv) {
     if (!warm.empty()) generate(warm, std::max(1, warmup_decode), &tp, &td);
     json prefill = json::array(), decode = json::array();
     std::vector<int32_t> out;
+    std::vector<double> adjacent;
+    const size_t probe_bytes = fk::DramProbeBytes(size_t{1} << 30, fk::LastLevelCacheBytes());
     for (int r = 0; r < reps; ++r) {
       out = generate(prompt, std::max(1, decode_tokens), &tp, &td);
       prefill.push_back(prompt.size() / tp);
       if (decode_tokens > 1) decode.push_back((decode_tokens - 1) / td);
+      if (adjacent_probe) adjacent.push_back(fk::MeasureReadBandwidth(threads, probe_bytes, 2) / 1e9);
+    }
+    if (!adjacent.empty()) {
+      j["dram_adjacent_gbs_all"] = adjacent;
+      std::vector<double> v = adjacent;
+      std::sort(v.begin(), v.end());
+      const size_t n = v.size();
+      j["dram_adjacent_gbs"] = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
     }
     // One more run, profiled (runtime/profile.h): where prefill's and decode's time goes.
     fk::EvalProfile prof;

@@ -128,6 +128,18 @@ def share_cell(gbs, bw):
     return "%s (%s%s%%)" % (fmt_num(gbs), "above DRAM! " if pct > 100 else "", fmt_num(pct, 0))
 
 
+def share_cells(gbs, adjacent, best):
+    """With a DRAM probe beside the run (model_sweep_worker --adjacent_probe): '28.1 (92% / 85%)',
+    the share of that probe, then of the run's best; without: share_cell."""
+    if not adjacent:
+        return share_cell(gbs, best)
+    if not gbs:
+        return fmt_num(gbs)
+    pcts = [100 * gbs / b for b in (adjacent, best) if b]
+    return "%s (%s%s)" % (fmt_num(gbs), "above DRAM! " if max(pcts) > 100 else "",
+                          " / ".join(fmt_num(p, 0) + "%" for p in pcts))
+
+
 def subtitle(doc):
     m = doc["machine"]
     bw = m.get("dram_read_gbs") or {}
@@ -418,6 +430,9 @@ def table(recs, model, t, bw):
     lines = [
         "| format | file MB | weights MB (ours) | less memory than F32 | peak RSS MB ours / f32-mode / llama.cpp | load s ours / f32-mode | prefill tok/s ours / f32-mode / llama.cpp | decode tok/s ours / f32-mode / llama.cpp | decode speedup over F32 (median F32 run) | weight GB/s in decode (% of DRAM) |",
         "|---|---|---|---|---|---|---|---|---|---|"]
+    if any(val(pick(recs, model, f, "ours", "native", t), "dram_adjacent_gbs") for f in fmts):
+        lines[0] = lines[0].replace(
+            "(% of DRAM)", "(% of the DRAM probe beside it / of the run's best probe)")
     for f in fmts:
         n = pick(recs, model, f, "ours", "native", t)
         w = pick(recs, model, f, "ours", "f32", t)
@@ -435,7 +450,7 @@ def table(recs, model, t, bw):
             fmt_num(val(n, "prefill_tok_s")), fmt_num(val(w, "prefill_tok_s")), fmt_num(val(l, "prefill_tok_s")),
             fmt_num(dec, 2), fmt_num(val(w, "decode_tok_s"), 2), fmt_num(val(l, "decode_tok_s"), 2),
             (fmt_num(ratio(dec, base), 2) + "x") if ratio(dec, base) else "–",
-            share_cell(gbs, bw)))
+            share_cells(gbs, val(n, "dram_adjacent_gbs"), bw)))
     return "\n".join(lines)
 
 

@@ -190,6 +190,25 @@ class PlotE2eTest(unittest.TestCase):
         self.assertIn("| 35.2 |", readme)            # F32's weight GB/s, without a share
         self.assertIn("40.0 GB/s at 2 threads (no probe on a quiet machine", readme)
 
+    def test_dram_shares_beside_the_run(self):
+        # With a probe beside the run: its share first, then the run's best probe's.
+        self.assertEqual(plot_e2e.share_cells(30.0, 32.0, 40.0), "30.0 (94% / 75%)")
+        self.assertEqual(plot_e2e.share_cells(33.0, 32.0, 40.0), "33.0 (above DRAM! 103% / 82%)")
+        self.assertEqual(plot_e2e.share_cells(30.0, None, 40.0), "30.0 (75%)")
+        self.assertEqual(plot_e2e.share_cells(30.0, 32.0, None), "30.0 (94%)")
+        doc = make_doc()
+        for r in doc["records"]:
+            if r["engine"] == "ours" and r.get("weights") == "native" and r["format"] == "F32":
+                r["dram_adjacent_gbs"] = 2 * r["decode_tok_s"] * r["weight_bytes"] / 1e9
+        d = tempfile.mkdtemp(dir=tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
+        with open(os.path.join(d, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot_e2e.main([d]), 0)
+        with open(os.path.join(d, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("(% of the DRAM probe beside it / of the run's best probe)", readme)
+        self.assertIn("(50% / ", readme)
+
     def test_missing_results_is_a_clear_error(self):
         with self.assertRaises(SystemExit) as e:
             plot_e2e.main([os.path.join(self.dir, "nowhere")])
