@@ -840,9 +840,11 @@ struct DecQ23_K {
 // -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of 16
 // before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
 //
-// head() unpacks the 4 rows' scales at once: their 16 scale bytes (Q3_K: the 12 packed
-// bytes, unpacked with vector shifts) in the 4 128-bit lanes of one vector, widened to int16
-// into KHead::sw (two rows per vector); each row's scale vectors are then one vpermw each.
+// Q3_K: head() unpacks the 4 rows' scales at once: the 12 packed bytes of each, unpacked
+// with vector shifts, in the 4 128-bit lanes of one vector, widened to int16 into KHead::sw
+// (two rows per vector); each row's scale vectors are then one vpermw each. Q2_K: each
+// row's scale vectors are one vpshufb each from its 16 scale bytes (kPackedB, kPairB);
+// head() unpacks only the mins.
 //
 // VNNI: the fields are isolated with one shift: q[0] = qs & 3, q[1] = qs & 0x0C (4 times the
 // field), q[2] = (qs >> 4) & 3, q[3] = (qs >> 4) & 0x0C (Q3_K: the third bit at bit 2 / 4).
@@ -883,6 +885,15 @@ struct Int8Q23_K {
       {shifted(pair_pattern(0, SubK2{}), 16), shifted(pair_pattern(1, SubK2{}), 16),
        shifted(pair_pattern(2, SubK2{}), 16), shifted(pair_pattern(3, SubK2{}), 16)}};
 
+  // Q2_K: vpshufb patterns turning a row's 16 scale bytes (broadcast to every 128-bit lane,
+  // min nibbles cleared) into the int16 scale vectors; one vpshufb each, where a vpermw of
+  // KHead::sw is 2 uops on the Intel Xeons seen (1 on port 5) and needs the widened scales.
+  static constexpr Bytes kPackedB[2] = {bytes_of(packed_pattern(0, SubK2{})),
+                                        bytes_of(packed_pattern(1, SubK2{}))};
+  static constexpr Bytes kPairB[4] = {
+      bytes_of(pair_pattern(0, SubK2{})), bytes_of(pair_pattern(1, SubK2{})),
+      bytes_of(pair_pattern(2, SubK2{})), bytes_of(pair_pattern(3, SubK2{}))};
+
   struct Dec {
     __m512i q[4];
     __m512i s[4];  // VNNI: s[0], s[1]; otherwise one per q[z]
@@ -899,8 +910,8 @@ struct Int8Q23_K {
   }
 
   static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
-    __m512i sc8;  // row j's 16 scales (Q3_K: stored - 32, signed) as bytes in lane j
     if constexpr (kThree) {
+      __m512i sc8;  // row j's 16 scales (stored - 32, signed) as bytes in lane j
       h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[2] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[1] + offsetof(BlockQ3_K, d)),
@@ -930,12 +941,10 @@ struct Int8Q23_K {
       // Scale bytes: scale | min << 4.
       const __m512i v = rows_x16(blk, offsetof(BlockQ2_K, scales));
       const __m512i m15 = _mm512_set1_epi8(15);
-      sc8 = _mm512_and_si512(v, m15);
       const __m512i mn = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
       h->mins = _mm512_unpacklo_epi8(mn, _mm512_setzero_si512());
       h->mins_hi = _mm512_unpackhi_epi8(mn, _mm512_setzero_si512());
-      h->sw[0] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(sc8));
-      h->sw[1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sc8, 1));
+      // (No sw: decode picks each row's scales from its own bytes.)
     }
   }
 
@@ -953,7 +962,12 @@ struct Int8Q23_K {
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
     Dec d;
     const __m512i qs = in_reg(loadu512(blk + kQs));
-    const __m512i sw = h.sw[j >> 1];
+    // Q3_K: rows 2t, 2t + 1's scales as int16 (KHead::sw); Q2_K: row j's 16 scale bytes in
+    // every 128-bit lane, scale nibbles only.
+    const __m512i sw =
+        kThree ? h.sw[j >> 1]
+               : _mm512_and_si512(_mm512_broadcast_i32x4(loadu128(blk + offsetof(BlockQ2_K, scales))),
+                                  _mm512_set1_epi8(15));
     if constexpr (kThree) {
       // Row j's scales in the low 256 bits: odd rows' halves swapped.
       d.sc = (j & 1) ? _mm512_shuffle_i64x2(sw, sw, 0x4E) : sw;
@@ -976,8 +990,13 @@ struct Int8Q23_K {
         d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
         d.q[3] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b4, d.q[3], 0xEA);
       }
-      d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][0]), sw);
-      d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][1]), sw);
+      if constexpr (kThree) {
+        d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][0]), sw);
+        d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][1]), sw);
+      } else {
+        d.s[0] = _mm512_shuffle_epi8(sw, load512(&kPackedB[0]));
+        d.s[1] = _mm512_shuffle_epi8(sw, load512(&kPackedB[1]));
+      }
     } else {
       const __m512i m3 = _mm512_set1_epi8(3);
       d.q[0] = _mm512_and_si512(qs, m3);
@@ -995,7 +1014,10 @@ struct Int8Q23_K {
         d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
         d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
       }
-      for (int z = 0; z < 4; ++z) d.s[z] = _mm512_permutexvar_epi16(load512(&kPair[j & 1][z]), sw);
+      for (int z = 0; z < 4; ++z) {
+        d.s[z] = kThree ? _mm512_permutexvar_epi16(load512(&kPair[j & 1][z]), sw)
+                        : _mm512_shuffle_epi8(sw, load512(&kPairB[z]));
+      }
     }
     return d;
   }

@@ -96,7 +96,7 @@ struct KHead {
   __m512i mins;      // Q4_K / Q5_K: row j's 8 mins as int16 in 128-bit lane j; Q2_K: its
                      // mins of sub-blocks 0..7
   __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
-  __m512i sw[2];     // Q2_K / Q3_K: the 16 sub-block scales of rows 2t and 2t + 1 as int16,
+  __m512i sw[2];     // Q3_K: the 16 sub-block scales of rows 2t and 2t + 1 as int16,
                      // in words 0..15 and 16..31 of sw[t]; IQ4_XS (VNNI): their 8 scales
                      // ls - 32 as float (bits), in lanes 0..7 and 8..15
   __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
