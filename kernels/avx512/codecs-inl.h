@@ -1263,7 +1263,7 @@ struct Int8Codec<Format::kIQ4_NL, kVnni> {
   static FK_INLINE Dec decode(const uint8_t* g, int blocks, int) {
     __m512i raw0, raw1;
     load_group(g, kGroupBytes, blocks * kBlockBytes, &raw0, &raw1);
-    const __m512i qs = _mm512_permutex2var_epi16(raw0, load512(&Nib::kQsWords), raw1);
+    const __m512i qs = group_quants<kBlockBytes, offsetof(BlockIQ4_NL, qs)>(g, blocks, raw0, raw1, Nib::kQsWords);
     const __m512i m4 = _mm512_set1_epi8(15);
     Dec d;
     d.a = iq4_signed<kVnni>(_mm512_and_si512(qs, m4));
