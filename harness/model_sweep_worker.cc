@@ -20,9 +20,10 @@
 // against the rows before it in its chunk (model_sweep_llama.py scores the same pairs).
 // loglik_all lists the scores in order, mean_loglik is their mean. --adjacent_probe: after
 // each timed repetition, a DRAM probe with the same thread count (harness/machine.h's
-// MeasureReadBandwidth, 2 passes), so each decode speed has a roofline taken minutes, not
-// an hour, from it: dram_adjacent_gbs_all in order, dram_adjacent_gbs their median (a
-// shared host's memory speed drifts by 5-10 % within an hour). Exit code 2 on error.
+// MeasureReadBandwidth, the best of 5 passes as the run's own probes; with 2 passes it read
+// 5-9 % below them), so each decode speed has a roofline taken seconds, not an hour, from
+// it: dram_adjacent_gbs_all in order, dram_adjacent_gbs their median (a shared host's
+// memory speed drifts by 5-10 % within an hour). Exit code 2 on error.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -311,7 +312,7 @@ int main(int argc, char** argv) {
       out = generate(prompt, std::max(1, decode_tokens), &tp, &td);
       prefill.push_back(prompt.size() / tp);
       if (decode_tokens > 1) decode.push_back((decode_tokens - 1) / td);
-      if (adjacent_probe) adjacent.push_back(fk::MeasureReadBandwidth(threads, probe_bytes, 2) / 1e9);
+      if (adjacent_probe) adjacent.push_back(fk::MeasureReadBandwidth(threads, probe_bytes) / 1e9);
     }
     if (!adjacent.empty()) {
       j["dram_adjacent_gbs_all"] = adjacent;
