@@ -90,6 +90,16 @@ int64_t ProcStatusBytes(const char* key) {  // VmRSS, VmHWM (kB in /proc/self/st
   return -1;
 }
 
+// Resets this process's peak RSS (VmHWM) to its current RSS (Linux: "5" to
+// /proc/self/clear_refs). False when the kernel does not allow it.
+bool ResetPeakRss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
 int32_t Argmax(absl::Span<const float> x) {
   return static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin());
 }
@@ -266,6 +276,7 @@ int main(int argc, char** argv) {
   fk::Session& s = **session;
   const double load_s = Seconds(t0, Clock::now());
   const int64_t rss_after_load = ProcStatusBytes("VmRSS:");
+  int64_t peak_rss = -1;  // the peak RSS before each --adjacent_probe
 
   auto eval = [&](absl::Span<const int32_t> t) {
     absl::Status st = s.Eval(t);
@@ -312,7 +323,21 @@ int main(int argc, char** argv) {
       out = generate(prompt, std::max(1, decode_tokens), &tp, &td);
       prefill.push_back(prompt.size() / tp);
       if (decode_tokens > 1) decode.push_back((decode_tokens - 1) / td);
-      if (adjacent_probe) adjacent.push_back(fk::MeasureReadBandwidth(threads, probe_bytes) / 1e9);
+      if (adjacent_probe) {
+        // The probe's buffer (1 GiB, freed after it) is not the model's memory: the peak so
+        // far is kept and the kernel's peak reset after the probe. Without the reset the
+        // peak would count it, so then no probe runs.
+        peak_rss = std::max(peak_rss, ProcStatusBytes("VmHWM:"));
+        if (!ResetPeakRss()) {
+          std::fprintf(stderr, "model_sweep_worker: --adjacent_probe skipped: cannot reset the "
+                       "peak RSS (/proc/self/clear_refs), which the probe's buffer would raise\n");
+          j["dram_adjacent_skipped"] = "cannot reset the peak RSS (/proc/self/clear_refs)";
+          adjacent_probe = false;
+          continue;
+        }
+        adjacent.push_back(fk::MeasureReadBandwidth(threads, probe_bytes) / 1e9);
+        if (!ResetPeakRss()) Fail("cannot reset the peak RSS after the DRAM probe");
+      }
     }
     if (!adjacent.empty()) {
       j["dram_adjacent_gbs_all"] = adjacent;
@@ -370,7 +395,8 @@ int main(int argc, char** argv) {
   }
   // VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec() from the forked
   // parent's memory, so a child of a large parent would report the parent's size.
-  j["peak_rss_bytes"] = ProcStatusBytes("VmHWM:");
+  // (With --adjacent_probe: the larger of the peak before each probe and after the last.)
+  j["peak_rss_bytes"] = std::max(peak_rss, ProcStatusBytes("VmHWM:"));
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
