@@ -166,6 +166,16 @@ class PlotE2eTest(unittest.TestCase):
         self.assertIn("smollm2-135m Q8_K llama.cpp, 2 thread(s): failed: killed by signal SIGSEGV",
                       self.readme)
 
+    def render_alone(self, doc):
+        """plot_e2e's README for `doc`, written in a directory of its own (the class's run must
+        stay the only one beside it)."""
+        d = tempfile.mkdtemp(dir=tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
+        with open(os.path.join(d, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertEqual(plot_e2e.main([d]), 0)
+        with open(os.path.join(d, "README.md")) as f:
+            return f.read()
+
     def test_dram_shares_follow_the_roofline_rule(self):
         # A share only against a roofline with a quiet probe; above it, a flag.
         quiet = {"dram_read_gbs": {"2": 40.0}, "dram_read_trusted": {"2": True}}
@@ -178,13 +188,7 @@ class PlotE2eTest(unittest.TestCase):
         self.assertEqual(plot_e2e.share_cell(30.0, None), "30.0")
         doc = make_doc()
         doc["machine"]["dram_read_trusted"] = {"2": False}
-        # (in a directory of its own: the class's run must stay the only one beside it)
-        d = tempfile.mkdtemp(dir=tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
-        with open(os.path.join(d, "results.json"), "w") as f:
-            json.dump(doc, f)
-        self.assertEqual(plot_e2e.main([d]), 0)
-        with open(os.path.join(d, "README.md")) as f:
-            readme = f.read()
+        readme = self.render_alone(doc)
         self.assertIn("(88% of DRAM)", self.readme)  # the quiet run gives the share ...
         self.assertNotIn("(88% of DRAM)", readme)    # ... the loaded one does not
         self.assertIn("| 35.2 |", readme)            # F32's weight GB/s, without a share
@@ -200,12 +204,7 @@ class PlotE2eTest(unittest.TestCase):
         for r in doc["records"]:
             if r["engine"] == "ours" and r.get("weights") == "native" and r["format"] == "F32":
                 r["dram_adjacent_gbs"] = 2 * r["decode_tok_s"] * r["weight_bytes"] / 1e9
-        d = tempfile.mkdtemp(dir=tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
-        with open(os.path.join(d, "results.json"), "w") as f:
-            json.dump(doc, f)
-        self.assertEqual(plot_e2e.main([d]), 0)
-        with open(os.path.join(d, "README.md")) as f:
-            readme = f.read()
+        readme = self.render_alone(doc)
         self.assertIn("(% of the DRAM probe beside it / of the run's best probe)", readme)
         self.assertIn("(50% / ", readme)
 
