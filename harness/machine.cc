@@ -364,6 +364,13 @@ double MeasureReadBandwidth(int threads, size_t bytes, int reps) {
   return *std::max_element(rates.begin(), rates.end());
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 std::string ShortCpuName(const std::string& cpu_model) {
   // Trademark marks first: "Intel(R) Xeon(R)" is "intel-xeon", not "intel-r-xeon-r".
   std::string model = cpu_model;

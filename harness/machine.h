@@ -80,6 +80,9 @@ double OtherBusyCores(const CpuSnapshot& a, const CpuSnapshot& b);
 // "2026-11-25T10:11:12Z".
 std::string UtcNow();
 
+// The median of v (the mean of the middle two when v has an even size); NaN when empty.
+double Median(std::vector<double> v);
+
 // ---- the DRAM roofline: probes taken on a quiet machine, the best one kept --------------
 //
 // A DRAM probe is only as good as the moment it is taken: other work on the machine (or on

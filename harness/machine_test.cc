@@ -67,6 +67,12 @@ struct Harness {
   }
 };
 
+TEST(Median, OddEvenAndEmpty) {
+  EXPECT_EQ(Median({3, 1, 2}), 2);
+  EXPECT_EQ(Median({4, 1, 3, 2}), 2.5);
+  EXPECT_TRUE(std::isnan(Median({})));
+}
+
 TEST(CpuLoad, ProcStatParsing) {
   double busy = 0;
   // user nice system idle iowait irq softirq steal guest guest_nice

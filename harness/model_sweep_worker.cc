@@ -319,32 +319,31 @@ int main(int argc, char** argv) {
     std::vector<int32_t> out;
     std::vector<double> adjacent;
     const size_t probe_bytes = fk::DramProbeBytes(size_t{1} << 30, fk::LastLevelCacheBytes());
+    // The probe's buffer (1 GiB, freed after it) is not the model's memory: the peak before
+    // each probe is kept and the kernel's peak reset after it. Without the reset the peak
+    // would count the buffer, so then no probe runs.
+    if (adjacent_probe) {
+      peak_rss = ProcStatusBytes("VmHWM:");
+      if (!ResetPeakRss()) {
+        std::fprintf(stderr, "model_sweep_worker: --adjacent_probe skipped: cannot reset the "
+                     "peak RSS (/proc/self/clear_refs), which the probe's buffer would raise\n");
+        j["dram_adjacent_skipped"] = "cannot reset the peak RSS (/proc/self/clear_refs)";
+        adjacent_probe = false;
+      }
+    }
     for (int r = 0; r < reps; ++r) {
       out = generate(prompt, std::max(1, decode_tokens), &tp, &td);
       prefill.push_back(prompt.size() / tp);
       if (decode_tokens > 1) decode.push_back((decode_tokens - 1) / td);
       if (adjacent_probe) {
-        // The probe's buffer (1 GiB, freed after it) is not the model's memory: the peak so
-        // far is kept and the kernel's peak reset after the probe. Without the reset the
-        // peak would count it, so then no probe runs.
         peak_rss = std::max(peak_rss, ProcStatusBytes("VmHWM:"));
-        if (!ResetPeakRss()) {
-          std::fprintf(stderr, "model_sweep_worker: --adjacent_probe skipped: cannot reset the "
-                       "peak RSS (/proc/self/clear_refs), which the probe's buffer would raise\n");
-          j["dram_adjacent_skipped"] = "cannot reset the peak RSS (/proc/self/clear_refs)";
-          adjacent_probe = false;
-          continue;
-        }
         adjacent.push_back(fk::MeasureReadBandwidth(threads, probe_bytes) / 1e9);
         if (!ResetPeakRss()) Fail("cannot reset the peak RSS after the DRAM probe");
       }
     }
     if (!adjacent.empty()) {
       j["dram_adjacent_gbs_all"] = adjacent;
-      std::vector<double> v = adjacent;
-      std::sort(v.begin(), v.end());
-      const size_t n = v.size();
-      j["dram_adjacent_gbs"] = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+      j["dram_adjacent_gbs"] = fk::Median(adjacent);
     }
     // One more run, profiled (runtime/profile.h): where prefill's and decode's time goes.
     fk::EvalProfile prof;

@@ -33,13 +33,6 @@ namespace {
   std::exit(error.empty() ? 0 : 2);
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int Main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int rounds = 5;
