@@ -911,7 +911,6 @@ struct Int8Q23_K {
 
   static FK_INLINE void head(const uint8_t* const (&blk)[kNR], KHead* h) {
     if constexpr (kThree) {
-      __m512i sc8;  // row j's 16 scales (stored - 32, signed) as bytes in lane j
       h->d = _mm256_cvtph_ps(_mm_set_epi32(load_u16(blk[3] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[2] + offsetof(BlockQ3_K, d)),
                                            load_u16(blk[1] + offsetof(BlockQ3_K, d)),
@@ -929,8 +928,9 @@ struct Int8Q23_K {
       // Field t of each byte of a2 to bits 4-5: rotate left by 4 - 2t (mod 32).
       const __m512i hi = _mm512_rolv_epi32(
           a2, _mm512_setr_epi32(4, 2, 0, 30, 4, 2, 0, 30, 4, 2, 0, 30, 4, 2, 0, 30));
-      sc8 = _mm512_sub_epi8(_mm512_ternarylogic_epi32(hi, _mm512_set1_epi8(0x30), lo, 0xEA),
-                            _mm512_set1_epi8(32));
+      // Row j's 16 scales (stored - 32, signed) as bytes in lane j.
+      const __m512i sc8 = _mm512_sub_epi8(
+          _mm512_ternarylogic_epi32(hi, _mm512_set1_epi8(0x30), lo, 0xEA), _mm512_set1_epi8(32));
       h->sw[0] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(sc8));
       h->sw[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(sc8, 1));
     } else {
