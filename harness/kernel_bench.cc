@@ -36,7 +36,8 @@
 // "attention/..." benchmarks: one decoded token's attention in one layer of the TinyLlama-1.1B
 // shape (32 query heads over 4 key / value heads, head_dim 64) over ctx cached positions,
 // as the runtime calls it (blocks of up to kAttentionScratchRows query heads per key / value
-// head), per attention kernel; the cache is small enough to stay in L2 (ctx 1024: 2 MB).
+// head), per attention kernel. The cache's keys and values are 2 KB per position (512 KB at
+// ctx 256, in L2 on the machines seen; 2 MB at ctx 1024, the size of an Intel Xeon's L2).
 // items/s counts (query head, position) pairs.
 //
 // By default each iteration reads the next of several copies of the weights, together at
