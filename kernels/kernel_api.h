@@ -31,6 +31,12 @@ struct MatmulArgs {
   int64_t act_row_bytes = 0;
 
   float* output = nullptr;  // m x n, row i at output + i * n
+
+  // Set by the SIMD tiling driver (kernels/simd/driver-inl.h), not by callers: a tile that
+  // starts at weight row j0 covers rows j0, j0 + row_step, j0 + 2 row_step, ... and writes
+  // their output columns. Batch 1 uses it to read a range of rows as kGemvNR sequential
+  // streams instead of kGemvNR adjacent rows at a time.
+  int64_t row_step = 1;
 };
 
 // How a kernel wants its activations. Dispatch packs the m activation rows once per call,

@@ -27,7 +27,7 @@ struct KQuantInt8 {
     __m256 acc[MR][NR];
     zero(acc);
     for (int64_t b = 0; b < nb; ++b) {
-      prefetch_ahead<VecAvx2>(w, a.row_bytes, b * C::kBytes, C::kBytes);
+      prefetch_ahead<VecAvx2>(a, w, b * C::kBytes, C::kBytes);
       const uint8_t* yb[MR];
       float da[MR];
       for (int i = 0; i < MR; ++i) {

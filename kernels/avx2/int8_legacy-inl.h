@@ -117,7 +117,7 @@ struct LegacyInt8 {
     alignas(32) float scale[MR][NR][kScaleGroup];
     for (int64_t b0 = 0; b0 < nb; b0 += kScaleGroup) {
       const int cnt = static_cast<int>(std::min<int64_t>(kScaleGroup, nb - b0));
-      prefetch_ahead<VecAvx2>(w, a.row_bytes, b0 * C::kBytes, cnt * C::kBytes);
+      prefetch_ahead<VecAvx2>(a, w, b0 * C::kBytes, cnt * C::kBytes);
       for (int j = 0; j < NR; ++j) {
         const uint8_t* blk0 = w[j] + b0 * C::kBytes;
         const __m256 dw = gather_fp16<C::kBytes>(blk0 + C::kD, cnt);

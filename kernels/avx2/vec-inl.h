@@ -93,7 +93,7 @@ FK_INLINE void store_tile(const MatmulArgs& a, int64_t i0, int64_t j0, int nv,
                           const __m256 (&acc)[MR][NR]) {
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j)
-      if (j < nv) a.output[(i0 + i) * a.n + j0 + j] = hsum(acc[i][j]);
+      if (j < nv) a.output[(i0 + i) * a.n + out_col(a, j0, j)] = hsum(acc[i][j]);
 }
 
 }  // namespace

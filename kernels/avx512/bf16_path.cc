@@ -39,7 +39,7 @@ struct Bf16Dot {
     zero_acc<V>(acc);
     int64_t kk = 0;
     for (; kk + 32 <= a.k; kk += 32) {
-      prefetch_ahead<V>(w, a.row_bytes, 2 * kk, 64);
+      prefetch_ahead<V>(a, w, 2 * kk, 64);
       __m512bh wv[NR];
       for (int j = 0; j < NR; ++j) wv[j] = load(w[j] + 2 * kk);
       for (int i = 0; i < MR; ++i) {

@@ -57,7 +57,7 @@ struct F16Dot {
         for (int j = 0; j < NR; ++j) acc16[i][j] = _mm512_setzero_ph();
       int64_t kk = c0;
       for (; kk + 32 <= c1; kk += 32) {
-        prefetch_ahead<V>(w, a.row_bytes, 2 * kk, 64);
+        prefetch_ahead<V>(a, w, 2 * kk, 64);
         __m512h wv[NR];
         for (int j = 0; j < NR; ++j) wv[j] = load(w[j] + 2 * kk);
         for (int i = 0; i < MR; ++i) {
@@ -80,11 +80,11 @@ struct F16Dot {
     for (int i = 0; i < MR; ++i) {
       float unscale;
       std::memcpy(&unscale, a.act + (i0 + i) * a.act_row_bytes, sizeof unscale);
-      float* out = a.output + (i0 + i) * a.n + j0;
+      float* out = a.output + (i0 + i) * a.n;
       for (int j = 0; j < nv; ++j) {
         float v = V::hsum(acc[i][j]) * unscale;
         if (!std::isfinite(v)) v = f16_path_fallback(a.input + (i0 + i) * a.k, w[j], a.k);
-        out[j] = v;
+        out[out_col(a, j0, j)] = v;
       }
     }
   }

@@ -155,7 +155,7 @@ struct KQuantInt8 {
     const __m512i odd = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = b * C::kBytes;
-      prefetch_ahead<VecAvx512>(w, a.row_bytes, off, C::kBytes);
+      prefetch_ahead<VecAvx512>(a, w, off, C::kBytes);
       const uint8_t* blk[kNR];
       for (int j = 0; j < kNR; ++j) blk[j] = w[j] + off;
       KHead h;
@@ -199,7 +199,7 @@ struct KQuantInt8 {
           acc[i][j] = _mm512_mul_ps(acc[i][j], _mm512_set4_ps(0.25f, 0.25f, 1.0f, 1.0f));
         float v = _mm512_reduce_add_ps(acc[i][j]);
         if constexpr (C::kMins) v -= (m[4 * j] + m[4 * j + 1]) + (m[4 * j + 2] + m[4 * j + 3]);
-        a.output[(i0 + i) * a.n + j0 + j] = v;
+        a.output[(i0 + i) * a.n + out_col(a, j0, j)] = v;
       }
     }
   }

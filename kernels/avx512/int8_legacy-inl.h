@@ -253,7 +253,7 @@ struct LegacyInt8 {
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < full; ++g) {
-      prefetch_ahead<VecAvx512>(w, a.row_bytes, g * C::kGroupBytes, C::kGroupBytes);
+      prefetch_ahead<VecAvx512>(a, w, g * C::kGroupBytes, C::kGroupBytes);
       group<MR>(w, y, g, 4, acc);
     }
     if (tail != 0) group<MR>(w, y, full, tail, acc);
@@ -261,7 +261,7 @@ struct LegacyInt8 {
       alignas(64) float v[16];
       _mm512_store_ps(v, acc[i]);
       for (int j = 0; j < nv; ++j)
-        a.output[(i0 + i) * a.n + j0 + j] = (v[j] + v[4 + j]) + (v[8 + j] + v[12 + j]);
+        a.output[(i0 + i) * a.n + out_col(a, j0, j)] = (v[j] + v[4 + j]) + (v[8 + j] + v[12 + j]);
     }
   }
 };

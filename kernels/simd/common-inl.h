@@ -94,24 +94,31 @@ struct NoPrep {
 // ones repeat the last valid one (their outputs are computed and not stored).
 template <int NR>
 FK_INLINE void tile_rows(const MatmulArgs& a, int64_t j0, int nv, const uint8_t* (&w)[NR]) {
-  for (int j = 0; j < NR; ++j) w[j] = a.weights + (j0 + std::min(j, nv - 1)) * a.row_bytes;
+  for (int j = 0; j < NR; ++j)
+    w[j] = a.weights + (j0 + std::min(j, nv - 1) * a.row_step) * a.row_bytes;
 }
 
+// The output column of a tile's weight row j (MatmulArgs::row_step).
+FK_INLINE int64_t out_col(const MatmulArgs& a, int64_t j0, int j) { return j0 + j * a.row_step; }
+
 // Software prefetch of bytes [off, off + bytes) of the NR weight rows of a later tile: the
-// next one (V::kPrefetchAheadBytes == 0), or the first at least V::kPrefetchAheadBytes
-// ahead. Rows are only a few KB long, too short for the hardware prefetchers to ramp up on;
-// without this, batch-1 GEMV alternates between computing and waiting on DRAM. Into L2
+// next one (V::kPrefetchAheadBytes == 0), or the first whose rows start at least
+// V::kPrefetchAheadBytes (in all NR rows together) ahead. The next tile's row j is NR rows
+// on (adjacent rows, row_step 1) or one row on (NR sequential streams, row_step > 1). The
+// hardware prefetchers alone keep up with neither: Q2_K, kernel_bench from DRAM, 2 threads,
+// without this took 2x the time on adjacent-row tiles and 1.1x-1.2x on streams. Into L2
 // (T1), not L1: a tile's worth of lines in flight would overrun L1's few miss buffers and
 // stall the loads the kernel needs now. V::kPrefetchLastByte also touches the range's last
 // byte (its line, when the range is not line-aligned). Address arithmetic in uintptr_t:
 // past the last row the addresses point outside the weights, which prefetch tolerates.
 template <class V, int NR>
-FK_INLINE void prefetch_ahead(const uint8_t* const (&w)[NR], int64_t row_bytes, int64_t off,
+FK_INLINE void prefetch_ahead(const MatmulArgs& a, const uint8_t* const (&w)[NR], int64_t off,
                               int64_t bytes) {
-  const int64_t tile_bytes = NR * row_bytes;
-  int64_t ahead = tile_bytes;
+  const int64_t tile_bytes = NR * a.row_bytes;
+  int64_t tiles = 1;
   if constexpr (V::kPrefetchAheadBytes > 0)
-    ahead = tile_bytes * std::max<int64_t>(1, V::kPrefetchAheadBytes / tile_bytes);
+    tiles = std::max<int64_t>(1, V::kPrefetchAheadBytes / tile_bytes);
+  const int64_t ahead = tiles * (a.row_step == 1 ? tile_bytes : a.row_bytes);
   for (int j = 0; j < NR; ++j) {
     const uintptr_t p = reinterpret_cast<uintptr_t>(w[j]) + ahead + off;
     for (int64_t o = 0; o < bytes; o += 64)

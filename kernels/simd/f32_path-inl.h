@@ -40,7 +40,7 @@ FK_INLINE void store_acc(const MatmulArgs& a, int64_t i0, int64_t j0, int nv,
                          const typename V::F (&acc)[MR][NR]) {
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j)
-      if (j < nv) a.output[(i0 + i) * a.n + j0 + j] = V::hsum(acc[i][j]);
+      if (j < nv) a.output[(i0 + i) * a.n + out_col(a, j0, j)] = V::hsum(acc[i][j]);
 }
 
 // The ISA's element loader of a 16-bit float format F (kernels/<isa>/codecs-inl.h
@@ -76,7 +76,7 @@ struct FloatWeights {
     int64_t kk = 0;
     for (; kk + kL <= a.k; kk += kL) {
       // One 64-byte line of every row per 64 bytes of weights.
-      if (kL * kB >= 64 || ((kk * kB) & 63) == 0) prefetch_ahead<V>(w, a.row_bytes, kB * kk, 64);
+      if (kL * kB >= 64 || ((kk * kB) & 63) == 0) prefetch_ahead<V>(a, w, kB * kk, 64);
       F wv[NR];
       for (int j = 0; j < NR; ++j) wv[j] = E::load(w[j] + kB * kk);
       for (int i = 0; i < MR; ++i) {
@@ -114,7 +114,7 @@ struct F32Path {
     F acc[MR][NR];
     zero_acc<V>(acc);
     for (int64_t b = 0; b < nb; ++b) {
-      prefetch_ahead<V>(w, a.row_bytes, b * D::kBytes, D::kBytes);
+      prefetch_ahead<V>(a, w, b * D::kBytes, D::kBytes);
       D dec[NR];
       for (int j = 0; j < NR; ++j) dec[j].init(w[j] + b * D::kBytes);
       const int64_t e0 = b * D::kElems;
