@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -32,6 +33,46 @@ bool ReadLine(FILE* f, std::string* line) {
     line->push_back(static_cast<char>(c));
   }
   return !line->empty();
+}
+
+// CPU time (user + system, in clock ticks) process `pid` has used, all its threads; -1 when
+// /proc does not say.
+long long ProcessTicks(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat;
+  if (!std::getline(f, stat)) return -1;
+  // Fields after the command name (in parentheses, may hold spaces): state is field 3,
+  // utime and stime fields 14 and 15.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close + 1));
+  std::string field;
+  long long utime = -1, stime = -1;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  return utime < 0 || stime < 0 ? -1 : utime + stime;
+}
+
+// Waits (up to max_s) until process `pid` uses under half a core over a 40 ms window.
+// ggml's OpenMP threads spin for a while after a call (libgomp's default wait policy), and
+// the peer frees its weight copies after printing its result: on 2 cores that took the
+// core our next case's second thread needed (the sweep's first 2-thread Q2_K case, right
+// after ggml's CPU_REPACK case, ran half its repetitions at 1-thread speed).
+void WaitUntilIdle(pid_t pid, double max_s) {
+  const long tick_hz = sysconf(_SC_CLK_TCK);
+  if (pid <= 0 || tick_hz <= 0) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(max_s);
+  constexpr double kWindowS = 0.04;
+  long long before = ProcessTicks(pid);
+  while (before >= 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(kWindowS));
+    const long long after = ProcessTicks(pid);
+    if (after < 0) return;
+    if (static_cast<double>(after - before) / static_cast<double>(tick_hz) < 0.5 * kWindowS) return;
+    before = after;
+  }
 }
 
 double NumberOrNaN(const nlohmann::json& j, const char* key) {
@@ -284,6 +325,7 @@ absl::StatusOr<GgmlResult> GgmlPeer::Run(const GgmlCase& c, const std::string& l
   r.max_rel_err = NumberOrNaN(j, "max_rel_err");
   r.checked_cols = j.value("checked_cols", 0);
   if (r.times_s.empty()) return absl::InternalError("ggml peer returned no timings");
+  WaitUntilIdle(pid_, 2.0);
   return r;
 }
 
