@@ -1,6 +1,8 @@
 #include "kernels/cpu_features.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -15,6 +17,20 @@ namespace {
 // XCR0 bits: which register state the OS saves on context switch.
 constexpr uint64_t kXcr0SseAvx = (1u << 1) | (1u << 2);              // XMM, YMM upper halves
 constexpr uint64_t kXcr0Avx512 = (1u << 5) | (1u << 6) | (1u << 7);  // opmask, ZMM0-15 upper, ZMM16-31
+constexpr uint64_t kXcr0Amx = (1u << 17) | (1u << 18);               // XTILECFG, XTILEDATA
+
+// Linux keeps the AMX tile data out of a process's state until it asks (arch/x86 uapi:
+// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); the first tile instruction without it is SIGILL.
+// The permission is the process's, for all its threads. Older kernels answer EINVAL: no AMX.
+bool request_amx_permission() {
+#ifdef __linux__
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 uint64_t read_xcr0() {
   uint32_t eax, edx;
@@ -51,6 +67,11 @@ uint32_t probe() {
     if (eax >= 1 && __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1) && (eax1 & (1u << 5)))
       f |= kCpuAvx512Bf16;
   }
+  // AMX (leaf 7 EDX bit 24 AMX-TILE, bit 25 AMX-INT8): the CPU has it, the OS saves the tile
+  // state (XCR0), and this process may use it (the permission, asked for once, here).
+  const bool amx_tile = edx & (1u << 24), amx_int8 = edx & (1u << 25);
+  if (amx_tile && amx_int8 && (xcr0 & kXcr0Amx) == kXcr0Amx && request_amx_permission())
+    f |= kCpuAmxTile | kCpuAmxInt8;
   return f;
 }
 
@@ -62,13 +83,13 @@ constexpr FeatureName kNames[] = {
     {kCpuAvx2, "avx2"},         {kCpuFma, "fma"},           {kCpuF16c, "f16c"},
     {kCpuAvx512F, "avx512f"},   {kCpuAvx512BW, "avx512bw"}, {kCpuAvx512DQ, "avx512dq"},
     {kCpuAvx512VL, "avx512vl"}, {kCpuAvx512Vnni, "avx512vnni"}, {kCpuAvx512Bf16, "avx512bf16"},
-    {kCpuAvx512Fp16, "avx512fp16"},
+    {kCpuAvx512Fp16, "avx512fp16"}, {kCpuAmxTile, "amxtile"},     {kCpuAmxInt8, "amxint8"},
 };
 
 // The features that need `bit` (disabling it must disable them too).
 uint32_t dependents(uint32_t bit) {
   constexpr uint32_t kAvx512All =
-      (kFeaturesAvx512Vnni | kFeaturesAvx512Bf16 | kFeaturesAvx512Fp16) & ~kFeaturesAvx2;
+      (kFeaturesAmx | kFeaturesAvx512Bf16 | kFeaturesAvx512Fp16) & ~kFeaturesAvx2;
   switch (bit) {
     case kCpuAvx2:
     case kCpuFma:
@@ -79,6 +100,9 @@ uint32_t dependents(uint32_t bit) {
     case kCpuAvx512DQ:
     case kCpuAvx512VL:
       return bit | kAvx512All;  // the registry's AVX-512 rows need all four
+    case kCpuAvx512Vnni:
+    case kCpuAmxTile:
+      return bit | kCpuAmxTile | kCpuAmxInt8;  // the amx rows need VNNI; AMX-INT8 needs tiles
     default:
       return bit;
   }

@@ -76,7 +76,9 @@ struct ActPacker {
 // depend on how [0, n) was split among calls (thread-count determinism).
 using MatmulKernelFn = void (*)(const MatmulArgs& args, int64_t n_begin, int64_t n_end);
 
-enum class Variant : uint8_t { kScalar, kAvx2, kAvx512, kAvx512Vnni };
+// kAmx: Intel AMX tiles (AMX-TILE + AMX-INT8) for batched int8 GEMM; it has only batch rows
+// (MIN_M > 1) and extends avx512_vnni, whose general rows it runs (registry.h: base_variant).
+enum class Variant : uint8_t { kScalar, kAvx2, kAvx512, kAvx512Vnni, kAmx };
 // kF32: f32 activations as they are; kInt8: activations quantized to Q8_0 / Q8_K, integer
 // dots; kBf16 (BF16 weights): activations rounded to bf16 (nearest-even), products of two
 // bf16 values (exact in f32) summed in f32 (AVX-512 BF16's vdpbf16ps); kF16 (F16 weights):
@@ -111,6 +113,10 @@ enum CpuFeature : uint32_t {
   kCpuAvx512Vnni = 1u << 7,
   kCpuAvx512Bf16 = 1u << 8,  // vdpbf16ps, vcvtne2ps2bf16
   kCpuAvx512Fp16 = 1u << 9,  // fp16 arithmetic (vfmadd231ph, vcvtph2psx)
+  // AMX: cpuid, XCR0 bits 17/18 (tile state saved by the OS) and the Linux permission
+  // (arch_prctl ARCH_REQ_XCOMP_PERM) all say yes, checked once per process.
+  kCpuAmxTile = 1u << 10,
+  kCpuAmxInt8 = 1u << 11,
 };
 constexpr uint32_t kFeaturesAvx2 = kCpuAvx2 | kCpuFma | kCpuF16c;
 constexpr uint32_t kFeaturesAvx512 =
@@ -118,6 +124,8 @@ constexpr uint32_t kFeaturesAvx512 =
 constexpr uint32_t kFeaturesAvx512Vnni = kFeaturesAvx512 | kCpuAvx512Vnni;
 constexpr uint32_t kFeaturesAvx512Bf16 = kFeaturesAvx512 | kCpuAvx512Bf16;
 constexpr uint32_t kFeaturesAvx512Fp16 = kFeaturesAvx512 | kCpuAvx512Fp16;
+// The amx rows scale the tiles' int32 dots with the avx512_vnni panel kernels' steps.
+constexpr uint32_t kFeaturesAmx = kFeaturesAvx512Vnni | kCpuAmxTile | kCpuAmxInt8;
 
 }  // namespace fk
 

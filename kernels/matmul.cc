@@ -237,13 +237,6 @@ absl::Status run_entry(const KernelEntry& e, const float* input, const WeightFor
   return run_jobs(ctx, input, m, pool, scratch != nullptr ? scratch : &local);
 }
 
-// The variant a requested variant falls back to when it has no kernel for a (format, path):
-// avx512_vnni only adds int8 kernels, so its f32 path is avx512's.
-std::optional<Variant> base_variant(Variant v) {
-  if (v == Variant::kAvx512Vnni) return Variant::kAvx512;
-  return std::nullopt;
-}
-
 }  // namespace
 
 absl::StatusOr<const KernelEntry*> select_kernel(Format format, const MatmulOptions& options,
@@ -279,6 +272,12 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
   }
   const KernelEntry* general = nullptr;
   if (variant) {
+    // A variant with rows of its own for the format and path (amx's batch rows) must run them.
+    for (const KernelEntry& e : all_kernels()) {
+      if (e.format == format && e.variant == *variant && e.path == want_path && !kernel_runnable(e)) {
+        return check_runnable(e);
+      }
+    }
     general = find_kernel(format, *variant, want_path);
     for (std::optional<Variant> v = base_variant(*variant); general == nullptr && v;
          v = base_variant(*v)) {
@@ -324,14 +323,19 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
       break;
     }
   }
+  // Batch rows: the general row's variant's, and those of the variants that extend it (amx
+  // on avx512_vnni) up to the one named, or any runnable one when none was named. Of two rows
+  // with the same MIN_M the extending variant's wins.
   for (const KernelEntry& e : all_kernels()) {
-    if (e.format == format && e.variant == general->variant && e.path == want_path &&
-        e.min_m > 1 && kernel_runnable(e)) {
+    if (e.format == format && e.path == want_path && e.min_m > 1 && kernel_runnable(e) &&
+        extends_variant(e.variant, general->variant) &&
+        (!variant || extends_variant(*variant, e.variant))) {
       c.rows_.push_back(&e);
     }
   }
-  std::sort(c.rows_.begin() + 1, c.rows_.end(),
-            [](const KernelEntry* a, const KernelEntry* b) { return a->min_m < b->min_m; });
+  std::sort(c.rows_.begin() + 1, c.rows_.end(), [](const KernelEntry* a, const KernelEntry* b) {
+    return a->min_m != b->min_m ? a->min_m < b->min_m : a->variant < b->variant;
+  });
   return c;
 }
 

@@ -17,10 +17,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <ostream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -504,6 +506,9 @@ const Shape kShapes[] = {
     // panel rows run it, it would cost every other row seconds under ASan.
     {16, 50, 9, false},  {33, 29, 8, false},   {20, 31, -1, false}, {40, 7, 2, true},
     {64, 2100, 1, false, /*float_panels_only=*/true},
+    // Rows for batches beyond 64 (amx's MIN_M 128 rows): whole and partial 16-row groups.
+    {128, 21, 2, false}, {130, 13, 1, true}, {150, 9, 3, false}, {129, 33, 2, false},
+    {160, 17, 1, true},
 };
 constexpr int64_t kMaxK = 14336;
 
@@ -866,9 +871,10 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
   // (The batch rows (MIN_M 8) run the last three: m = 9 and 17 are not multiples of their
   // 8-row micro-tiles, 77 and 150 columns split into many 16-row strips.)
   // (The float formats' panel rows, MIN_M 16, also run 33 rows over k = 315, 2 k blocks.)
-  const Shape shapes[] = {{1, 67, 3, false}, {1, 203, 2, true}, {5, 41, 2, false},
-                          {17, 30, 1, true}, {9, 77, 2, false}, {17, 150, 1, true},
-                          {33, 100, 7, false}};
+  const Shape shapes[] = {{1, 67, 3, false},  {1, 203, 2, true},  {5, 41, 2, false},
+                          {17, 30, 1, true},  {9, 77, 2, false},  {17, 150, 1, true},
+                          {33, 100, 7, false}, {130, 77, 2, false}, {129, 50, 1, true},
+                          {160, 40, 2, false}};
   int ran = 0;
   for (const Shape& s : shapes) {
     if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M
@@ -893,6 +899,64 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
 
 INSTANTIATE_TEST_SUITE_P(AllKernels, DeterminismTest, ::testing::ValuesIn(all_entries()),
                          entry_name);
+
+// ---- Variants that promise another variant's bits --------------------------------------------
+
+// The amx rows compute the int32 dots in AMX tiles and scale them with the avx512_vnni panel
+// rows' float steps in the same order (kernels/avx512/int8_amx.cc): their outputs must be those
+// rows' bit for bit, for ordinary and extreme values, partial 16-row groups and strips.
+std::vector<size_t> amx_entries() {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < all_kernels().size(); ++i)
+    if (all_kernels()[i].variant == Variant::kAmx) out.push_back(i);
+  return out;
+}
+
+class AmxTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(AmxTest, BitIdenticalToTheVnniPanelRow) {
+  const KernelEntry& e = all_kernels()[GetParam()];
+  const KernelEntry* vnni = find_kernel(e.format, Variant::kAvx512Vnni, e.path, e.min_m);
+  ASSERT_NE(vnni, nullptr) << e.name;
+  ASSERT_GT(vnni->min_m, 1) << e.name << ": no avx512_vnni panel row to match";
+  EXPECT_EQ(vnni->act, e.act) << "the same packed activations";
+  SKIP_IF_NOT_RUNNABLE(e);
+  const int64_t block = traits(e.format).block_elems;
+  std::mt19937_64 rng(0xa3c00000 + GetParam());
+  // m: one group, one plus a row (the last group overlaps), several; n: partial strips.
+  // n >= 256 (kAmxMinColumns) runs the tiles; the two narrow shapes run the kernel's
+  // delegation to avx512_vnni.
+  const Shape shapes[] = {{16, 256, 1, false},  {17, 293, 3, false}, {33, 261, 5, true},
+                          {64, 300, 2, false},  {16, 5, 4, true},    {40, 270, 8, false},
+                          {128, 256, 2, false}, {131, 277, 3, true}, {160, 20, 1, false},
+                          {150, 264, 2, true}};
+  int ran = 0;
+  for (const Shape& s : shapes) {
+    if (s.m < e.min_m) continue;  // a row for batches of at least MIN_M
+    ++ran;
+    const int64_t k = s.blocks * block;
+    SCOPED_TRACE(absl::StrCat(e.name, " m=", s.m, " n=", s.n, " k=", k, s.extreme ? " extreme" : ""));
+    UnalignedWeights w = make_weights(e.format, s.n, k, rng, s.extreme);
+    std::vector<float> buf = make_input(s.m, k, rng, s.extreme);
+    if (s.extreme) {
+      // Every third row dense (+-1: every quant at full scale), so that some 16-row groups
+      // take the kernels' exactness fallbacks (Q4_K: a block whose bound reaches 2^24).
+      std::uniform_int_distribution<int> sign(0, 1);
+      for (int64_t i = 0; i < s.m; i += 3)
+        for (int64_t t = 0; t < k; ++t) buf[1 + i * k + t] = sign(rng) ? 1.0f : -1.0f;
+    }
+    std::vector<float> got(static_cast<size_t>(s.m * s.n)), want(got.size());
+    ASSERT_TRUE(run_kernel(e, buf.data() + 1, w.view, s.m, got.data(), s.m * s.n).ok());
+    ASSERT_TRUE(run_kernel(*vnni, buf.data() + 1, w.view, s.m, want.data(), s.m * s.n).ok());
+    for (size_t t = 0; t < got.size(); ++t) {
+      ASSERT_EQ(std::memcmp(&got[t], &want[t], sizeof(float)), 0)
+          << "[" << t / s.n << "][" << t % s.n << "] amx " << got[t] << " avx512_vnni " << want[t];
+    }
+  }
+  EXPECT_GE(ran, 4) << "too few shapes with m >= MIN_M " << e.min_m;
+}
+
+INSTANTIATE_TEST_SUITE_P(AmxRows, AmxTest, ::testing::ValuesIn(amx_entries()), entry_name);
 
 // ---- Registry -----------------------------------------------------------------------------
 
@@ -925,8 +989,16 @@ TEST(RegistryTest, NamesAreUniqueAndFollowTheRule) {
   }
 }
 
-// Every (format, variant, path) has exactly one general row (MIN_M 1); rows for larger
+// Every (format, variant, path) has exactly one general row (MIN_M 1), of its own or, for a
+// variant that extends another (amx: batch rows only), its base variant's; rows for larger
 // batches share its features and packer format, and dispatch picks them only from their MIN_M.
+const KernelEntry* general_row(Format f, Variant v, Path p) {
+  for (std::optional<Variant> b = v; b; b = base_variant(*b)) {
+    if (const KernelEntry* g = find_kernel(f, *b, p)) return g;
+  }
+  return nullptr;
+}
+
 TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
   for (const KernelEntry& e : all_kernels()) {
     SCOPED_TRACE(e.name);
@@ -936,14 +1008,17 @@ TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
         ++general;
       }
     }
-    EXPECT_EQ(general, 1);
+    EXPECT_EQ(general, base_variant(e.variant) ? general : 1);
+    EXPECT_LE(general, 1);
     EXPECT_GE(e.min_m, 1);
-    const KernelEntry* g = find_kernel(e.format, e.variant, e.path);
+    const KernelEntry* g = general_row(e.format, e.variant, e.path);
     ASSERT_NE(g, nullptr);
     EXPECT_EQ(g->min_m, 1);
     EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m), &e);
     if (e.min_m > 1) {
-      EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m - 1)->min_m < e.min_m, true);
+      if (const KernelEntry* below = find_kernel(e.format, e.variant, e.path, e.min_m - 1)) {
+        EXPECT_LT(below->min_m, e.min_m);
+      }
       EXPECT_EQ(e.features & g->features, g->features);
       if (e.path != Path::kF32) {
         ASSERT_NE(e.act, nullptr) << e.name;
@@ -997,7 +1072,7 @@ TEST(RegistryTest, EachVariantCoversEveryFormatOfItsPaths) {
       if (p == Path::kInt8 && !has_int8_path(t)) continue;
       if (p == Path::kBf16 && t.format != Format::kBF16) continue;  // BF16 weights only
       if (p == Path::kF16 && t.format != Format::kF16) continue;    // F16 weights only
-      EXPECT_NE(find_kernel(t.format, v, p), nullptr)
+      EXPECT_NE(general_row(t.format, v, p), nullptr)
           << variant_name(v) << " " << path_name(p) << " lacks " << t.name;
     }
   }
@@ -1083,8 +1158,42 @@ TEST(CpuFeaturesTest, DisablingAFeatureDisablesWhatNeedsIt) {
     EXPECT_EQ(cpu_features() & kCpuAvx512Vnni, 0u);
     EXPECT_EQ(cpu_features() & kCpuAvx2, cpu_has(kCpuAvx2) ? kCpuAvx2 : 0u);
   }
+  {
+    // The amx rows need VNNI, AMX-INT8 needs the tiles.
+    DisabledFeaturesGuard g(kCpuAvx512Vnni);
+    EXPECT_EQ(cpu_features() & (kCpuAmxTile | kCpuAmxInt8), 0u);
+  }
+  {
+    DisabledFeaturesGuard g(kCpuAmxTile);
+    EXPECT_EQ(cpu_features() & kCpuAmxInt8, 0u);
+  }
   EXPECT_EQ(cpu_feature_by_name("avx512vnni"), kCpuAvx512Vnni);
+  EXPECT_EQ(cpu_feature_by_name("amxint8"), kCpuAmxInt8);
   EXPECT_EQ(cpu_feature_by_name("sse9"), kCpuNone);
+}
+
+// AMX is reported only where the CPU lists it (cpuid's AMX-TILE / AMX-INT8 as Linux shows
+// them in /proc/cpuinfo); and where it is reported, the permission was granted, so a tile
+// instruction runs (the amx rows' tests) instead of dying of SIGILL.
+TEST(CpuFeaturesTest, AmxOnlyWhereTheCpuHasIt) {
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::string line;
+  bool tile = false, int8 = false;
+  while (std::getline(in, line)) {
+    if (!absl::StartsWith(line, "flags")) continue;
+    for (absl::string_view f : absl::StrSplit(line, ' ')) {
+      tile |= f == "amx_tile";
+      int8 |= f == "amx_int8";
+    }
+    break;
+  }
+  const uint32_t d = detected_cpu_features();
+  if ((d & kCpuAmxInt8) != 0) {
+    EXPECT_TRUE(tile && int8) << "amx detected, /proc/cpuinfo lists no amx_tile / amx_int8";
+    EXPECT_NE(d & kCpuAmxTile, 0u);
+  }
+  std::printf("amx: cpuinfo %s, detected %s\n", tile && int8 ? "yes" : "no", (d & kCpuAmxInt8) ? "yes" : "no");
 }
 
 // The tier this test target emulates (kernels/BUILD, MATMUL_TEST_TIERS): the features named
@@ -1189,11 +1298,51 @@ TEST(DispatchTest, PicksTheBestRunnableVariantAndDefaultPath) {
     EXPECT_EQ((*e)->path, has_int8_path(t) ? Path::kInt8 : Path::kF32) << t.name;
     EXPECT_TRUE(kernel_runnable(**e));
     for (const KernelEntry& other : all_kernels()) {
-      if (other.format == t.format && other.path == (*e)->path && kernel_runnable(other)) {
+      // (Batch-only variants, amx, serve batches on top of the general row's variant.)
+      if (other.format == t.format && other.path == (*e)->path && kernel_runnable(other) &&
+          other.min_m == 1) {
         EXPECT_LE(other.variant, (*e)->variant) << other.name << " beats " << (*e)->name;
       }
     }
   }
+}
+
+// From its MIN_M on, a runnable batch row of a variant that extends the chosen general row's
+// (amx on avx512_vnni) is what dispatch runs when no variant is named; naming the base variant
+// keeps it out; naming it where the CPU lacks it fails, naming what is missing.
+TEST(DispatchTest, ExtendingVariantsServeBatches) {
+  int checked = 0;
+  for (const KernelEntry& e : all_kernels()) {
+    if (e.variant != Variant::kAmx) continue;
+    ASSERT_GT(e.min_m, 1) << e.name << ": amx has batch rows only";
+    ASSERT_EQ(base_variant(e.variant), Variant::kAvx512Vnni);
+    MatmulOptions named;
+    named.variant = Variant::kAmx;
+    MatmulOptions base;
+    base.variant = Variant::kAvx512Vnni;
+    if (!kernel_runnable(e)) {
+      absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(e.format, named);
+      ASSERT_FALSE(c.ok()) << e.name;
+      EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_THAT(std::string(c.status().message()), HasSubstr(missing_cpu_features(e.features)));
+      continue;
+    }
+    ++checked;
+    absl::StatusOr<KernelChoice> best = KernelChoice::Resolve(e.format);
+    ASSERT_TRUE(best.ok()) << best.status();
+    if (best->general().variant != Variant::kAvx512Vnni) continue;  // FK_VARIANT set
+    EXPECT_EQ(&best->ForBatch(e.min_m), &e);
+    EXPECT_EQ(best->ForBatch(1).variant, Variant::kAvx512Vnni);
+    EXPECT_NE(best->ForBatch(e.min_m - 1).variant, Variant::kAmx);
+    absl::StatusOr<KernelChoice> b = KernelChoice::Resolve(e.format, base);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_NE(b->ForBatch(4096).variant, Variant::kAmx) << "naming avx512_vnni keeps amx out";
+    absl::StatusOr<KernelChoice> n = KernelChoice::Resolve(e.format, named);
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(&n->ForBatch(e.min_m), &e);
+    EXPECT_EQ(n->general().variant, Variant::kAvx512Vnni) << "amx's general rows are avx512_vnni's";
+  }
+  if (checked == 0) GTEST_SKIP() << "this CPU lacks " << missing_cpu_features(kFeaturesAmx) << " (amx)";
 }
 
 TEST(DispatchTest, OptionsAndEnvironmentChooseTheKernel) {

@@ -83,7 +83,8 @@ struct VariantName {
 constexpr VariantName kVariants[] = {{Variant::kScalar, "scalar"},
                                      {Variant::kAvx2, "avx2"},
                                      {Variant::kAvx512, "avx512"},
-                                     {Variant::kAvx512Vnni, "avx512_vnni"}};
+                                     {Variant::kAvx512Vnni, "avx512_vnni"},
+                                     {Variant::kAmx, "amx"}};
 
 }  // namespace
 
@@ -111,7 +112,7 @@ const char* path_name(Path p) {
   return "unknown";
 }
 
-const char* variant_names() { return "scalar, avx2, avx512, avx512_vnni"; }
+const char* variant_names() { return "scalar, avx2, avx512, avx512_vnni, amx"; }
 const char* path_names() { return "f32, int8, bf16, f16"; }
 
 absl::StatusOr<Variant> parse_variant(absl::string_view name) {
@@ -148,5 +149,17 @@ bool has_path(Format format, Path path) {
 }
 
 bool kernel_runnable(const KernelEntry& e) { return cpu_has(e.features); }
+
+std::optional<Variant> base_variant(Variant v) {
+  if (v == Variant::kAmx) return Variant::kAvx512Vnni;
+  if (v == Variant::kAvx512Vnni) return Variant::kAvx512;
+  return std::nullopt;
+}
+
+bool extends_variant(Variant v, Variant base) {
+  for (std::optional<Variant> b = v; b; b = base_variant(*b))
+    if (*b == base) return true;
+  return false;
+}
 
 }  // namespace fk

@@ -5,6 +5,7 @@
 #define KERNELS_REGISTRY_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -46,12 +47,12 @@ absl::Span<const KernelEntry> all_kernels();
 // (F32 weights have no int8 path.)
 Format act_format(Format weights);
 
-const char* variant_name(Variant v);  // "scalar", "avx2", "avx512", "avx512_vnni"
+const char* variant_name(Variant v);  // "scalar", "avx2", "avx512", "avx512_vnni", "amx"
 const char* path_name(Path p);        // "f32", "int8", "bf16", "f16"
 // Parse names (case-insensitive); errors list the valid names.
 absl::StatusOr<Variant> parse_variant(absl::string_view name);
 absl::StatusOr<Path> parse_path(absl::string_view name);
-// "scalar, avx2, avx512, avx512_vnni" / "f32, int8, bf16, f16" for --help and error messages.
+// "scalar, avx2, avx512, avx512_vnni, amx" / "f32, int8, bf16, f16" for --help and error messages.
 const char* variant_names();
 const char* path_names();
 
@@ -65,6 +66,13 @@ bool has_path(Format format, Path path);
 
 // True when this CPU can run the entry.
 bool kernel_runnable(const KernelEntry& e);
+
+// The variant a variant extends, whose kernels it uses where it has none of its own for a
+// (format, path) or batch: avx512_vnni adds only int8 kernels to avx512; amx adds only batch
+// rows (MIN_M > 1) of the int8 path to avx512_vnni. nullopt for the others.
+std::optional<Variant> base_variant(Variant v);
+// True when v is base or extends it (through base_variant, any number of steps).
+bool extends_variant(Variant v, Variant base);
 
 }  // namespace fk
 
