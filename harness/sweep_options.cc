@@ -297,7 +297,7 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     }
     if (o.variants.empty()) return FlagError("variants", values["variants"], "empty list");
   } else {
-    o.variants = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Vnni};
+    o.variants = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Vnni, Variant::kAmx};
   }
   if (has("paths") && !IsAll(values["paths"])) {
     for (const std::string& s : SplitList(values["paths"])) {
@@ -430,17 +430,21 @@ std::vector<CaseSpec> PlanCases(const SweepOptions& o, absl::Span<const KernelEn
     return std::find(o.variants.begin(), o.variants.end(), e.variant) != o.variants.end() &&
            std::find(o.paths.begin(), o.paths.end(), e.path) != o.paths.end() && runnable(e);
   };
-  // The row dispatch runs for a batch of m among `rows` (one format, variant and path): the
-  // largest MIN_M <= m.
+  // The row dispatch runs for a batch of m among `rows` (one format and path): the largest
+  // MIN_M <= m, of two such the extending variant's (amx over avx512_vnni).
   auto row_for_batch = [](const std::vector<const KernelEntry*>& rows, int64_t m) {
     const KernelEntry* r = nullptr;
     for (const KernelEntry* e : rows) {
-      if (e->min_m <= m && (r == nullptr || e->min_m > r->min_m)) r = e;
+      if (e->min_m <= m &&
+          (r == nullptr || e->min_m > r->min_m || (e->min_m == r->min_m && e->variant > r->variant))) {
+        r = e;
+      }
     }
     return r;
   };
   // The best variant's rows of a path among `entries` (one format): the highest variant
-  // that has a general row (MIN_M 1), as dispatch picks it.
+  // that has a general row (MIN_M 1), as dispatch picks it, and the batch rows of the
+  // variants that extend it (amx).
   auto best_rows = [](const std::vector<const KernelEntry*>& entries, Path p) {
     const KernelEntry* general = nullptr;
     for (const KernelEntry* e : entries) {
@@ -450,7 +454,7 @@ std::vector<CaseSpec> PlanCases(const SweepOptions& o, absl::Span<const KernelEn
     }
     std::vector<const KernelEntry*> rows;
     for (const KernelEntry* e : entries) {
-      if (general != nullptr && e->path == p && e->variant == general->variant) rows.push_back(e);
+      if (general != nullptr && e->path == p && extends_variant(e->variant, general->variant)) rows.push_back(e);
     }
     return rows;
   };

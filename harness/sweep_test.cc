@@ -22,6 +22,7 @@
 #include "harness/sweep_options.h"
 #include "harness/sweep_output.h"
 #include "harness/sweep_peer.h"
+#include "kernels/matmul.h"
 #include "kernels/registry.h"
 
 namespace fk {
@@ -37,7 +38,7 @@ TEST(SweepFlags, Defaults) {
   absl::StatusOr<SweepOptions> o = Parse({}, 4);
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->formats.size(), all_formats().size());
-  EXPECT_EQ(o->variants.size(), 4u);
+  EXPECT_EQ(o->variants.size(), 5u);  // scalar .. avx512_vnni, amx
   EXPECT_EQ(o->paths.size(), 4u);  // f32, int8, bf16, f16
   ASSERT_EQ(o->shapes.size(), 6u);
   EXPECT_EQ(o->shapes[4].n, 14336);
@@ -297,6 +298,42 @@ TEST(SweepGrid, RowsForBatchesRunFromTheirMinM) {
   EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, kPanel), 0);
 }
 
+// A variant that extends the best one with batch rows only (amx on avx512_vnni) serves the
+// batches from its MIN_M on, as dispatch does; without it in --variants the base's rows do.
+TEST(SweepGrid, ExtendingVariantsServeTheirBatches) {
+  KernelEntry panel = Entry(Format::kQ4_K, Variant::kAvx512Vnni, Path::kInt8, "q4_k_int8_panel__avx512_vnni");
+  panel.min_m = 8;
+  KernelEntry tiles = Entry(Format::kQ4_K, Variant::kAmx, Path::kInt8, "q4_k_int8_tiles__amx");
+  tiles.min_m = 64;
+  const KernelEntry registry[] = {
+      Entry(Format::kF32, Variant::kAvx2, Path::kF32, "f32_f32__avx2"),
+      Entry(Format::kQ4_K, Variant::kScalar, Path::kInt8, "q4_k_int8__scalar"),
+      Entry(Format::kQ4_K, Variant::kAvx512Vnni, Path::kInt8, "q4_k_int8__avx512_vnni"),
+      panel,
+      tiles,
+  };
+  absl::StatusOr<SweepOptions> o = Parse({"--formats=q4_k", "--paths=int8", "--shapes=4096x4096",
+                                          "--batch=1,8,64,128", "--threads=1"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  std::vector<CaseSpec> cases = PlanCases(*o, registry, AllRunnable, /*ggml=*/false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, "q4_k_int8_panel__avx512_vnni"), 1);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096, "q4_k_int8_tiles__amx"), 0);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096), 1);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096, "q4_k_int8_tiles__amx"), 1);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 128, 4096, "q4_k_int8_tiles__amx"), 1);
+  // --full: every row from its MIN_M (scalar, the general row, the panel, the tiles).
+  o->full = true;
+  cases = PlanCases(*o, registry, AllRunnable, false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096), 4);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 8, 4096), 3);
+  // Without amx in --variants: the avx512_vnni panel at every batch from 8.
+  o->full = false;
+  o->variants = {Variant::kAvx512Vnni};
+  cases = PlanCases(*o, registry, AllRunnable, false);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096, "q4_k_int8_panel__avx512_vnni"), 1);
+  EXPECT_EQ(Count(cases, CaseKind::kFused, Format::kQ4_K, 64, 4096, "q4_k_int8_tiles__amx"), 0);
+}
+
 TEST(SweepGrid, DefaultGridOnTheRealRegistryIsPlanned) {
   absl::StatusOr<SweepOptions> o = Parse({});
   ASSERT_TRUE(o.ok());
@@ -309,8 +346,9 @@ TEST(SweepGrid, DefaultGridOnTheRealRegistryIsPlanned) {
       EXPECT_GE(c.m, c.entry->min_m) << c.entry->name;
       // Batches > 1 run the row dispatch picks for the batch.
       if (c.m > 1) {
-        EXPECT_EQ(find_kernel(c.format, c.entry->variant, c.entry->path, c.m), c.entry)
-            << c.entry->name << " m=" << c.m;
+        absl::StatusOr<KernelChoice> choice = KernelChoice::Resolve(c.format, MatmulOptions{c.entry->variant, c.entry->path});
+        ASSERT_TRUE(choice.ok()) << choice.status();
+        EXPECT_EQ(&choice->ForBatch(c.m), c.entry) << c.entry->name << " m=" << c.m;
       }
     }
   }

@@ -31,12 +31,13 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-VARIANT_ORDER = ["scalar", "avx2", "avx512", "avx512_vnni"]
+VARIANT_ORDER = ["scalar", "avx2", "avx512", "avx512_vnni", "amx"]
 VARIANT_COLORS = {
     "scalar": "#9e9e9e",
     "avx2": "#1f77b4",
     "avx512": "#2ca02c",
     "avx512_vnni": "#17becf",
+    "amx": "#9467bd",
     "ggml": "#d62728",
     "dequant": "#ff7f0e",
     "f32": "#7f7f7f",
