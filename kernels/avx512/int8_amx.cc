@@ -248,7 +248,7 @@ struct AmxInt8 {
   }
 
   // C tiles 0 .. 3 (16 x 16 int32); kLegacy: A 4, 5 (16 x kKB) and B 6, 7 (kKB / 4 x 64
-  // bytes); the digit kinds: A and B tiles 3 .. 7 of 16 x 64 bytes.
+  // bytes); kDigits: A 4, 5 and B 6, 7 of 16 x 64 bytes.
   static void configure() {
     TileConfig c;
     for (int t = 0; t < 8; ++t) {
