@@ -278,11 +278,7 @@ absl::StatusOr<KernelChoice> KernelChoice::Resolve(Format format, const MatmulOp
         return check_runnable(e);
       }
     }
-    general = find_kernel(format, *variant, want_path);
-    for (std::optional<Variant> v = base_variant(*variant); general == nullptr && v;
-         v = base_variant(*v)) {
-      general = find_kernel(format, *v, want_path);
-    }
+    general = find_general_kernel(format, *variant, want_path);
     if (general == nullptr) {
       return absl::NotFoundError(absl::StrCat("no kernel for format ", traits(format).name,
                                               ", variant ", variant_name(*variant), ", path ",

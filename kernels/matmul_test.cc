@@ -992,12 +992,6 @@ TEST(RegistryTest, NamesAreUniqueAndFollowTheRule) {
 // Every (format, variant, path) has exactly one general row (MIN_M 1), of its own or, for a
 // variant that extends another (amx: batch rows only), its base variant's; rows for larger
 // batches share its features and packer format, and dispatch picks them only from their MIN_M.
-const KernelEntry* general_row(Format f, Variant v, Path p) {
-  for (std::optional<Variant> b = v; b; b = base_variant(*b)) {
-    if (const KernelEntry* g = find_kernel(f, *b, p)) return g;
-  }
-  return nullptr;
-}
 
 TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
   for (const KernelEntry& e : all_kernels()) {
@@ -1011,7 +1005,7 @@ TEST(RegistryTest, EachTripleHasOneGeneralRowAndBatchRowsFollowIt) {
     EXPECT_EQ(general, base_variant(e.variant) ? general : 1);
     EXPECT_LE(general, 1);
     EXPECT_GE(e.min_m, 1);
-    const KernelEntry* g = general_row(e.format, e.variant, e.path);
+    const KernelEntry* g = find_general_kernel(e.format, e.variant, e.path);
     ASSERT_NE(g, nullptr);
     EXPECT_EQ(g->min_m, 1);
     EXPECT_EQ(find_kernel(e.format, e.variant, e.path, e.min_m), &e);
@@ -1072,7 +1066,7 @@ TEST(RegistryTest, EachVariantCoversEveryFormatOfItsPaths) {
       if (p == Path::kInt8 && !has_int8_path(t)) continue;
       if (p == Path::kBf16 && t.format != Format::kBF16) continue;  // BF16 weights only
       if (p == Path::kF16 && t.format != Format::kF16) continue;    // F16 weights only
-      EXPECT_NE(general_row(t.format, v, p), nullptr)
+      EXPECT_NE(find_general_kernel(t.format, v, p), nullptr)
           << variant_name(v) << " " << path_name(p) << " lacks " << t.name;
     }
   }

@@ -162,4 +162,10 @@ bool extends_variant(Variant v, Variant base) {
   return false;
 }
 
+const KernelEntry* find_general_kernel(Format format, Variant variant, Path path) {
+  for (std::optional<Variant> v = variant; v; v = base_variant(*v))
+    if (const KernelEntry* g = find_kernel(format, *v, path)) return g;
+  return nullptr;
+}
+
 }  // namespace fk

@@ -73,6 +73,9 @@ bool kernel_runnable(const KernelEntry& e);
 std::optional<Variant> base_variant(Variant v);
 // True when v is base or extends it (through base_variant, any number of steps).
 bool extends_variant(Variant v, Variant base);
+// The general row (MIN_M 1) that serves (format, variant, path): the variant's own, else its
+// base variant's (amx -> avx512_vnni; avx512_vnni's f32 path -> avx512), or nullptr.
+const KernelEntry* find_general_kernel(Format format, Variant variant, Path path);
 
 }  // namespace fk
 

@@ -85,6 +85,19 @@ struct alignas(64) DigitPanel {
   int32_t wmax[16];      // Q4_K: slot t's bound of |v| among the 16 rows (t < 8)
 };
 
+// The two 6-bit digits of v = (q - kBias) sc for the 4 bytes q of each int32 lane (sc: the
+// lane's scale as an int16 pair, |v| < 2^13): l = v & 63 (unsigned) into *l, h = v >> 6
+// (arithmetic: signed for Q3_K) into *h, byte for byte.
+template <int kBias>
+FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
+  const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63), bias = _mm512_set1_epi16(kBias);
+  const __m512i ve = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(q, lo8), bias), scw);
+  const __m512i vo = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_srli_epi16(q, 8), bias), scw);
+  _mm512_store_si512(l, _mm512_or_si512(_mm512_and_si512(ve, m63), _mm512_slli_epi16(_mm512_and_si512(vo, m63), 8)));
+  _mm512_store_si512(h, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(ve, 6), lo8),
+                                        _mm512_slli_epi16(_mm512_srai_epi16(vo, 6), 8)));
+}
+
 template <Format F>
 struct AmxQ23 {
   using P = PanelCodec<F>;
@@ -96,7 +109,6 @@ struct AmxQ23 {
   static constexpr int yoff(int st, int) { return 64 * st; }
 
   static FK_INLINE void digits(const typename P::Panel& src, DigitPanel* dst) {
-    const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63), four = _mm512_set1_epi16(4);
     for (int s = 0; s < 16; ++s) {
       // Lane r: the row's scale of sub-block s (Q2_K 0..15, Q3_K stored - 32: signed), as an
       // int16 pair; the sub-block's four vectors g0 .. g0 + 3.
@@ -105,15 +117,7 @@ struct AmxQ23 {
       const __m512i scw = _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(sc, 16));
       const int g0 = 16 * ((s % 8) / 2) + 8 * (s / 8) + 4 * (s % 2);
       if constexpr (kThree) {
-        for (int g = g0; g < g0 + 4; ++g) {
-          const __m512i q = load512(src.q[g]);
-          const __m512i ve = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(q, lo8), four), scw);
-          const __m512i vo = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_srli_epi16(q, 8), four), scw);
-          _mm512_store_si512(dst->v[0][g], _mm512_or_si512(_mm512_and_si512(ve, m63),
-                                                          _mm512_slli_epi16(_mm512_and_si512(vo, m63), 8)));
-          _mm512_store_si512(dst->v[1][g], _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(ve, 6), lo8),
-                                                          _mm512_slli_epi16(_mm512_srai_epi16(vo, 6), 8)));
-        }
+        for (int g = g0; g < g0 + 4; ++g) scaled_digits<4>(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
       } else {
         // q <= 3, sc <= 15: each byte's product (<= 45) stays in its byte, so one 16-bit
         // multiply scales both bytes of a word.
@@ -161,21 +165,11 @@ struct AmxQ45 {
 
   // Panel vector g = 8 t + c is slot t's (scale sc[t]).
   static FK_INLINE void digits(const typename P::Panel& src, DigitPanel* dst) {
-    const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63);
     for (int t = 0; t < 8; ++t) {
       const __m512i sc = load512(src.sc[t]);
       const __m512i scw = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16));  // 0..63: an int16 pair
       dst->wmax[t] = _mm512_reduce_max_epi32(sc) * kQmax;
-      for (int c = 0; c < 8; ++c) {
-        const int g = 8 * t + c;
-        const __m512i q = load512(src.q[g]);
-        const __m512i ve = _mm512_mullo_epi16(_mm512_and_si512(q, lo8), scw);
-        const __m512i vo = _mm512_mullo_epi16(_mm512_srli_epi16(q, 8), scw);
-        _mm512_store_si512(dst->v[0][g], _mm512_or_si512(_mm512_and_si512(ve, m63),
-                                                        _mm512_slli_epi16(_mm512_and_si512(vo, m63), 8)));
-        _mm512_store_si512(dst->v[1][g],
-                           _mm512_or_si512(_mm512_srli_epi16(ve, 6), _mm512_slli_epi16(_mm512_srli_epi16(vo, 6), 8)));
-      }
+      for (int g = 8 * t; g < 8 * t + 8; ++g) scaled_digits<0>(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
     }
     _mm512_store_ps(dst->d, _mm512_load_ps(src.d));
     _mm512_store_ps(dst->dmin, _mm512_load_ps(src.dmin));
@@ -386,19 +380,20 @@ struct AmxInt8 {
 #pragma GCC unroll 16
     for (int i = 0; i < kAmxRows; ++i) {
       const __m512 da = _mm512_set1_ps(sc->da[i]);
-      __m512 r;
-      if constexpr (kBound) {
-        const __m512i tot = _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), 6), load512(c0[i]));
-        r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(d, da), _mm512_load_ps(acc[i]));
-        __m512i ms = _mm512_setzero_si512();
-        for (int q = 0; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, load512(p.mins[q]), bcast32(sc->bsum32[i] + 2 * q));
+      // Q3_K / Q4_K: tiles 0 / 1 hold the digits l / h of one total; Q2_K: total and mins.
+      constexpr bool kTwoDigits = A::kThree || kBound;
+      const __m512i tot =
+          kTwoDigits ? _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), 6), load512(c0[i])) : load512(c0[i]);
+      __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(d, da), _mm512_load_ps(acc[i]));
+      if constexpr (P::kMins) {
+        __m512i ms;
+        if constexpr (kBound) {
+          ms = _mm512_setzero_si512();
+          for (int q = 0; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, load512(p.mins[q]), bcast32(sc->bsum32[i] + 2 * q));
+        } else {
+          ms = load512(c1[i]);
+        }
         r = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(_mm512_load_ps(dp.dmin), da), r);
-      } else if constexpr (A::kThree) {
-        const __m512i tot = _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), 6), load512(c0[i]));
-        r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(d, da), _mm512_load_ps(acc[i]));
-      } else {
-        r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load512(c0[i])), _mm512_mul_ps(d, da), _mm512_load_ps(acc[i]));
-        r = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(load512(c1[i])), _mm512_mul_ps(_mm512_load_ps(dp.dmin), da), r);
       }
       _mm512_store_ps(acc[i], r);
     }
@@ -459,8 +454,6 @@ struct AmxInt8 {
       for (int i = 0; i < kAmxRows; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, _mm512_load_ps(acc[g][i]));
     }
   }
-
-
 #undef FK_AMX_DP
 
   // Q4_K: whether the tiles' integer totals are the VNNI kernel's float ones for the
