@@ -21,10 +21,11 @@
 //     x signed tdpbssd gives the same integer. Q4_1 / Q5_1 keep their float mins step.
 //   * kDigits (Q2_K, Q3_K, Q4_K): the super-block's total is an exact integer (Q2_K / Q3_K:
 //     sum_s sc_s dot_s in int32; Q4_K: the same, in float, exact while below 2^24, checked),
-//     so the weights carry their sub-block scales (v = sc w, as 64 h + l where it exceeds a
-//     byte) and four K = 64 products per digit give the whole super-block's total: 2 C tiles
-//     per 256 elements instead of one per sub-block. Two groups of 16 activation rows share
-//     each loaded tile (2 x 2 blocking).
+//     so the weights carry their sub-block scales (v = sc w; Q3_K as -v, which fits a signed
+//     byte; Q4_K as 64 h + l) and four K = 64 products per tile give the whole super-block's
+//     total: one C tile per 256 elements (Q4_K: 2, one per digit; Q2_K: one more for its
+//     mins term, a single product against the activations' sub-block sums) instead of one
+//     per sub-block. Two groups of 16 activation rows share each loaded tile (2 x 2 blocking).
 // Measured on this design's first machine (Xeon, AMX; kernel_bench --hot, 1 thread): a tdp
 // takes 16 cycles whatever its K (16, 32 or 64 bytes); storing a C tile and loading it back
 // costs about as much again, which is why the digits matter. Q5_K, Q6_K and IQ4_XS have no
@@ -75,19 +76,22 @@ FK_INLINE void panel_minus(Panel* p) {
 
 // Q2_K / Q3_K: the VNNI kernels' totals are exact integers (sum over sub-blocks s of the scale
 // times the sub-block's dot), so here each weight carries its scale: v = sc_s q (Q2_K, 0..45)
-// or v = sc_s (q - 4) (Q3_K, its -4 offset included, -124..128 as v = 64 h + l, l 0..63, h
-// -2..2), and four K = 64 products per tile give the super-block's whole total at once. Q2_K's
-// second tile holds its mins term sum_s m_s bsum16_s the same way (weights m_s, 0..15). Same
-// integers as the VNNI kernels', so the same float steps give the same bits.
+// or -v = sc_s (4 - q) (Q3_K, its -4 offset included; v reaches 128, -v is -128..124, a signed
+// byte; the total is then minus the tile's), and four K = 64 products give the super-block's
+// whole total at once. Q2_K's mins term sum_s m_s bsum16_s is one more product: the
+// activations' 16 sub-block sums as bytes h_s, l_s (bsum16_s = 16 h_s + l_s) against 16 m_s
+// and m_s (v[1] rows 0..7). Same integers as the VNNI kernels', so the same float steps give
+// the same bits.
 struct alignas(64) DigitPanel {
   int32_t v[2][64][16];  // tile e's vector g: row r's 4 bytes at activation bytes 4g .. 4g + 3
+                         // (Q2_K: v[1] is its mins tile)
   float d[16], dmin[16];
   int32_t wmax[16];      // Q4_K: slot t's bound of |v| among the 16 rows (t < 8)
 };
 
 // The two 6-bit digits of v = (q - kBias) sc for the 4 bytes q of each int32 lane (sc: the
 // lane's scale as an int16 pair, |v| < 2^13): l = v & 63 (unsigned) into *l, h = v >> 6
-// (arithmetic: signed for Q3_K) into *h, byte for byte.
+// (arithmetic) into *h, byte for byte.
 template <int kBias>
 FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
   const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63), bias = _mm512_set1_epi16(kBias);
@@ -98,13 +102,26 @@ FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
                                         _mm512_slli_epi16(_mm512_srai_epi16(vo, 6), 8)));
 }
 
+// Q3_K: the bytes -v = (kBias - q) sc of the 4 bytes q of each int32 lane (sc: the lane's
+// scale as an int16 pair), -128 .. 124: one signed byte where v itself (up to 128) is not.
+template <int kBias>
+FK_INLINE void negated_scaled(__m512i q, __m512i scw, int32_t* v) {
+  const __m512i lo8 = _mm512_set1_epi16(0x00FF), bias = _mm512_set1_epi16(kBias);
+  const __m512i ve = _mm512_mullo_epi16(_mm512_sub_epi16(bias, _mm512_and_si512(q, lo8)), scw);
+  const __m512i vo = _mm512_mullo_epi16(_mm512_sub_epi16(bias, _mm512_srli_epi16(q, 8)), scw);
+  _mm512_store_si512(v, _mm512_or_si512(_mm512_and_si512(ve, lo8), _mm512_slli_epi16(vo, 8)));
+}
+
 template <Format F>
 struct AmxQ23 {
   using P = PanelCodec<F>;
   static constexpr AmxKind kKind = AmxKind::kDigits;
   static constexpr bool kThree = F == Format::kQ3_K;
   static constexpr bool kBound = false;
-  static constexpr bool kSigned1 = kThree;                // tile 1: Q3_K's h is signed
+  static constexpr int kTiles = 1;                        // Q2_K: v; Q3_K: -v
+  static constexpr bool kSigned0 = kThree;                // tile 0: Q3_K's -v is signed
+  static constexpr bool kSigned1 = false;
+  static constexpr bool kMinsTile = !kThree;              // Q2_K: the mins, one more product
   static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
   static constexpr int yoff(int st, int) { return 64 * st; }
 
@@ -117,18 +134,26 @@ struct AmxQ23 {
       const __m512i scw = _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(sc, 16));
       const int g0 = 16 * ((s % 8) / 2) + 8 * (s / 8) + 4 * (s % 2);
       if constexpr (kThree) {
-        for (int g = g0; g < g0 + 4; ++g) scaled_digits<4>(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
+        for (int g = g0; g < g0 + 4; ++g) negated_scaled<4>(load512(src.q[g]), scw, dst->v[0][g]);
       } else {
         // q <= 3, sc <= 15: each byte's product (<= 45) stays in its byte, so one 16-bit
         // multiply scales both bytes of a word.
-        const __m512i mp = load512(src.mp[s / 2]);
-        const __m512i mn = s % 2 == 0 ? _mm512_and_si512(mp, _mm512_set1_epi32(0xFFFF)) : _mm512_srli_epi32(mp, 16);
-        const __m512i mins = _mm512_mullo_epi32(mn, _mm512_set1_epi32(0x01010101));
-        for (int g = g0; g < g0 + 4; ++g) {
-          _mm512_store_si512(dst->v[0][g], _mm512_mullo_epi16(load512(src.q[g]), scw));
-          _mm512_store_si512(dst->v[1][g], mins);
-        }
+        for (int g = g0; g < g0 + 4; ++g) _mm512_store_si512(dst->v[0][g], _mm512_mullo_epi16(load512(src.q[g]), scw));
       }
+    }
+    if constexpr (!kThree) {
+      // The mins tile (B of K = 32, rows 8 .. 15 zero): row kr < 4 holds 16 m_s, s = 4 kr ..
+      // 4 kr + 3 (<= 240, unsigned), row 4 + kr holds m_s; against the activation bytes
+      // h_s, l_s of bsum16_s = 16 h_s + l_s (relayout), its dot is sum_s m_s bsum16_s.
+      const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
+      for (int kr = 0; kr < 4; ++kr) {
+        const __m512i a = load512(src.mp[2 * kr]), b = load512(src.mp[2 * kr + 1]);
+        const __m512i m = _mm512_or_si512(_mm512_and_si512(_mm512_or_si512(a, _mm512_srli_epi32(a, 8)), lo16),
+                                          _mm512_slli_epi32(_mm512_or_si512(b, _mm512_srli_epi32(b, 8)), 16));
+        _mm512_store_si512(dst->v[1][kr], _mm512_slli_epi32(m, 4));
+        _mm512_store_si512(dst->v[1][4 + kr], m);
+      }
+      for (int kr = 8; kr < 16; ++kr) _mm512_store_si512(dst->v[1][kr], _mm512_setzero_si512());
     }
     _mm512_store_ps(dst->d, _mm512_load_ps(src.d));
     if constexpr (!kThree) _mm512_store_ps(dst->dmin, _mm512_load_ps(src.dmin));
@@ -158,7 +183,10 @@ struct AmxQ45 {
   static constexpr AmxKind kKind = AmxKind::kDigits;
   static constexpr bool kThree = false;
   static constexpr bool kBound = true;
+  static constexpr int kTiles = 2;
+  static constexpr bool kSigned0 = false;
   static constexpr bool kSigned1 = false;
+  static constexpr bool kMinsTile = false;
   static constexpr int kQmax = 15;
   static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
   static constexpr int yoff(int st, int) { return 64 * st; }
@@ -186,6 +214,7 @@ struct AmxLegacy {
   static constexpr AmxKind kKind = AmxKind::kLegacy;
   static constexpr bool kSigned = kBias != 0;
   static constexpr int kKB = 32, kSteps = 1, kPieces = 2;
+  static constexpr bool kMinsTile = false;
   static constexpr int yoff(int, int j) { return 64 * j; }
   static FK_INLINE void to_signed(typename P::Panel* p) {
     if constexpr (kBias != 0) panel_minus<8, kBias>(p);
@@ -235,7 +264,7 @@ struct AmxInt8 {
   }();
   using Scalars = std::conditional_t<kBound, ScalarsAbs, ScalarsBase>;
   static constexpr int64_t kTileBytes = kAmxRows * A::kKB;
-  static constexpr int64_t kTilesBytes = A::kSteps * kTileBytes;
+  static constexpr int64_t kTilesBytes = (A::kSteps + (A::kMinsTile ? 1 : 0)) * kTileBytes;
   static constexpr int64_t kUnitBytes = kTilesBytes + static_cast<int64_t>(sizeof(Scalars));
   static FK_INLINE const Scalars* scalars(const uint8_t* at, int64_t b) {
     return reinterpret_cast<const Scalars*>(at + b * kUnitBytes + kTilesBytes);
@@ -327,6 +356,7 @@ struct AmxInt8 {
   static FK_NOINLINE void legacy_group(const MatmulArgs& a, const Panel* panel, const uint8_t* at, int64_t nb,
                                        int64_t i0, int64_t j0, __mmask16 keep) {
     __m512 acc[kAmxRows];
+#pragma GCC unroll 16
     for (int i = 0; i < kAmxRows; ++i) acc[i] = _mm512_setzero_ps();
     alignas(64) int32_t cb[4][kAmxRows][16];
     legacy_issue<0>(at, panel, 0);
@@ -337,6 +367,7 @@ struct AmxInt8 {
       if (s + 2 < nb) legacy_advance<2>(at, panel, s + 2, nb, cb, acc);
       if (s + 3 < nb) legacy_advance<3>(at, panel, s + 3, nb, cb, acc);
     }
+#pragma GCC unroll 16
     for (int i = 0; i < kAmxRows; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
   }
 
@@ -355,18 +386,29 @@ struct AmxInt8 {
 
   static FK_INLINE void digits_block(const uint8_t* at0, const uint8_t* at1, const DigitPanel& dp) {
     _tile_zero(0);
-    _tile_zero(1);
     _tile_zero(2);
-    _tile_zero(3);
+    if constexpr (A::kTiles == 2 || A::kMinsTile) {
+      _tile_zero(1);
+      _tile_zero(3);
+    }
     for (int t = 0; t < 4; ++t) {
       _tile_loadd(4, at0 + t * kTileBytes, 64);
       _tile_loadd(6, dp.v[0][16 * t], 64);
-      FK_AMX_DP(0, 4, 6, false);
+      FK_AMX_DP(0, 4, 6, A::kSigned0);
       _tile_loadd(5, at1 + t * kTileBytes, 64);
-      FK_AMX_DP(2, 5, 6, false);
-      _tile_loadd(7, dp.v[1][16 * t], 64);
-      FK_AMX_DP(1, 4, 7, A::kSigned1);
-      FK_AMX_DP(3, 5, 7, A::kSigned1);
+      FK_AMX_DP(2, 5, 6, A::kSigned0);
+      if constexpr (A::kTiles == 2) {
+        _tile_loadd(7, dp.v[1][16 * t], 64);
+        FK_AMX_DP(1, 4, 7, A::kSigned1);
+        FK_AMX_DP(3, 5, 7, A::kSigned1);
+      }
+    }
+    if constexpr (A::kMinsTile) {
+      _tile_loadd(4, at0 + A::kSteps * kTileBytes, 64);
+      _tile_loadd(7, dp.v[1][0], 64);
+      FK_AMX_DP(1, 4, 7, false);
+      _tile_loadd(5, at1 + A::kSteps * kTileBytes, 64);
+      FK_AMX_DP(3, 5, 7, false);
     }
   }
 
@@ -381,9 +423,14 @@ struct AmxInt8 {
     for (int i = 0; i < kAmxRows; ++i) {
       const __m512 da = _mm512_set1_ps(sc->da[i]);
       // Q3_K / Q4_K: tiles 0 / 1 hold the digits l / h of one total; Q2_K: total and mins.
-      constexpr bool kTwoDigits = A::kThree || kBound;
-      const __m512i tot =
-          kTwoDigits ? _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), 6), load512(c0[i])) : load512(c0[i]);
+      __m512i tot;
+      if constexpr (A::kThree) {
+        tot = _mm512_sub_epi32(_mm512_setzero_si512(), load512(c0[i]));
+      } else if constexpr (kBound) {
+        tot = _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), 6), load512(c0[i]));
+      } else {
+        tot = load512(c0[i]);
+      }
       __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(d, da), _mm512_load_ps(acc[i]));
       if constexpr (P::kMins) {
         __m512i ms;
@@ -426,9 +473,11 @@ struct AmxInt8 {
       for (int64_t q = 0; q < pairs; ++q) {
         int32_t (*c)[kAmxRows][16] = cb[q % 2];
         _tile_stored(0, c[0], 64);
-        _tile_stored(1, c[1], 64);
         _tile_stored(2, c[2], 64);
-        _tile_stored(3, c[3], 64);
+        if constexpr (A::kTiles == 2 || A::kMinsTile) {
+          _tile_stored(1, c[1], 64);
+          _tile_stored(3, c[3], 64);
+        }
         pair_groups(q, &g0, &g1);
         if (q + 1 < pairs) {
           int64_t h0, h1;
@@ -520,6 +569,17 @@ struct AmxInt8 {
             std::memcpy(&sc->aux[i], &yg->aux[4 * (b % 4)], sizeof(float));
           } else {
             const Act* yb = reinterpret_cast<const Act*>(y) + b;
+            if constexpr (A::kMinsTile) {
+              // Q2_K: bsum16_s = 16 h_s + l_s, h_s = bsum16_s >> 4 (-128 .. 127) at byte s,
+              // l_s (0 .. 15) at byte 16 + s, zeros after (AmxQ23::digits: the mins tile).
+              int8_t* t = reinterpret_cast<int8_t*>(unit + A::kSteps * kTileBytes + i * A::kKB);
+              for (int q = 0; q < 16; ++q) {
+                const int bsum = -yb->nbsum16[q] / 16;
+                t[q] = static_cast<int8_t>(bsum >> 4);
+                t[16 + q] = static_cast<int8_t>(bsum & 15);
+              }
+              std::memset(t + 32, 0, A::kKB - 32);
+            }
             sc->da[i] = yb->d;
             std::memcpy(sc->bsum32[i], yb->bsum32, sizeof sc->bsum32[i]);
             if constexpr (kBound) {
