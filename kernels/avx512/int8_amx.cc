@@ -104,12 +104,13 @@ FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
 
 // Q3_K: the bytes -v = (kBias - q) sc of the 4 bytes q of each int32 lane (sc: the lane's
 // scale as an int16 pair), -128 .. 124: one signed byte where v itself (up to 128) is not.
+// Per word, x = (kBias (257) - w) sc = L + 256 H exactly (L, H the two bytes' products);
+// its low byte is L's, its high byte H - 1 where L < 0, which adding back bit 7 of L at
+// bit 8 undoes.
 template <int kBias>
 FK_INLINE void negated_scaled(__m512i q, __m512i scw, int32_t* v) {
-  const __m512i lo8 = _mm512_set1_epi16(0x00FF), bias = _mm512_set1_epi16(kBias);
-  const __m512i ve = _mm512_mullo_epi16(_mm512_sub_epi16(bias, _mm512_and_si512(q, lo8)), scw);
-  const __m512i vo = _mm512_mullo_epi16(_mm512_sub_epi16(bias, _mm512_srli_epi16(q, 8)), scw);
-  _mm512_store_si512(v, _mm512_or_si512(_mm512_and_si512(ve, lo8), _mm512_slli_epi16(vo, 8)));
+  const __m512i x = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_set1_epi16(kBias * 257), q), scw);
+  _mm512_store_si512(v, _mm512_add_epi16(x, _mm512_and_si512(_mm512_slli_epi16(x, 1), _mm512_set1_epi16(0x0100))));
 }
 
 template <Format F>
