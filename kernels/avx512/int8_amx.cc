@@ -247,14 +247,17 @@ struct AmxInt8 {
   // The relaid-out activations (relayout): per group of 16 rows and block, one unit: the A
   // tiles of the block's steps (16 rows x kKB bytes each, contiguous), then the scalars the
   // float steps need of the 16 rows side by side (one cache line instead of 16 rows' lines,
-  // which for k = 2048 are 4 KB apart and share an L1 set).
-  struct alignas(64) ScalarsBase {
-    float da[kAmxRows];           // the activation block's scale
-    float aux[kAmxRows];          // Q4_1 / Q5_1: the packer's float da * (block sum)
-    int16_t bsum32[kAmxRows][8];  // Q4_K: the 32-element sums (the mins term)
+  // which for k = 2048 are 4 KB apart and share an L1 set). Only what the format uses: the
+  // units of a call stay in L2 (Q2_K at m = 256, k = 5632: 1.6 MB).
+  struct alignas(64) ScalarsDa {
+    float da[kAmxRows];  // the activation block's scale
   };
-  struct alignas(64) ScalarsAbs : ScalarsBase {
-    int32_t abs32[8][kAmxRows];  // Q4_K: each row's sum of |y| over slot t (the bound)
+  struct alignas(64) ScalarsAux : ScalarsDa {
+    float aux[kAmxRows];  // Q4_1 / Q5_1: the packer's float da * (block sum)
+  };
+  struct alignas(64) ScalarsAbs : ScalarsDa {
+    int16_t bsum32[kAmxRows][8];  // Q4_K: the 32-element sums (the mins term)
+    int32_t abs32[8][kAmxRows];   // Q4_K: each row's sum of |y| over slot t (the bound)
   };
   static constexpr bool kBound = [] {
     if constexpr (kKind == AmxKind::kDigits) {
@@ -263,9 +266,13 @@ struct AmxInt8 {
       return false;
     }
   }();
-  using Scalars = std::conditional_t<kBound, ScalarsAbs, ScalarsBase>;
+  using Scalars = std::conditional_t<kBound, ScalarsAbs, std::conditional_t<P::kMins && kLegacy, ScalarsAux, ScalarsDa>>;
   static constexpr int64_t kTileBytes = kAmxRows * A::kKB;
-  static constexpr int64_t kTilesBytes = (A::kSteps + (A::kMinsTile ? 1 : 0)) * kTileBytes;
+  // Q2_K's mins tile: 16 rows of 32 bytes (h_s, l_s), loaded with a 32-byte stride as
+  // 64-byte rows whose second halves (the next row's bytes, then 64 bytes of padding) meet
+  // the zero rows 8..15 of its B tile.
+  static constexpr int64_t kMinsBytes = A::kMinsTile ? kAmxRows * 32 + 64 : 0;
+  static constexpr int64_t kTilesBytes = A::kSteps * kTileBytes + kMinsBytes;
   static constexpr int64_t kUnitBytes = kTilesBytes + static_cast<int64_t>(sizeof(Scalars));
   static FK_INLINE const Scalars* scalars(const uint8_t* at, int64_t b) {
     return reinterpret_cast<const Scalars*>(at + b * kUnitBytes + kTilesBytes);
@@ -405,10 +412,10 @@ struct AmxInt8 {
       }
     }
     if constexpr (A::kMinsTile) {
-      _tile_loadd(4, at0 + A::kSteps * kTileBytes, 64);
+      _tile_loadd(4, at0 + A::kSteps * kTileBytes, 32);
       _tile_loadd(7, dp.v[1][0], 64);
       FK_AMX_DP(1, 4, 7, false);
-      _tile_loadd(5, at1 + A::kSteps * kTileBytes, 64);
+      _tile_loadd(5, at1 + A::kSteps * kTileBytes, 32);
       FK_AMX_DP(3, 5, 7, false);
     }
   }
@@ -567,23 +574,23 @@ struct AmxInt8 {
           if constexpr (kLegacy) {
             const ActQ8_0x4* yg = reinterpret_cast<const ActQ8_0x4*>(y) + b / 4;
             sc->da[i] = yg->da[4 * (b % 4)];
-            std::memcpy(&sc->aux[i], &yg->aux[4 * (b % 4)], sizeof(float));
+            if constexpr (P::kMins) std::memcpy(&sc->aux[i], &yg->aux[4 * (b % 4)], sizeof(float));
           } else {
             const Act* yb = reinterpret_cast<const Act*>(y) + b;
             if constexpr (A::kMinsTile) {
               // Q2_K: bsum16_s = 16 h_s + l_s, h_s = bsum16_s >> 4 (-128 .. 127) at byte s,
               // l_s (0 .. 15) at byte 16 + s, zeros after (AmxQ23::digits: the mins tile).
-              int8_t* t = reinterpret_cast<int8_t*>(unit + A::kSteps * kTileBytes + i * A::kKB);
+              int8_t* t = reinterpret_cast<int8_t*>(unit + A::kSteps * kTileBytes + i * 32);
               for (int q = 0; q < 16; ++q) {
                 const int bsum = -yb->nbsum16[q] / 16;
                 t[q] = static_cast<int8_t>(bsum >> 4);
                 t[16 + q] = static_cast<int8_t>(bsum & 15);
               }
-              std::memset(t + 32, 0, A::kKB - 32);
+              if (i == kAmxRows - 1) std::memset(t + 32, 0, 64);  // the padding
             }
             sc->da[i] = yb->d;
-            std::memcpy(sc->bsum32[i], yb->bsum32, sizeof sc->bsum32[i]);
             if constexpr (kBound) {
+              std::memcpy(sc->bsum32[i], yb->bsum32, sizeof sc->bsum32[i]);
               for (int t = 0; t < 8; ++t) {
                 const __m256i v = _mm256_abs_epi8(loadu256(yb->y + 32 * t));
                 const __m256i sad = _mm256_sad_epu8(v, _mm256_setzero_si256());
