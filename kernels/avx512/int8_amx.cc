@@ -579,7 +579,8 @@ struct AmxInt8 {
             const Act* yb = reinterpret_cast<const Act*>(y) + b;
             if constexpr (A::kMinsTile) {
               // Q2_K: bsum16_s = 16 h_s + l_s, h_s = bsum16_s >> 4 (-128 .. 127) at byte s,
-              // l_s (0 .. 15) at byte 16 + s, zeros after (AmxQ23::digits: the mins tile).
+              // l_s (0 .. 15) at byte 16 + s of the row's 32 (kMinsBytes; AmxQ23::digits:
+              // the mins tile).
               int8_t* t = reinterpret_cast<int8_t*>(unit + A::kSteps * kTileBytes + i * 32);
               for (int q = 0; q < 16; ++q) {
                 const int bsum = -yb->nbsum16[q] / 16;
