@@ -89,14 +89,13 @@ struct alignas(64) DigitPanel {
   int32_t wmax[16];      // Q4_K: slot t's bound of |v| among the 16 rows (t < 8)
 };
 
-// The two 6-bit digits of v = (q - kBias) sc for the 4 bytes q of each int32 lane (sc: the
-// lane's scale as an int16 pair, |v| < 2^13): l = v & 63 (unsigned) into *l, h = v >> 6
-// (arithmetic) into *h, byte for byte.
-template <int kBias>
+// Q4_K: the two 6-bit digits of v = q sc for the 4 bytes q of each int32 lane (sc: the lane's
+// scale as an int16 pair, 0 <= v < 2^10): l = v & 63 into *l, h = v >> 6 into *h, byte for
+// byte.
 FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
-  const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63), bias = _mm512_set1_epi16(kBias);
-  const __m512i ve = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(q, lo8), bias), scw);
-  const __m512i vo = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_srli_epi16(q, 8), bias), scw);
+  const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63);
+  const __m512i ve = _mm512_mullo_epi16(_mm512_and_si512(q, lo8), scw);
+  const __m512i vo = _mm512_mullo_epi16(_mm512_srli_epi16(q, 8), scw);
   _mm512_store_si512(l, _mm512_or_si512(_mm512_and_si512(ve, m63), _mm512_slli_epi16(_mm512_and_si512(vo, m63), 8)));
   _mm512_store_si512(h, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(ve, 6), lo8),
                                         _mm512_slli_epi16(_mm512_srai_epi16(vo, 6), 8)));
@@ -104,7 +103,7 @@ FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
 
 // Q3_K: the bytes -v = (kBias - q) sc of the 4 bytes q of each int32 lane (sc: the lane's
 // scale as an int16 pair), -128 .. 124: one signed byte where v itself (up to 128) is not.
-// Per word, x = (kBias (257) - w) sc = L + 256 H exactly (L, H the two bytes' products);
+// Per word w, x = (257 kBias - w) sc = L + 256 H exactly (L, H the two bytes' products);
 // its low byte is L's, its high byte H - 1 where L < 0, which adding back bit 7 of L at
 // bit 8 undoes.
 template <int kBias>
@@ -121,7 +120,6 @@ struct AmxQ23 {
   static constexpr bool kBound = false;
   static constexpr int kTiles = 1;                        // Q2_K: v; Q3_K: -v
   static constexpr bool kSigned0 = kThree;                // tile 0: Q3_K's -v is signed
-  static constexpr bool kSigned1 = false;
   static constexpr bool kMinsTile = !kThree;              // Q2_K: the mins, one more product
   static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
   static constexpr int yoff(int st, int) { return 64 * st; }
@@ -169,7 +167,7 @@ struct AmxCodec<Format::kQ3_K> : AmxQ23<Format::kQ3_K> {};
 // Q4_K: its VNNI kernel scales each 32-element dot in float (tf += float(dot_t) sc_t, slots t
 // in nibble order), which is exact, and so equals the integer total T = sum_t sc_t dot_t, as
 // long as every partial sum stays below 2^24 in magnitude. Here the weights carry their scales
-// as for Q3_K (v = sc q <= 63 * 15 = 945, as v = 64 h + l) and the tiles give T; a bound checks
+// (v = sc q <= 63 * 15 = 945, as v = 64 h + l: scaled_digits) and the tiles give T; a bound checks
 // the condition per 16 activation rows and block before T is used: sum_t wmax_t A_t < 2^24,
 // wmax_t = the largest scale of slot t among the strip's 16 rows times the largest quant, A_t =
 // the sum of |y| over the slot (Gaussian activations pass with room: mean |y| up to about 69 of
@@ -186,7 +184,6 @@ struct AmxQ45 {
   static constexpr bool kBound = true;
   static constexpr int kTiles = 2;
   static constexpr bool kSigned0 = false;
-  static constexpr bool kSigned1 = false;
   static constexpr bool kMinsTile = false;
   static constexpr int kQmax = 15;
   static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
@@ -198,7 +195,7 @@ struct AmxQ45 {
       const __m512i sc = load512(src.sc[t]);
       const __m512i scw = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16));  // 0..63: an int16 pair
       dst->wmax[t] = _mm512_reduce_max_epi32(sc) * kQmax;
-      for (int g = 8 * t; g < 8 * t + 8; ++g) scaled_digits<0>(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
+      for (int g = 8 * t; g < 8 * t + 8; ++g) scaled_digits(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
     }
     _mm512_store_ps(dst->d, _mm512_load_ps(src.d));
     _mm512_store_ps(dst->dmin, _mm512_load_ps(src.dmin));
@@ -407,8 +404,8 @@ struct AmxInt8 {
       FK_AMX_DP(2, 5, 6, A::kSigned0);
       if constexpr (A::kTiles == 2) {
         _tile_loadd(7, dp.v[1][16 * t], 64);
-        FK_AMX_DP(1, 4, 7, A::kSigned1);
-        FK_AMX_DP(3, 5, 7, A::kSigned1);
+        FK_AMX_DP(1, 4, 7, false);
+        FK_AMX_DP(3, 5, 7, false);
       }
     }
     if constexpr (A::kMinsTile) {
@@ -421,7 +418,7 @@ struct AmxInt8 {
   }
 
   // The VNNI panel kernel's float steps on block b's totals of one group (c0: tile 0 / 2, c1:
-  // tile 1 / 3): Q2_K acc += tot (d da), acc -= ms (dmin da); Q3_K tot = 64 h + l, acc +=
+  // tile 1 / 3): Q2_K acc += tot (d da), acc -= ms (dmin da); Q3_K tot = -(tile 0), acc +=
   // tot (d da); Q4_K tot = 64 h + l (= tf: AmxQ45), acc += tot (d da), acc -= ms
   // (dmin da), ms the VNNI kernel's mins sum. acc: the group's 16 output rows.
   static FK_INLINE void digits_scale(const Scalars* sc, const DigitPanel& dp, const Panel& p, const int32_t (*c0)[16],
@@ -430,7 +427,8 @@ struct AmxInt8 {
 #pragma GCC unroll 16
     for (int i = 0; i < kAmxRows; ++i) {
       const __m512 da = _mm512_set1_ps(sc->da[i]);
-      // Q3_K / Q4_K: tiles 0 / 1 hold the digits l / h of one total; Q2_K: total and mins.
+      // Q3_K: tile 0 holds minus the total; Q4_K: tiles 0 / 1 the digits l / h of one total;
+      // Q2_K: total and mins.
       __m512i tot;
       if constexpr (A::kThree) {
         tot = _mm512_sub_epi32(_mm512_setzero_si512(), load512(c0[i]));
