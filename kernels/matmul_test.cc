@@ -902,9 +902,12 @@ INSTANTIATE_TEST_SUITE_P(AllKernels, DeterminismTest, ::testing::ValuesIn(all_en
 
 // ---- Variants that promise another variant's bits --------------------------------------------
 
-// The amx rows compute the int32 dots in AMX tiles and scale them with the avx512_vnni panel
-// rows' float steps in the same order (kernels/avx512/int8_amx.cc): their outputs must be those
-// rows' bit for bit, for ordinary and extreme values, partial 16-row groups and strips.
+// The amx rows compute the int32 dots in AMX tiles and scale them with a panel row's float
+// steps in the same order (kernels/avx512/int8_amx.cc): their outputs must be that row's bit
+// for bit, for ordinary and extreme values, partial 16-row groups and strips. The panel row is
+// avx512_vnni's, except for the formats whose avx512_vnni panel row scales each sub-block's
+// dot in float (Q4_K, Q5_K, Q6_K, IQ4_XS): there the amx row sums the exact integer total, as
+// their avx512 panel row does.
 std::vector<size_t> amx_entries() {
   std::vector<size_t> out;
   for (size_t i = 0; i < all_kernels().size(); ++i)
@@ -914,18 +917,31 @@ std::vector<size_t> amx_entries() {
 
 class AmxTest : public ::testing::TestWithParam<size_t> {};
 
-TEST_P(AmxTest, BitIdenticalToTheVnniPanelRow) {
+Variant amx_reference_variant(Format f) {
+  switch (f) {
+    case Format::kQ4_K:
+    case Format::kQ5_K:
+    case Format::kQ6_K:
+    case Format::kIQ4_XS:
+      return Variant::kAvx512;
+    default:
+      return Variant::kAvx512Vnni;
+  }
+}
+
+TEST_P(AmxTest, BitIdenticalToItsPanelRow) {
   const KernelEntry& e = all_kernels()[GetParam()];
-  const KernelEntry* vnni = find_kernel(e.format, Variant::kAvx512Vnni, e.path, e.min_m);
-  ASSERT_NE(vnni, nullptr) << e.name;
-  ASSERT_GT(vnni->min_m, 1) << e.name << ": no avx512_vnni panel row to match";
-  EXPECT_EQ(vnni->act, e.act) << "the same packed activations";
+  const Variant rv = amx_reference_variant(e.format);
+  const KernelEntry* ref = find_kernel(e.format, rv, e.path, e.min_m);
+  ASSERT_NE(ref, nullptr) << e.name;
+  ASSERT_GT(ref->min_m, 1) << e.name << ": no " << variant_name(rv) << " panel row to match";
+  EXPECT_EQ(ref->act, e.act) << "the same packed activations";
   SKIP_IF_NOT_RUNNABLE(e);
   const int64_t block = traits(e.format).block_elems;
   std::mt19937_64 rng(0xa3c00000 + GetParam());
   // m: one group, one plus a row (the last group overlaps), several; n: partial strips.
-  // n >= 256 (kAmxMinColumns) runs the tiles; the two narrow shapes run the kernel's
-  // delegation to avx512_vnni.
+  // n >= 256 (kAmxMinColumns) runs the tiles; the two narrow shapes run Q4_1's and Q5_1's
+  // delegation to avx512_vnni, and every other format's tiles on a narrow strip.
   const Shape shapes[] = {{16, 256, 1, false},  {17, 293, 3, false}, {33, 261, 5, true},
                           {64, 300, 2, false},  {16, 5, 4, true},    {40, 270, 8, false},
                           {128, 256, 2, false}, {131, 277, 3, true}, {160, 20, 1, false},
@@ -939,18 +955,18 @@ TEST_P(AmxTest, BitIdenticalToTheVnniPanelRow) {
     UnalignedWeights w = make_weights(e.format, s.n, k, rng, s.extreme);
     std::vector<float> buf = make_input(s.m, k, rng, s.extreme);
     if (s.extreme) {
-      // Every third row dense (+-1: every quant at full scale), so that some 16-row groups
-      // take the kernels' exactness fallbacks (Q4_K: a block whose bound reaches 2^24).
+      // Every third row dense (+-1: every quant at full scale): the integer totals at their
+      // largest, and the float sums of sub-block dots far from exact.
       std::uniform_int_distribution<int> sign(0, 1);
       for (int64_t i = 0; i < s.m; i += 3)
         for (int64_t t = 0; t < k; ++t) buf[1 + i * k + t] = sign(rng) ? 1.0f : -1.0f;
     }
     std::vector<float> got(static_cast<size_t>(s.m * s.n)), want(got.size());
     ASSERT_TRUE(run_kernel(e, buf.data() + 1, w.view, s.m, got.data(), s.m * s.n).ok());
-    ASSERT_TRUE(run_kernel(*vnni, buf.data() + 1, w.view, s.m, want.data(), s.m * s.n).ok());
+    ASSERT_TRUE(run_kernel(*ref, buf.data() + 1, w.view, s.m, want.data(), s.m * s.n).ok());
     for (size_t t = 0; t < got.size(); ++t) {
       ASSERT_EQ(std::memcmp(&got[t], &want[t], sizeof(float)), 0)
-          << "[" << t / s.n << "][" << t % s.n << "] amx " << got[t] << " avx512_vnni " << want[t];
+          << "[" << t / s.n << "][" << t % s.n << "] amx " << got[t] << " " << variant_name(rv) << " " << want[t];
     }
   }
   EXPECT_GE(ran, 4) << "too few shapes with m >= MIN_M " << e.min_m;

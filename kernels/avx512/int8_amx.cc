@@ -1,9 +1,10 @@
 // The amx rows of the int8 path (kernels/registry.inc): batched int8 GEMM on Intel AMX tiles
 // (AMX-TILE + AMX-INT8), for batches from the rows' MIN_M on; batch 1 and small batches stay
 // on avx512_vnni, whose general rows the amx variant uses (kernels/registry.h: base_variant).
-// Every amx row gives the bits of the avx512_vnni panel row of its format (the same packed
+// Every amx row gives the bits of an AVX-512 panel row of its format (the same packed
 // activations, the same int32 sums, the same float operations in the same order;
-// //kernels:matmul_test AmxTest checks it).
+// //kernels:matmul_test AmxTest checks it): avx512_vnni's, except Q4_K, Q5_K, Q6_K and IQ4_XS,
+// whose avx512_vnni panel rows scale each sub-block's dot in float (AmxScaled): avx512's.
 //
 // The weights start as the AVX-512 panel kernels' panels (kernels/avx512/int8_kpanel-inl.h),
 // 16 weight rows of a block decoded by the same PanelCodec build: vector g holds in int32
@@ -11,27 +12,26 @@
 // B-tile layout as it is. The activations are copied once per call into A tiles (16 rows of
 // a block's bytes side by side, with the 16 rows' scales), so each tile load is one
 // contiguous run. A C tile holds the int32 dots of 16 activation rows x 16 weight rows; it
-// is stored to memory and the VNNI kernel's steps are applied to it with AVX-512.
+// is stored to memory and the panel kernel's float steps are applied to it with AVX-512.
 //
-// Two kinds, by what the VNNI kernels do with a block's dots:
+// Two kinds, by what the panel kernels do with a block's dots:
 //   * kLegacy (Q4_0, Q5_0, IQ4_NL, Q8_0, Q4_1, Q5_1): a float scale per 32-element block and
 //     row pair (d_w da), so one C tile per block (K = 32, 16 cycles). Where the VNNI kernels
 //     start a dot from an integer offset (-8, -16, -128 times the activation sum), the panel
 //     holds the signed weight q - bias instead (one byte operation per vector) and the signed
 //     x signed tdpbssd gives the same integer. Q4_1 / Q5_1 keep their float mins step.
-//   * kDigits (Q2_K, Q3_K, Q4_K): the super-block's total is an exact integer (Q2_K / Q3_K:
-//     sum_s sc_s dot_s in int32; Q4_K: the same, in float, exact while below 2^24, checked),
-//     so the weights carry their sub-block scales (v = sc w; Q3_K as -v, which fits a signed
-//     byte; Q4_K as 64 h + l) and four K = 64 products per tile give the whole super-block's
-//     total: one C tile per 256 elements (Q4_K: 2, one per digit; Q2_K: one more for its
-//     mins term, a single product against the activations' sub-block sums) instead of one
-//     per sub-block. Two groups of 16 activation rows share each loaded tile (2 x 2 blocking).
+//   * kDigits (the K-quants, IQ4_XS): the super-block's total is an exact integer, sum_s sc_s
+//     dot_s in int32, so the weights carry their sub-block scales (v = sc q; Q2_K as it is,
+//     Q3_K as -v, which fits a signed byte; Q4_K, Q5_K, Q6_K, IQ4_XS as two digits) and four
+//     K = 64 products per tile give the whole super-block's total: one C tile per 256
+//     elements (two with digits; Q2_K: one more for its mins term, a single product against
+//     the activations' sub-block sums) instead of one per sub-block. Two groups of 16
+//     activation rows share each loaded tile (2 x 2 blocking).
 // Measured on this design's first machine (Xeon, AMX; kernel_bench --hot, 1 thread): a tdp
 // takes 16 cycles whatever its K (16, 32 or 64 bytes); storing a C tile and loading it back
-// costs about as much again, which is why the digits matter. Q5_K, Q6_K and IQ4_XS have no
-// amx rows: their float-scaled 16- or 32-element sub-blocks need a C tile each (or, as
-// digits, a bound that Gaussian activations already fail), and that measured no faster than
-// avx512_vnni (README: "AMX").
+// costs about as much again, which is why the digits matter (a C tile per float-scaled
+// sub-block measured no faster than avx512_vnni; README: "AMX"). Q8_K has no panel kernel
+// and no amx row.
 //
 // Activation rows go 16 at a time (one A tile); the last group starts at m - 16 and repeats
 // rows of the one before (same bits: a lane's operations do not depend on its group), so the
@@ -42,7 +42,7 @@ namespace fk {
 namespace {
 
 constexpr int kAmxRows = 16;         // activation rows per A tile
-constexpr int64_t kAmxMinColumns = 256;  // narrower column chunks run avx512_vnni (run)
+constexpr int64_t kAmxMinColumns = 256;  // Q4_1 / Q5_1: narrower column chunks run avx512_vnni (run)
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -53,7 +53,7 @@ struct alignas(64) TileConfig {
 };
 
 enum class AmxKind {
-  kDigits,  // Q2_K / Q3_K: the scales folded into the weights, whole super-blocks per tile
+  kDigits,  // K-quants, IQ4_XS: the scales folded into the weights, whole super-blocks per tile
   kLegacy,  // 32-element blocks: acc += float(dot) * (d * da) per block
 };
 
@@ -74,7 +74,7 @@ FK_INLINE void panel_minus(Panel* p) {
   }
 }
 
-// Q2_K / Q3_K: the VNNI kernels' totals are exact integers (sum over sub-blocks s of the scale
+// Q2_K / Q3_K: the VNNI panel kernels' totals are exact integers (sum over sub-blocks s of the scale
 // times the sub-block's dot), so here each weight carries its scale: v = sc_s q (Q2_K, 0..45)
 // or -v = sc_s (4 - q) (Q3_K, its -4 offset included; v reaches 128, -v is -128..124, a signed
 // byte; the total is then minus the tile's), and four K = 64 products give the super-block's
@@ -86,19 +86,21 @@ struct alignas(64) DigitPanel {
   int32_t v[2][64][16];  // tile e's vector g: row r's 4 bytes at activation bytes 4g .. 4g + 3
                          // (Q2_K: v[1] is its mins tile)
   float d[16], dmin[16];
-  int32_t wmax[16];      // Q4_K: slot t's bound of |v| among the 16 rows (t < 8)
 };
 
-// Q4_K: the two 6-bit digits of v = q sc for the 4 bytes q of each int32 lane (sc: the lane's
-// scale as an int16 pair, 0 <= v < 2^10): l = v & 63 into *l, h = v >> 6 into *h, byte for
-// byte.
+// Q4_K, Q5_K, Q6_K, IQ4_XS: the two digits of v = (q - kBias) sc for the 4 bytes q of each
+// int32 lane (sc: the lane's scale as an int16 pair, |v| < 2^15), v = 2^kShift h + l:
+// l = v & (2^kShift - 1) (unsigned) into *l, h = v >> kShift (arithmetic: signed where v is)
+// into *h, byte for byte.
+template <int kBias, int kShift>
 FK_INLINE void scaled_digits(__m512i q, __m512i scw, int32_t* l, int32_t* h) {
-  const __m512i lo8 = _mm512_set1_epi16(0x00FF), m63 = _mm512_set1_epi16(63);
-  const __m512i ve = _mm512_mullo_epi16(_mm512_and_si512(q, lo8), scw);
-  const __m512i vo = _mm512_mullo_epi16(_mm512_srli_epi16(q, 8), scw);
-  _mm512_store_si512(l, _mm512_or_si512(_mm512_and_si512(ve, m63), _mm512_slli_epi16(_mm512_and_si512(vo, m63), 8)));
-  _mm512_store_si512(h, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(ve, 6), lo8),
-                                        _mm512_slli_epi16(_mm512_srai_epi16(vo, 6), 8)));
+  const __m512i lo8 = _mm512_set1_epi16(0x00FF), low = _mm512_set1_epi16((1 << kShift) - 1);
+  const __m512i bias = _mm512_set1_epi16(kBias);
+  const __m512i ve = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(q, lo8), bias), scw);
+  const __m512i vo = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_srli_epi16(q, 8), bias), scw);
+  _mm512_store_si512(l, _mm512_or_si512(_mm512_and_si512(ve, low), _mm512_slli_epi16(_mm512_and_si512(vo, low), 8)));
+  _mm512_store_si512(h, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(ve, kShift), lo8),
+                                        _mm512_slli_epi16(_mm512_srai_epi16(vo, kShift), 8)));
 }
 
 // Q3_K: the bytes -v = (kBias - q) sc of the 4 bytes q of each int32 lane (sc: the lane's
@@ -117,9 +119,10 @@ struct AmxQ23 {
   using P = PanelCodec<F>;
   static constexpr AmxKind kKind = AmxKind::kDigits;
   static constexpr bool kThree = F == Format::kQ3_K;
-  static constexpr bool kBound = false;
   static constexpr int kTiles = 1;                        // Q2_K: v; Q3_K: -v
   static constexpr bool kSigned0 = kThree;                // tile 0: Q3_K's -v is signed
+  static constexpr bool kSigned1 = false;                 // Q2_K's mins tile
+  static constexpr int kShift = 0;
   static constexpr bool kMinsTile = !kThree;              // Q2_K: the mins, one more product
   static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
   static constexpr int yoff(int st, int) { return 64 * st; }
@@ -164,45 +167,75 @@ struct AmxCodec<Format::kQ2_K> : AmxQ23<Format::kQ2_K> {};
 template <>
 struct AmxCodec<Format::kQ3_K> : AmxQ23<Format::kQ3_K> {};
 
-// Q4_K: its VNNI kernel scales each 32-element dot in float (tf += float(dot_t) sc_t, slots t
-// in nibble order), which is exact, and so equals the integer total T = sum_t sc_t dot_t, as
-// long as every partial sum stays below 2^24 in magnitude. Here the weights carry their scales
-// (v = sc q <= 63 * 15 = 945, as v = 64 h + l: scaled_digits) and the tiles give T; a bound checks
-// the condition per 16 activation rows and block before T is used: sum_t wmax_t A_t < 2^24,
-// wmax_t = the largest scale of slot t among the strip's 16 rows times the largest quant, A_t =
-// the sum of |y| over the slot (Gaussian activations pass with room: mean |y| up to about 69 of
-// 127). Where it fails (activations near full scale over a whole block), that block of those
-// rows runs the VNNI panel kernel's own block_wide. The mins term stays the VNNI kernel's
-// (vpdpwssd of the mins and the 32-element activation sums). Either way the same bits as the
-// avx512_vnni panel row. (Q5_K, quants up to 31, fails the bound for Gaussian activations, mean
-// |y| about 35 against a limit of 33, and measured 2.2x slower than avx512_vnni: no amx row.)
+// Q4_K, Q5_K, Q6_K, IQ4_XS: their avx512_vnni panel rows scale each sub-block's dot in float
+// (fewer uops on VNNI; exact only while the partial sums stay below 2^24), which would need a
+// C tile per sub-block here. Their avx512 panel rows (the same panels and packed activations)
+// instead sum the exact integer total T = sum_s sc_s dot_s (+ Q6_K's -32 offset) and scale it
+// once, acc += float(T) (d da) (Q4_K / Q5_K: then acc -= float(ms) (dmin da), ms = sum_s m_s
+// bsum32_s): those are the bits the amx rows give. The weights carry their scales, v = (q -
+// kBias) sc, as two digits v = 2^kShift h + l (scaled_digits), so two C tiles (tile 0: l,
+// unsigned; tile 1: h) give T = 2^kShift H + L for a whole super-block:
+//   Q4_K  v = q sc            0 .. 945     base 64:  h 0 .. 14
+//   Q5_K  v = q sc            0 .. 1953    base 64:  h 0 .. 30
+//   Q6_K  v = (q - 32) sc     -4064 .. 4096 base 128: h -32 .. 32 (signed)
+//   IQ4_XS v = V sc (q = V + 128)  -3937 .. 4064 base 128: h -31 .. 31 (signed)
+// |T| <= 256 * 127 * 4096 < 2^27: int32 is exact. The mins sum ms is the avx512 row's
+// (vpdpwssd of the mins and the 32-element activation sums, the same integer).
 template <Format F>
-struct AmxQ45 {
+struct AmxScaled {
   using P = PanelCodec<F>;
   static constexpr AmxKind kKind = AmxKind::kDigits;
   static constexpr bool kThree = false;
-  static constexpr bool kBound = true;
   static constexpr int kTiles = 2;
   static constexpr bool kSigned0 = false;
+  static constexpr bool kSix = F == Format::kQ6_K, kIq4 = F == Format::kIQ4_XS;
+  static constexpr bool kSigned1 = kSix || kIq4;
+  static constexpr int kBias = kSix ? 32 : kIq4 ? 128 : 0;
+  static constexpr int kShift = kSigned1 ? 7 : 6;
   static constexpr bool kMinsTile = false;
-  static constexpr int kQmax = 15;
   static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
   static constexpr int yoff(int st, int) { return 64 * st; }
 
-  // Panel vector g = 8 t + c is slot t's (scale sc[t]).
+  // Sub-block s's scale of each row as an int16 pair, and its panel vectors (every codec's
+  // vector g meets activation bytes 4g .. 4g + 3).
+  static constexpr int kSubBlocks = kSix ? 16 : 8;
+  static constexpr int kVectors = 64 / kSubBlocks;
+  static FK_INLINE __m512i scale_pair(const typename P::Panel& src, int s) {
+    if constexpr (kIq4) {
+      return load512(src.sc2[s]);  // already (sc, sc)
+    } else {
+      const __m512i sc = load512(src.sc[s]);
+      return _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(sc, 16));
+    }
+  }
+  static constexpr int vector(int s, int j) {
+    if constexpr (kIq4) {
+      return 32 * (s / 4) + 4 * (s % 4) + (j < 4 ? j : 12 + j);  // halves order
+    } else {
+      return kVectors * s + j;  // Q4_K / Q5_K: slot s (nibble order); Q6_K: element order
+    }
+  }
+
   static FK_INLINE void digits(const typename P::Panel& src, DigitPanel* dst) {
-    for (int t = 0; t < 8; ++t) {
-      const __m512i sc = load512(src.sc[t]);
-      const __m512i scw = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16));  // 0..63: an int16 pair
-      dst->wmax[t] = _mm512_reduce_max_epi32(sc) * kQmax;
-      for (int g = 8 * t; g < 8 * t + 8; ++g) scaled_digits(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
+    for (int s = 0; s < kSubBlocks; ++s) {
+      const __m512i scw = scale_pair(src, s);
+      for (int j = 0; j < kVectors; ++j) {
+        const int g = vector(s, j);
+        scaled_digits<kBias, kShift>(load512(src.q[g]), scw, dst->v[0][g], dst->v[1][g]);
+      }
     }
     _mm512_store_ps(dst->d, _mm512_load_ps(src.d));
-    _mm512_store_ps(dst->dmin, _mm512_load_ps(src.dmin));
+    if constexpr (P::kMins) _mm512_store_ps(dst->dmin, _mm512_load_ps(src.dmin));
   }
 };
 template <>
-struct AmxCodec<Format::kQ4_K> : AmxQ45<Format::kQ4_K> {};
+struct AmxCodec<Format::kQ4_K> : AmxScaled<Format::kQ4_K> {};
+template <>
+struct AmxCodec<Format::kQ5_K> : AmxScaled<Format::kQ5_K> {};
+template <>
+struct AmxCodec<Format::kQ6_K> : AmxScaled<Format::kQ6_K> {};
+template <>
+struct AmxCodec<Format::kIQ4_XS> : AmxScaled<Format::kIQ4_XS> {};
 
 // The 32-element formats: block `sub` of an activation group, vectors 0..3 against y[16 sub ..]
 // (elements 0..15), vectors 4..7 against y[64 + 16 sub ..] (16..31); yoff is for sub = 0.
@@ -211,6 +244,7 @@ struct AmxLegacy {
   using P = PanelCodec<F>;
   static constexpr AmxKind kKind = AmxKind::kLegacy;
   static constexpr bool kSigned = kBias != 0;
+  static constexpr bool kNarrowToPanel = P::kMins;  // Q4_1 / Q5_1 (run)
   static constexpr int kKB = 32, kSteps = 1, kPieces = 2;
   static constexpr bool kMinsTile = false;
   static constexpr int yoff(int, int j) { return 64 * j; }
@@ -252,18 +286,19 @@ struct AmxInt8 {
   struct alignas(64) ScalarsAux : ScalarsDa {
     float aux[kAmxRows];  // Q4_1 / Q5_1: the packer's float da * (block sum)
   };
-  struct alignas(64) ScalarsAbs : ScalarsDa {
-    int16_t bsum32[kAmxRows][8];  // Q4_K: the 32-element sums (the mins term)
-    int32_t abs32[8][kAmxRows];   // Q4_K: each row's sum of |y| over slot t (the bound)
+  struct alignas(64) ScalarsMins : ScalarsDa {
+    int16_t bsum32[kAmxRows][8];  // Q4_K / Q5_K: the 32-element sums (the mins term)
   };
-  static constexpr bool kBound = [] {
-    if constexpr (kKind == AmxKind::kDigits) {
-      return A::kBound;
-    } else {
+  // Q4_K / Q5_K: two digit tiles and a mins sum by vpdpwssd.
+  static constexpr bool kDigitMins = [] {
+    if constexpr (kLegacy) {
       return false;
+    } else {
+      return P::kMins && A::kTiles == 2;
     }
   }();
-  using Scalars = std::conditional_t<kBound, ScalarsAbs, std::conditional_t<P::kMins && kLegacy, ScalarsAux, ScalarsDa>>;
+  using Scalars =
+      std::conditional_t<kDigitMins, ScalarsMins, std::conditional_t<P::kMins && kLegacy, ScalarsAux, ScalarsDa>>;
   static constexpr int64_t kTileBytes = kAmxRows * A::kKB;
   // Q2_K's mins tile: 16 rows of 32 bytes (h_s, l_s), loaded with a 32-byte stride as
   // 64-byte rows whose second halves (the next row's bytes, then 64 bytes of padding) meet
@@ -376,7 +411,7 @@ struct AmxInt8 {
     for (int i = 0; i < kAmxRows; ++i) _mm512_mask_storeu_ps(a.output + (i0 + i) * a.n + j0, keep, acc[i]);
   }
 
-  // ---- kDigits (Q2_K, Q3_K): two groups at once ----------------------------------------------
+  // ---- kDigits: two groups at once ------------------------------------------------------------
   // Intel's 2 x 2 tile blocking: per step t of a block, A 4 / 5 = the two groups' 64
   // activation bytes, B 6 / 7 = digit tiles 0 / 1 of the panel, C 0 / 1 = group 0's totals,
   // C 2 / 3 = group 1's: every loaded tile feeds two products.
@@ -404,8 +439,8 @@ struct AmxInt8 {
       FK_AMX_DP(2, 5, 6, A::kSigned0);
       if constexpr (A::kTiles == 2) {
         _tile_loadd(7, dp.v[1][16 * t], 64);
-        FK_AMX_DP(1, 4, 7, false);
-        FK_AMX_DP(3, 5, 7, false);
+        FK_AMX_DP(1, 4, 7, A::kSigned1);
+        FK_AMX_DP(3, 5, 7, A::kSigned1);
       }
     }
     if constexpr (A::kMinsTile) {
@@ -417,30 +452,30 @@ struct AmxInt8 {
     }
   }
 
-  // The VNNI panel kernel's float steps on block b's totals of one group (c0: tile 0 / 2, c1:
+  // The panel kernel's float steps on block b's totals of one group (c0: tile 0 / 2, c1:
   // tile 1 / 3): Q2_K acc += tot (d da), acc -= ms (dmin da); Q3_K tot = -(tile 0), acc +=
-  // tot (d da); Q4_K tot = 64 h + l (= tf: AmxQ45), acc += tot (d da), acc -= ms
-  // (dmin da), ms the VNNI kernel's mins sum. acc: the group's 16 output rows.
+  // tot (d da); AmxScaled tot = 2^kShift h + l, acc += tot (d da), Q4_K / Q5_K then acc -=
+  // ms (dmin da), ms the panel kernel's mins sum. acc: the group's 16 output rows.
   static FK_INLINE void digits_scale(const Scalars* sc, const DigitPanel& dp, const Panel& p, const int32_t (*c0)[16],
                                      const int32_t (*c1)[16], float (*acc)[16]) {
     const __m512 d = _mm512_load_ps(dp.d);
 #pragma GCC unroll 16
     for (int i = 0; i < kAmxRows; ++i) {
       const __m512 da = _mm512_set1_ps(sc->da[i]);
-      // Q3_K: tile 0 holds minus the total; Q4_K: tiles 0 / 1 the digits l / h of one total;
-      // Q2_K: total and mins.
+      // Q3_K: tile 0 holds minus the total; AmxScaled: tiles 0 / 1 the digits l / h of one
+      // total; Q2_K: total and mins.
       __m512i tot;
       if constexpr (A::kThree) {
         tot = _mm512_sub_epi32(_mm512_setzero_si512(), load512(c0[i]));
-      } else if constexpr (kBound) {
-        tot = _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), 6), load512(c0[i]));
+      } else if constexpr (A::kTiles == 2) {
+        tot = _mm512_add_epi32(_mm512_slli_epi32(load512(c1[i]), A::kShift), load512(c0[i]));
       } else {
         tot = load512(c0[i]);
       }
       __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(d, da), _mm512_load_ps(acc[i]));
       if constexpr (P::kMins) {
         __m512i ms;
-        if constexpr (kBound) {
+        if constexpr (kDigitMins) {
           ms = _mm512_setzero_si512();
           for (int q = 0; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, load512(p.mins[q]), bcast32(sc->bsum32[i] + 2 * q));
         } else {
@@ -495,12 +530,7 @@ struct AmxInt8 {
           // A group repeated to fill a pair (one group in all, or an odd last one) is
           // scaled once, by the pair that owns it.
           if (gs[u] < 2 * q || (u == 1 && gs[1] == gs[0])) continue;
-          const Scalars* sc = scalars(units + gs[u] * group_bytes, b);
-          if (digits_exact(sc, *dp)) {
-            digits_scale(sc, *dp, panel[b], c[2 * u], c[2 * u + 1], acc[gs[u]]);
-          } else {
-            vnni_block(a, panel[b], b, row0(gs[u]), acc[gs[u]]);
-          }
+          digits_scale(scalars(units + gs[u] * group_bytes, b), *dp, panel[b], c[2 * u], c[2 * u + 1], acc[gs[u]]);
         }
       }
     }
@@ -510,44 +540,6 @@ struct AmxInt8 {
     }
   }
 #undef FK_AMX_DP
-
-  // Q4_K: whether the tiles' integer totals are the VNNI kernel's float ones for the
-  // 16 rows of sc (AmxQ45): every row's bound below 2^24.
-  static FK_INLINE bool digits_exact(const Scalars* sc, const DigitPanel& dp) {
-    if constexpr (kBound) {
-      __m512i u = _mm512_setzero_si512();
-      for (int t = 0; t < 8; ++t)
-        u = _mm512_add_epi32(u, _mm512_mullo_epi32(_mm512_set1_epi32(dp.wmax[t]), load512(sc->abs32[t])));
-      return _mm512_cmplt_epi32_mask(u, _mm512_set1_epi32(1 << 24)) == 0xFFFF;
-    } else {
-      return true;
-    }
-  }
-
-  // Where the bound fails: block b of rows i0 .. i0 + 15 by the VNNI panel kernel's own
-  // block_wide and float steps (kernels/avx512/int8_kpanel-inl.h: micro_wide), 4 rows at a time.
-  static FK_NOINLINE void vnni_block(const MatmulArgs& a, const Panel& p, int64_t b, int64_t i0, float (*acc)[16]) {
-    if constexpr (kBound) {
-      const Panel* const pp[1] = {&p};
-      const __m512 d = _mm512_load_ps(p.d);
-      for (int c = 0; c < kAmxRows; c += 4) {
-        const Act* y[4];
-        const int32_t* const o[4] = {};  // Q4_K: no sub-block offsets
-        for (int i = 0; i < 4; ++i) y[i] = reinterpret_cast<const Act*>(a.act + (i0 + c + i) * a.act_row_bytes) + b;
-        __m512 tf[1][4];
-        __m512i ms[1][4];
-        P::template block_wide<4, 1>(pp, y, o, tf, ms);
-        for (int i = 0; i < 4; ++i) {
-          const __m512 da = _mm512_set1_ps(y[i]->d);
-          __m512 r = _mm512_fmadd_ps(tf[0][i], _mm512_mul_ps(d, da), _mm512_load_ps(acc[c + i]));
-          if constexpr (P::kMins) {
-            r = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[0][i]), _mm512_mul_ps(_mm512_load_ps(p.dmin), da), r);
-          }
-          _mm512_store_ps(acc[c + i], r);
-        }
-      }
-    }
-  }
 
   // ---- Driver -------------------------------------------------------------------------------
 
@@ -588,15 +580,7 @@ struct AmxInt8 {
               if (i == kAmxRows - 1) std::memset(t + 32, 0, 64);  // the padding
             }
             sc->da[i] = yb->d;
-            if constexpr (kBound) {
-              std::memcpy(sc->bsum32[i], yb->bsum32, sizeof sc->bsum32[i]);
-              for (int t = 0; t < 8; ++t) {
-                const __m256i v = _mm256_abs_epi8(loadu256(yb->y + 32 * t));
-                const __m256i sad = _mm256_sad_epu8(v, _mm256_setzero_si256());
-                sc->abs32[t][i] = static_cast<int32_t>(_mm256_extract_epi64(sad, 0) + _mm256_extract_epi64(sad, 1) +
-                                                       _mm256_extract_epi64(sad, 2) + _mm256_extract_epi64(sad, 3));
-              }
-            }
+            if constexpr (kDigitMins) std::memcpy(sc->bsum32[i], yb->bsum32, sizeof sc->bsum32[i]);
           }
         }
       }
@@ -606,12 +590,17 @@ struct AmxInt8 {
   static void run(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
     using Builder = KPanelInt8<P, /*kVnni=*/true>;
     // Every call copies all m activation rows into A tiles (relayout), once per column chunk
-    // of a thread; on a chunk narrower than kAmxMinColumns that copy costs more than the
-    // tiles save (SmolLM2's 576-wide matrices, 72 columns a chunk at 2 threads, ran 5-40 %
-    // slower), so such a chunk runs the avx512_vnni panel kernel: the same bits.
-    if (n_end - n_begin < kAmxMinColumns) {
-      Builder::run(a, n_begin, n_end);
-      return;
+    // of a thread. On chunks narrower than kAmxMinColumns (SmolLM2's 576- and 192-wide
+    // matrices at 2 threads) that copy costs Q4_1 / Q5_1 more than their tiles save
+    // (kernel_bench, 2 threads, m = 128: 10-25 % slower than avx512_vnni), so there such a
+    // chunk runs the avx512_vnni panel kernel, whose bits these are; every other format's
+    // tiles were as fast or faster there (Q2_K / Q3_K 1.7-1.9x, the K-quants' digits
+    // 1.2-1.6x).
+    if constexpr (kLegacy) {
+      if (A::kNarrowToPanel && n_end - n_begin < kAmxMinColumns) {
+        Builder::run(a, n_begin, n_end);
+        return;
+      }
     }
     const int64_t nb = a.k / kElems;
     const int64_t groups = (a.m + kAmxRows - 1) / kAmxRows;
