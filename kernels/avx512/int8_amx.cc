@@ -265,6 +265,26 @@ struct AmxCodec<Format::kQ4_1> : AmxLegacy<Format::kQ4_1, 0> {};
 template <>
 struct AmxCodec<Format::kQ5_1> : AmxLegacy<Format::kQ5_1, 0> {};
 
+// kDigits: the next strip's weight rows (rows j0 + 16 .. j0 + 31 of the chunk: one contiguous
+// run), prefetched into L2 in `parts` equal parts while the current strip runs (step() once
+// per part): the panel builds otherwise wait on memory. kernel_bench, 2 threads, from DRAM,
+// batch 64, 5632 x 2048: Q3_K 1347 -> 969 us, IQ4_XS 1547 -> 1238, Q6_K 1815 -> 1639 (the
+// legacy formats, whose strips are built whole before their groups run, measured no change).
+struct NextStrip {
+  const uint8_t* p;
+  int64_t bytes, part, done = 0;
+  NextStrip(const MatmulArgs& a, int64_t j0, int64_t n_end, int64_t parts) {
+    const int64_t rows = std::min<int64_t>(kPanelRows, std::max<int64_t>(0, n_end - j0 - kPanelRows));
+    p = a.weights + (j0 + kPanelRows) * a.row_bytes;
+    bytes = rows * a.row_bytes;
+    part = (bytes / std::max<int64_t>(parts, 1) + 63) & ~int64_t{63};
+  }
+  FK_INLINE void step() {
+    for (const int64_t e = std::min(done + part, bytes); done < e; done += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p + done), _MM_HINT_T1);
+  }
+};
+
 template <Format F>
 struct AmxInt8 {
   using A = AmxCodec<F>;
@@ -493,7 +513,7 @@ struct AmxInt8 {
   // pair's products run while a pair's totals are scaled.
   static FK_NOINLINE void digits_strip(const MatmulArgs& a, const uint8_t* const (&w)[kPanelRows], Panel* panel,
                                        DigitPanel* dp, const uint8_t* units, int64_t nb, int64_t groups, int64_t j0,
-                                       __mmask16 keep, float (*acc)[kAmxRows][16]) {
+                                       __mmask16 keep, float (*acc)[kAmxRows][16], NextStrip* next) {
     const int64_t group_bytes = nb * kUnitBytes;
     const int64_t pairs = (groups + 1) / 2;
     // Pair q: groups g0 = 2q and g1 = 2q + 1; an odd last group pairs with the one before
@@ -506,11 +526,13 @@ struct AmxInt8 {
     std::memset(acc, 0, static_cast<size_t>(groups) * sizeof(acc[0]));
     alignas(64) int32_t cb[2][4][kAmxRows][16];  // pairs in turn
     for (int64_t b = 0; b < nb; ++b) {
+      next->step();
       P::build(w, b * P::kBlockBytes, &panel[b]);
       A::digits(panel[b], dp);
+      const DigitPanel& db = *dp;
       int64_t g0, g1;
       pair_groups(0, &g0, &g1);
-      digits_block(units + g0 * group_bytes + b * kUnitBytes, units + g1 * group_bytes + b * kUnitBytes, *dp);
+      digits_block(units + g0 * group_bytes + b * kUnitBytes, units + g1 * group_bytes + b * kUnitBytes, db);
       for (int64_t q = 0; q < pairs; ++q) {
         int32_t (*c)[kAmxRows][16] = cb[q % 2];
         _tile_stored(0, c[0], 64);
@@ -523,14 +545,14 @@ struct AmxInt8 {
         if (q + 1 < pairs) {
           int64_t h0, h1;
           pair_groups(q + 1, &h0, &h1);
-          digits_block(units + h0 * group_bytes + b * kUnitBytes, units + h1 * group_bytes + b * kUnitBytes, *dp);
+          digits_block(units + h0 * group_bytes + b * kUnitBytes, units + h1 * group_bytes + b * kUnitBytes, db);
         }
         const int64_t gs[2] = {g0, g1};
         for (int u = 0; u < 2; ++u) {
           // A group repeated to fill a pair (one group in all, or an odd last one) is
           // scaled once, by the pair that owns it.
           if (gs[u] < 2 * q || (u == 1 && gs[1] == gs[0])) continue;
-          digits_scale(scalars(units + gs[u] * group_bytes, b), *dp, panel[b], c[2 * u], c[2 * u + 1], acc[gs[u]]);
+          digits_scale(scalars(units + gs[u] * group_bytes, b), db, panel[b], c[2 * u], c[2 * u + 1], acc[gs[u]]);
         }
       }
     }
@@ -626,7 +648,8 @@ struct AmxInt8 {
         for (int r = 0; r < kPanelRows; ++r) w[r] = a.weights + (j0 + std::min(r, nv - 1)) * a.row_bytes;
         DigitPanel* dp = reinterpret_cast<DigitPanel*>(buf + panel_bytes);
         float (*acc)[kAmxRows][16] = reinterpret_cast<float (*)[kAmxRows][16]>(buf + panel_bytes + sizeof(DigitPanel));
-        digits_strip(a, w, panel, dp, units, nb, groups, j0, keep, acc);
+        NextStrip next(a, j0, n_end, nb);
+        digits_strip(a, w, panel, dp, units, nb, groups, j0, keep, acc, &next);
       }
     }
     _tile_release();
