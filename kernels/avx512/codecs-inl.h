@@ -785,6 +785,48 @@ struct Int8Codec<Format::kQ8_K, kVnni> {
   }
 };
 
+// Batches, with VNNI only: 16 weight rows of a super-block in a panel (kernels/avx512/
+// int8_kpanel-inl.h), vector g = bytes 4g .. 4g + 3 of each row's qs (element order, as
+// act_q8_k__avx512 packs the activations), stored as q + 128 for vpdpbusd; each total starts
+// from -128 * sum(y), so it is exactly sum q y (|.| <= 256 * 127 * 127 < 2^23), scaled once
+// per super-block. (Without VNNI, vpmaddubsw pairs of q + 128 could saturate: no panel there.)
+struct alignas(64) PanelQ8K {
+  int32_t q[64][16];  // q + 128
+  float d[16];
+};
+
+struct PanelQ8_K {
+  using Panel = PanelQ8K;
+  using Act = ActQ8_K;
+  static constexpr int kBlockBytes = sizeof(BlockQ8_K);
+  static constexpr bool kMins = false;
+  static constexpr bool kWide = false;  // see kernels/avx512/int8_kpanel-inl.h
+  static constexpr int kD = offsetof(BlockQ8_K, d), kQs = offsetof(BlockQ8_K, qs);
+
+  static FK_INLINE void build(const uint8_t* const (&w)[kPanelRows], int64_t off, Panel* p) {
+    alignas(64) __m512i t[16];
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int c = 0; c < 4; ++c) {
+      transpose_rows(w, off + kQs + 64 * c, t);
+      for (int u = 0; u < 16; ++u) _mm512_store_si512(p->q[16 * c + u], _mm512_xor_si512(load512(&t[u]), bias));
+    }
+    for (int r = 0; r < kPanelRows; ++r) p->d[r] = load_f32(w[r] + off + kD);
+  }
+
+  template <int MR, bool kVnni>
+  static FK_INLINE void block(const Panel& p, const Act* const (&y)[MR], __m512i (&tot)[MR], __m512i (&)[MR]) {
+    static_assert(kVnni, "Q8_K panels are VNNI only (see above)");
+    for (int i = 0; i < MR; ++i) tot[i] = _mm512_set1_epi32(-128 * y[i]->sum);
+    for (int g = 0; g < 64; g += 2) {
+      const __m512i w0 = load512(p.q[g]), w1 = load512(p.q[g + 1]);
+      for (int i = 0; i < MR; ++i)
+        tot[i] = dot2_u8s8<true>(tot[i], w0, bcast32(y[i]->y + 4 * g), w1, bcast32(y[i]->y + 4 * g + 4));
+    }
+  }
+};
+template <>
+struct PanelCodec<Format::kQ8_K> : PanelQ8_K {};
+
 // ---- Q2_K / Q3_K: 2-bit fields (+ Q3_K's third bit in hmask), 16 sub-blocks of 16 ------------------
 // Element e = 128 h + 32 r + l: bits 2r, 2r+1 of qs[32 h + l]; Q3_K's third bit is bit
 // 4h + r of hmask[l].

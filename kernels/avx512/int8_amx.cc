@@ -20,7 +20,7 @@
 //     start a dot from an integer offset (-8, -16, -128 times the activation sum), the panel
 //     holds the signed weight q - bias instead (one byte operation per vector) and the signed
 //     x signed tdpbssd gives the same integer. Q4_1 / Q5_1 keep their float mins step.
-//   * kDigits (the K-quants, IQ4_XS): the super-block's total is an exact integer, sum_s sc_s
+//   * kDigits (the K-quants, IQ4_XS, Q8_K): the super-block's total is an exact integer, sum_s sc_s
 //     dot_s in int32, so the weights carry their sub-block scales (v = sc q; Q2_K as it is,
 //     Q3_K as -v, which fits a signed byte; Q4_K, Q5_K, Q6_K, IQ4_XS as two digits) and four
 //     K = 64 products per tile give the whole super-block's total: one C tile per 256
@@ -30,8 +30,7 @@
 // Measured on this design's first machine (Xeon, AMX; kernel_bench --hot, 1 thread): a tdp
 // takes 16 cycles whatever its K (16, 32 or 64 bytes); storing a C tile and loading it back
 // costs about as much again, which is why the digits matter (a C tile per float-scaled
-// sub-block measured no faster than avx512_vnni; README: "AMX"). Q8_K has no panel kernel
-// and no amx row.
+// sub-block measured no faster than avx512_vnni; README: "AMX").
 //
 // Activation rows go 16 at a time (one A tile); the last group starts at m - 16 and repeats
 // rows of the one before (same bits: a lane's operations do not depend on its group), so the
@@ -236,6 +235,28 @@ template <>
 struct AmxCodec<Format::kQ6_K> : AmxScaled<Format::kQ6_K> {};
 template <>
 struct AmxCodec<Format::kIQ4_XS> : AmxScaled<Format::kIQ4_XS> {};
+
+// Q8_K: signed weights, one float scale per super-block: the VNNI panel kernel's total
+// (-128 sum(y) + sum (q + 128) y) is sum q y, which the signed x signed tdpbssd gives from the
+// weights as they are (the panel's q + 128 turned back), one C tile per super-block.
+struct AmxQ8K {
+  using P = PanelCodec<Format::kQ8_K>;
+  static constexpr AmxKind kKind = AmxKind::kDigits;
+  static constexpr bool kThree = false;
+  static constexpr int kTiles = 1;
+  static constexpr bool kSigned0 = true, kSigned1 = false;
+  static constexpr int kShift = 0;
+  static constexpr bool kMinsTile = false;
+  static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
+  static constexpr int yoff(int st, int) { return 64 * st; }
+  static FK_INLINE void digits(const typename P::Panel& src, DigitPanel* dst) {
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int g = 0; g < 64; ++g) _mm512_store_si512(dst->v[0][g], _mm512_xor_si512(load512(src.q[g]), bias));
+    _mm512_store_ps(dst->d, _mm512_load_ps(src.d));
+  }
+};
+template <>
+struct AmxCodec<Format::kQ8_K> : AmxQ8K {};
 
 // The 32-element formats: block `sub` of an activation group, vectors 0..3 against y[16 sub ..]
 // (elements 0..15), vectors 4..7 against y[64 + 16 sub ..] (16..31); yoff is for sub = 0.
