@@ -20,13 +20,14 @@
 //     start a dot from an integer offset (-8, -16, -128 times the activation sum), the panel
 //     holds the signed weight q - bias instead (one byte operation per vector) and the signed
 //     x signed tdpbssd gives the same integer. Q4_1 / Q5_1 keep their float mins step.
-//   * kDigits (the K-quants, IQ4_XS, Q8_K): the super-block's total is an exact integer, sum_s sc_s
-//     dot_s in int32, so the weights carry their sub-block scales (v = sc q; Q2_K as it is,
-//     Q3_K as -v, which fits a signed byte; Q4_K, Q5_K, Q6_K, IQ4_XS as two digits) and four
-//     K = 64 products per tile give the whole super-block's total: one C tile per 256
-//     elements (two with digits; Q2_K: one more for its mins term, a single product against
-//     the activations' sub-block sums) instead of one per sub-block. Two groups of 16
-//     activation rows share each loaded tile (2 x 2 blocking).
+//   * kDigits (the K-quants, IQ4_XS, Q8_K): the super-block's total is an exact integer,
+//     sum_s sc_s dot_s in int32, so the weights carry their sub-block scales (v = sc q; Q2_K
+//     as it is, Q3_K as -v, which fits a signed byte; Q4_K, Q5_K, Q6_K, IQ4_XS as two digits;
+//     Q8_K has no sub-block scales: v = q) and four K = 64 products per tile give the whole
+//     super-block's total: one C tile per 256 elements (two with digits; Q2_K: one more for
+//     its mins term, a single product against the activations' sub-block sums) instead of
+//     one per sub-block. Two groups of 16 activation rows share each loaded tile (2 x 2
+//     blocking).
 // Measured on this design's first machine (Xeon, AMX; kernel_bench --hot, 1 thread): a tdp
 // takes 16 cycles whatever its K (16, 32 or 64 bytes); storing a C tile and loading it back
 // costs about as much again, which is why the digits matter (a C tile per float-scaled
@@ -52,7 +53,7 @@ struct alignas(64) TileConfig {
 };
 
 enum class AmxKind {
-  kDigits,  // K-quants, IQ4_XS: the scales folded into the weights, whole super-blocks per tile
+  kDigits,  // K-quants, IQ4_XS, Q8_K: the scales folded into the weights, whole super-blocks per tile
   kLegacy,  // 32-element blocks: acc += float(dot) * (d * da) per block
 };
 
@@ -73,11 +74,11 @@ FK_INLINE void panel_minus(Panel* p) {
   }
 }
 
-// Q2_K / Q3_K: the VNNI panel kernels' totals are exact integers (sum over sub-blocks s of the scale
-// times the sub-block's dot), so here each weight carries its scale: v = sc_s q (Q2_K, 0..45)
-// or -v = sc_s (4 - q) (Q3_K, its -4 offset included; v reaches 128, -v is -128..124, a signed
-// byte; the total is then minus the tile's), and four K = 64 products give the super-block's
-// whole total at once. Q2_K's mins term sum_s m_s bsum16_s is one more product: the
+// Q2_K / Q3_K: the VNNI panel kernels' totals are exact integers (sum over sub-blocks s of the
+// scale times the sub-block's dot), so here each weight carries its scale: v = sc_s q (Q2_K,
+// 0..45) or -v = sc_s (4 - q) (Q3_K, its -4 offset included; v reaches 128, -v is -128..124,
+// a signed byte; the total is then minus the tile's), and four K = 64 products give the
+// super-block's whole total at once. Q2_K's mins term sum_s m_s bsum16_s is one more product: the
 // activations' 16 sub-block sums as bytes h_s, l_s (bsum16_s = 16 h_s + l_s) against 16 m_s
 // and m_s (v[1] rows 0..7). Same integers as the VNNI kernels', so the same float steps give
 // the same bits.
