@@ -1147,16 +1147,13 @@ struct PanelQ23_K {
       const int sh = 16 * (q % 2);
       const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(v, sh), ff);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(v, sh + 8), ff);
-      const auto pair = [](__m512i l, __m512i h) {
-        return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(h, 16));
-      };
       if constexpr (kThree) {
         const __m512i k32 = _mm512_set1_epi32(32);
-        _mm512_store_si512(p->sp[q], pair(_mm512_sub_epi32(lo, k32), _mm512_sub_epi32(hi, k32)));
+        _mm512_store_si512(p->sp[q], int16_pair(_mm512_sub_epi32(lo, k32), _mm512_sub_epi32(hi, k32)));
       } else {
         const __m512i m15 = _mm512_set1_epi32(15);
-        _mm512_store_si512(p->sp[q], pair(_mm512_and_si512(lo, m15), _mm512_and_si512(hi, m15)));
-        _mm512_store_si512(p->mp[q], pair(_mm512_srli_epi32(lo, 4), _mm512_srli_epi32(hi, 4)));
+        _mm512_store_si512(p->sp[q], int16_pair(_mm512_and_si512(lo, m15), _mm512_and_si512(hi, m15)));
+        _mm512_store_si512(p->mp[q], int16_pair(_mm512_srli_epi32(lo, 4), _mm512_srli_epi32(hi, 4)));
       }
     }
     // Vector g = 16 z + c: bytes 4c .. 4c+3 of the qs, field z; Q3_K's third bit: bit z of
@@ -1534,13 +1531,13 @@ struct PanelIQ4_XS {
     _mm512_store_ps(p->d, fp16_low_words(load512(dw)));
     // ls_s: low 4 bits nibble s of the scales_l dword, high 2 bits bits 2s, 2s + 1 of scales_h.
     const __m512i sl = load512(lw), sh = load512(hw);
-    const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), lo16 = _mm512_set1_epi32(0xFFFF);
+    const __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
     for (int s = 0; s < 8; ++s) {
       const __m512i ls = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * s), m15),
                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * s), m3), 4));
       const __m512i sc = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
       _mm512_store_ps(p->scf[s], _mm512_cvtepi32_ps(sc));
-      _mm512_store_si512(p->sc2[s], _mm512_or_si512(_mm512_and_si512(sc, lo16), _mm512_slli_epi32(sc, 16)));
+      _mm512_store_si512(p->sc2[s], int16_pair(sc, sc));
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), tab = load512(&kIq4Biased);
     for (int c = 0; c < 2; ++c) {

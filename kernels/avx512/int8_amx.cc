@@ -114,18 +114,26 @@ FK_INLINE void negated_scaled(__m512i q, __m512i scw, int32_t* v) {
   _mm512_store_si512(v, _mm512_add_epi16(x, _mm512_and_si512(_mm512_slli_epi16(x, 1), _mm512_set1_epi16(0x0100))));
 }
 
-template <Format F>
-struct AmxQ23 {
-  using P = PanelCodec<F>;
+// What every kDigits codec shares (a codec restates what differs): A tiles of the 256
+// activation bytes as they are (4 steps of 64), tile 1 (if any) unsigned, no shift between the
+// tiles' totals, no mins tile, no Q3_K negation.
+struct AmxSuperBlock {
   static constexpr AmxKind kKind = AmxKind::kDigits;
+  static constexpr int kKB = 64, kSteps = 4, kPieces = 1;
+  static constexpr int yoff(int st, int) { return 64 * st; }
+  static constexpr bool kThree = false;
+  static constexpr bool kSigned1 = false;
+  static constexpr int kShift = 0;
+  static constexpr bool kMinsTile = false;
+};
+
+template <Format F>
+struct AmxQ23 : AmxSuperBlock {
+  using P = PanelCodec<F>;
   static constexpr bool kThree = F == Format::kQ3_K;
   static constexpr int kTiles = 1;                        // Q2_K: v; Q3_K: -v
   static constexpr bool kSigned0 = kThree;                // tile 0: Q3_K's -v is signed
-  static constexpr bool kSigned1 = false;                 // Q2_K's mins tile
-  static constexpr int kShift = 0;
   static constexpr bool kMinsTile = !kThree;              // Q2_K: the mins, one more product
-  static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
-  static constexpr int yoff(int st, int) { return 64 * st; }
 
   static FK_INLINE void digits(const typename P::Panel& src, DigitPanel* dst) {
     for (int s = 0; s < 16; ++s) {
@@ -133,7 +141,7 @@ struct AmxQ23 {
       // int16 pair; the sub-block's four vectors g0 .. g0 + 3.
       const __m512i sp = load512(src.sp[s / 2]);
       const __m512i sc = s % 2 == 0 ? _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16) : _mm512_srai_epi32(sp, 16);
-      const __m512i scw = _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(sc, 16));
+      const __m512i scw = int16_pair(sc, sc);
       const int g0 = 16 * ((s % 8) / 2) + 8 * (s / 8) + 4 * (s % 2);
       if constexpr (kThree) {
         for (int g = g0; g < g0 + 4; ++g) negated_scaled<4>(load512(src.q[g]), scw, dst->v[0][g]);
@@ -182,19 +190,14 @@ struct AmxCodec<Format::kQ3_K> : AmxQ23<Format::kQ3_K> {};
 // |T| <= 256 * 127 * 4096 < 2^27: int32 is exact. The mins sum ms is the avx512 row's
 // (vpdpwssd of the mins and the 32-element activation sums, the same integer).
 template <Format F>
-struct AmxScaled {
+struct AmxScaled : AmxSuperBlock {
   using P = PanelCodec<F>;
-  static constexpr AmxKind kKind = AmxKind::kDigits;
-  static constexpr bool kThree = false;
   static constexpr int kTiles = 2;
   static constexpr bool kSigned0 = false;
   static constexpr bool kSix = F == Format::kQ6_K, kIq4 = F == Format::kIQ4_XS;
   static constexpr bool kSigned1 = kSix || kIq4;
   static constexpr int kBias = kSix ? 32 : kIq4 ? 128 : 0;
   static constexpr int kShift = kSigned1 ? 7 : 6;
-  static constexpr bool kMinsTile = false;
-  static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
-  static constexpr int yoff(int st, int) { return 64 * st; }
 
   // Sub-block s's scale of each row as an int16 pair, and its panel vectors (every codec's
   // vector g meets activation bytes 4g .. 4g + 3).
@@ -205,7 +208,7 @@ struct AmxScaled {
       return load512(src.sc2[s]);  // already (sc, sc)
     } else {
       const __m512i sc = load512(src.sc[s]);
-      return _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(sc, 16));
+      return int16_pair(sc, sc);
     }
   }
   static constexpr int vector(int s, int j) {
@@ -240,16 +243,10 @@ struct AmxCodec<Format::kIQ4_XS> : AmxScaled<Format::kIQ4_XS> {};
 // Q8_K: signed weights, one float scale per super-block: the VNNI panel kernel's total
 // (-128 sum(y) + sum (q + 128) y) is sum q y, which the signed x signed tdpbssd gives from the
 // weights as they are (the panel's q + 128 turned back), one C tile per super-block.
-struct AmxQ8K {
+struct AmxQ8K : AmxSuperBlock {
   using P = PanelCodec<Format::kQ8_K>;
-  static constexpr AmxKind kKind = AmxKind::kDigits;
-  static constexpr bool kThree = false;
   static constexpr int kTiles = 1;
-  static constexpr bool kSigned0 = true, kSigned1 = false;
-  static constexpr int kShift = 0;
-  static constexpr bool kMinsTile = false;
-  static constexpr int kKB = 64, kSteps = 4, kPieces = 1;  // the 256 activation bytes as they are
-  static constexpr int yoff(int st, int) { return 64 * st; }
+  static constexpr bool kSigned0 = true;
   static FK_INLINE void digits(const typename P::Panel& src, DigitPanel* dst) {
     const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
     for (int g = 0; g < 64; ++g) _mm512_store_si512(dst->v[0][g], _mm512_xor_si512(load512(src.q[g]), bias));
@@ -551,10 +548,9 @@ struct AmxInt8 {
       next->step();
       P::build(w, b * P::kBlockBytes, &panel[b]);
       A::digits(panel[b], dp);
-      const DigitPanel& db = *dp;
       int64_t g0, g1;
       pair_groups(0, &g0, &g1);
-      digits_block(units + g0 * group_bytes + b * kUnitBytes, units + g1 * group_bytes + b * kUnitBytes, db);
+      digits_block(units + g0 * group_bytes + b * kUnitBytes, units + g1 * group_bytes + b * kUnitBytes, *dp);
       for (int64_t q = 0; q < pairs; ++q) {
         int32_t (*c)[kAmxRows][16] = cb[q % 2];
         _tile_stored(0, c[0], 64);
@@ -567,14 +563,14 @@ struct AmxInt8 {
         if (q + 1 < pairs) {
           int64_t h0, h1;
           pair_groups(q + 1, &h0, &h1);
-          digits_block(units + h0 * group_bytes + b * kUnitBytes, units + h1 * group_bytes + b * kUnitBytes, db);
+          digits_block(units + h0 * group_bytes + b * kUnitBytes, units + h1 * group_bytes + b * kUnitBytes, *dp);
         }
         const int64_t gs[2] = {g0, g1};
         for (int u = 0; u < 2; ++u) {
           // A group repeated to fill a pair (one group in all, or an odd last one) is
           // scaled once, by the pair that owns it.
           if (gs[u] < 2 * q || (u == 1 && gs[1] == gs[0])) continue;
-          digits_scale(scalars(units + gs[u] * group_bytes, b), db, panel[b], c[2 * u], c[2 * u + 1], acc[gs[u]]);
+          digits_scale(scalars(units + gs[u] * group_bytes, b), *dp, panel[b], c[2 * u], c[2 * u + 1], acc[gs[u]]);
         }
       }
     }

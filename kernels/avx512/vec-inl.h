@@ -73,6 +73,12 @@ FK_INLINE __m128i loadu128(const void* p) {
   return _mm_loadu_si128(static_cast<const __m128i*>(p));
 }
 
+// Per int32 lane: the low 16 bits of lo in the low word, of hi in the high word (an int16
+// pair for vpmaddwd / vpdpwssd, or a scale for both bytes of a word's vpmullw).
+FK_INLINE __m512i int16_pair(__m512i lo, __m512i hi) {
+  return _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(hi, 16));
+}
+
 // The value, pinned in a register: stops the compiler from re-loading a vector from memory
 // for each of its uses (it does so for vpermt2w's overwritten operand), which costs load
 // slots, the scarce resource of these kernels.
