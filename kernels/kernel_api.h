@@ -79,6 +79,14 @@ using MatmulKernelFn = void (*)(const MatmulArgs& args, int64_t n_begin, int64_t
 // kAmx: Intel AMX tiles (AMX-TILE + AMX-INT8) for batched int8 GEMM; it has only batch rows
 // (MIN_M > 1) and extends avx512_vnni, whose general rows it runs (registry.h: base_variant).
 enum class Variant : uint8_t { kScalar, kAvx2, kAvx512, kAvx512Vnni, kAmx };
+// Whose bits an amx row gives (kernels/avx512/int8_amx.cc asserts it per codec, AmxTest
+// checks it): the avx512_vnni panel row's, except where that row sums the sub-blocks' dots
+// in float (Q4_K, Q5_K, Q6_K, IQ4_XS); there the avx512 panel row's exact integer totals.
+constexpr Variant amx_bits_of(Format f) {
+  return f == Format::kQ4_K || f == Format::kQ5_K || f == Format::kQ6_K || f == Format::kIQ4_XS
+             ? Variant::kAvx512
+             : Variant::kAvx512Vnni;
+}
 // kF32: f32 activations as they are; kInt8: activations quantized to Q8_0 / Q8_K, integer
 // dots; kBf16 (BF16 weights): activations rounded to bf16 (nearest-even), products of two
 // bf16 values (exact in f32) summed in f32 (AVX-512 BF16's vdpbf16ps); kF16 (F16 weights):

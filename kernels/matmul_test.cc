@@ -917,21 +917,9 @@ std::vector<size_t> amx_entries() {
 
 class AmxTest : public ::testing::TestWithParam<size_t> {};
 
-Variant amx_reference_variant(Format f) {
-  switch (f) {
-    case Format::kQ4_K:
-    case Format::kQ5_K:
-    case Format::kQ6_K:
-    case Format::kIQ4_XS:
-      return Variant::kAvx512;
-    default:
-      return Variant::kAvx512Vnni;
-  }
-}
-
 TEST_P(AmxTest, BitIdenticalToItsPanelRow) {
   const KernelEntry& e = all_kernels()[GetParam()];
-  const Variant rv = amx_reference_variant(e.format);
+  const Variant rv = amx_bits_of(e.format);
   const KernelEntry* ref = find_kernel(e.format, rv, e.path, e.min_m);
   ASSERT_NE(ref, nullptr) << e.name;
   ASSERT_GT(ref->min_m, 1) << e.name << ": no " << variant_name(rv) << " panel row to match";

@@ -5,6 +5,7 @@
 // activations, the same int32 sums, the same float operations in the same order;
 // //kernels:matmul_test AmxTest checks it): avx512_vnni's, except Q4_K, Q5_K, Q6_K and IQ4_XS,
 // whose avx512_vnni panel rows scale each sub-block's dot in float (AmxScaled): avx512's.
+// kernel_api.h's amx_bits_of says which; each codec below asserts it agrees.
 //
 // The weights start as the AVX-512 panel kernels' panels (kernels/avx512/int8_kpanel-inl.h),
 // 16 weight rows of a block decoded by the same PanelCodec build: vector g holds in int32
@@ -129,6 +130,7 @@ struct AmxSuperBlock {
 
 template <Format F>
 struct AmxQ23 : AmxSuperBlock {
+  static_assert(amx_bits_of(F) == Variant::kAvx512Vnni, "exact integer totals, as the VNNI panel row's");
   using P = PanelCodec<F>;
   static constexpr bool kThree = F == Format::kQ3_K;
   static constexpr int kTiles = 1;                        // Q2_K: v; Q3_K: -v
@@ -191,6 +193,7 @@ struct AmxCodec<Format::kQ3_K> : AmxQ23<Format::kQ3_K> {};
 // (vpdpwssd of the mins and the 32-element activation sums, the same integer).
 template <Format F>
 struct AmxScaled : AmxSuperBlock {
+  static_assert(amx_bits_of(F) == Variant::kAvx512, "the avx512 panel row's integer totals");
   using P = PanelCodec<F>;
   static constexpr int kTiles = 2;
   static constexpr bool kSigned0 = false;
@@ -244,6 +247,7 @@ struct AmxCodec<Format::kIQ4_XS> : AmxScaled<Format::kIQ4_XS> {};
 // (-128 sum(y) + sum (q + 128) y) is sum q y, which the signed x signed tdpbssd gives from the
 // weights as they are (the panel's q + 128 turned back), one C tile per super-block.
 struct AmxQ8K : AmxSuperBlock {
+  static_assert(amx_bits_of(Format::kQ8_K) == Variant::kAvx512Vnni, "the VNNI panel row's total");
   using P = PanelCodec<Format::kQ8_K>;
   static constexpr int kTiles = 1;
   static constexpr bool kSigned0 = true;
@@ -260,6 +264,7 @@ struct AmxCodec<Format::kQ8_K> : AmxQ8K {};
 // (elements 0..15), vectors 4..7 against y[64 + 16 sub ..] (16..31); yoff is for sub = 0.
 template <Format F, int kBias>
 struct AmxLegacy {
+  static_assert(amx_bits_of(F) == Variant::kAvx512Vnni, "the VNNI panel row's float steps");
   using P = PanelCodec<F>;
   static constexpr AmxKind kKind = AmxKind::kLegacy;
   static constexpr bool kSigned = kBias != 0;
