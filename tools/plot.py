@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 # Under Bazel $HOME may not be writable; matplotlib only needs a cache directory.
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "fk-matplotlib"))
@@ -208,6 +208,28 @@ def speedups(run, t, against):
             g = geomean(ratios)
             if g is not None:
                 out[fmt][m] = (g, len(ratios))
+    return out
+
+
+def stream_shares(run):
+    """Batch 1 across formats: per thread count, ({format: (share, shapes)}, Counter of the
+    fastest format per shape), share = the format's weight GB/s (its fastest kernel) over the
+    highest GB/s any format reached at the same shape and threads, geometric mean over the
+    shapes where at least two formats ran."""
+    out = {}
+    for t in run.threads:
+        per, tops = defaultdict(list), Counter()
+        for n, k in run.shapes:
+            best = {f: run.best_fused(f, n, k, 1, t) for f in run.formats}
+            best = {f: c for f, c in best.items() if c is not None and c.get("weight_gbps")}
+            if len(best) < 2:
+                continue
+            top = max(best, key=lambda f: best[f]["weight_gbps"])
+            tops[top] += 1
+            for f, c in best.items():
+                per[f].append(c["weight_gbps"] / best[top]["weight_gbps"])
+        if per:
+            out[t] = ({f: (geomean(v), len(v)) for f, v in per.items()}, tops)
     return out
 
 
@@ -648,6 +670,30 @@ def run_section(run, readme_dir):
         out.append(table(header, rows))
         out.append("")
         out.append(f"![gemv]({rel}/gemv_bandwidth.png)")
+        out.append("")
+
+    # Batch 1 across formats.
+    shares = stream_shares(run)
+    if shares:
+        ts = sorted(shares)
+        out.append("### Batch 1 across formats: GB/s as a share of the fastest-streaming format")
+        out.append("")
+        fastest = "; ".join(
+            f"{t}T " + ", ".join(f"{f} ({c} of {sum(shares[t][1].values())})" for f, c in shares[t][1].most_common())
+            for t in ts)
+        out.append("Each format's weight bytes per second at batch 1 (its fastest kernel) over the highest "
+                   "any format reached at the same shape and thread count, geometric mean over the shapes "
+                   "(how many in brackets). A format whose decode is compute-bound streams below the others; "
+                   "a few % either way is within the run-to-run noise of a shared machine. Fastest per shape: "
+                   f"{fastest}.")
+        out.append("")
+        rows = []
+        for f in run.formats:
+            if not any(f in shares[t][0] for t in ts):
+                continue
+            rows.append([f] + [f"{100 * shares[t][0][f][0]:.0f} % ({shares[t][0][f][1]})" if f in shares[t][0] else "–"
+                               for t in ts])
+        out.append(table(["format"] + [f"{t} thread{'s' if t > 1 else ''}" for t in ts], rows))
         out.append("")
 
     # Speedups.

@@ -95,6 +95,14 @@ class PlotTest(unittest.TestCase):
         self.assertIn("| Q8_K | 2.50x (1) | 2.50x (1) |", readme)
         # GEMV: best Q4_K at 2 threads reads 9437184 B in 0.001 s = 9.4 GB/s = 24 % of 40 GB/s.
         self.assertIn("9.4 (avx2 int8) | 24 % | 4.7 | 2.00x |", readme)
+        # Batch 1 across formats: F32 streams fastest (4 B / weight in 0.010 s); Q4_K's best
+        # (144 / 256 B in 0.002 s) is 0.5625 / 0.002 / 400 = 70.3 % of it, Q8_K's (292 / 256 B
+        # in 0.004 s) 71.3 %, at both thread counts.
+        self.assertIn("### Batch 1 across formats", readme)
+        self.assertIn("| F32 | 100 % (1) | 100 % (1) |", readme)
+        self.assertIn("| Q4_K | 70 % (1) | 70 % (1) |", readme)
+        self.assertIn("| Q8_K | 71 % (1) | 71 % (1) |", readme)
+        self.assertIn("Fastest per shape: 1T F32 (1 of 1); 2T F32 (1 of 1).", readme)
         # Errors: worst per series; ggml's F32 output had NaNs.
         self.assertIn("| Q4_K | 3.0e-07 | 5.0e-03 | 3.0e-07 | 6.0e-03 |", readme)
         self.assertIn("| F32 | 1.0e-07 | – | – | NaN |", readme)
