@@ -68,6 +68,15 @@ class SweepPeerCrashTest(unittest.TestCase):
         self.assertEqual(doc["run"]["ggml"]["restarts"], 1)
         self.assertEqual(doc["run"]["ggml"]["extra_bufts"], ["AMX", "CPU_REPACK"])
         self.assertIn("ggml_crash", doc["fields"])
+        # The other work on the machine is recorded for our cases only (the peer is other work).
+        ours = [c for c in doc["cases"] if c["kind"] != "ggml"]
+        self.assertTrue(ours)
+        for c in ours:
+            self.assertIsInstance(c["other_cores"], (int, float), c["kernel"])
+            self.assertLess(abs(c["other_cores"]), os.cpu_count() + 1, c["kernel"])
+        for c in ggml:
+            self.assertNotIn("other_cores", c)
+        self.assertIn("other_cores", doc["fields"])
 
         with open(os.path.join(out, "results.csv")) as f:
             rows = [r for r in csv.DictReader(f) if r["kind"] == "ggml"]

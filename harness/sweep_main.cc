@@ -362,6 +362,7 @@ struct CaseResult {
   int64_t weight_bytes = 0;
   int64_t copies = 0;
   std::string ggml_crash;  // ggml: the crashes before the layout that ran ("" = none)
+  double other_cores = std::nan("");  // ours: other work on the machine during the case
 };
 
 struct Context {
@@ -556,6 +557,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   if (!r.err_note.empty()) j["err_note"] = r.err_note;
   if (!r.layout.empty()) j["ggml_layout"] = r.layout;
   if (!r.ggml_crash.empty()) j["ggml_crash"] = r.ggml_crash;
+  if (!std::isnan(r.other_cores)) j["other_cores"] = std::round(r.other_cores * 1000) / 1000;
   j["times_s"] = r.times;
   return j;
 }
@@ -726,7 +728,8 @@ int Main(int argc, char** argv) {
   };
   run["method"] = {
       {"timing",
-       absl::StrCat("per case: at least ", o.warmup, " untimed call(s) and at least ",
+       absl::StrCat("per case (other_cores: the other work on the machine during each of ours): ",
+                    "at least ", o.warmup, " untimed call(s) and at least ",
                     o.warmup_time, " s of them (a 2-thread call after an idle gap has been "
                     "seen to run on one core for tens of ms on a virtual machine), then at "
                     "least ", o.reps,
@@ -817,7 +820,9 @@ int Main(int argc, char** argv) {
       }
       weights = std::move(*w);
     }
+    const CpuSnapshot before = ReadCpuSnapshot();
     CaseResult r = c.kind == CaseKind::kGgml ? RunGgml(ctx, c) : RunOurs(ctx, c, *weights);
+    if (c.kind != CaseKind::kGgml) r.other_cores = OtherBusyCores(before, ReadCpuSnapshot());
     if (g_stop) break;  // an interrupted case is not recorded
     ojson rec = Record(ctx, c, r, id++);
     if (c.m == 1 && r.error.empty() &&

@@ -67,6 +67,10 @@ constexpr Field kFields[] = {
     {"ggml_crash", "ggml only, when ggml crashed on the case first: each crash as <layout>: "
                    "<signal or exit> (stderr: ...), '; '-separated; the peer was restarted and "
                    "the case retried with the next layout llama.cpp would use"},
+    {"other_cores", "ours only: the other work on the machine while the case ran, in cores "
+                    "(/proc/stat less this process; 1 = one core busy throughout). A 2-thread "
+                    "case needs both cores: above about 0.25 its time is suspect. Empty for "
+                    "ggml, whose peer process is that other work"},
     {"error", "present when the case failed: the message (no timings then)"},
     {"times_s", "every timed call, seconds (JSON only)"},
 };

@@ -211,6 +211,20 @@ def speedups(run, t, against):
     return out
 
 
+OTHER_WORK_CORES = 0.25  # the sweep's quiet line (harness/machine.h: RooflinePolicy)
+
+
+def other_work(run):
+    """(cases of ours with other_cores recorded, those above OTHER_WORK_CORES, busiest
+    first), or None for a run from before the sweep recorded it."""
+    measured = [c for c in run.cases if c["kind"] != "ggml" and c.get("other_cores") is not None]
+    if not measured:
+        return None
+    busy = sorted((c for c in measured if c["other_cores"] > OTHER_WORK_CORES),
+                  key=lambda c: -c["other_cores"])
+    return len(measured), busy
+
+
 def stream_shares(run):
     """Batch 1 across formats: per thread count, ({format: (share, shapes)}, Counter of the
     fastest format per shape), share = the format's weight GB/s (its fastest kernel) over the
@@ -652,6 +666,22 @@ def run_section(run, readme_dir):
          f"{fmt_num(max((c.get('loadavg_1m', 0) for c in run.cases), default=None), 2)}"],
     ]))
     out.append("")
+
+    # Other work during our cases (runs since the sweep recorded it).
+    noisy = other_work(run)
+    if noisy is not None:
+        measured, busy = noisy
+        text = (f"Other work on the machine during our {measured} cases (`other_cores`, /proc/stat less "
+                f"the sweep): ")
+        if busy:
+            shown = ", ".join(f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']} "
+                              f"({c['other_cores']:.2f} cores, ±{c['spread_pct']:.0f} %)" for c in busy[:8])
+            text += (f"{len(busy)} ran beside more than {OTHER_WORK_CORES} cores of it, their times "
+                     f"suspect: {shown}{' …' if len(busy) > 8 else ''}.")
+        else:
+            text += f"none ran beside more than {OTHER_WORK_CORES} cores of it."
+        out.append(text)
+        out.append("")
 
     # GEMV.
     shape, rows = gemv_rows(run)

@@ -40,7 +40,8 @@ def made_up_run():
                 case("dequant_then_matmul", "Q4_K", "avx2", "f32", m, t, 0.020 * s, err=3e-7),
                 case("ggml", "Q4_K", "ggml", "int8", m, t, 0.004 * s, err=6e-3, ggml_layout="CPU_REPACK"),
                 case("ggml", "F32", "ggml", "f32", m, t, 0.010 * s, err=None),          # NaN output
-                case("fused", "Q8_K", "avx2", "int8", m, t, 0.004 * s, err=4e-3),
+                case("fused", "Q8_K", "avx2", "int8", m, t, 0.004 * s, err=4e-3,
+                     other_cores=0.6 if (m, t) == (8, 2) else 0.0),
             ]
     cases.append({"id": 99, "kind": "fused", "format": "Q4_K", "variant": "avx2", "path": "int8",
                   "kernel": "q4_k_int8__avx2", "n": 4096, "k": 4096, "m": 64, "threads": 2,
@@ -103,6 +104,10 @@ class PlotTest(unittest.TestCase):
         self.assertIn("| Q4_K | 70 % (1) | 70 % (1) |", readme)
         self.assertIn("| Q8_K | 71 % (1) | 71 % (1) |", readme)
         self.assertIn("Fastest per shape: 1T F32 (1 of 1); 2T F32 (1 of 1).", readme)
+        # Other work: recorded on the four Q8_K cases, one of them beside 0.6 cores.
+        self.assertIn("Other work on the machine during our 4 cases (`other_cores`, /proc/stat less "
+                      "the sweep): 1 ran beside more than 0.25 cores of it, their times suspect: "
+                      "Q8_K-avx2-int8 4096x4096 m=8 t=2 (0.60 cores, ±0 %).", readme)
         # Errors: worst per series; ggml's F32 output had NaNs.
         self.assertIn("| Q4_K | 3.0e-07 | 5.0e-03 | 3.0e-07 | 6.0e-03 |", readme)
         self.assertIn("| F32 | 1.0e-07 | – | – | NaN |", readme)
@@ -210,6 +215,17 @@ class PlotTest(unittest.TestCase):
         self.assertEqual(plot.share_text({"pct_of_roofline": 87.4, "roofline_trusted": True}), "87 %")
         self.assertEqual(plot.share_text({"pct_of_roofline": 100.3, "above_roofline": True}),
                          "**above** (100.3 %)")
+
+    def test_other_work_of_older_runs_is_not_claimed(self):
+        doc = made_up_run()
+        for c in doc["cases"]:
+            c.pop("other_cores", None)
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertIsNone(plot.other_work(plot.Run(self.run_dir)))
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            self.assertNotIn("Other work on the machine", f.read())
 
     def test_missing_results_is_an_error(self):
         empty = os.path.join(self.tmp.name, "empty")
