@@ -363,6 +363,7 @@ struct CaseResult {
   int64_t copies = 0;
   std::string ggml_crash;  // ggml: the crashes before the layout that ran ("" = none)
   double other_cores = std::nan("");  // ours: other work on the machine during the case
+  double worker_task_pct = std::nan("");  // ours, 2+ threads: the pool's tasks run by workers
 };
 
 struct Context {
@@ -430,8 +431,14 @@ CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
       return status.ok();
     };
   }
+  const ThreadPool::TaskCounts tasks_before = pool->task_counts();
   r.times = TimeReps(call, ctx.o->warmup, ctx.o->warmup_time, ctx.o->reps, ctx.o->min_time,
                      kMaxReps, &g_stop);
+  const ThreadPool::TaskCounts tasks_after = pool->task_counts();
+  if (c.threads >= 2 && tasks_after.all > tasks_before.all) {
+    r.worker_task_pct = 100.0 * static_cast<double>(tasks_after.by_workers - tasks_before.by_workers) /
+                        static_cast<double>(tasks_after.all - tasks_before.all);
+  }
   if (!status.ok()) {
     r.error = std::string(status.message());
     r.times.clear();
@@ -558,6 +565,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   if (!r.layout.empty()) j["ggml_layout"] = r.layout;
   if (!r.ggml_crash.empty()) j["ggml_crash"] = r.ggml_crash;
   if (!std::isnan(r.other_cores)) j["other_cores"] = std::round(r.other_cores * 1000) / 1000;
+  if (!std::isnan(r.worker_task_pct)) j["worker_task_pct"] = std::round(r.worker_task_pct * 10) / 10;
   j["times_s"] = r.times;
   return j;
 }
@@ -728,7 +736,8 @@ int Main(int argc, char** argv) {
   };
   run["method"] = {
       {"timing",
-       absl::StrCat("per case (other_cores: the other work on the machine during each of ours): ",
+       absl::StrCat("per case (other_cores: the other work on the machine during each of ours; "
+                    "worker_task_pct: the share of the pool's tasks its worker threads ran): ",
                     "at least ", o.warmup, " untimed call(s) and at least ",
                     o.warmup_time, " s of them (a 2-thread call after an idle gap has been "
                     "seen to run on one core for tens of ms on a virtual machine), then at "

@@ -71,6 +71,11 @@ constexpr Field kFields[] = {
                     "(/proc/stat less this process; 1 = one core busy throughout). A 2-thread "
                     "case needs both cores: above about 0.25 its time is suspect. Empty for "
                     "ggml, whose peer process is that other work"},
+    {"worker_task_pct", "ours with 2+ threads: percent of the thread pool's tasks (column "
+                        "chunks) that its worker threads ran, the calling thread the rest, over "
+                        "the case's calls: about 100 (t - 1) / t when every thread took part; "
+                        "near 0 when only the calling thread ran (a thread not scheduled, whose "
+                        "work the caller then does: the time is one thread's)"},
     {"error", "present when the case failed: the message (no timings then)"},
     {"times_s", "every timed call, seconds (JSON only)"},
 };

@@ -1244,6 +1244,30 @@ TEST(ThreadPoolTest, RunsEveryTaskOnce) {
   }
 }
 
+// task_counts: every task of every ParallelFor is counted once, and by_workers is exactly
+// the tasks that ran on a thread other than the caller.
+TEST(ThreadPoolTest, TaskCountsSayWhoRan) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<int64_t> off_caller{0};
+    int64_t all = 0;
+    for (int rep = 0; rep < 200; ++rep) {
+      const int64_t n = 1 + rep % 9;
+      all += n;
+      pool.ParallelFor(n, [&](int64_t) {
+        if (std::this_thread::get_id() != caller) off_caller.fetch_add(1);
+        volatile int spin = 0;
+        for (int i = 0; i < 20000; ++i) spin = spin + i;  // long enough for a worker to join
+      });
+    }
+    const ThreadPool::TaskCounts c = pool.task_counts();
+    EXPECT_EQ(c.all, all) << threads;
+    EXPECT_EQ(c.by_workers, off_caller.load()) << threads;
+    if (threads == 1) EXPECT_EQ(c.by_workers, 0);
+  }
+}
+
 // Many back-to-back jobs (workers spinning between them), uneven task counts, and jobs
 // after the workers fell asleep: every task runs exactly once, and ParallelFor returns
 // only when all are done.

@@ -85,11 +85,14 @@ struct ThreadPool::State {
   int64_t n_tasks = 0;
   std::atomic<int64_t> next{0};  // next task to claim
   std::atomic<int64_t> done{0};  // tasks completed
+  std::atomic<int64_t> ran_by_workers{0}, ran_all{0};  // task_counts(); all: by ParallelFor
 
-  void RunTasks() {
+  void RunTasks(bool worker) {
     for (;;) {
       const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
       if (t >= n_tasks) return;
+      // Counted before the task is reported done, so ParallelFor's return sees it.
+      if (worker) ran_by_workers.fetch_add(1, std::memory_order_relaxed);
       (*fn)(t);
       // seq_cst, like the caller's store of caller_sleeping and its re-check of done.
       if (done.fetch_add(1) + 1 == n_tasks && caller_sleeping.load()) {
@@ -126,7 +129,7 @@ struct ThreadPool::State {
       }
       seen = generation_of(w);
       if (!joined) continue;
-      RunTasks();
+      RunTasks(/*worker=*/true);
       word.fetch_sub(1);
     }
   }
@@ -150,9 +153,17 @@ ThreadPool::~ThreadPool() {
 
 int ThreadPool::size() const { return state_->threads; }
 
+ThreadPool::TaskCounts ThreadPool::task_counts() const {
+  TaskCounts c;
+  c.by_workers = state_->ran_by_workers.load(std::memory_order_relaxed);
+  c.all = state_->ran_all.load(std::memory_order_relaxed);
+  return c;
+}
+
 void ThreadPool::ParallelFor(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
   if (n_tasks <= 0) return;
   State& s = *state_;
+  s.ran_all.fetch_add(n_tasks, std::memory_order_relaxed);
   if (s.workers.empty() || n_tasks == 1) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t);
     return;
@@ -168,7 +179,7 @@ void ThreadPool::ParallelFor(int64_t n_tasks, const std::function<void(int64_t)>
     std::lock_guard<std::mutex> lock(s.mu);
     s.work_cv.notify_all();
   }
-  s.RunTasks();
+  s.RunTasks(/*worker=*/false);
   const auto all_done = [&] { return s.done.load() == n_tasks; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(s.mu);

@@ -24,6 +24,15 @@ class ThreadPool {
   // Not reentrant: one ParallelFor at a time per pool.
   void ParallelFor(int64_t n_tasks, const std::function<void(int64_t task)>& fn);
 
+  // Tasks of ParallelFor run since the pool was made: by the spawned workers, and by every
+  // thread (the caller included). A worker that is not scheduled leaves its tasks to the
+  // caller, so the difference between two readings tells whether the workers took part.
+  struct TaskCounts {
+    int64_t by_workers = 0;
+    int64_t all = 0;
+  };
+  TaskCounts task_counts() const;
+
  private:
   struct State;
   std::unique_ptr<State> state_;

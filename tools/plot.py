@@ -225,6 +225,24 @@ def other_work(run):
     return len(measured), busy
 
 
+def lone_callers(run):
+    """(cases of ours with 2+ threads and worker_task_pct recorded, those whose workers ran
+    under half their due share, 100 (t - 1) / t, lowest first), or None for a run from
+    before the sweep recorded it."""
+    measured = [c for c in run.cases if c["kind"] != "ggml" and c.get("worker_task_pct") is not None]
+    if not measured:
+        return None
+    lone = sorted((c for c in measured if c["worker_task_pct"] < 50 * (c["threads"] - 1) / c["threads"]),
+                  key=lambda c: c["worker_task_pct"])
+    return len(measured), lone
+
+
+def case_list(cases, what, limit=8):
+    shown = ", ".join(f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']} ({what(c)}, "
+                      f"±{c['spread_pct']:.0f} %)" for c in cases[:limit])
+    return shown + (" …" if len(cases) > limit else "")
+
+
 def stream_shares(run):
     """Batch 1 across formats: per thread count, ({format: (share, shapes)}, Counter of the
     fastest format per shape), share = the format's weight GB/s (its fastest kernel) over the
@@ -674,12 +692,24 @@ def run_section(run, readme_dir):
         text = (f"Other work on the machine during our {measured} cases (`other_cores`, /proc/stat less "
                 f"the sweep): ")
         if busy:
-            shown = ", ".join(f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']} "
-                              f"({c['other_cores']:.2f} cores, ±{c['spread_pct']:.0f} %)" for c in busy[:8])
+            cores = case_list(busy, lambda c: "%.2f cores" % c["other_cores"])
             text += (f"{len(busy)} ran beside more than {OTHER_WORK_CORES} cores of it, their times "
-                     f"suspect: {shown}{' …' if len(busy) > 8 else ''}.")
+                     f"suspect: {cores}.")
         else:
             text += f"none ran beside more than {OTHER_WORK_CORES} cores of it."
+        out.append(text)
+        out.append("")
+    lone = lone_callers(run)
+    if lone is not None:
+        measured, few = lone
+        text = (f"Threads that took part (`worker_task_pct`, the share of the pool's tasks its workers "
+                f"ran) in our {measured} cases with 2 or more threads: ")
+        if few:
+            shares = case_list(few, lambda c: "%.0f %% of the tasks" % c["worker_task_pct"])
+            text += (f"in {len(few)} the workers ran under half their share, so the time is closer to "
+                     f"one thread's: {shares}.")
+        else:
+            text += "every one had its workers run at least half their share."
         out.append(text)
         out.append("")
 

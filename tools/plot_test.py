@@ -41,7 +41,8 @@ def made_up_run():
                 case("ggml", "Q4_K", "ggml", "int8", m, t, 0.004 * s, err=6e-3, ggml_layout="CPU_REPACK"),
                 case("ggml", "F32", "ggml", "f32", m, t, 0.010 * s, err=None),          # NaN output
                 case("fused", "Q8_K", "avx2", "int8", m, t, 0.004 * s, err=4e-3,
-                     other_cores=0.6 if (m, t) == (8, 2) else 0.0),
+                     other_cores=0.6 if (m, t) == (8, 2) else 0.0,
+                     **({"worker_task_pct": 3.0 if m == 1 else 48.0} if t == 2 else {})),
             ]
     cases.append({"id": 99, "kind": "fused", "format": "Q4_K", "variant": "avx2", "path": "int8",
                   "kernel": "q4_k_int8__avx2", "n": 4096, "k": 4096, "m": 64, "threads": 2,
@@ -108,6 +109,12 @@ class PlotTest(unittest.TestCase):
         self.assertIn("Other work on the machine during our 4 cases (`other_cores`, /proc/stat less "
                       "the sweep): 1 ran beside more than 0.25 cores of it, their times suspect: "
                       "Q8_K-avx2-int8 4096x4096 m=8 t=2 (0.60 cores, ±0 %).", readme)
+        # Worker share: recorded on the two 2-thread Q8_K cases; batch 1's workers ran 3 % of
+        # the tasks (under half of their 50 %), batch 8's 48 %.
+        self.assertIn("Threads that took part (`worker_task_pct`, the share of the pool's tasks its "
+                      "workers ran) in our 2 cases with 2 or more threads: in 1 the workers ran under "
+                      "half their share, so the time is closer to one thread's: Q8_K-avx2-int8 "
+                      "4096x4096 m=1 t=2 (3 % of the tasks, ±0 %).", readme)
         # Errors: worst per series; ggml's F32 output had NaNs.
         self.assertIn("| Q4_K | 3.0e-07 | 5.0e-03 | 3.0e-07 | 6.0e-03 |", readme)
         self.assertIn("| F32 | 1.0e-07 | – | – | NaN |", readme)
@@ -220,12 +227,16 @@ class PlotTest(unittest.TestCase):
         doc = made_up_run()
         for c in doc["cases"]:
             c.pop("other_cores", None)
+            c.pop("worker_task_pct", None)
         with open(os.path.join(self.run_dir, "results.json"), "w") as f:
             json.dump(doc, f)
         self.assertIsNone(plot.other_work(plot.Run(self.run_dir)))
+        self.assertIsNone(plot.lone_callers(plot.Run(self.run_dir)))
         self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
         with open(os.path.join(self.reports, "README.md")) as f:
-            self.assertNotIn("Other work on the machine", f.read())
+            text = f.read()
+        self.assertNotIn("Other work on the machine", text)
+        self.assertNotIn("Threads that took part", text)
 
     def test_missing_results_is_an_error(self):
         empty = os.path.join(self.tmp.name, "empty")
