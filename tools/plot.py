@@ -685,32 +685,24 @@ def run_section(run, readme_dir):
     ]))
     out.append("")
 
-    # Other work during our cases (runs since the sweep recorded it).
-    noisy = other_work(run)
-    if noisy is not None:
-        measured, busy = noisy
-        text = (f"Other work on the machine during our {measured} cases (`other_cores`, /proc/stat less "
-                f"the sweep): ")
-        if busy:
-            cores = case_list(busy, lambda c: "%.2f cores" % c["other_cores"])
-            text += (f"{len(busy)} ran beside more than {OTHER_WORK_CORES} cores of it, their times "
-                     f"suspect: {cores}.")
-        else:
-            text += f"none ran beside more than {OTHER_WORK_CORES} cores of it."
-        out.append(text)
-        out.append("")
-    lone = lone_callers(run)
-    if lone is not None:
-        measured, few = lone
-        text = (f"Threads that took part (`worker_task_pct`, the share of the pool's tasks its workers "
-                f"ran) in our {measured} cases with 2 or more threads: ")
-        if few:
-            shares = case_list(few, lambda c: "%.0f %% of the tasks" % c["worker_task_pct"])
-            text += (f"in {len(few)} the workers ran under half their share, so the time is closer to "
-                     f"one thread's: {shares}.")
-        else:
-            text += "every one had its workers run at least half their share."
-        out.append(text)
+    # Cases whose times are suspect (runs since the sweep recorded the fields).
+    for found, intro, flagged, fine, what in (
+            (other_work(run),
+             "Other work on the machine during our {n} cases (`other_cores`, /proc/stat less the sweep): ",
+             f"{{k}} ran beside more than {OTHER_WORK_CORES} cores of it, their times suspect: {{cases}}.",
+             f"none ran beside more than {OTHER_WORK_CORES} cores of it.",
+             lambda c: "%.2f cores" % c["other_cores"]),
+            (lone_callers(run),
+             "Threads that took part (`worker_task_pct`, the share of the pool's tasks its workers ran) "
+             "in our {n} cases with 2 or more threads: ",
+             "in {k} the workers ran under half their share, so the time is closer to one thread's: {cases}.",
+             "every one had its workers run at least half their share.",
+             lambda c: "%.0f %% of the tasks" % c["worker_task_pct"])):
+        if found is None:
+            continue
+        n, cases = found
+        out.append(intro.format(n=n) + (flagged.format(k=len(cases), cases=case_list(cases, what))
+                                         if cases else fine))
         out.append("")
 
     # GEMV.
