@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -448,6 +449,14 @@ CpuSnapshot ReadCpuSnapshot() {
   double one = -1;
   if (la >> one) s.loadavg_1m = one;
   return s;
+}
+
+double OtherBusyResolution(const CpuSnapshot& a, const CpuSnapshot& b) {
+  const double window = b.wall_s - a.wall_s;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double cpus = static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  if (!(window > 0) || !(hz > 0)) return std::numeric_limits<double>::infinity();
+  return cpus / (hz * window);
 }
 
 double OtherBusyCores(const CpuSnapshot& a, const CpuSnapshot& b) {

@@ -77,6 +77,11 @@ bool ParseProcStatBusy(const std::string& proc_stat, double ticks_per_s, double*
 // passed.
 double OtherBusyCores(const CpuSnapshot& a, const CpuSnapshot& b);
 
+// How far OtherBusyCores(a, b) can be off from /proc/stat's whole ticks alone, in cores: a
+// tick per online CPU over the window (on 2 CPUs at 100 ticks/s: 0.2 cores over 0.1 s).
+// Infinite when no time passed.
+double OtherBusyResolution(const CpuSnapshot& a, const CpuSnapshot& b);
+
 // "2026-11-25T10:11:12Z".
 std::string UtcNow();
 

@@ -103,6 +103,19 @@ TEST(CpuLoad, OtherBusyCoresSubtractsOurOwnTime) {
   EXPECT_TRUE(std::isnan(OtherBusyCores(a, b)));
 }
 
+TEST(CpuLoad, ResolutionIsATickPerCpuOverTheWindow) {
+  CpuSnapshot a, b;
+  a.wall_s = 10;
+  b.wall_s = 11;
+  const double one_second = OtherBusyResolution(a, b);
+  EXPECT_DOUBLE_EQ(one_second * static_cast<double>(sysconf(_SC_CLK_TCK)),
+                   static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN)));
+  b.wall_s = 10.1;
+  EXPECT_NEAR(OtherBusyResolution(a, b), 10 * one_second, 1e-9);
+  b.wall_s = 10;
+  EXPECT_TRUE(std::isinf(OtherBusyResolution(a, b)));
+}
+
 TEST(CpuLoad, RealSnapshotsAreReadable) {
   const CpuSnapshot a = ReadCpuSnapshot();
   ASSERT_TRUE(a.ok) << "/proc/stat unreadable";

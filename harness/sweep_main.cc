@@ -831,7 +831,12 @@ int Main(int argc, char** argv) {
     }
     const CpuSnapshot before = ReadCpuSnapshot();
     CaseResult r = c.kind == CaseKind::kGgml ? RunGgml(ctx, c) : RunOurs(ctx, c, *weights);
-    if (c.kind != CaseKind::kGgml) r.other_cores = OtherBusyCores(before, ReadCpuSnapshot());
+    if (c.kind != CaseKind::kGgml) {
+      // /proc/stat counts whole ticks: a case too short for them to resolve a quarter core
+      // (0.08 s on 2 CPUs) records none.
+      const CpuSnapshot after = ReadCpuSnapshot();
+      if (OtherBusyResolution(before, after) <= 0.25) r.other_cores = OtherBusyCores(before, after);
+    }
     if (g_stop) break;  // an interrupted case is not recorded
     ojson rec = Record(ctx, c, r, id++);
     if (c.m == 1 && r.error.empty() &&

@@ -70,7 +70,9 @@ constexpr Field kFields[] = {
     {"other_cores", "ours only: the other work on the machine while the case ran, in cores "
                     "(/proc/stat less this process; 1 = one core busy throughout). A 2-thread "
                     "case needs both cores: above about 0.25 its time is suspect. Empty for "
-                    "ggml, whose peer process is that other work"},
+                    "ggml, whose peer process is that other work, and for a case too short "
+                    "for /proc/stat's ticks to resolve a quarter core (harness/machine.h: "
+                    "OtherBusyResolution)"},
     {"worker_task_pct", "ours with 2+ threads: percent of the thread pool's tasks (column "
                         "chunks) that its worker threads ran, the calling thread the rest, over "
                         "the case's calls: about 100 (t - 1) / t when every thread took part; "
