@@ -1264,7 +1264,9 @@ TEST(ThreadPoolTest, TaskCountsSayWhoRan) {
     const ThreadPool::TaskCounts c = pool.task_counts();
     EXPECT_EQ(c.all, all) << threads;
     EXPECT_EQ(c.by_workers, off_caller.load()) << threads;
-    if (threads == 1) EXPECT_EQ(c.by_workers, 0);
+    if (threads == 1) {
+      EXPECT_EQ(c.by_workers, 0);
+    }
   }
 }
 
