@@ -600,7 +600,9 @@ TEST(ActPackerTest, ValuesAreTheReferenceQuantizersBitForBit) {
   for (const KernelEntry& e : all_kernels()) {
     if (e.path == Path::kF32) {
       // No packer, or one of the input floats as they are (checked below).
-      if (e.act != nullptr) EXPECT_EQ(e.act->format, Format::kF32) << e.name;
+      if (e.act != nullptr) {
+        EXPECT_EQ(e.act->format, Format::kF32) << e.name;
+      }
       continue;
     }
     ASSERT_NE(e.act, nullptr) << e.name;
