@@ -157,11 +157,9 @@ struct AmxQ23 : AmxSuperBlock {
       // The mins tile (B of K = 32, rows 8 .. 15 zero): row kr < 4 holds 16 m_s, s = 4 kr ..
       // 4 kr + 3 (<= 240, unsigned), row 4 + kr holds m_s; against the activation bytes
       // h_s, l_s of bsum16_s = 16 h_s + l_s (relayout), its dot is sum_s m_s bsum16_s.
-      const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
       for (int kr = 0; kr < 4; ++kr) {
         const __m512i a = load512(src.mp[2 * kr]), b = load512(src.mp[2 * kr + 1]);
-        const __m512i m = _mm512_or_si512(_mm512_and_si512(_mm512_or_si512(a, _mm512_srli_epi32(a, 8)), lo16),
-                                          _mm512_slli_epi32(_mm512_or_si512(b, _mm512_srli_epi32(b, 8)), 16));
+        const __m512i m = int16_pair(_mm512_or_si512(a, _mm512_srli_epi32(a, 8)), _mm512_or_si512(b, _mm512_srli_epi32(b, 8)));
         _mm512_store_si512(dst->v[1][kr], _mm512_slli_epi32(m, 4));
         _mm512_store_si512(dst->v[1][4 + kr], m);
       }
