@@ -362,7 +362,7 @@ struct CaseResult {
   int64_t weight_bytes = 0;
   int64_t copies = 0;
   std::string ggml_crash;  // ggml: the crashes before the layout that ran ("" = none)
-  double other_cores = std::nan("");  // ours: other work on the machine during the case
+  double other_cores = std::nan("");  // ours: other work on the machine during the calls
   double worker_task_pct = std::nan("");  // ours, 2+ threads: the pool's tasks run by workers
 };
 
@@ -431,10 +431,16 @@ CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
       return status.ok();
     };
   }
+  // Over the calls (warm-up and timed): the other work on the machine, and which threads ran.
+  const CpuSnapshot cpu_before = ReadCpuSnapshot();
   const ThreadPool::TaskCounts tasks_before = pool->task_counts();
   r.times = TimeReps(call, ctx.o->warmup, ctx.o->warmup_time, ctx.o->reps, ctx.o->min_time,
                      kMaxReps, &g_stop);
   const ThreadPool::TaskCounts tasks_after = pool->task_counts();
+  const CpuSnapshot cpu_after = ReadCpuSnapshot();
+  // /proc/stat counts whole ticks: calls too short for them to resolve a quarter core (0.08 s
+  // on 2 CPUs) record none.
+  if (OtherBusyResolution(cpu_before, cpu_after) <= 0.25) r.other_cores = OtherBusyCores(cpu_before, cpu_after);
   if (c.threads >= 2 && tasks_after.all > tasks_before.all) {
     r.worker_task_pct = 100.0 * static_cast<double>(tasks_after.by_workers - tasks_before.by_workers) /
                         static_cast<double>(tasks_after.all - tasks_before.all);
@@ -829,14 +835,7 @@ int Main(int argc, char** argv) {
       }
       weights = std::move(*w);
     }
-    const CpuSnapshot before = ReadCpuSnapshot();
     CaseResult r = c.kind == CaseKind::kGgml ? RunGgml(ctx, c) : RunOurs(ctx, c, *weights);
-    if (c.kind != CaseKind::kGgml) {
-      // /proc/stat counts whole ticks: a case too short for them to resolve a quarter core
-      // (0.08 s on 2 CPUs) records none.
-      const CpuSnapshot after = ReadCpuSnapshot();
-      if (OtherBusyResolution(before, after) <= 0.25) r.other_cores = OtherBusyCores(before, after);
-    }
     if (g_stop) break;  // an interrupted case is not recorded
     ojson rec = Record(ctx, c, r, id++);
     if (c.m == 1 && r.error.empty() &&

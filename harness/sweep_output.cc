@@ -67,7 +67,8 @@ constexpr Field kFields[] = {
     {"ggml_crash", "ggml only, when ggml crashed on the case first: each crash as <layout>: "
                    "<signal or exit> (stderr: ...), '; '-separated; the peer was restarted and "
                    "the case retried with the next layout llama.cpp would use"},
-    {"other_cores", "ours only: the other work on the machine while the case ran, in cores "
+    {"other_cores", "ours only: the other work on the machine during the case's calls (warm-up "
+                    "and timed), in cores "
                     "(/proc/stat less this process; 1 = one core busy throughout). A 2-thread "
                     "case needs both cores: above about 0.25 its time is suspect. Empty for "
                     "ggml, whose peer process is that other work, and for a case too short "
