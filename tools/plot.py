@@ -214,27 +214,24 @@ def speedups(run, t, against):
 OTHER_WORK_CORES = 0.25  # the sweep's quiet line (harness/machine.h: RooflinePolicy)
 
 
-def other_work(run):
-    """(cases of ours with other_cores recorded, those above OTHER_WORK_CORES, busiest
-    first), or None for a run from before the sweep recorded it."""
-    measured = [c for c in run.cases if c["kind"] != "ggml" and c.get("other_cores") is not None]
+def suspects(run, field, badness):
+    """(cases of ours with `field` recorded, those with badness(case) > 0, worst first), or
+    None for a run from before the sweep recorded the field."""
+    measured = [c for c in run.cases if c["kind"] != "ggml" and c.get(field) is not None]
     if not measured:
         return None
-    busy = sorted((c for c in measured if c["other_cores"] > OTHER_WORK_CORES),
-                  key=lambda c: -c["other_cores"])
-    return len(measured), busy
+    return len(measured), sorted((c for c in measured if badness(c) > 0), key=lambda c: -badness(c))
+
+
+def other_work(run):
+    """Our cases that ran beside more than OTHER_WORK_CORES of other work (suspects)."""
+    return suspects(run, "other_cores", lambda c: c["other_cores"] - OTHER_WORK_CORES)
 
 
 def lone_callers(run):
-    """(cases of ours with 2+ threads and worker_task_pct recorded, those whose workers ran
-    under half their due share, 100 (t - 1) / t, lowest first), or None for a run from
-    before the sweep recorded it."""
-    measured = [c for c in run.cases if c["kind"] != "ggml" and c.get("worker_task_pct") is not None]
-    if not measured:
-        return None
-    lone = sorted((c for c in measured if c["worker_task_pct"] < 50 * (c["threads"] - 1) / c["threads"]),
-                  key=lambda c: c["worker_task_pct"])
-    return len(measured), lone
+    """Our cases with 2+ threads whose workers ran under half their due share of the tasks,
+    100 (t - 1) / t, lowest first (suspects)."""
+    return suspects(run, "worker_task_pct", lambda c: 50 * (c["threads"] - 1) / c["threads"] - c["worker_task_pct"])
 
 
 def case_list(cases, what, limit=8):
