@@ -444,7 +444,8 @@ CpuSnapshot ReadCpuSnapshot() {
     return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
            1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
   };
-  s.own_cpu_s = cpu(RUSAGE_SELF) + cpu(RUSAGE_CHILDREN);
+  s.self_cpu_s = cpu(RUSAGE_SELF);
+  s.own_cpu_s = s.self_cpu_s + cpu(RUSAGE_CHILDREN);
   std::ifstream la("/proc/loadavg");
   double one = -1;
   if (la >> one) s.loadavg_1m = one;
@@ -465,6 +466,12 @@ double OtherBusyCores(const CpuSnapshot& a, const CpuSnapshot& b) {
   const double other = (b.busy_cpu_s - a.busy_cpu_s) - (b.own_cpu_s - a.own_cpu_s);
   // /proc/stat counts in ticks (10 ms), getrusage in microseconds: a little noise below 0.
   return std::max(0.0, other / wall);
+}
+
+double OwnCores(const CpuSnapshot& a, const CpuSnapshot& b) {
+  const double wall = b.wall_s - a.wall_s;
+  if (!(wall > 0)) return std::nan("");
+  return std::max(0.0, b.self_cpu_s - a.self_cpu_s) / wall;
 }
 
 std::string UtcNow() {

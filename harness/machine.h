@@ -64,6 +64,7 @@ struct CpuSnapshot {
   double busy_cpu_s = 0;   // all CPUs' non-idle time since boot: user, nice, system, irq,
                            // softirq and steal (a VM's vCPU held back by the host), seconds
   double own_cpu_s = 0;    // this process's CPU time plus its waited-for children's, seconds
+  double self_cpu_s = 0;   // this process's CPU time alone (all its threads), seconds
   double loadavg_1m = -1;  // the 1-minute load average, -1 when unknown
 };
 CpuSnapshot ReadCpuSnapshot();
@@ -76,6 +77,10 @@ bool ParseProcStatBusy(const std::string& proc_stat, double ticks_per_s, double*
 // in cores (1.0 = one core busy all the time). NaN when a snapshot is not ok or no time
 // passed.
 double OtherBusyCores(const CpuSnapshot& a, const CpuSnapshot& b);
+
+// The CPU time this process's threads used between two snapshots, in cores (2.0 = two
+// threads busy all the time). NaN when no time passed.
+double OwnCores(const CpuSnapshot& a, const CpuSnapshot& b);
 
 // How far OtherBusyCores(a, b) can be off from /proc/stat's whole ticks alone, in cores: a
 // tick per online CPU over the window (on 2 CPUs at 100 ticks/s: 0.2 cores over 0.1 s).

@@ -103,6 +103,21 @@ TEST(CpuLoad, OtherBusyCoresSubtractsOurOwnTime) {
   EXPECT_TRUE(std::isnan(OtherBusyCores(a, b)));
 }
 
+TEST(CpuLoad, OwnCoresIsOurCpuTimeOverTheWindow) {
+  CpuSnapshot a, b;
+  a.wall_s = 10;
+  b.wall_s = 12;
+  a.self_cpu_s = 1;
+  b.self_cpu_s = 4;   // 3 core-seconds in 2 s: two threads, one of them busy half the time
+  a.own_cpu_s = 1;
+  b.own_cpu_s = 9;    // a child reaped meanwhile: not ours to count
+  EXPECT_DOUBLE_EQ(OwnCores(a, b), 1.5);
+  b.self_cpu_s = 0.5;  // never below 0
+  EXPECT_DOUBLE_EQ(OwnCores(a, b), 0.0);
+  b.wall_s = a.wall_s;
+  EXPECT_TRUE(std::isnan(OwnCores(a, b)));
+}
+
 TEST(CpuLoad, ResolutionIsATickPerCpuOverTheWindow) {
   CpuSnapshot a, b;
   a.wall_s = 10;
@@ -124,6 +139,8 @@ TEST(CpuLoad, RealSnapshotsAreReadable) {
   const CpuSnapshot b = ReadCpuSnapshot();
   EXPECT_GT(b.wall_s, a.wall_s);
   EXPECT_GT(b.own_cpu_s, a.own_cpu_s);
+  EXPECT_GT(b.self_cpu_s, a.self_cpu_s);
+  EXPECT_GE(b.own_cpu_s, b.self_cpu_s);  // children's time on top of ours
   EXPECT_GE(b.busy_cpu_s, a.busy_cpu_s);
   EXPECT_GE(a.loadavg_1m, 0.0);
 }

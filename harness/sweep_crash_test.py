@@ -86,10 +86,12 @@ class SweepPeerCrashTest(unittest.TestCase):
         for c in ggml:
             self.assertNotIn("other_cores", c)
         self.assertIn("other_cores", doc["fields"])
-        # One thread: no worker share to report.
+        # One thread: no worker share or CPUs used to report.
         for c in ours:
             self.assertNotIn("worker_task_pct", c)
+            self.assertNotIn("own_cores", c)
         self.assertIn("worker_task_pct", doc["fields"])
+        self.assertIn("own_cores", doc["fields"])
 
         with open(os.path.join(out, "results.csv")) as f:
             rows = [r for r in csv.DictReader(f) if r["kind"] == "ggml"]

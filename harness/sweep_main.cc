@@ -364,6 +364,7 @@ struct CaseResult {
   std::string ggml_crash;  // ggml: the crashes before the layout that ran ("" = none)
   double other_cores = std::nan("");  // ours: other work on the machine during the calls
   double worker_task_pct = std::nan("");  // ours, 2+ threads: the pool's tasks run by workers
+  double own_cores = std::nan("");  // ours, 2+ threads: CPUs this process used during the calls
 };
 
 struct Context {
@@ -445,6 +446,9 @@ CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
     r.worker_task_pct = 100.0 * static_cast<double>(tasks_after.by_workers - tasks_before.by_workers) /
                         static_cast<double>(tasks_after.all - tasks_before.all);
   }
+  // The pool's threads work or spin through the calls, so t threads each on a CPU of its own
+  // use about t CPUs; fewer when they took turns on shared ones (getrusage: microseconds).
+  if (c.threads >= 2) r.own_cores = OwnCores(cpu_before, cpu_after);
   if (!status.ok()) {
     r.error = std::string(status.message());
     r.times.clear();
@@ -572,6 +576,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   if (!r.ggml_crash.empty()) j["ggml_crash"] = r.ggml_crash;
   if (!std::isnan(r.other_cores)) j["other_cores"] = std::round(r.other_cores * 1000) / 1000;
   if (!std::isnan(r.worker_task_pct)) j["worker_task_pct"] = std::round(r.worker_task_pct * 10) / 10;
+  if (!std::isnan(r.own_cores)) j["own_cores"] = std::round(r.own_cores * 1000) / 1000;
   j["times_s"] = r.times;
   return j;
 }
@@ -743,7 +748,8 @@ int Main(int argc, char** argv) {
   run["method"] = {
       {"timing",
        absl::StrCat("per case (other_cores: the other work on the machine during each of ours; "
-                    "worker_task_pct: the share of the pool's tasks its worker threads ran): ",
+                    "worker_task_pct: the share of the pool's tasks its worker threads ran; "
+                    "own_cores: the CPUs its threads used): ",
                     "at least ", o.warmup, " untimed call(s) and at least ",
                     o.warmup_time, " s of them (a 2-thread call after an idle gap has been "
                     "seen to run on one core for tens of ms on a virtual machine), then at "

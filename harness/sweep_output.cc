@@ -79,6 +79,11 @@ constexpr Field kFields[] = {
                         "the case's calls: about 100 (t - 1) / t when every thread took part; "
                         "near 0 when only the calling thread ran (a thread not scheduled, whose "
                         "work the caller then does: the time is one thread's)"},
+    {"own_cores", "ours with 2+ threads: this process's CPU time over the wall time of the "
+                  "case's calls (warm-up and timed), in cores: about t when each of the t "
+                  "threads had a CPU of its own throughout (they work or spin); about 1 when "
+                  "they took turns on one CPU, although each ran its share of the tasks (the "
+                  "time is then one thread's)"},
     {"error", "present when the case failed: the message (no timings then)"},
     {"times_s", "every timed call, seconds (JSON only)"},
 };

@@ -234,6 +234,12 @@ def lone_callers(run):
     return suspects(run, "worker_task_pct", lambda c: 50 * (c["threads"] - 1) / c["threads"] - c["worker_task_pct"])
 
 
+def shared_cpus(run):
+    """Our cases with 2+ threads whose threads used fewer than t - 0.5 CPUs (`own_cores`):
+    they took turns on shared CPUs, so the time is closer to one thread's (suspects)."""
+    return suspects(run, "own_cores", lambda c: c["threads"] - 0.5 - c["own_cores"])
+
+
 def case_list(cases, what, limit=8):
     shown = ", ".join(f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']} ({what(c)}, "
                       f"±{c['spread_pct']:.0f} %)" for c in cases[:limit])
@@ -694,7 +700,14 @@ def run_section(run, readme_dir):
              "in our {n} cases with 2 or more threads: ",
              "in {k} the workers ran under half their share, so the time is closer to one thread's: {cases}.",
              "every one had its workers run at least half their share.",
-             lambda c: "%.0f %% of the tasks" % c["worker_task_pct"])):
+             lambda c: "%.0f %% of the tasks" % c["worker_task_pct"]),
+            (shared_cpus(run),
+             "CPUs our threads used (`own_cores`, the sweep's CPU time over the calls' wall time) "
+             "in our {n} cases with 2 or more threads: ",
+             "in {k} the t threads used under t - 0.5 CPUs: they took turns on shared CPUs, so the "
+             "time is closer to one thread's: {cases}.",
+             "each case's t threads used at least t - 0.5 CPUs.",
+             lambda c: "%.2f CPUs" % c["own_cores"])):
         if found is None:
             continue
         n, cases = found

@@ -42,7 +42,8 @@ def made_up_run():
                 case("ggml", "F32", "ggml", "f32", m, t, 0.010 * s, err=None),          # NaN output
                 case("fused", "Q8_K", "avx2", "int8", m, t, 0.004 * s, err=4e-3,
                      other_cores=0.6 if (m, t) == (8, 2) else 0.0,
-                     **({"worker_task_pct": 3.0 if m == 1 else 48.0} if t == 2 else {})),
+                     **({"worker_task_pct": 3.0 if m == 1 else 48.0,
+                         "own_cores": 1.02 if m == 8 else 1.97} if t == 2 else {})),
             ]
     cases.append({"id": 99, "kind": "fused", "format": "Q4_K", "variant": "avx2", "path": "int8",
                   "kernel": "q4_k_int8__avx2", "n": 4096, "k": 4096, "m": 64, "threads": 2,
@@ -115,6 +116,11 @@ class PlotTest(unittest.TestCase):
                       "workers ran) in our 2 cases with 2 or more threads: in 1 the workers ran under "
                       "half their share, so the time is closer to one thread's: Q8_K-avx2-int8 "
                       "4096x4096 m=1 t=2 (3 % of the tasks, ±0 %).", readme)
+        # CPUs used: batch 8's two threads used 1.02 CPUs (under 1.5), batch 1's 1.97.
+        self.assertIn("CPUs our threads used (`own_cores`, the sweep's CPU time over the calls' wall "
+                      "time) in our 2 cases with 2 or more threads: in 1 the t threads used under "
+                      "t - 0.5 CPUs: they took turns on shared CPUs, so the time is closer to one "
+                      "thread's: Q8_K-avx2-int8 4096x4096 m=8 t=2 (1.02 CPUs, ±0 %).", readme)
         # Errors: worst per series; ggml's F32 output had NaNs.
         self.assertIn("| Q4_K | 3.0e-07 | 5.0e-03 | 3.0e-07 | 6.0e-03 |", readme)
         self.assertIn("| F32 | 1.0e-07 | – | – | NaN |", readme)
@@ -228,10 +234,12 @@ class PlotTest(unittest.TestCase):
         for c in doc["cases"]:
             c.pop("other_cores", None)
             c.pop("worker_task_pct", None)
+            c.pop("own_cores", None)
         with open(os.path.join(self.run_dir, "results.json"), "w") as f:
             json.dump(doc, f)
         self.assertIsNone(plot.other_work(plot.Run(self.run_dir)))
         self.assertIsNone(plot.lone_callers(plot.Run(self.run_dir)))
+        self.assertIsNone(plot.shared_cpus(plot.Run(self.run_dir)))
         self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
         with open(os.path.join(self.reports, "README.md")) as f:
             text = f.read()
