@@ -240,6 +240,29 @@ def shared_cpus(run):
     return suspects(run, "own_cores", lambda c: c["threads"] - 0.5 - c["own_cores"])
 
 
+def one_thread_times(run):
+    """{(kernel, n, k, m): median seconds} of our cases at 1 thread."""
+    return {(c["kernel"], c["n"], c["k"], c["m"]): c["median_s"] for c in run.cases
+            if c["kind"] != "ggml" and c["threads"] == 1 and c.get("median_s")}
+
+
+def no_speedup(run):
+    """Our cases with 2+ threads no faster than the same kernel, shape and batch at 1 thread
+    (on a healthy machine t threads take well under the 1-thread time), slowest first
+    (suspects; None when no case has a 1-thread twin). On a shared host a case can run so
+    while its threads had their CPUs and did their shares (own_cores, worker_task_pct): what
+    held it back was outside the guest."""
+    one = one_thread_times(run)
+    measured = [c for c in run.cases if c["kind"] != "ggml" and c["threads"] >= 2 and c.get("median_s")
+                and (c["kernel"], c["n"], c["k"], c["m"]) in one]
+    if not measured:
+        return None
+    ratio = lambda c: c["median_s"] / one[(c["kernel"], c["n"], c["k"], c["m"])]
+    for c in measured:
+        c["_vs_one_thread"] = ratio(c)
+    return len(measured), sorted((c for c in measured if ratio(c) >= 1), key=lambda c: -ratio(c))
+
+
 def case_list(cases, what, limit=8):
     shown = ", ".join(f"{c['kernel']} {c['n']}x{c['k']} m={c['m']} t={c['threads']} ({what(c)}, "
                       f"±{c['spread_pct']:.0f} %)" for c in cases[:limit])
@@ -250,13 +273,17 @@ def stream_shares(run):
     """Batch 1 across formats: per thread count, ({format: (share, shapes)}, Counter of the
     fastest format per shape), share = the format's weight GB/s (its fastest kernel) over the
     highest GB/s any format reached at the same shape and threads, geometric mean over the
-    shapes where at least two formats ran."""
+    shapes where at least two formats ran. A case no faster with its threads than with 1
+    (no_speedup) is left out: its format has that shape missing at that thread count."""
+    found = no_speedup(run)
+    held_back = {id(c) for c in found[1]} if found else set()
     out = {}
     for t in run.threads:
         per, tops = defaultdict(list), Counter()
         for n, k in run.shapes:
             best = {f: run.best_fused(f, n, k, 1, t) for f in run.formats}
-            best = {f: c for f, c in best.items() if c is not None and c.get("weight_gbps")}
+            best = {f: c for f, c in best.items()
+                    if c is not None and c.get("weight_gbps") and id(c) not in held_back}
             if len(best) < 2:
                 continue
             top = max(best, key=lambda f: best[f]["weight_gbps"])
@@ -701,6 +728,13 @@ def run_section(run, readme_dir):
              "in {k} the workers ran under half their share, so the time is closer to one thread's: {cases}.",
              "every one had its workers run at least half their share.",
              lambda c: "%.0f %% of the tasks" % c["worker_task_pct"]),
+            (no_speedup(run),
+             "Our {n} cases with 2 or more threads against the same kernel, shape and batch at 1 "
+             "thread: ",
+             "{k} were no faster with their threads (something held them back, on a shared host "
+             "possibly from outside the guest; left out of the batch-1 share table): {cases}.",
+             "every one was faster with its threads.",
+             lambda c: "%.2fx the 1-thread time" % c["_vs_one_thread"]),
             (shared_cpus(run),
              "CPUs our threads used (`own_cores`, the sweep's CPU time over the calls' wall time) "
              "in our {n} cases with 2 or more threads: ",
@@ -746,7 +780,8 @@ def run_section(run, readme_dir):
         out.append("Each format's weight bytes per second at batch 1 (its fastest kernel) over the highest "
                    "any format reached at the same shape and thread count, geometric mean over the shapes "
                    "(how many in brackets). A format whose decode is compute-bound streams below the others; "
-                   "a few % either way is within the run-to-run noise of a shared machine. Fastest per shape: "
+                   "a few % either way is within the run-to-run noise of a shared machine; a case no faster "
+                   "with 2 or more threads than with 1 is left out (above). Fastest per shape: "
                    f"{fastest}.")
         out.append("")
         rows = []

@@ -229,6 +229,32 @@ class PlotTest(unittest.TestCase):
         self.assertEqual(plot.share_text({"pct_of_roofline": 100.3, "above_roofline": True}),
                          "**above** (100.3 %)")
 
+    def test_cases_no_faster_with_threads_are_named_and_left_out_of_the_shares(self):
+        doc = made_up_run()
+        for c in doc["cases"]:
+            if c["kernel"] == "F32-avx2-f32" and c["m"] == 1 and c["threads"] == 2:
+                c["median_s"], c["weight_gbps"] = 0.012, c["weight_gbps"] * 0.005 / 0.012  # 1 thread: 0.010 s
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(doc, f)
+        run = plot.Run(self.run_dir)
+        n, flagged = plot.no_speedup(run)
+        self.assertEqual([(c["kernel"], c["m"], c["threads"]) for c in flagged], [("F32-avx2-f32", 1, 2)])
+        self.assertAlmostEqual(flagged[0]["_vs_one_thread"], 1.2)
+        # At 2 threads F32 is left out: Q8_K (292 / 256 B in 0.002 s) is the fastest left and
+        # Q4_K (144 / 256 B in 0.001 s) streams 70.3 / 71.3 of it; at 1 thread F32 stays.
+        shares = plot.stream_shares(run)
+        self.assertNotIn("F32", shares[2][0])
+        self.assertAlmostEqual(shares[2][0]["Q8_K"][0], 1.0)
+        self.assertAlmostEqual(shares[2][0]["Q4_K"][0], (144 / 0.001) / (292 / 0.002))
+        self.assertAlmostEqual(shares[1][0]["F32"][0], 1.0)
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("were no faster with their threads (something held them back, on a shared "
+                      "host possibly from outside the guest; left out of the batch-1 share table): "
+                      "F32-avx2-f32 4096x4096 m=1 t=2 (1.20x the 1-thread time, ±0 %).", readme)
+        self.assertIn("| F32 | 100 % (1) | – |", readme)
+
     def test_other_work_of_older_runs_is_not_claimed(self):
         doc = made_up_run()
         for c in doc["cases"]:
