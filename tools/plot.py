@@ -241,19 +241,19 @@ def shared_cpus(run):
 
 
 def one_thread_times(run):
-    """{(kernel, n, k, m): median seconds} of our cases at 1 thread."""
+    """{(kernel, n, k, m): median seconds} of our fused cases at 1 thread."""
     return {(c["kernel"], c["n"], c["k"], c["m"]): c["median_s"] for c in run.cases
-            if c["kind"] != "ggml" and c["threads"] == 1 and c.get("median_s")}
+            if c["kind"] == "fused" and c["threads"] == 1 and c.get("median_s")}
 
 
 def no_speedup(run):
-    """Our cases with 2+ threads no faster than the same kernel, shape and batch at 1 thread
+    """Our fused cases with 2+ threads no faster than the same kernel, shape and batch at 1 thread
     (on a healthy machine t threads take well under the 1-thread time), slowest first
     (suspects; None when no case has a 1-thread twin). On a shared host a case can run so
     while its threads had their CPUs and did their shares (own_cores, worker_task_pct): what
     held it back was outside the guest."""
     one = one_thread_times(run)
-    measured = [c for c in run.cases if c["kind"] != "ggml" and c["threads"] >= 2 and c.get("median_s")
+    measured = [c for c in run.cases if c["kind"] == "fused" and c["threads"] >= 2 and c.get("median_s")
                 and (c["kernel"], c["n"], c["k"], c["m"]) in one]
     if not measured:
         return None
@@ -729,10 +729,11 @@ def run_section(run, readme_dir):
              "every one had its workers run at least half their share.",
              lambda c: "%.0f %% of the tasks" % c["worker_task_pct"]),
             (no_speedup(run),
-             "Our {n} cases with 2 or more threads against the same kernel, shape and batch at 1 "
-             "thread: ",
-             "{k} were no faster with their threads (something held them back, on a shared host "
-             "possibly from outside the guest; left out of the batch-1 share table): {cases}.",
+             "Our {n} fused cases with 2 or more threads against the same kernel, shape and batch "
+             "at 1 thread: ",
+             "{k} ran no faster with their threads than alone (the machine held them back, on a "
+             "shared host possibly from outside the guest, or the kernel does not split there; left "
+             "out of the batch-1 share table): {cases}.",
              "every one was faster with its threads.",
              lambda c: "%.2fx the 1-thread time" % c["_vs_one_thread"]),
             (shared_cpus(run),

@@ -250,8 +250,9 @@ class PlotTest(unittest.TestCase):
         self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
         with open(os.path.join(self.reports, "README.md")) as f:
             readme = f.read()
-        self.assertIn("were no faster with their threads (something held them back, on a shared "
-                      "host possibly from outside the guest; left out of the batch-1 share table): "
+        self.assertIn("ran no faster with their threads than alone (the machine held them back, on "
+                      "a shared host possibly from outside the guest, or the kernel does not split "
+                      "there; left out of the batch-1 share table): "
                       "F32-avx2-f32 4096x4096 m=1 t=2 (1.20x the 1-thread time, ±0 %).", readme)
         self.assertIn("| F32 | 100 % (1) | – |", readme)
 
