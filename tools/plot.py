@@ -249,9 +249,10 @@ def one_thread_times(run):
 def no_speedup(run):
     """Our fused cases with 2+ threads no faster than the same kernel, shape and batch at 1 thread
     (on a healthy machine t threads take well under the 1-thread time), slowest first
-    (suspects; None when no case has a 1-thread twin). On a shared host a case can run so
-    while its threads had their CPUs and did their shares (own_cores, worker_task_pct): what
-    held it back was outside the guest."""
+    (suspects; None when no case has a 1-thread twin). Such cases have been seen on a shared
+    host with both threads on CPUs of their own and doing their shares (own_cores,
+    worker_task_pct), i.e. held back from outside the guest; a kernel that does not split a
+    shape would show the same."""
     one = one_thread_times(run)
     measured = [c for c in run.cases if c["kind"] == "fused" and c["threads"] >= 2 and c.get("median_s")
                 and (c["kernel"], c["n"], c["k"], c["m"]) in one]
