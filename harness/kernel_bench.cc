@@ -45,6 +45,7 @@
 // a forward pass over a whole model (a single 4096x4096 Q4_K matrix, 9.4 MB, would otherwise
 // sit in a 32 MB L3; the Intel Xeon guests report 260 MB of L3, where a fixed 160 MB of
 // copies read 20.9 GB/s of Q4_K against a 16.4 GB/s DRAM probe).
+// Each copy is in 2 MB pages, as the sweep's and the runtime's weights (kernels/pages.h).
 // --hot uses one copy (cache-resident when it fits).
 #include <algorithm>
 #include <atomic>
@@ -125,7 +126,8 @@ const std::vector<WeightFormat>& weights_for(Format f, int64_t n, int64_t k) {
     std::memcpy(bytes.data() + rb * r, base.row_data(r % kDistinctRows), rb);
   const size_t count = g_config.hot ? 1 : (ColdBytes() + bytes.size() - 1) / bytes.size();
   for (size_t c = 0; c < count; ++c)
-    copies.push_back(*WeightFormat::FromBytes(f, n, k, bytes.data(), bytes.size()));
+    copies.push_back(*WeightFormat::FromBytes(f, n, k, bytes.data(), bytes.size(),
+                                              WeightFormat::Memory::kHugePages));
   return copies;
 }
 

@@ -17,11 +17,13 @@
 #include <ctime>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "kernels/pages.h"
 
 namespace fk {
 namespace {
@@ -340,8 +342,10 @@ MachineInfo DescribeMachine() {
 double MeasureReadBandwidth(int threads, size_t bytes, int reps) {
   threads = std::max(1, threads);
   const size_t words = bytes / sizeof(uint64_t);
-  uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(64, words * sizeof(uint64_t)));
-  if (buf == nullptr) return 0.0;
+  // In 2 MB pages, as the weights the sweep streams (kernels/pages.h).
+  const std::shared_ptr<unsigned char> mem = AllocateHugePages(words * sizeof(uint64_t));
+  if (mem == nullptr) return 0.0;
+  uint64_t* buf = reinterpret_cast<uint64_t*>(mem.get());
   for (size_t i = 0; i < words; ++i) buf[i] = i;  // touch every page
   const char* how = nullptr;
   const SumFn sum = ChooseSum(&how);
@@ -360,7 +364,6 @@ double MeasureReadBandwidth(int threads, size_t bytes, int reps) {
     for (uint64_t v : sums) sink = sink + v;
     if (r > 0) rates.push_back(static_cast<double>(words * sizeof(uint64_t)) / s);
   }
-  std::free(buf);
   // The best pass: a roofline is what the machine can do; other work only lowers it.
   return *std::max_element(rates.begin(), rates.end());
 }
@@ -472,6 +475,48 @@ double OwnCores(const CpuSnapshot& a, const CpuSnapshot& b) {
   const double wall = b.wall_s - a.wall_s;
   if (!(wall > 0)) return std::nan("");
   return std::max(0.0, b.self_cpu_s - a.self_cpu_s) / wall;
+}
+
+int64_t HugePageBytesIn(const std::string& smaps, std::vector<ByteRange> ranges) {
+  std::sort(ranges.begin(), ranges.end(),
+            [](const ByteRange& x, const ByteRange& y) { return x.begin < y.begin; });
+  // The ranges' bytes inside [lo, hi). Ranges are assumed not to overlap each other.
+  auto covered = [&ranges](uintptr_t lo, uintptr_t hi) {
+    size_t sum = 0;
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), lo,
+                               [](uintptr_t v, const ByteRange& r) { return v < r.begin; });
+    if (it != ranges.begin()) --it;
+    for (; it != ranges.end() && it->begin < hi; ++it) {
+      const uintptr_t b = std::max(lo, it->begin), e = std::min<uintptr_t>(hi, it->begin + it->size);
+      if (e > b) sum += e - b;
+    }
+    return sum;
+  };
+  double total = 0;
+  uintptr_t lo = 0, hi = 0;  // the mapping whose fields are being read
+  std::istringstream in(smaps);
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned long long a = 0, b = 0;
+    long long kb = 0;
+    int used = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %n", &a, &b, &used) == 2 && used > 0) {
+      lo = static_cast<uintptr_t>(a);
+      hi = static_cast<uintptr_t>(b);
+    } else if (std::sscanf(line.c_str(), "AnonHugePages: %lld kB", &kb) == 1 && kb > 0 && hi > lo) {
+      total += static_cast<double>(kb) * 1024.0 * static_cast<double>(covered(lo, hi)) /
+               static_cast<double>(hi - lo);
+    }
+  }
+  return static_cast<int64_t>(std::llround(total));
+}
+
+int64_t HugePageBytes(const std::vector<ByteRange>& ranges) {
+  std::ifstream f("/proc/self/smaps");
+  if (!f) return -1;
+  std::stringstream text;
+  text << f.rdbuf();
+  return HugePageBytesIn(text.str(), ranges);
 }
 
 std::string UtcNow() {

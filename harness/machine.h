@@ -55,6 +55,23 @@ std::string ShortCpuName(const std::string& cpu_model);
 // that is more (a probe that fits in the cache measures the cache, not DRAM).
 size_t DramProbeBytes(size_t wanted, size_t llc);
 
+// ---- memory pages -------------------------------------------------------------------------
+
+// Bytes [begin, begin + size) of this process's memory.
+struct ByteRange {
+  uintptr_t begin = 0;
+  size_t size = 0;
+};
+
+// How many bytes of `ranges` are backed by transparent huge pages according to `smaps` (the
+// text of /proc/<pid>/smaps): each mapping's AnonHugePages, prorated by the share of the
+// mapping that the ranges cover (exact for ranges that cover whole mappings, as the memory
+// of kernels/pages.h does: its 2 MB-aligned part is a mapping of its own once advised).
+int64_t HugePageBytesIn(const std::string& smaps, std::vector<ByteRange> ranges);
+
+// The same for this process now; -1 when /proc/self/smaps cannot be read.
+int64_t HugePageBytes(const std::vector<ByteRange>& ranges);
+
 // ---- what else runs on the machine -------------------------------------------------------
 
 // The CPU-time counters at one moment (Linux: /proc/stat, /proc/loadavg, getrusage).

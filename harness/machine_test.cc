@@ -7,13 +7,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "harness/machine.h"
+#include "kernels/pages.h"
 
 namespace fk {
 namespace {
@@ -116,6 +119,45 @@ TEST(CpuLoad, OwnCoresIsOurCpuTimeOverTheWindow) {
   EXPECT_DOUBLE_EQ(OwnCores(a, b), 0.0);
   b.wall_s = a.wall_s;
   EXPECT_TRUE(std::isnan(OwnCores(a, b)));
+}
+
+// Three mappings in the format of /proc/self/smaps (fields abridged): A is 4 MB all in huge
+// pages, B 8 MB with 2 MB of them huge, C 2 MB with none.
+constexpr char kSmaps[] =
+    "7f0000000000-7f0000400000 rw-p 00000000 00:00 0 \n"
+    "Size:               4096 kB\n"
+    "AnonHugePages:      4096 kB\n"
+    "VmFlags: rd wr mr mw me ac sd hg\n"
+    "7f0000400000-7f0000c00000 rw-p 00000000 00:00 0 \n"
+    "Size:               8192 kB\n"
+    "FilePmdMapped:         0 kB\n"
+    "AnonHugePages:      2048 kB\n"
+    "7f0000c00000-7f0000e00000 rw-p 00000000 00:00 0                          [heap]\n"
+    "AnonHugePages:         0 kB\n";
+
+TEST(Pages, HugePageBytesProratesEachMappingOverTheRanges) {
+  constexpr uintptr_t kA = 0x7f0000000000, kB = 0x7f0000400000, kC = 0x7f0000c00000;
+  constexpr size_t kMiB = size_t{1} << 20;
+  EXPECT_EQ(HugePageBytesIn(kSmaps, {{kA, 4 * kMiB}}), int64_t{4} << 20);
+  // Half of B: half of its huge bytes.
+  EXPECT_EQ(HugePageBytesIn(kSmaps, {{kB, 4 * kMiB}}), int64_t{1} << 20);
+  // Ranges in any order, one across the A/B border, one in C.
+  EXPECT_EQ(HugePageBytesIn(kSmaps, {{kC, kMiB}, {kA + 3 * kMiB, 2 * kMiB}}),
+            (int64_t{1} << 20) + (int64_t{1} << 20) / 4);
+  EXPECT_EQ(HugePageBytesIn(kSmaps, {}), 0);
+  EXPECT_EQ(HugePageBytesIn("", {{kA, kMiB}}), 0);
+}
+
+TEST(Pages, HugePageBytesOfThisProcessIsWithinTheRange) {
+  const size_t size = size_t{8} << 20;
+  std::shared_ptr<unsigned char> mem = AllocateHugePages(size);
+  ASSERT_NE(mem, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(mem.get()) % kHugePageBytes, 0u);
+  std::memset(mem.get(), 1, size);
+  // Whether the kernel gives 2 MB pages depends on its settings; the count is bounded.
+  const int64_t huge = HugePageBytes({{reinterpret_cast<uintptr_t>(mem.get()), size}});
+  ASSERT_GE(huge, 0) << "/proc/self/smaps unreadable";
+  EXPECT_LE(huge, static_cast<int64_t>(size));
 }
 
 TEST(CpuLoad, ResolutionIsATickPerCpuOverTheWindow) {

@@ -92,6 +92,14 @@ class SweepPeerCrashTest(unittest.TestCase):
             self.assertNotIn("own_cores", c)
         self.assertIn("worker_task_pct", doc["fields"])
         self.assertIn("own_cores", doc["fields"])
+        # Our weight copies' share in 2 MB pages is a percentage (whether the kernel gave
+        # any depends on its transparent_hugepage setting); the stub peer reports none.
+        for c in ours:
+            self.assertGreaterEqual(c["weight_huge_pct"], 0.0, c["kernel"])
+            self.assertLessEqual(c["weight_huge_pct"], 100.0, c["kernel"])
+        for c in ggml:
+            self.assertNotIn("weight_huge_pct", c)
+        self.assertIn("weight_huge_pct", doc["fields"])
 
         with open(os.path.join(out, "results.csv")) as f:
             rows = [r for r in csv.DictReader(f) if r["kind"] == "ggml"]

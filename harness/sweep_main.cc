@@ -314,6 +314,7 @@ struct Weights {
   Format format = Format::kF32;
   Shape shape;
   std::vector<WeightFormat> copies;  // identical bytes, cycled per call (cold weights)
+  double huge_pct = std::nan("");    // share of the copies' bytes in 2 MB pages
   std::vector<float> distinct;       // kDistinctRows dequantized rows (the reference's W)
   int64_t distinct_rows = 0;
   std::map<int64_t, std::vector<double>> ref;  // by m: reference at the checked columns
@@ -342,11 +343,17 @@ absl::StatusOr<std::unique_ptr<Weights>> BuildWeights(Format f, const Shape& s, 
     std::memcpy(tiled.data() + rb * r, base->row_data(r % dr), rb);
   }
   const size_t copies = std::max<size_t>(1, (cold_bytes + bytes - 1) / bytes);
+  // In 2 MB pages, as the runtime holds a model's weights (kernels/pages.h).
+  std::vector<ByteRange> ranges;
   for (size_t c = 0; c < copies; ++c) {
-    absl::StatusOr<WeightFormat> wf = WeightFormat::FromBytes(f, s.n, s.k, tiled.data(), bytes);
+    absl::StatusOr<WeightFormat> wf = WeightFormat::FromBytes(f, s.n, s.k, tiled.data(), bytes,
+                                                              WeightFormat::Memory::kHugePages);
     if (!wf.ok()) return wf.status();
+    ranges.push_back({reinterpret_cast<uintptr_t>(wf->data()), bytes});
     w->copies.push_back(std::move(*wf));
   }
+  const int64_t huge = HugePageBytes(ranges);
+  if (huge >= 0) w->huge_pct = 100.0 * static_cast<double>(huge) / static_cast<double>(bytes * copies);
   return w;
 }
 
@@ -365,6 +372,7 @@ struct CaseResult {
   double other_cores = std::nan("");  // ours: other work on the machine during the calls
   double worker_task_pct = std::nan("");  // ours, 2+ threads: the pool's tasks run by workers
   double own_cores = std::nan("");  // ours, 2+ threads: CPUs this process used during the calls
+  double weight_huge_pct = std::nan("");  // share of the weight copies' bytes in 2 MB pages
 };
 
 struct Context {
@@ -456,6 +464,7 @@ CaseResult RunOurs(Context& ctx, const CaseSpec& c, Weights& w) {
   }
   r.weight_bytes = static_cast<int64_t>(w.copies[0].memory_bytes());
   r.copies = static_cast<int64_t>(w.copies.size());
+  r.weight_huge_pct = w.huge_pct;
   if (r.times.empty()) return r;
   const ErrorStats e = CompareColumns(ctx.out.data(), c.m, s.n, ctx.cols, ReferenceFor(ctx, w, c.m));
   r.max_abs_err = e.max_abs_err;
@@ -479,6 +488,7 @@ CaseResult RunGgml(Context& ctx, const CaseSpec& c) {
   r.ggml_crash = CrashesToString(g->crashes);
   r.weight_bytes = g->weight_bytes;
   r.copies = g->copies;
+  r.weight_huge_pct = g->huge_pct;
   r.max_abs_err = g->max_abs_err;
   r.max_rel_err = g->max_rel_err;
   r.err_checked = static_cast<int64_t>(g->checked_cols) * c.m;
@@ -561,6 +571,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   j["f32_bytes"] = c.shape.n * c.shape.k * 4;
   j["bits_per_weight"] = t.bits_per_weight;
   j["weight_copies"] = r.copies;
+  if (!std::isnan(r.weight_huge_pct)) j["weight_huge_pct"] = std::round(r.weight_huge_pct * 10) / 10;
   j["rss_peak_bytes"] = PeakRssBytes();
   {
     double one_minute = 0;
@@ -762,7 +773,9 @@ int Main(int argc, char** argv) {
                     "to n rows); enough identical copies that together they exceed ",
                     ctx.cold_bytes >> 20,
                     " MiB are cycled call by call, so weights stream from DRAM as in a forward "
-                    "pass over a whole model")},
+                    "pass over a whole model; each copy in memory advised for 2 MB pages "
+                    "(MADV_HUGEPAGE), as the runtime holds a model's weights, the peer's too "
+                    "(weight_huge_pct: the share the kernel backed with 2 MB pages)")},
       {"activations", "N(0, 1), the first m rows of one matrix per shape"},
       {"error",
        absl::StrCat("every case is checked: the output of its last call at ", o.check_cols,

@@ -56,6 +56,9 @@ constexpr Field kFields[] = {
     {"f32_bytes", "n*k*4: the same matrix in F32"},
     {"bits_per_weight", "8 * block bytes / block elements"},
     {"weight_copies", "identical copies cycled call by call (cold weights)"},
+    {"weight_huge_pct", "percent of the weight copies' bytes the kernel backed with 2 MB pages "
+                        "(all copies are advised for them, ours and ggml's; /proc/self/smaps "
+                        "AnonHugePages). Empty when smaps could not be read"},
     {"rss_peak_bytes", "peak resident set of the sweep process so far (not ggml's)"},
     {"loadavg_1m", "the machine's 1-minute load average when the case ended (other work "
                    "running makes timings noisy)"},

@@ -316,6 +316,7 @@ absl::StatusOr<GgmlResult> GgmlPeer::Run(const GgmlCase& c, const std::string& l
   r.layout = j.value("layout", "?");
   r.weight_bytes = j.value("weight_bytes", int64_t{0});
   r.copies = j.value("copies", int64_t{0});
+  r.huge_pct = NumberOrNaN(j, "huge_pct");
   if (auto it = j.find("times_s"); it != j.end() && it->is_array()) {
     for (const auto& t : *it) {
       if (t.is_number()) r.times_s.push_back(t.get<double>());

@@ -45,6 +45,7 @@ struct GgmlResult {
   std::string layout;  // the weights' buffer: "AMX", "CPU_REPACK" (repacked by ggml) or "plain"
   int64_t weight_bytes = 0;
   int64_t copies = 0;
+  double huge_pct = 0;  // share of the weight buffer in 2 MB pages; NaN when not reported
   std::vector<double> times_s;
   double max_abs_err = 0;  // NaN when ggml's output had NaNs
   double max_rel_err = 0;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "kernels/pages.h"
 
 namespace fk {
 namespace {
@@ -66,10 +67,12 @@ absl::StatusOr<WeightFormat> WeightFormat::View(Format format, int64_t n, int64_
 }
 
 absl::StatusOr<WeightFormat> WeightFormat::FromBytes(Format format, int64_t n, int64_t k,
-                                                     const void* bytes, size_t size) {
+                                                     const void* bytes, size_t size,
+                                                     Memory memory) {
   absl::StatusOr<WeightFormat> view = View(format, n, k, bytes, size, nullptr);
   if (!view.ok()) return view.status();
-  std::shared_ptr<uint8_t> owned = AllocateAligned(size);
+  std::shared_ptr<uint8_t> owned =
+      memory == Memory::kHugePages ? AllocateHugePages(size) : AllocateAligned(size);
   if (owned == nullptr) {
     return absl::ResourceExhaustedError(absl::StrFormat("cannot allocate %d bytes", size));
   }

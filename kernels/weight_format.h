@@ -28,9 +28,13 @@ class WeightFormat {
   // Quantizes F32 data with the format's reference quantizer (F32: a copy).
   static absl::StatusOr<WeightFormat> Quantize(const float* data, int64_t n, int64_t k,
                                                Format format);
-  // Takes ownership of raw block bytes (exactly n * row_bytes).
+  // Copies raw block bytes (exactly n * row_bytes) into owned memory: 64-byte aligned, or
+  // in 2 MB pages (kernels/pages.h) for weights that are streamed the way the runtime
+  // streams a model's.
+  enum class Memory { kAligned, kHugePages };
   static absl::StatusOr<WeightFormat> FromBytes(Format format, int64_t n, int64_t k,
-                                                const void* bytes, size_t size);
+                                                const void* bytes, size_t size,
+                                                Memory memory = Memory::kAligned);
   // Views bytes owned elsewhere; `keepalive` (may be null) is held as long as any copy lives.
   static absl::StatusOr<WeightFormat> View(Format format, int64_t n, int64_t k,
                                            const void* bytes, size_t size,

@@ -1,11 +1,14 @@
 #include "kernels/weight_format.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "kernels/pages.h"
 
 namespace fk {
 namespace {
@@ -123,6 +126,30 @@ TEST_P(WeightFormatTest, ViewSharesBytesAndKeepsOwnerAlive) {
   EXPECT_NE(bad.status().message().find(std::to_string(short_bytes.size())),
             absl::string_view::npos)
       << bad.status();
+}
+
+// FromBytes copies the bytes into memory of its own: 64-byte aligned, or starting on a 2 MB
+// boundary (kernels/pages.h); the copy dequantizes as the source does.
+TEST_P(WeightFormatTest, FromBytesCopiesIntoAlignedOrHugePageMemory) {
+  const int64_t n = 3, k = 256;
+  std::vector<float> x = RandomMatrix(n, k, 5);
+  absl::StatusOr<WeightFormat> src = WeightFormat::Quantize(x.data(), n, k, GetParam());
+  ASSERT_TRUE(src.ok()) << src.status();
+  absl::StatusOr<std::vector<float>> want = src->ToF32();
+  ASSERT_TRUE(want.ok()) << want.status();
+  for (WeightFormat::Memory memory : {WeightFormat::Memory::kAligned, WeightFormat::Memory::kHugePages}) {
+    const size_t align = memory == WeightFormat::Memory::kHugePages ? kHugePageBytes : 64;
+    absl::StatusOr<WeightFormat> w = WeightFormat::FromBytes(GetParam(), n, k, src->data(),
+                                                             src->memory_bytes(), memory);
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_TRUE(w->owns_bytes());
+    EXPECT_NE(w->data(), src->data());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(w->data()) % align, 0u) << align;
+    ASSERT_EQ(std::memcmp(w->data(), src->data(), src->memory_bytes()), 0);
+    absl::StatusOr<std::vector<float>> got = w->ToF32();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, *want);
+  }
 }
 
 TEST_P(WeightFormatTest, RowAccessOutOfRangeIsAnError) {

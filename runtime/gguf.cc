@@ -37,6 +37,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "kernels/formats.h"
+#include "kernels/pages.h"
 
 namespace fk {
 namespace {
@@ -756,25 +757,19 @@ absl::StatusOr<GgufFile> GgufFile::FromBuffer(const void* data, size_t size, std
 
 namespace {
 
-// GgufLoad::kHugePages: the `size` bytes of the open file `fd` in anonymous memory that
-// starts on a 2 MB boundary and is advised for transparent huge pages before it is touched.
+// GgufLoad::kHugePages: the `size` bytes of the open file `fd` in 2 MB pages
+// (AllocateHugePages).
 absl::StatusOr<std::shared_ptr<const void>> ReadIntoHugePages(int fd, size_t size,
                                                               const std::string& path) {
-  constexpr size_t kHuge = size_t{2} << 20;
-  const size_t mapped = (size + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align
-  void* raw = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) {
+  std::shared_ptr<unsigned char> data = AllocateHugePages(size);
+  if (data == nullptr) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "cannot allocate %d bytes to load '%s': %s", size, path, std::strerror(errno)));
   }
-  std::shared_ptr<const void> keepalive(
-      raw, [mapped](const void* p) { ::munmap(const_cast<void*>(p), mapped); });
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  uint8_t* data = reinterpret_cast<uint8_t*>((start + kHuge - 1) / kHuge * kHuge);
-  ::madvise(data, mapped - (data - static_cast<uint8_t*>(raw)), MADV_HUGEPAGE);  // a hint
   size_t done = 0;
   while (done < size) {
-    const ssize_t got = ::pread(fd, data + done, std::min<size_t>(size - done, size_t{1} << 30),
+    const ssize_t got = ::pread(fd, data.get() + done,
+                                std::min<size_t>(size - done, size_t{1} << 30),
                                 static_cast<off_t>(done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
@@ -784,7 +779,7 @@ absl::StatusOr<std::shared_ptr<const void>> ReadIntoHugePages(int fd, size_t siz
     }
     done += static_cast<size_t>(got);
   }
-  return std::shared_ptr<const void>(keepalive, data);  // owns the mapping, points at data
+  return std::shared_ptr<const void>(std::move(data));
 }
 
 }  // namespace
