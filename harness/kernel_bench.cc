@@ -125,9 +125,8 @@ const std::vector<WeightFormat>& weights_for(Format f, int64_t n, int64_t k) {
   for (int64_t r = 0; r < n; ++r)
     std::memcpy(bytes.data() + rb * r, base.row_data(r % kDistinctRows), rb);
   const size_t count = g_config.hot ? 1 : (ColdBytes() + bytes.size() - 1) / bytes.size();
-  for (size_t c = 0; c < count; ++c)
-    copies.push_back(*WeightFormat::FromBytes(f, n, k, bytes.data(), bytes.size(),
-                                              WeightFormat::Memory::kHugePages));
+  copies = *WeightFormat::Copies(f, n, k, bytes.data(), bytes.size(), count,
+                                 WeightFormat::Memory::kHugePages);
   return copies;
 }
 

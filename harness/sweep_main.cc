@@ -344,14 +344,12 @@ absl::StatusOr<std::unique_ptr<Weights>> BuildWeights(Format f, const Shape& s, 
   }
   const size_t copies = std::max<size_t>(1, (cold_bytes + bytes - 1) / bytes);
   // In 2 MB pages, as the runtime holds a model's weights (kernels/pages.h).
+  absl::StatusOr<std::vector<WeightFormat>> made = WeightFormat::Copies(
+      f, s.n, s.k, tiled.data(), bytes, copies, WeightFormat::Memory::kHugePages);
+  if (!made.ok()) return made.status();
+  w->copies = std::move(*made);
   std::vector<ByteRange> ranges;
-  for (size_t c = 0; c < copies; ++c) {
-    absl::StatusOr<WeightFormat> wf = WeightFormat::FromBytes(f, s.n, s.k, tiled.data(), bytes,
-                                                              WeightFormat::Memory::kHugePages);
-    if (!wf.ok()) return wf.status();
-    ranges.push_back({reinterpret_cast<uintptr_t>(wf->data()), bytes});
-    w->copies.push_back(std::move(*wf));
-  }
+  for (const WeightFormat& c : w->copies) ranges.push_back({reinterpret_cast<uintptr_t>(c.data()), bytes});
   const int64_t huge = HugePageBytes(ranges);
   if (huge >= 0) w->huge_pct = 100.0 * static_cast<double>(huge) / static_cast<double>(bytes * copies);
   return w;

@@ -67,12 +67,10 @@ absl::StatusOr<WeightFormat> WeightFormat::View(Format format, int64_t n, int64_
 }
 
 absl::StatusOr<WeightFormat> WeightFormat::FromBytes(Format format, int64_t n, int64_t k,
-                                                     const void* bytes, size_t size,
-                                                     Memory memory) {
+                                                     const void* bytes, size_t size) {
   absl::StatusOr<WeightFormat> view = View(format, n, k, bytes, size, nullptr);
   if (!view.ok()) return view.status();
-  std::shared_ptr<uint8_t> owned =
-      memory == Memory::kHugePages ? AllocateHugePages(size) : AllocateAligned(size);
+  std::shared_ptr<uint8_t> owned = AllocateAligned(size);
   if (owned == nullptr) {
     return absl::ResourceExhaustedError(absl::StrFormat("cannot allocate %d bytes", size));
   }
@@ -80,6 +78,36 @@ absl::StatusOr<WeightFormat> WeightFormat::FromBytes(Format format, int64_t n, i
   view->owned_ = std::move(owned);
   view->data_ = view->owned_.get();
   return view;
+}
+
+absl::StatusOr<std::vector<WeightFormat>> WeightFormat::Copies(Format format, int64_t n,
+                                                               int64_t k, const void* bytes,
+                                                               size_t size, size_t count,
+                                                               Memory memory) {
+  absl::StatusOr<WeightFormat> view = View(format, n, k, bytes, size, nullptr);
+  if (!view.ok()) return view.status();
+  const size_t stride = (size + 63) / 64 * 64;
+  if (count != 0 && stride > std::numeric_limits<size_t>::max() / count) {
+    return absl::InvalidArgumentError(absl::StrFormat("%d copies of %d bytes overflow", count, size));
+  }
+  const size_t total = stride * count;
+  std::shared_ptr<uint8_t> owned =
+      memory == Memory::kHugePages ? AllocateHugePages(total) : AllocateAligned(total);
+  if (owned == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("cannot allocate %d bytes for %d copies of %d", total, count, size));
+  }
+  std::vector<WeightFormat> copies;
+  copies.reserve(count);
+  for (size_t c = 0; c < count; ++c) {
+    uint8_t* dst = owned.get() + c * stride;
+    if (size != 0) std::memcpy(dst, bytes, size);
+    WeightFormat w = *view;
+    w.data_ = dst;
+    w.owned_ = owned;  // every copy shares the one allocation
+    copies.push_back(std::move(w));
+  }
+  return copies;
 }
 
 absl::StatusOr<WeightFormat> WeightFormat::FromF32(const float* data, int64_t n, int64_t k) {

@@ -28,13 +28,18 @@ class WeightFormat {
   // Quantizes F32 data with the format's reference quantizer (F32: a copy).
   static absl::StatusOr<WeightFormat> Quantize(const float* data, int64_t n, int64_t k,
                                                Format format);
-  // Copies raw block bytes (exactly n * row_bytes) into owned memory: 64-byte aligned, or
-  // in 2 MB pages (kernels/pages.h) for weights that are streamed the way the runtime
-  // streams a model's.
-  enum class Memory { kAligned, kHugePages };
+  // Takes ownership of raw block bytes (exactly n * row_bytes).
   static absl::StatusOr<WeightFormat> FromBytes(Format format, int64_t n, int64_t k,
-                                                const void* bytes, size_t size,
-                                                Memory memory = Memory::kAligned);
+                                                const void* bytes, size_t size);
+  // `count` copies of raw block bytes (exactly n * row_bytes each) in one allocation, each
+  // copy starting on a 64-byte boundary: cold weights for benchmarks, cycled call by call.
+  // kHugePages: the allocation starts on a 2 MB boundary and is advised for 2 MB pages
+  // (kernels/pages.h), as the runtime holds a model's weights; one allocation, so small
+  // matrices do not each take a 2 MB page.
+  enum class Memory { kAligned, kHugePages };
+  static absl::StatusOr<std::vector<WeightFormat>> Copies(Format format, int64_t n, int64_t k,
+                                                          const void* bytes, size_t size,
+                                                          size_t count, Memory memory);
   // Views bytes owned elsewhere; `keepalive` (may be null) is held as long as any copy lives.
   static absl::StatusOr<WeightFormat> View(Format format, int64_t n, int64_t k,
                                            const void* bytes, size_t size,

@@ -128,28 +128,44 @@ TEST_P(WeightFormatTest, ViewSharesBytesAndKeepsOwnerAlive) {
       << bad.status();
 }
 
-// FromBytes copies the bytes into memory of its own: 64-byte aligned, or starting on a 2 MB
-// boundary (kernels/pages.h); the copy dequantizes as the source does.
-TEST_P(WeightFormatTest, FromBytesCopiesIntoAlignedOrHugePageMemory) {
+// Copies: `count` copies of the bytes in one allocation of its own, each 64-byte aligned and
+// exact; in 2 MB-page memory the first starts on a 2 MB boundary and the copies are packed
+// (a small matrix does not take a page each). Each copy dequantizes as the source does and
+// keeps the allocation alive alone.
+TEST_P(WeightFormatTest, CopiesShareOneAlignedAllocation) {
   const int64_t n = 3, k = 256;
   std::vector<float> x = RandomMatrix(n, k, 5);
   absl::StatusOr<WeightFormat> src = WeightFormat::Quantize(x.data(), n, k, GetParam());
   ASSERT_TRUE(src.ok()) << src.status();
   absl::StatusOr<std::vector<float>> want = src->ToF32();
   ASSERT_TRUE(want.ok()) << want.status();
+  const size_t size = src->memory_bytes(), stride = (size + 63) / 64 * 64;
   for (WeightFormat::Memory memory : {WeightFormat::Memory::kAligned, WeightFormat::Memory::kHugePages}) {
-    const size_t align = memory == WeightFormat::Memory::kHugePages ? kHugePageBytes : 64;
-    absl::StatusOr<WeightFormat> w = WeightFormat::FromBytes(GetParam(), n, k, src->data(),
-                                                             src->memory_bytes(), memory);
-    ASSERT_TRUE(w.ok()) << w.status();
-    EXPECT_TRUE(w->owns_bytes());
-    EXPECT_NE(w->data(), src->data());
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(w->data()) % align, 0u) << align;
-    ASSERT_EQ(std::memcmp(w->data(), src->data(), src->memory_bytes()), 0);
-    absl::StatusOr<std::vector<float>> got = w->ToF32();
+    absl::StatusOr<std::vector<WeightFormat>> copies =
+        WeightFormat::Copies(GetParam(), n, k, src->data(), size, 5, memory);
+    ASSERT_TRUE(copies.ok()) << copies.status();
+    ASSERT_EQ(copies->size(), 5u);
+    const uint8_t* first = (*copies)[0].data();
+    if (memory == WeightFormat::Memory::kHugePages) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % kHugePageBytes, 0u);
+    }
+    for (size_t c = 0; c < copies->size(); ++c) {
+      const WeightFormat& w = (*copies)[c];
+      EXPECT_TRUE(w.owns_bytes());
+      EXPECT_EQ(w.data(), first + c * stride) << c;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(w.data()) % 64, 0u) << c;
+      ASSERT_EQ(std::memcmp(w.data(), src->data(), size), 0) << c;
+    }
+    WeightFormat last = (*copies)[4];
+    copies->clear();  // `last` alone keeps the allocation alive
+    absl::StatusOr<std::vector<float>> got = last.ToF32();
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(*got, *want);
   }
+  // A copy of the wrong size is an error, as for View.
+  EXPECT_FALSE(WeightFormat::Copies(GetParam(), n, k, src->data(), size - 1, 2,
+                                    WeightFormat::Memory::kAligned)
+                   .ok());
 }
 
 TEST_P(WeightFormatTest, RowAccessOutOfRangeIsAnError) {
