@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "kernels/pages.h"
@@ -68,16 +69,10 @@ absl::StatusOr<WeightFormat> WeightFormat::View(Format format, int64_t n, int64_
 
 absl::StatusOr<WeightFormat> WeightFormat::FromBytes(Format format, int64_t n, int64_t k,
                                                      const void* bytes, size_t size) {
-  absl::StatusOr<WeightFormat> view = View(format, n, k, bytes, size, nullptr);
-  if (!view.ok()) return view.status();
-  std::shared_ptr<uint8_t> owned = AllocateAligned(size);
-  if (owned == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrFormat("cannot allocate %d bytes", size));
-  }
-  if (size != 0) std::memcpy(owned.get(), bytes, size);
-  view->owned_ = std::move(owned);
-  view->data_ = view->owned_.get();
-  return view;
+  absl::StatusOr<std::vector<WeightFormat>> one =
+      Copies(format, n, k, bytes, size, 1, Memory::kAligned);
+  if (!one.ok()) return one.status();
+  return std::move(one->front());
 }
 
 absl::StatusOr<std::vector<WeightFormat>> WeightFormat::Copies(Format format, int64_t n,
@@ -95,7 +90,7 @@ absl::StatusOr<std::vector<WeightFormat>> WeightFormat::Copies(Format format, in
       memory == Memory::kHugePages ? AllocateHugePages(total) : AllocateAligned(total);
   if (owned == nullptr) {
     return absl::ResourceExhaustedError(
-        absl::StrFormat("cannot allocate %d bytes for %d copies of %d", total, count, size));
+        absl::StrFormat("cannot allocate %d bytes (%d copies of %d)", total, count, size));
   }
   std::vector<WeightFormat> copies;
   copies.reserve(count);

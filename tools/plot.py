@@ -240,10 +240,13 @@ def shared_cpus(run):
     return suspects(run, "own_cores", lambda c: c["threads"] - 0.5 - c["own_cores"])
 
 
-def one_thread_times(run):
-    """{(kernel, n, k, m): median seconds} of our fused cases at 1 thread."""
-    return {(c["kernel"], c["n"], c["k"], c["m"]): c["median_s"] for c in run.cases
-            if c["kind"] == "fused" and c["threads"] == 1 and c.get("median_s")}
+def vs_one_thread(run):
+    """A function of our fused case: its median time over that of the same kernel, shape and
+    batch at 1 thread; None when there is no such 1-thread case."""
+    key = lambda c: (c["kernel"], c["n"], c["k"], c["m"])
+    one = {key(c): c["median_s"] for c in run.cases
+           if c["kind"] == "fused" and c["threads"] == 1 and c.get("median_s")}
+    return lambda c: c["median_s"] / one[key(c)] if c.get("median_s") and key(c) in one else None
 
 
 def no_speedup(run):
@@ -253,14 +256,11 @@ def no_speedup(run):
     host with both threads on CPUs of their own and doing their shares (own_cores,
     worker_task_pct), i.e. held back from outside the guest; a kernel that does not split a
     shape would show the same."""
-    one = one_thread_times(run)
-    measured = [c for c in run.cases if c["kind"] == "fused" and c["threads"] >= 2 and c.get("median_s")
-                and (c["kernel"], c["n"], c["k"], c["m"]) in one]
+    ratio = vs_one_thread(run)
+    measured = [c for c in run.cases
+                if c["kind"] == "fused" and c["threads"] >= 2 and ratio(c) is not None]
     if not measured:
         return None
-    ratio = lambda c: c["median_s"] / one[(c["kernel"], c["n"], c["k"], c["m"])]
-    for c in measured:
-        c["_vs_one_thread"] = ratio(c)
     return len(measured), sorted((c for c in measured if ratio(c) >= 1), key=lambda c: -ratio(c))
 
 
@@ -717,6 +717,7 @@ def run_section(run, readme_dir):
     out.append("")
 
     # Cases whose times are suspect (runs since the sweep recorded the fields).
+    vs_one = vs_one_thread(run)
     for found, intro, flagged, fine, what in (
             (other_work(run),
              "Other work on the machine during our {n} cases (`other_cores`, /proc/stat less the sweep): ",
@@ -736,7 +737,7 @@ def run_section(run, readme_dir):
              "shared host possibly from outside the guest, or the kernel does not split there; left "
              "out of the batch-1 share table): {cases}.",
              "every one was faster with its threads.",
-             lambda c: "%.2fx the 1-thread time" % c["_vs_one_thread"]),
+             lambda c: "%.2fx the 1-thread time" % vs_one(c)),
             (shared_cpus(run),
              "CPUs our threads used (`own_cores`, the sweep's CPU time over the calls' wall time) "
              "in our {n} cases with 2 or more threads: ",

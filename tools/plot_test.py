@@ -239,7 +239,7 @@ class PlotTest(unittest.TestCase):
         run = plot.Run(self.run_dir)
         n, flagged = plot.no_speedup(run)
         self.assertEqual([(c["kernel"], c["m"], c["threads"]) for c in flagged], [("F32-avx2-f32", 1, 2)])
-        self.assertAlmostEqual(flagged[0]["_vs_one_thread"], 1.2)
+        self.assertAlmostEqual(plot.vs_one_thread(run)(flagged[0]), 1.2)
         # At 2 threads F32 is left out: Q8_K (292 / 256 B in 0.002 s) is the fastest left and
         # Q4_K (144 / 256 B in 0.001 s) streams 70.3 / 71.3 of it; at 1 thread F32 stays.
         shares = plot.stream_shares(run)
