@@ -869,7 +869,8 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
                                 new ThreadPool(7)};
   const int64_t block = traits(e.format).block_elems;
   std::mt19937_64 rng(0xd37e0000 + GetParam());
-  // n of many tiles, so 2, 3 and 7 threads split it at many different places.
+  // n of many tiles, so 2, 3 and 7 threads split it at different places (weights this small
+  // are cut into one chunk per thread, matmul.cc's kMinChunkBytes).
   // (The batch rows (MIN_M 8) run the last three: m = 9 and 17 are not multiples of their
   // 8-row micro-tiles, 77 and 150 columns split into many 16-row strips.)
   // (The float formats' panel rows, MIN_M 16, also run 33 rows over k = 315, 2 k blocks.)
