@@ -702,14 +702,37 @@ int Main(int argc, char** argv) {
   const std::vector<CaseSpec> cases = PlanCases(o, all_kernels(), kernel_runnable, peer != nullptr);
   int n_fused = 0, n_deq = 0, n_ggml = 0;
   double predicted_total = 0;
+  // What runs, in order: every case (pass 1), then with --passes the batch-1 cases again,
+  // the odd passes in reverse order (so a case's passes are minutes apart, their neighbours
+  // different ones).
+  struct Run {
+    size_t index;  // into cases
+    int pass;      // 1-based
+  };
+  std::vector<Run> schedule;
+  for (size_t i = 0; i < cases.size(); ++i) schedule.push_back({i, 1});
+  for (int pass = 2; pass <= o.passes; ++pass) {
+    std::vector<Run> again;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      if (cases[i].m == 1) again.push_back({i, pass});
+    }
+    if (pass % 2 == 0) std::reverse(again.begin(), again.end());
+    schedule.insert(schedule.end(), again.begin(), again.end());
+  }
   for (const CaseSpec& c : cases) {
     n_fused += c.kind == CaseKind::kFused;
     n_deq += c.kind == CaseKind::kDequantThenMatmul;
     n_ggml += c.kind == CaseKind::kGgml;
-    predicted_total += PredictSeconds(ctx, c);
   }
+  for (const Run& r : schedule) predicted_total += PredictSeconds(ctx, cases[r.index]);
   std::printf("sweep: %zu cases (%d ours, %d dequantize-then-matmul, %d ggml)%s; results in %s\n",
               cases.size(), n_fused, n_deq, n_ggml, o.full ? ", --full" : "", out.c_str());
+  if (o.passes > 1) {
+    std::printf("sweep: %d passes: the %zu batch-1 cases run %d times, the fastest pass kept "
+                "(%zu runs in all)\n",
+                o.passes, (schedule.size() - cases.size()) / (o.passes - 1), o.passes,
+                schedule.size());
+  }
   if (!o.full) std::printf("sweep: grid rule: %s\n", GridRuleText().c_str());
   std::fflush(stdout);
   for (int t : o.threads) ctx.pools[t] = std::make_unique<ThreadPool>(t);
@@ -747,6 +770,7 @@ int Main(int argc, char** argv) {
       {"threads", o.threads},
       {"reps", o.reps},
       {"min_time_s", o.min_time},
+      {"passes", o.passes},
       {"warmup", o.warmup},
       {"warmup_time_s", o.warmup_time},
       {"quick", o.quick},
@@ -764,7 +788,14 @@ int Main(int argc, char** argv) {
                     "seen to run on one core for tens of ms on a virtual machine), then at "
                     "least ", o.reps,
                     " timed calls and at least ", o.min_time, " s of them (at most ", kMaxReps,
-                    "); each call timed alone with steady_clock; median, quartiles, min, max")},
+                    "); each call timed alone with steady_clock; median, quartiles, min, max",
+                    o.passes > 1
+                        ? absl::StrCat(". Batch-1 cases in ", o.passes,
+                                       " passes (every case, then the batch-1 cases again, "
+                                       "every other pass in reverse order); each record is "
+                                       "its case's pass with the lowest median (pass_kept, "
+                                       "pass_medians_s)")
+                        : "")},
       {"weights",
        absl::StrCat("N(0, 0.02) random rows (", kDistinctRows,
                     " distinct rows, quantized by the project's reference quantizer, repeated "
@@ -823,8 +854,11 @@ int Main(int argc, char** argv) {
   bool have_shape = false;
   int id = 0, failures = 0;
   std::vector<ojson> records;  // kept to rescale the batch-1 rooflines after the last probe
-  for (size_t i = 0; i < cases.size() && !g_stop; ++i) {
-    const CaseSpec& c = cases[i];
+  std::vector<size_t> record_of(cases.size());  // the case's record, after its first pass
+  int runs = 0;
+  for (size_t i = 0; i < schedule.size() && !g_stop; ++i) {
+    const CaseSpec& c = cases[schedule[i].index];
+    const int pass = schedule[i].pass;
     // New shape: activations, output, checked columns.
     if (!have_shape || c.shape.n != ctx.shape.n || c.shape.k != ctx.shape.k) {
       have_shape = true;
@@ -854,7 +888,8 @@ int Main(int argc, char** argv) {
     }
     CaseResult r = c.kind == CaseKind::kGgml ? RunGgml(ctx, c) : RunOurs(ctx, c, *weights);
     if (g_stop) break;  // an interrupted case is not recorded
-    ojson rec = Record(ctx, c, r, id++);
+    ++runs;
+    ojson rec = Record(ctx, c, r, pass == 1 ? id++ : records[record_of[schedule[i].index]]["id"].get<int>());
     if (c.m == 1 && r.error.empty() &&
         machine.dram->DueReprobe(c.threads, rec["weight_gbps"].get<double>()) ==
             "above roofline") {
@@ -862,8 +897,18 @@ int Main(int argc, char** argv) {
       ProbeDram(machine, c.threads, "above roofline");
       SetRoofline("dram_read", machine.Dram(c.threads), machine.DramTrusted(c.threads), &rec);
     }
-    writer.AddCase(rec);
-    records.push_back(rec);
+    if (pass == 1) {
+      if (o.passes > 1 && c.m == 1) rec = MergePass(rec, ojson());  // pass_* fields
+      record_of[schedule[i].index] = records.size();
+      writer.AddCase(rec);
+      records.push_back(rec);
+    } else {
+      ojson& kept = records[record_of[schedule[i].index]];
+      kept = MergePass(kept, rec);
+      // The writer holds serialized records: rebuild it with the kept ones.
+      writer = ResultsWriter(out);
+      for (const ojson& k : records) writer.AddCase(k);
+    }
     predicted_done += PredictSeconds(ctx, c);
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_cases).count();
@@ -881,9 +926,13 @@ int Main(int argc, char** argv) {
       last_write = std::chrono::steady_clock::now();
     }
     // Progress.
-    std::string line = absl::StrFormat("[%4d/%4zu] %-26s %11s m=%-3d t=%d ", id, cases.size(),
+    std::string line = absl::StrFormat("[%4d/%4zu] %-26s %11s m=%-3d t=%d ", runs, schedule.size(),
                                        rec["kernel"].get<std::string>(), ShapeName(c.shape),
                                        static_cast<int>(c.m), c.threads);
+    if (o.passes > 1 && c.m == 1) {
+      const ojson& kept = records[record_of[schedule[i].index]];
+      line = absl::StrCat(line, "pass ", pass, " (kept: ", kept["pass_kept"].get<int>(), ") ");
+    }
     if (!r.error.empty()) {
       ++failures;
       line += absl::StrCat("FAILED: ", r.error);
@@ -903,7 +952,7 @@ int Main(int argc, char** argv) {
     std::fflush(stdout);
     // The periodic DRAM probes, between cases.
     for (int t : o.threads) {
-      if (g_stop || i + 1 >= cases.size()) break;
+      if (g_stop || i + 1 >= schedule.size()) break;
       const std::string due = machine.dram->DueReprobe(t, 0);
       if (due == "periodic" || due == "no quiet probe yet") ProbeDram(machine, t, due);
     }

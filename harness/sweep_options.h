@@ -29,6 +29,7 @@ struct SweepOptions {
   std::vector<int> threads;
   int reps = 5;            // timed repetitions, at least
   double min_time = 0.05;  // ... and at least this many seconds of timed calls
+  int passes = 1;          // batch-1 cases measured in this many passes, the fastest kept
   int warmup = 1;          // untimed calls first, at least
   double warmup_time = 0.1;  // ... and at least this many seconds of them
   bool quick = false;

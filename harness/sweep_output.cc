@@ -87,9 +87,16 @@ constexpr Field kFields[] = {
                   "threads had a CPU of its own throughout (they work or spin); about 1 when "
                   "they took turns on one CPU, although each ran its share of the tasks (the "
                   "time is then one thread's)"},
+    {"pass_kept", "with --passes > 1, batch-1 cases only: which pass (1-based) this record "
+                  "is from, the one with the lowest median; every other field is that pass's"},
+    {"pass_medians_s", "with --passes > 1, batch-1 cases only: the median of every pass, in "
+                       "pass order (null for a pass that failed; JSON only)"},
     {"error", "present when the case failed: the message (no timings then)"},
     {"times_s", "every timed call, seconds (JSON only)"},
 };
+
+// Fields that are arrays: in results.json only.
+bool JsonOnly(const std::string& field) { return field == "times_s" || field == "pass_medians_s"; }
 
 std::string CsvCell(const nlohmann::ordered_json& v) {
   if (v.is_null()) return "";
@@ -118,7 +125,7 @@ nlohmann::ordered_json FieldDescriptions() {
 std::vector<std::string> CsvColumns() {
   std::vector<std::string> cols;
   for (const Field& f : kFields) {
-    if (std::string(f.name) != "times_s") cols.push_back(f.name);
+    if (!JsonOnly(f.name)) cols.push_back(f.name);
   }
   return cols;
 }
@@ -130,6 +137,34 @@ std::string CsvLine(const nlohmann::ordered_json& record) {
     cells.push_back(it == record.end() ? "" : CsvCell(*it));
   }
   return absl::StrJoin(cells, ",");
+}
+
+nlohmann::ordered_json MergePass(const nlohmann::ordered_json& kept,
+                                 const nlohmann::ordered_json& again) {
+  using ojson = nlohmann::ordered_json;
+  const auto median = [](const ojson& r) {
+    auto it = r.find("median_s");
+    return r.contains("error") || it == r.end() || !it->is_number() ? ojson() : *it;
+  };
+  ojson medians = kept.value("pass_medians_s", ojson::array());
+  if (medians.empty()) medians.push_back(median(kept));
+  bool take = false;
+  if (!again.is_null()) {
+    medians.push_back(median(again));
+    const ojson k = median(kept);
+    take = !medians.back().is_null() &&
+           (k.is_null() || medians.back().get<double>() < k.get<double>());
+  }
+  ojson out = take ? again : kept;
+  if (take) out["id"] = kept["id"];
+  out["pass_kept"] = take ? static_cast<int>(medians.size()) : kept.value("pass_kept", 1);
+  // pass_medians_s goes last, before times_s (the two JSON-only arrays).
+  ojson times = out.contains("times_s") ? out["times_s"] : ojson();
+  out.erase("pass_medians_s");
+  out.erase("times_s");
+  out["pass_medians_s"] = medians;
+  if (!times.is_null()) out["times_s"] = times;
+  return out;
 }
 
 void SetRoofline(const std::string& roofline, double value, bool trusted,

@@ -50,6 +50,13 @@ std::string CsvLine(const nlohmann::ordered_json& record);
 void SetRoofline(const std::string& roofline, double value, bool trusted,
                  nlohmann::ordered_json* record);
 
+// A case measured again in a later pass (sweep --passes): the record to keep, `kept` or
+// `again`, whichever has the lower median (an error loses; a tie keeps `kept`), with kept's
+// id, and pass_medians_s (every pass's median so far, null for a pass that failed) and
+// pass_kept (1-based) filled in. `again` null: the first pass (pass_kept 1, one median).
+nlohmann::ordered_json MergePass(const nlohmann::ordered_json& kept,
+                                 const nlohmann::ordered_json& again);
+
 // The console's roofline column of a record: "  87% DRAM", " 115%!DRAM" (above the
 // roofline: a flag), "  n/a DRAM" (no share: no quiet probe yet), "  n/a!DRAM"; "int8pk" /
 // "f32pk" for the peaks.

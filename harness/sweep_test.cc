@@ -48,6 +48,7 @@ TEST(SweepFlags, Defaults) {
   EXPECT_EQ(o->batches, (std::vector<int64_t>{1, 8, 64, 256}));
   EXPECT_EQ(o->threads, (std::vector<int>{1, 4}));
   EXPECT_EQ(o->reps, 5);
+  EXPECT_EQ(o->passes, 1);
   EXPECT_TRUE(o->plot);
   EXPECT_FALSE(o->quick);
 }
@@ -114,6 +115,9 @@ TEST(SweepFlags, ErrorsNameTheFlagAndValue) {
       {{"--batch=1,x"}, {"--batch=1,x"}},
       {{"--threads=0"}, {"--threads=0"}},
       {{"--reps=-3"}, {"--reps=-3"}},
+      {{"--passes=0"}, {"--passes=0", "[1, 10]"}},
+      {{"--passes=11"}, {"--passes=11"}},
+      {{"--passes=3"}, {}},
       {{"--min_time=abc"}, {"--min_time=abc"}},
       {{"--quick=maybe"}, {"--quick=maybe", "true or false"}},
       {{"--out="}, {"--out"}},
@@ -139,7 +143,7 @@ TEST(SweepFlags, HelpStatesTheGridRule) {
   EXPECT_TRUE(o->help);
   const std::string usage = SweepUsage(2);
   for (const char* flag : {"--formats", "--variants", "--paths", "--shapes", "--batch",
-                           "--threads", "--reps", "--quick", "--out", "--full", "--ggml"}) {
+                           "--threads", "--reps", "--passes", "--quick", "--out", "--full", "--ggml"}) {
     EXPECT_TRUE(absl::StrContains(usage, flag)) << flag;
   }
   EXPECT_TRUE(absl::StrContains(usage, "Grid rule"));
@@ -505,11 +509,58 @@ TEST(SweepOutput, WritesJsonAndCsvAtomically) {
   std::getline(lines, row1);
   EXPECT_TRUE(absl::StartsWith(header, "id,machine_id,kind,format,"));
   EXPECT_FALSE(absl::StrContains(header, "times_s"));
+  EXPECT_FALSE(absl::StrContains(header, "pass_medians_s"));
+  EXPECT_TRUE(absl::StrContains(header, ",pass_kept,"));
   EXPECT_TRUE(absl::StrContains(row0, "\"a,\"\"b\"\"\"")) << row0;  // CSV quoting
   EXPECT_TRUE(absl::StrContains(row0, ",0.5,")) << row0;
   EXPECT_TRUE(absl::EndsWith(row1, ",boom")) << row1;
-  // Every described field has a CSV column except the per-call times.
-  EXPECT_EQ(CsvColumns().size() + 1, FieldDescriptions().size());
+  // Every described field has a CSV column except the two arrays (per-call times, per-pass
+  // medians).
+  EXPECT_EQ(CsvColumns().size() + 2, FieldDescriptions().size());
+}
+
+// sweep --passes: a case's record is its fastest pass, with every pass's median.
+TEST(SweepOutput, MergePassKeepsTheFastestPass) {
+  using ojson = nlohmann::ordered_json;
+  const ojson p1 = {{"id", 7}, {"kernel", "k"}, {"median_s", 0.3}, {"other_cores", 0.5},
+                    {"times_s", {0.3, 0.31}}};
+  ojson kept = MergePass(p1, ojson());  // the first pass
+  EXPECT_EQ(kept["pass_kept"], 1);
+  EXPECT_EQ(kept["pass_medians_s"], ojson({0.3}));
+  EXPECT_EQ(kept["median_s"], 0.3);
+
+  // A faster pass replaces every measured field, keeps the first pass's id.
+  const ojson p2 = {{"id", 99}, {"kernel", "k"}, {"median_s", 0.2}, {"times_s", {0.2}}};
+  kept = MergePass(kept, p2);
+  EXPECT_EQ(kept["id"], 7);
+  EXPECT_EQ(kept["median_s"], 0.2);
+  EXPECT_FALSE(kept.contains("other_cores")) << "a field of the slower pass was left over";
+  EXPECT_EQ(kept["times_s"], ojson({0.2}));
+  EXPECT_EQ(kept["pass_kept"], 2);
+  EXPECT_EQ(kept["pass_medians_s"], ojson({0.3, 0.2}));
+
+  // A slower pass, an equal one and a failed one change nothing but the medians.
+  kept = MergePass(kept, {{"id", 100}, {"median_s", 0.25}});
+  kept = MergePass(kept, {{"id", 101}, {"median_s", 0.2}, {"other_cores", 1.0}});
+  kept = MergePass(kept, {{"id", 102}, {"error", "boom"}});
+  EXPECT_EQ(kept["median_s"], 0.2);
+  EXPECT_EQ(kept["pass_kept"], 2);
+  EXPECT_FALSE(kept.contains("other_cores"));
+  EXPECT_FALSE(kept.contains("error"));
+  EXPECT_EQ(kept["pass_medians_s"], ojson({0.3, 0.2, 0.25, 0.2, nullptr}));
+  // The arrays stay last, times_s the very last (the order results.json is written in).
+  auto last = kept.end();
+  EXPECT_EQ((--last).key(), "times_s");
+  EXPECT_EQ((--last).key(), "pass_medians_s");
+
+  // A case that failed in its first pass takes the first pass that did not.
+  ojson failed = MergePass({{"id", 3}, {"error", "crash"}}, ojson());
+  EXPECT_EQ(failed["pass_medians_s"], ojson({nullptr}));
+  failed = MergePass(failed, {{"id", 50}, {"median_s", 0.4}});
+  EXPECT_FALSE(failed.contains("error"));
+  EXPECT_EQ(failed["id"], 3);
+  EXPECT_EQ(failed["median_s"], 0.4);
+  EXPECT_EQ(failed["pass_kept"], 2);
 }
 
 TEST(SweepOutput, UnwritableDirectoryIsAnError) {

@@ -270,6 +270,17 @@ def case_list(cases, what, limit=8):
     return shown + (" …" if len(cases) > limit else "")
 
 
+def passes_text(run):
+    """' Each case the fastest of its N passes (...).' for a run with --passes > 1, else ''."""
+    n = run.run.get("options", {}).get("passes", 1)
+    if n <= 1:
+        return ""
+    kept = Counter(c["pass_kept"] for c in run.cases if "pass_kept" in c)
+    spread = ", ".join(f"pass {p}: {kept[p]}" for p in sorted(kept))
+    return (f" Each batch-1 case is the fastest of its {n} passes (sweep --passes; cases kept "
+            f"from {spread}).")
+
+
 def stream_shares(run):
     """Batch 1 across formats: per thread count, ({format: (share, shapes)}, Counter of the
     fastest format per shape), share = the format's weight GB/s (its fastest kernel) over the
@@ -784,8 +795,8 @@ def run_section(run, readme_dir):
                    "any format reached at the same shape and thread count, geometric mean over the shapes "
                    "(how many in brackets). A format whose decode is compute-bound streams below the others; "
                    "a few % either way is within the run-to-run noise of a shared machine; a case no faster "
-                   "with 2 or more threads than with 1 is left out (above). Fastest per shape: "
-                   f"{fastest}.")
+                   "with 2 or more threads than with 1 is left out (above)."
+                   f"{passes_text(run)} Fastest per shape: {fastest}.")
         out.append("")
         rows = []
         for f in run.formats:
