@@ -703,7 +703,7 @@ int Main(int argc, char** argv) {
   int n_fused = 0, n_deq = 0, n_ggml = 0;
   double predicted_total = 0;
   // What runs, in order: every case (pass 1), then with --passes the batch-1 cases again,
-  // the odd passes in reverse order (so a case's passes are minutes apart, their neighbours
+  // passes 2, 4, ... in reverse order (so a case's passes are minutes apart, their neighbours
   // different ones).
   struct Run {
     size_t index;  // into cases
