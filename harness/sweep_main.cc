@@ -903,11 +903,9 @@ int Main(int argc, char** argv) {
       writer.AddCase(rec);
       records.push_back(rec);
     } else {
-      ojson& kept = records[record_of[schedule[i].index]];
-      kept = MergePass(kept, rec);
-      // The writer holds serialized records: rebuild it with the kept ones.
-      writer = ResultsWriter(out);
-      for (const ojson& k : records) writer.AddCase(k);
+      const size_t kept = record_of[schedule[i].index];
+      records[kept] = MergePass(records[kept], rec);
+      writer.SetCase(kept, records[kept]);
     }
     predicted_done += PredictSeconds(ctx, c);
     const double elapsed =

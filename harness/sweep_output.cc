@@ -228,6 +228,11 @@ void ResultsWriter::AddCase(const nlohmann::ordered_json& record) {
   case_csv_.push_back(CsvLine(record));
 }
 
+void ResultsWriter::SetCase(size_t i, const nlohmann::ordered_json& record) {
+  case_json_.at(i) = record.dump();
+  case_csv_.at(i) = CsvLine(record);
+}
+
 absl::Status ResultsWriter::Write() const {
   std::string json = head_;
   json += ",\n \"cases\": [";

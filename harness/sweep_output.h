@@ -28,6 +28,8 @@ class ResultsWriter {
   void SetHeader(const nlohmann::ordered_json& head);
   // Appends one case record (serialized once, here).
   void AddCase(const nlohmann::ordered_json& record);
+  // Replaces case i (in AddCase order; i < cases()).
+  void SetCase(size_t i, const nlohmann::ordered_json& record);
   size_t cases() const { return case_json_.size(); }
   // Writes results.json ({header..., "cases": [...]}, one line per case) and results.csv.
   absl::Status Write() const;

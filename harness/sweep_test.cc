@@ -491,7 +491,10 @@ TEST(SweepOutput, WritesJsonAndCsvAtomically) {
   doc["cases"].push_back({{"id", 1}, {"kind", "ggml"}, {"error", "boom"}});
   ResultsWriter writer(dir);
   writer.SetHeader(doc);
-  for (const auto& rec : doc["cases"]) writer.AddCase(rec);
+  writer.AddCase({{"id", 0}, {"kind", "replaced"}});
+  writer.AddCase(doc["cases"][1]);
+  writer.SetCase(0, doc["cases"][0]);  // a later pass's record replaces the first
+  EXPECT_EQ(writer.cases(), 2u);
   ASSERT_TRUE(writer.Write().ok());
   const nlohmann::json back = nlohmann::json::parse(ReadFile(dir + "/results.json"));
   EXPECT_EQ(back["machine"]["cpu_model"], "X");

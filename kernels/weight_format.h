@@ -28,7 +28,7 @@ class WeightFormat {
   // Quantizes F32 data with the format's reference quantizer (F32: a copy).
   static absl::StatusOr<WeightFormat> Quantize(const float* data, int64_t n, int64_t k,
                                                Format format);
-  // Takes ownership of raw block bytes (exactly n * row_bytes).
+  // Copies raw block bytes (exactly n * row_bytes) into 64-byte aligned memory of its own.
   static absl::StatusOr<WeightFormat> FromBytes(Format format, int64_t n, int64_t k,
                                                 const void* bytes, size_t size);
   // `count` copies of raw block bytes (exactly n * row_bytes each) in one allocation, each
