@@ -149,55 +149,40 @@ fp16_t fp32_to_fp16(float f) {
 
 namespace {
 
-// A finite fp16 value as sign * m * 2^e (m < 2^11, e >= -24).
-struct Fp16Parts {
-  bool neg;
-  int64_t m;
-  int e;
-};
-Fp16Parts fp16_parts(fp16_t h) {
-  const int exp = (h >> 10) & 0x1F;
-  const int64_t mant = h & 0x3FF;
-  if (exp == 0) return {(h & 0x8000u) != 0, mant, -24};  // zero / subnormal: mant * 2^-24
-  return {(h & 0x8000u) != 0, mant | 0x400, exp - 25};    // (1024 + mant) * 2^(exp - 15 - 10)
-}
-
 bool fp16_finite(fp16_t h) { return ((h >> 10) & 0x1F) != 0x1F; }
+
+// A finite double rounded to fp16, nearest-even, with overflow to inf and fp16's subnormals.
+fp16_t fp64_to_fp16(double s) {
+  const fp16_t sign = std::signbit(s) ? fp16_t{0x8000} : fp16_t{0};
+  const double a = std::fabs(s);
+  if (a >= 65520.0) return static_cast<fp16_t>(sign | 0x7C00u);  // the tie with 65536 and up
+  if (a < 6.103515625e-05) {  // below 2^-14: the subnormal grid 2^-24 (scaling is exact)
+    return static_cast<fp16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0)));
+  }
+  // Normal: keep 10 of the 52 mantissa bits, half to even; a carry moves into the exponent.
+  uint64_t x;
+  std::memcpy(&x, &a, sizeof x);
+  const uint64_t rounded = x + ((uint64_t{1} << 41) - 1) + ((x >> 42) & 1);
+  return static_cast<fp16_t>(sign | ((rounded >> 42) - (uint64_t{1023 - 15} << 10)));
+}
 
 }  // namespace
 
+// a * b is exact in double (22 significant bits), and so is the sum with c unless the two
+// addends are more than 53 bits apart. Then either |a * b| >= 2^30 and the result is inf
+// either way, or |a * b| < 2^-32 |c|, too small to reach half an fp16 ulp of c: the double
+// sum then rounds to the same fp16 as the exact one (no tie is within reach). One rounding,
+// as the hardware FMA (and the integer formulation in quants_test) does.
 fp16_t fma_fp16(fp16_t a, fp16_t b, fp16_t c) {
   if (!fp16_finite(a) || !fp16_finite(b) || !fp16_finite(c)) {
     // inf / NaN: float gives the same class (inf * 0 and inf - inf are NaN, the product is
     // exact), and rounding cannot matter.
     return fp32_to_fp16(fp16_to_fp32(a) * fp16_to_fp32(b) + fp16_to_fp32(c));
   }
-  const Fp16Parts x = fp16_parts(a), y = fp16_parts(b), z = fp16_parts(c);
-  // The exact sum in units of 2^-48 (the product's exponent is at least -48): |product| <
-  // 2^22 * 2^(5 + 5 + 48), |c| < 2^11 * 2^(5 + 48); both fit in 127 bits.
-  const bool pneg = x.neg != y.neg;
-  const __int128 p = static_cast<__int128>(x.m * y.m) << (x.e + y.e + 48);
-  const __int128 q = static_cast<__int128>(z.m) << (z.e + 48);
-  const __int128 sum = (pneg ? -p : p) + (z.neg ? -q : q);
-  if (sum == 0) {
-    // An exact zero is +0 under round-to-nearest, unless both addends are -0.
-    const bool neg = pneg && z.neg;
-    return neg ? fp16_t{0x8000} : fp16_t{0};
-  }
-  const bool neg = sum < 0;
-  const unsigned __int128 mag = static_cast<unsigned __int128>(neg ? -sum : sum);
-  int bits = 0;  // bit length of mag
-  for (unsigned __int128 t = mag; t != 0; t >>= 1) ++bits;
-  // Keep 11 significant bits, or the subnormal grid 2^-24 (= 2^24 units): shift >= 24.
-  const int shift = std::max(24, bits - 11);
-  uint64_t kept = static_cast<uint64_t>(mag >> shift);
-  const unsigned __int128 rest = mag & ((static_cast<unsigned __int128>(1) << shift) - 1);
-  const unsigned __int128 half = static_cast<unsigned __int128>(1) << (shift - 1);
-  if (rest > half || (rest == half && (kept & 1))) ++kept;
-  // kept * 2^(shift - 48): at most 2^11 * 2^(shift - 48), exact in float.
-  const float v = std::ldexp(static_cast<float>(kept), shift - 48);
-  const fp16_t h = fp32_to_fp16(v);  // exact, or inf when it is 65536 or more
-  return static_cast<fp16_t>(h | (neg ? 0x8000u : 0u));
+  // An exact zero sum is +0 (round to nearest) unless both addends are -0, as IEEE gives.
+  const double s = static_cast<double>(fp16_to_fp32(a)) * static_cast<double>(fp16_to_fp32(b)) +
+                   static_cast<double>(fp16_to_fp32(c));
+  return fp64_to_fp16(s);
 }
 
 int f16_act_exponent(float max_abs) {

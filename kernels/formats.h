@@ -229,7 +229,8 @@ float bf16_to_fp32(uint16_t b);
 uint16_t fp32_to_bf16(float f);
 // a * b + c in fp16 with one rounding (nearest-even, overflow to inf, subnormals kept), as
 // AVX-512 FP16's vfmadd231ph with the default MXCSR: the f16 path's arithmetic
-// (kernel_api.h). Computed exactly in integers, then rounded once.
+// (kernel_api.h). The sum in double (exact, or too far from a tie to change the result),
+// rounded once to fp16.
 fp16_t fma_fp16(fp16_t a, fp16_t b, fp16_t c);
 
 // The f16 path's packed activation row (kernel_api.h): the float 2^-e in the first 4 bytes,

@@ -526,6 +526,95 @@ TEST(Fp16FmaTest, HandKnownCases) {
   EXPECT_NE(fma_fp16(0x7C00, one, 0xFC00) & 0x3FF, 0);  // inf - inf
 }
 
+// An independent formulation of the same rounding, in integers: the exact a * b + c in
+// units of 2^-48 (the smallest product exponent), rounded once to 11 significant bits or to
+// the subnormal grid 2^-24. Slow (a bit-length loop), so only the oracle of fma_fp16.
+fp16_t ExactFmaFp16(fp16_t a, fp16_t b, fp16_t c) {
+  struct Parts {
+    bool neg;
+    int64_t m;
+    int e;
+  };
+  auto parts = [](fp16_t h) {
+    const int exp = (h >> 10) & 0x1F;
+    const int64_t mant = h & 0x3FF;
+    if (exp == 0) return Parts{(h & 0x8000u) != 0, mant, -24};
+    return Parts{(h & 0x8000u) != 0, mant | 0x400, exp - 25};
+  };
+  const Parts x = parts(a), y = parts(b), z = parts(c);
+  const bool pneg = x.neg != y.neg;
+  const __int128 p = static_cast<__int128>(x.m * y.m) << (x.e + y.e + 48);
+  const __int128 q = static_cast<__int128>(z.m) << (z.e + 48);
+  const __int128 sum = (pneg ? -p : p) + (z.neg ? -q : q);
+  if (sum == 0) return (pneg && z.neg) ? fp16_t{0x8000} : fp16_t{0};
+  const bool neg = sum < 0;
+  const unsigned __int128 mag = static_cast<unsigned __int128>(neg ? -sum : sum);
+  int bits = 0;
+  for (unsigned __int128 t = mag; t != 0; t >>= 1) ++bits;
+  const int shift = std::max(24, bits - 11);
+  uint64_t kept = static_cast<uint64_t>(mag >> shift);
+  const unsigned __int128 rest = mag & ((static_cast<unsigned __int128>(1) << shift) - 1);
+  const unsigned __int128 half = static_cast<unsigned __int128>(1) << (shift - 1);
+  if (rest > half || (rest == half && (kept & 1))) ++kept;
+  // kept * 2^(shift - 48) < 2^11 * 2^(shift - 48): exact in float (inf from 65536 up).
+  const fp16_t h = fp32_to_fp16(std::ldexp(static_cast<float>(kept), shift - 48));
+  return static_cast<fp16_t>(h | (neg ? 0x8000u : 0u));
+}
+
+// Random finite fp16 operands of every magnitude; every other c near -a * b (cancellation,
+// exact zeros, subnormal results). Calls check(a, b, c) on each triple.
+template <class Check>
+void ForRandomFmaOperands(int count, Check check) {
+  std::mt19937_64 rng(0xf16f);
+  auto finite = [&]() {
+    fp16_t h;
+    do h = static_cast<fp16_t>(rng()); while ((h & 0x7C00) == 0x7C00);
+    return h;
+  };
+  for (int i = 0; i < count; ++i) {
+    const fp16_t a = finite(), b = finite();
+    fp16_t c = finite();
+    if (i % 2 == 1) {
+      c = static_cast<fp16_t>(fp32_to_fp16(-fp16_to_fp32(a) * fp16_to_fp32(b)) ^ (rng() & 3));
+      if ((c & 0x7C00) == 0x7C00) continue;
+    }
+    check(a, b, c);
+  }
+}
+
+// fma_fp16 (double arithmetic) against the integer formulation, on every CPU: random
+// operands, and every a, b of one binade against c at the ties' neighbours.
+TEST(Fp16FmaTest, MatchesTheIntegerFormulation) {
+  int64_t checked = 0, subnormal = 0, overflowed = 0, zeros = 0;
+  ForRandomFmaOperands(2000000, [&](fp16_t a, fp16_t b, fp16_t c) {
+    const fp16_t want = ExactFmaFp16(a, b, c), got = fma_fp16(a, b, c);
+    ASSERT_EQ(got, want) << std::hex << a << " * " << b << " + " << c;
+    ++checked;
+    if ((got & 0x7C00) == 0 && (got & 0x3FF) != 0) ++subnormal;
+    if ((got & 0x7FFF) == 0x7C00) ++overflowed;
+    if ((got & 0x7FFF) == 0) ++zeros;
+  });
+  EXPECT_GT(checked, 1800000);
+  EXPECT_GT(subnormal, 1000) << "subnormal results";
+  EXPECT_GT(overflowed, 1000) << "results that overflow to inf";
+  EXPECT_GT(zeros, 1000) << "exact zeros";
+  // Products far below c (the addends more than 53 bits apart, where the double sum rounds):
+  // a * b of 2^-48 .. 2^-30 against every c of 2^8 .. 2^15 and their fp16 neighbours.
+  for (int ea = 0x0001; ea < 0x0400; ea += 37) {
+    for (int eb = 0x0001; eb < 0x1400; eb += 41) {
+      for (int ec = 0x5C00; ec < 0x7C00; ec += 97) {
+        for (int sign = 0; sign < 8; ++sign) {
+          const fp16_t a = static_cast<fp16_t>(ea | (sign & 1 ? 0x8000 : 0));
+          const fp16_t b = static_cast<fp16_t>(eb | (sign & 2 ? 0x8000 : 0));
+          const fp16_t c = static_cast<fp16_t>(ec | (sign & 4 ? 0x8000 : 0));
+          ASSERT_EQ(fma_fp16(a, b, c), ExactFmaFp16(a, b, c))
+              << std::hex << a << " * " << b << " + " << c;
+        }
+      }
+    }
+  }
+}
+
 #if defined(__x86_64__)
 __attribute__((target("avx512fp16,avx512vl"))) fp16_t hardware_fma(fp16_t a, fp16_t b,
                                                                      fp16_t c) {
@@ -541,20 +630,8 @@ __attribute__((target("avx512fp16,avx512vl"))) fp16_t hardware_fma(fp16_t a, fp1
 TEST(Fp16FmaTest, MatchesTheHardwareFma) {
 #if defined(__x86_64__)
   if (!__builtin_cpu_supports("avx512fp16")) GTEST_SKIP() << "CPU lacks avx512fp16";
-  std::mt19937_64 rng(0xf16f);
-  auto finite = [&]() {
-    fp16_t h;
-    do h = static_cast<fp16_t>(rng()); while ((h & 0x7C00) == 0x7C00);
-    return h;
-  };
   int64_t checked = 0, subnormal = 0, overflowed = 0;
-  for (int i = 0; i < 2000000; ++i) {
-    const fp16_t a = finite(), b = finite();
-    fp16_t c = finite();
-    if (i % 2 == 1) {  // c near -a * b: cancellation, exact zeros, subnormal results
-      c = static_cast<fp16_t>(fp32_to_fp16(-fp16_to_fp32(a) * fp16_to_fp32(b)) ^ (rng() & 3));
-      if ((c & 0x7C00) == 0x7C00) continue;
-    }
+  ForRandomFmaOperands(2000000, [&](fp16_t a, fp16_t b, fp16_t c) {
     const fp16_t want = hardware_fma(a, b, c), got = fma_fp16(a, b, c);
     if ((want & 0x7C00) == 0x7C00 && (want & 0x3FF) != 0) {
       ASSERT_TRUE((got & 0x7C00) == 0x7C00 && (got & 0x3FF) != 0);
@@ -564,7 +641,7 @@ TEST(Fp16FmaTest, MatchesTheHardwareFma) {
     ++checked;
     if ((got & 0x7C00) == 0 && (got & 0x3FF) != 0) ++subnormal;
     if ((got & 0x7FFF) == 0x7C00) ++overflowed;
-  }
+  });
   // About 7 % of the near-cancelling pairs overflow in -a * b and are left out.
   EXPECT_GT(checked, 1800000);
   EXPECT_GT(subnormal, 1000) << "subnormal results";
