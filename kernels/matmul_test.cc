@@ -764,6 +764,55 @@ TEST(F16PackerTest, SimdPackersWriteTheReferenceBytes) {
   }
 }
 
+// Every f16-path kernel runs the path's fp16 chains bit for bit as the reference does: with
+// each weight row nonzero in one or two lanes l, l + 16 of the 32 (every element t with
+// t % 32 == l), only f32 lane l is nonzero, so the final sum of the 16 f32 lanes is exact in
+// any order and the outputs must be the reference's bits. The weights span 2^-24 .. 2^2
+// (subnormal fp16 products and sums, long carries); k covers several chains and a partial
+// step. This is what checks avx2's emulated FMA (TwoSum, round to odd) against fma_fp16.
+TEST(F16PathTest, OneLaneChainsAreTheReferenceBitForBit) {
+  const KernelEntry* ref = find_kernel(Format::kF16, Variant::kScalar, Path::kF16);
+  ASSERT_NE(ref, nullptr);
+  int tested = 0;
+  for (const KernelEntry& e : all_kernels()) {
+    if (e.path != Path::kF16 || &e == ref) continue;
+    if (!kernel_runnable(e)) {
+      std::printf("skipping %s: needs %s (CPU lacks them)\n", e.name,
+                  missing_cpu_features(e.features).c_str());
+      continue;
+    }
+    std::mt19937_64 rng(0x0f16);
+    for (int64_t k : {int64_t{32}, int64_t{517}, int64_t{1543}, int64_t{2048}}) {
+      const int64_t n = 9, m = 5;
+      std::vector<float> w(static_cast<size_t>(n * k), 0.0f);
+      std::uniform_real_distribution<float> frac(1.0f, 2.0f);
+      std::uniform_int_distribution<int> expo(-24, 1);
+      for (int64_t j = 0; j < n; ++j) {
+        const int lane = static_cast<int>((j * 7) % 32);
+        for (int64_t t = 0; t < k; ++t) {
+          const int l = static_cast<int>(t % 32);
+          if (l != lane && !(j % 2 == 0 && l == (lane + 16) % 32)) continue;
+          const float v = std::ldexp(frac(rng), expo(rng));
+          w[static_cast<size_t>(j * k + t)] = (rng() & 1) ? -v : v;
+        }
+      }
+      absl::StatusOr<WeightFormat> wf = WeightFormat::Quantize(w.data(), n, k, Format::kF16);
+      ASSERT_TRUE(wf.ok()) << wf.status();
+      const std::vector<float> x = make_input(m, k, rng, false);
+      std::vector<float> got(static_cast<size_t>(m * n)), want(got.size());
+      ASSERT_TRUE(run_kernel(e, x.data() + 1, *wf, m, got.data(), m * n).ok());
+      ASSERT_TRUE(run_kernel(*ref, x.data() + 1, *wf, m, want.data(), m * n).ok());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(std::memcmp(&got[i], &want[i], sizeof(float)), 0)
+            << e.name << " k=" << k << " output " << i << ": " << got[i] << " vs the reference's "
+            << want[i];
+      }
+    }
+    ++tested;
+  }
+  if (tested == 0) GTEST_SKIP() << "this CPU runs no SIMD f16-path kernel";
+}
+
 TEST(ActPackerTest, GroupPackersHoldTheInputFloatsBitForBit) {
   std::set<const ActPacker*> packers;
   for (const KernelEntry& e : all_kernels())
@@ -1578,19 +1627,29 @@ TEST(DispatchTest, FakedSmallerCpusFallBackAndExplain) {
   if (!tested) GTEST_SKIP() << "this CPU has none of avx2, avx512f, avx512vnni";
 }
 
-// A path that only the scalar reference runs on this CPU says so (the f16 path without
-// AVX-512 FP16); a choice above scalar, or a named variant, does not.
+// A path that only the scalar reference runs on this CPU says so (the f16 path without AVX2
+// and AVX-512 FP16); a choice above scalar, or a named variant, does not. Without AVX-512
+// FP16 alone, the f16 path is avx2's emulation.
 TEST(DispatchTest, ScalarFallbackOfAFasterPathIsNoted) {
   MatmulOptions f16;
   f16.path = Path::kF16;
-  {
+  const KernelEntry* emulated = find_kernel(Format::kF16, Variant::kAvx2, Path::kF16);
+  ASSERT_NE(emulated, nullptr);
+  if (kernel_runnable(*emulated)) {
     DisabledFeaturesGuard g(kCpuAvx512Fp16);
+    absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(Format::kF16, f16);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(&c->general(), emulated);
+    EXPECT_EQ(c->slow_note(), "");
+  }
+  {
+    DisabledFeaturesGuard g(kCpuAvx2 | kCpuAvx512Fp16);
     absl::StatusOr<KernelChoice> c = KernelChoice::Resolve(Format::kF16, f16);
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_EQ(c->general().variant, Variant::kScalar);
     EXPECT_THAT(c->slow_note(), HasSubstr("f16_f16__scalar"));
-    EXPECT_THAT(c->slow_note(), HasSubstr("f16_f16__avx512"));
-    EXPECT_THAT(c->slow_note(), HasSubstr("avx512fp16"));
+    EXPECT_THAT(c->slow_note(), HasSubstr("f16_f16__avx2"));
+    EXPECT_THAT(c->slow_note(), HasSubstr("avx2"));
     MatmulOptions named = f16;
     named.variant = Variant::kScalar;
     absl::StatusOr<KernelChoice> n = KernelChoice::Resolve(Format::kF16, named);
