@@ -583,7 +583,7 @@ void ForRandomFmaOperands(int count, Check check) {
 }
 
 // fma_fp16 (double arithmetic) against the integer formulation, on every CPU: random
-// operands, and every a, b of one binade against c at the ties' neighbours.
+// operands, and a grid of tiny products against large addends (where the double sum rounds).
 TEST(Fp16FmaTest, MatchesTheIntegerFormulation) {
   int64_t checked = 0, subnormal = 0, overflowed = 0, zeros = 0;
   ForRandomFmaOperands(2000000, [&](fp16_t a, fp16_t b, fp16_t c) {

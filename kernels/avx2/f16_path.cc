@@ -18,7 +18,6 @@
 // 0..15, then 16..31, and the 16 f32 lanes are summed in the tree of _mm512_reduce_add_ps
 // (lanes i + i+8, then + 4, + 2, + 1), as the avx512 kernel of the path sums them.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "kernels/avx2/vec-inl.h"
@@ -61,7 +60,7 @@ struct F16EmuDot {
     const uint8_t* w[NR];
     tile_rows(a, j0, nv, w);
     const uint8_t* x[MR];
-    for (int i = 0; i < MR; ++i) x[i] = a.act + (i0 + i) * a.act_row_bytes + kF16ActValuesOffset;
+    for (int i = 0; i < MR; ++i) x[i] = f16_act_values(a, i0 + i);
     // f32 lanes 0..7 and 8..15 of each output.
     __m256 acc[MR][NR][2];
     for (int i = 0; i < MR; ++i)
@@ -112,17 +111,11 @@ struct F16EmuDot {
           for (int j = 0; j < NR; ++j) acc[i][j][q & 1] = _mm256_add_ps(acc[i][j][q & 1], acc16[i][j]);
       }
     }
-    for (int i = 0; i < MR; ++i) {
-      float unscale;
-      std::memcpy(&unscale, a.act + (i0 + i) * a.act_row_bytes, sizeof unscale);
-      float* out = a.output + (i0 + i) * a.n;
-      for (int j = 0; j < nv; ++j) {
-        // _mm512_reduce_add_ps's tree: lanes i + i+8, then fk::hsum's + 4, + 2, + 1.
-        float v = hsum(_mm256_add_ps(acc[i][j][0], acc[i][j][1])) * unscale;
-        if (!std::isfinite(v)) v = f16_path_fallback(a.input + (i0 + i) * a.k, w[j], a.k);
-        out[out_col(a, j0, j)] = v;
-      }
-    }
+    // _mm512_reduce_add_ps's tree: lanes i + i+8, then fk::hsum's + 4, + 2, + 1.
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < nv; ++j)
+        store_f16_path_output(a, i0 + i, out_col(a, j0, j), w[j],
+                              hsum(_mm256_add_ps(acc[i][j][0], acc[i][j][1])));
   }
 };
 

@@ -46,7 +46,7 @@ struct F16Dot {
     const uint8_t* w[NR];
     tile_rows(a, j0, nv, w);
     const uint8_t* x[MR];
-    for (int i = 0; i < MR; ++i) x[i] = a.act + (i0 + i) * a.act_row_bytes + kF16ActValuesOffset;
+    for (int i = 0; i < MR; ++i) x[i] = f16_act_values(a, i0 + i);
     __m512 acc[MR][NR];
     zero_acc<V>(acc);
     constexpr int64_t kChain = int64_t{kF16PathLanes} * kF16PathChainSteps;
@@ -77,16 +77,9 @@ struct F16Dot {
       for (int i = 0; i < MR; ++i)
         for (int j = 0; j < NR; ++j) acc[i][j] = flush(acc[i][j], acc16[i][j]);
     }
-    for (int i = 0; i < MR; ++i) {
-      float unscale;
-      std::memcpy(&unscale, a.act + (i0 + i) * a.act_row_bytes, sizeof unscale);
-      float* out = a.output + (i0 + i) * a.n;
-      for (int j = 0; j < nv; ++j) {
-        float v = V::hsum(acc[i][j]) * unscale;
-        if (!std::isfinite(v)) v = f16_path_fallback(a.input + (i0 + i) * a.k, w[j], a.k);
-        out[out_col(a, j0, j)] = v;
-      }
-    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < nv; ++j)
+        store_f16_path_output(a, i0 + i, out_col(a, j0, j), w[j], V::hsum(acc[i][j]));
   }
 };
 

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -100,6 +101,22 @@ FK_INLINE void tile_rows(const MatmulArgs& a, int64_t j0, int nv, const uint8_t*
 
 // The output column of a tile's weight row j (MatmulArgs::row_step).
 FK_INLINE int64_t out_col(const MatmulArgs& a, int64_t j0, int j) { return j0 + j * a.row_step; }
+
+// The f16 path (kernel_api.h), shared by its kernels of every ISA: activation row i's fp16
+// values (f16_act_pack_row_ref's layout), and storing output (i, column of row j): the f32
+// lanes' sum times the row's 2^-e, or, when that is not finite, the f32 path's sum of the
+// input floats (f16_path_fallback).
+FK_INLINE const uint8_t* f16_act_values(const MatmulArgs& a, int64_t i) {
+  return a.act + i * a.act_row_bytes + kF16ActValuesOffset;
+}
+FK_INLINE void store_f16_path_output(const MatmulArgs& a, int64_t i, int64_t col,
+                                     const uint8_t* w, float sum) {
+  float unscale;
+  std::memcpy(&unscale, a.act + i * a.act_row_bytes, sizeof unscale);
+  float v = sum * unscale;
+  if (!std::isfinite(v)) v = f16_path_fallback(a.input + i * a.k, w, a.k);
+  a.output[i * a.n + col] = v;
+}
 
 // Software prefetch of bytes [off, off + bytes) of the NR weight rows of a later tile: the
 // next one (V::kPrefetchAheadBytes == 0), or the first whose rows start at least
