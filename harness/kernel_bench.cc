@@ -400,6 +400,19 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cpu_model", machine.cpu_model);
   benchmark::AddCustomContext("git_commit", machine.git_commit);
   benchmark::AddCustomContext("kernel_threads", std::to_string(fk::g_config.threads));
+  {
+    // Dispatch's software-prefetch choice per path on this CPU (kernels/matmul.h).
+    std::string prefetch;
+    for (fk::Path p : {fk::Path::kInt8, fk::Path::kF32, fk::Path::kBf16, fk::Path::kF16}) {
+      for (const fk::KernelEntry& e : fk::all_kernels()) {
+        if (e.path != p) continue;
+        absl::StrAppend(&prefetch, prefetch.empty() ? "" : ", ", fk::path_name(p), " ",
+                        fk::software_prefetch_for(e) ? "on" : "off");
+        break;
+      }
+    }
+    benchmark::AddCustomContext("software_prefetch", absl::StrCat(prefetch, " (", fk::cpu_vendor(), ")"));
+  }
   std::unique_ptr<fk::DramRoofline> roofline;
   if (fk::g_config.dram) {
     const size_t llc = fk::LastLevelCacheBytes();

@@ -531,6 +531,7 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
       break;
   }
   j["kernel"] = CaseName(c, r.layout);
+  if (c.kind != CaseKind::kGgml) j["software_prefetch"] = software_prefetch_for(*c.entry);
   j["n"] = c.shape.n;
   j["k"] = c.shape.k;
   j["m"] = c.m;

@@ -27,6 +27,9 @@ constexpr Field kFields[] = {
              "quantized types are int8 too)"},
     {"kernel", "registry name (e.g. q4_k_int8__avx2), dequant+<F32 kernel>, or ggml <type> "
                "<weight layout>"},
+    {"software_prefetch", "fused and dequant_then_matmul: whether dispatch let the kernel issue "
+                          "software prefetches of the weight rows (its per-CPU choice, "
+                          "kernels/matmul.h software_prefetch_for; FK_PREFETCH overrides it)"},
     {"n", "weight rows = output columns"},
     {"k", "reduction length"},
     {"m", "batch: activation rows"},

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "kernels/kernel_api.h"
@@ -167,6 +168,20 @@ uint32_t cpu_feature_by_name(const std::string& name) {
   for (const FeatureName& n : kNames)
     if (name == n.name) return n.bit;
   return kCpuNone;
+}
+
+const std::string& cpu_vendor() {
+  static const std::string* vendor = [] {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return new std::string();
+    char v[13];
+    std::memcpy(v, &ebx, 4);
+    std::memcpy(v + 4, &edx, 4);
+    std::memcpy(v + 8, &ecx, 4);
+    v[12] = '\0';
+    return new std::string(v);
+  }();
+  return *vendor;
 }
 
 bool cpu_has(uint32_t required) { return (cpu_features() & required) == required; }

@@ -29,6 +29,9 @@ uint32_t detected_cpu_features();
 void set_disabled_cpu_features_for_testing(uint32_t mask);
 uint32_t disabled_cpu_features();
 
+// The cpuid vendor string ("AuthenticAMD", "GenuineIntel"; "" when cpuid has none), cached.
+const std::string& cpu_vendor();
+
 // The feature bit named `name` ("avx512vnni"), or kCpuNone when unknown.
 uint32_t cpu_feature_by_name(const std::string& name);
 

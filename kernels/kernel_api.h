@@ -37,6 +37,11 @@ struct MatmulArgs {
   // their output columns. Batch 1 uses it to read a range of rows as kGemvNR sequential
   // streams instead of kGemvNR adjacent rows at a time.
   int64_t row_step = 1;
+
+  // Whether the batch-1 SIMD kernels issue software prefetches of the weight rows ahead of
+  // the tile they compute (prefetch_ahead, kernels/simd/common-inl.h). Set by dispatch per
+  // kernel (software_prefetch_for, kernels/matmul.h); results do not depend on it.
+  bool software_prefetch = true;
 };
 
 // How a kernel wants its activations. Dispatch packs the m activation rows once per call,

@@ -1,6 +1,8 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -88,6 +90,21 @@ absl::StatusOr<std::optional<Path>> env_path() {
   return std::optional<Path>(*parsed);
 }
 
+// set_software_prefetch_for_testing: -1 none, else 0 / 1.
+std::atomic<int> g_prefetch_for_testing{-1};
+
+// FK_PREFETCH: -1 unset (or not "0" / "1"), else 0 / 1. Read once.
+int env_prefetch() {
+  static const int v = [] {
+    const char* e = std::getenv("FK_PREFETCH");
+    if (e == nullptr || *e == '\0') return -1;
+    if (std::strcmp(e, "0") == 0 || std::strcmp(e, "1") == 0) return e[0] - '0';
+    std::fprintf(stderr, "FK_PREFETCH=%s ignored: use 1 (software prefetch on) or 0 (off)\n", e);
+    return -1;
+  }();
+  return v;
+}
+
 absl::Status check_runnable(const KernelEntry& e) {
   if (kernel_runnable(e)) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
@@ -96,6 +113,22 @@ absl::Status check_runnable(const KernelEntry& e) {
 }
 
 }  // namespace
+
+bool software_prefetch_default(const std::string& cpu_vendor, Path path) {
+  return !(cpu_vendor == "AuthenticAMD" && path == Path::kInt8);
+}
+
+bool software_prefetch_for(const KernelEntry& e) {
+  const int t = g_prefetch_for_testing.load(std::memory_order_relaxed);
+  if (t >= 0) return t == 1;
+  const int env = env_prefetch();
+  if (env >= 0) return env == 1;
+  return software_prefetch_default(cpu_vendor(), e.path);
+}
+
+void set_software_prefetch_for_testing(std::optional<bool> on) {
+  g_prefetch_for_testing.store(on.has_value() ? (*on ? 1 : 0) : -1, std::memory_order_relaxed);
+}
 
 const uint8_t* pack_activations(const ActPacker& p, const float* input, int64_t m, int64_t k,
                                 ThreadPool* pool, std::vector<uint8_t>* buf,
@@ -171,6 +204,7 @@ absl::Status run_jobs(MultiContext& ctx, const float* input, int64_t m, ThreadPo
   for (int j = 0; j < ctx.n_jobs; ++j) {
     const KernelEntry& e = *ctx.e[j];
     MatmulArgs& a = ctx.args[j];
+    a.software_prefetch = software_prefetch_for(e);
     if (e.path == Path::kInt8 && e.act == nullptr) {
       return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
     }

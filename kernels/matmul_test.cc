@@ -945,6 +945,16 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
       EXPECT_EQ(std::memcmp(outs[0].data(), outs[p].data(), outs[0].size() * sizeof(float)), 0)
           << pools[p]->size() << " threads differ from 1 thread";
     }
+    // Software prefetch (dispatch's choice per CPU and kernel) is a hint: the other setting
+    // gives the same bits.
+    const bool prefetch = software_prefetch_for(e);
+    std::vector<float> flipped(static_cast<size_t>(s.m * s.n));
+    set_software_prefetch_for_testing(!prefetch);
+    const absl::Status st = run_kernel(e, buf.data() + 1, w.view, s.m, flipped.data(), s.m * s.n, pools[1]);
+    set_software_prefetch_for_testing(std::nullopt);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_EQ(std::memcmp(outs[0].data(), flipped.data(), flipped.size() * sizeof(float)), 0)
+        << "software prefetch " << (prefetch ? "off" : "on") << " changes the results";
   }
   EXPECT_GE(ran, 3) << "too few shapes with m >= MIN_M " << e.min_m;
 }
@@ -1182,6 +1192,71 @@ TEST(CpuFeaturesTest, NamesAndMissing) {
   // AVX-512 is only ever reported with the AVX2 family (the registry's masks rely on it).
   if (cpu_features() & kCpuAvx512F) {
     EXPECT_TRUE(cpu_has(kFeaturesAvx2));
+  }
+}
+
+// cpuid's vendor string is the kernel's vendor_id in /proc/cpuinfo.
+TEST(CpuFeaturesTest, VendorIsTheKernelsVendorId) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, want;
+  while (want.empty() && std::getline(in, line)) {
+    std::vector<std::string> kv = absl::StrSplit(line, absl::MaxSplits(':', 1));
+    if (kv.size() == 2 && absl::StripAsciiWhitespace(kv[0]) == "vendor_id") {
+      want = std::string(absl::StripAsciiWhitespace(kv[1]));
+    }
+  }
+  if (want.empty()) GTEST_SKIP() << "no vendor_id in /proc/cpuinfo";
+  EXPECT_EQ(cpu_vendor(), want);
+}
+
+// ---- Software prefetch -----------------------------------------------------------------------
+
+// The measured defaults (kernels/matmul.h): off only on AMD's int8 path.
+TEST(SoftwarePrefetchTest, DefaultsByVendorAndPath) {
+  EXPECT_FALSE(software_prefetch_default("AuthenticAMD", Path::kInt8));
+  for (Path p : {Path::kF32, Path::kBf16, Path::kF16}) {
+    EXPECT_TRUE(software_prefetch_default("AuthenticAMD", p)) << path_name(p);
+  }
+  for (Path p : {Path::kInt8, Path::kF32, Path::kBf16, Path::kF16}) {
+    EXPECT_TRUE(software_prefetch_default("GenuineIntel", p)) << path_name(p);
+    EXPECT_TRUE(software_prefetch_default("", p)) << path_name(p);
+  }
+}
+
+// What a kernel saw in MatmulArgs::software_prefetch, per call.
+std::vector<bool>* g_seen_prefetch = new std::vector<bool>;
+void record_software_prefetch(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
+  g_seen_prefetch->push_back(a.software_prefetch);
+  for (int64_t i = 0; i < a.m; ++i) {
+    for (int64_t j = n_begin; j < n_end; ++j) a.output[i * a.n + j] = 0.0f;
+  }
+}
+
+// Dispatch hands every kernel software_prefetch_for(entry): the testing override if set,
+// else (FK_PREFETCH unset) the default for this CPU's vendor and the entry's path.
+TEST(SoftwarePrefetchTest, DispatchPassesTheChoiceToTheKernel) {
+  if (std::getenv("FK_PREFETCH") != nullptr) GTEST_SKIP() << "FK_PREFETCH is set";
+  std::mt19937_64 rng(7);
+  UnalignedWeights w = make_weights(Format::kQ4_0, 3, 64, rng, false);
+  std::vector<float> input = make_input(1, 64, rng, false);
+  std::vector<float> out(3);
+  for (Path path : {Path::kF32, Path::kInt8}) {
+    const KernelEntry fake{Format::kQ4_0, Variant::kScalar, path, kCpuNone, 1, 1, 1,
+                           record_software_prefetch, "q4_0_fake__scalar",
+                           path == Path::kInt8 ? &act_q8_0_ref : nullptr};
+    const bool dflt = software_prefetch_default(cpu_vendor(), path);
+    EXPECT_EQ(software_prefetch_for(fake), dflt);
+    for (std::optional<bool> set : {std::optional<bool>(), std::optional<bool>(true),
+                                    std::optional<bool>(false)}) {
+      SCOPED_TRACE(absl::StrCat(path_name(path), " override ", set ? (*set ? "on" : "off") : "none"));
+      g_seen_prefetch->clear();
+      set_software_prefetch_for_testing(set);
+      const absl::Status st = run_kernel(fake, input.data(), w.view, 1, out.data(), 3);
+      set_software_prefetch_for_testing(std::nullopt);
+      ASSERT_TRUE(st.ok()) << st;
+      ASSERT_EQ(g_seen_prefetch->size(), 1u);
+      EXPECT_EQ((*g_seen_prefetch)[0], set.value_or(dflt));
+    }
   }
 }
 

@@ -128,9 +128,12 @@ FK_INLINE void store_f16_path_output(const MatmulArgs& a, int64_t i, int64_t col
 // stall the loads the kernel needs now. V::kPrefetchLastByte also touches the range's last
 // byte (its line, when the range is not line-aligned). Address arithmetic in uintptr_t:
 // past the last row the addresses point outside the weights, which prefetch tolerates.
+// Nothing when a.software_prefetch is false (dispatch's choice per CPU and kernel: where
+// the hardware prefetchers alone are faster).
 template <class V, int NR>
 FK_INLINE void prefetch_ahead(const MatmulArgs& a, const uint8_t* const (&w)[NR], int64_t off,
                               int64_t bytes) {
+  if (!a.software_prefetch) return;
   const int64_t tile_bytes = NR * a.row_bytes;
   int64_t tiles = 1;
   if constexpr (V::kPrefetchAheadBytes > 0)
