@@ -406,8 +406,13 @@ int main(int argc, char** argv) {
     for (fk::Path p : {fk::Path::kInt8, fk::Path::kF32, fk::Path::kBf16, fk::Path::kF16}) {
       for (const fk::KernelEntry& e : fk::all_kernels()) {
         if (e.path != p) continue;
+        const bool short_rows = fk::software_prefetch_for(e, fk::kShortRowBytes - 1);
+        const bool long_rows = fk::software_prefetch_for(e, fk::kShortRowBytes);
         absl::StrAppend(&prefetch, prefetch.empty() ? "" : ", ", fk::path_name(p), " ",
-                        fk::software_prefetch_for(e) ? "on" : "off");
+                        short_rows == long_rows ? (long_rows ? "on" : "off")
+                                                : absl::StrCat(short_rows ? "on" : "off", " below ",
+                                                               fk::kShortRowBytes, "-byte rows, else ",
+                                                               long_rows ? "on" : "off"));
         break;
       }
     }

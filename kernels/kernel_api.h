@@ -40,7 +40,8 @@ struct MatmulArgs {
 
   // Whether the batch-1 SIMD kernels issue software prefetches of the weight rows ahead of
   // the tile they compute (prefetch_ahead, kernels/simd/common-inl.h). Set by dispatch per
-  // kernel (software_prefetch_for, kernels/matmul.h); results do not depend on it.
+  // kernel and weights (software_prefetch_for, kernels/matmul.h); results do not depend
+  // on it.
   bool software_prefetch = true;
 };
 

@@ -124,16 +124,19 @@ const uint8_t* pack_activations(const ActPacker& p, const float* input, int64_t 
                                 int64_t* row_bytes);
 
 // Software prefetch of the weight rows by the batch-1 kernels (MatmulArgs::
-// software_prefetch), by CPU vendor and path as measured (README, "Software prefetch"):
-// off for AMD's int8 path (on Zen 4 its kernels read from DRAM 1.0x-1.35x faster with the
-// hardware prefetchers alone), on everywhere else (on the Intel Xeons Q2_K took up to 2x
-// without it; on Zen 4 Q8_0's f32 path 1.3x).
-bool software_prefetch_default(const std::string& cpu_vendor, Path path);
-// What dispatch sets for entry e: FK_PREFETCH from the environment ("1" on, "0" off; read
-// once, any other value is reported on stderr and ignored), else
-// software_prefetch_default(cpu_vendor(), e.path). set_software_prefetch_for_testing
-// overrides both (std::nullopt: back to them).
-bool software_prefetch_for(const KernelEntry& e);
+// software_prefetch), by CPU vendor, path and weight row length, as measured (README,
+// "Software prefetch on Zen 4"): off for AMD's int8 path on rows shorter than
+// kShortRowBytes (on Zen 4 those kernels read short rows from DRAM up to 1.4x faster with
+// the hardware prefetchers alone, and rows of 4.7 KB and more up to 1.35x slower), on
+// everywhere else (on the Intel Xeons Q2_K took up to 2x without it; on Zen 4 Q8_0's f32
+// path 1.3x).
+constexpr int64_t kShortRowBytes = 4096;
+bool software_prefetch_default(const std::string& cpu_vendor, Path path, int64_t row_bytes);
+// What dispatch sets for entry e on weights of row_bytes per row: FK_PREFETCH from the
+// environment ("1" on, "0" off; read once, any other value is reported on stderr and
+// ignored), else software_prefetch_default(cpu_vendor(), e.path, row_bytes).
+// set_software_prefetch_for_testing overrides both (std::nullopt: back to them).
+bool software_prefetch_for(const KernelEntry& e, int64_t row_bytes);
 void set_software_prefetch_for_testing(std::optional<bool> on);
 
 // Runs one specific registry entry (tests, benchmarks, the sweep). Same checks as above,

@@ -947,7 +947,7 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
     }
     // Software prefetch (dispatch's choice per CPU and kernel) is a hint: the other setting
     // gives the same bits.
-    const bool prefetch = software_prefetch_for(e);
+    const bool prefetch = software_prefetch_for(e, w.view.row_bytes());
     std::vector<float> flipped(static_cast<size_t>(s.m * s.n));
     set_software_prefetch_for_testing(!prefetch);
     const absl::Status st = run_kernel(e, buf.data() + 1, w.view, s.m, flipped.data(), s.m * s.n, pools[1]);
@@ -1211,15 +1211,20 @@ TEST(CpuFeaturesTest, VendorIsTheKernelsVendorId) {
 
 // ---- Software prefetch -----------------------------------------------------------------------
 
-// The measured defaults (kernels/matmul.h): off only on AMD's int8 path.
-TEST(SoftwarePrefetchTest, DefaultsByVendorAndPath) {
-  EXPECT_FALSE(software_prefetch_default("AuthenticAMD", Path::kInt8));
+// The measured defaults (kernels/matmul.h): off only on AMD's int8 path, for short rows.
+TEST(SoftwarePrefetchTest, DefaultsByVendorPathAndRowLength) {
+  EXPECT_FALSE(software_prefetch_default("AuthenticAMD", Path::kInt8, 2304));
+  EXPECT_FALSE(software_prefetch_default("AuthenticAMD", Path::kInt8, kShortRowBytes - 1));
+  EXPECT_TRUE(software_prefetch_default("AuthenticAMD", Path::kInt8, kShortRowBytes));
+  EXPECT_TRUE(software_prefetch_default("AuthenticAMD", Path::kInt8, 8064));
   for (Path p : {Path::kF32, Path::kBf16, Path::kF16}) {
-    EXPECT_TRUE(software_prefetch_default("AuthenticAMD", p)) << path_name(p);
+    EXPECT_TRUE(software_prefetch_default("AuthenticAMD", p, 2304)) << path_name(p);
   }
   for (Path p : {Path::kInt8, Path::kF32, Path::kBf16, Path::kF16}) {
-    EXPECT_TRUE(software_prefetch_default("GenuineIntel", p)) << path_name(p);
-    EXPECT_TRUE(software_prefetch_default("", p)) << path_name(p);
+    for (int64_t rb : {int64_t{64}, int64_t{2304}, int64_t{8064}}) {
+      EXPECT_TRUE(software_prefetch_default("GenuineIntel", p, rb)) << path_name(p) << " " << rb;
+      EXPECT_TRUE(software_prefetch_default("", p, rb)) << path_name(p) << " " << rb;
+    }
   }
 }
 
@@ -1233,7 +1238,8 @@ void record_software_prefetch(const MatmulArgs& a, int64_t n_begin, int64_t n_en
 }
 
 // Dispatch hands every kernel software_prefetch_for(entry): the testing override if set,
-// else (FK_PREFETCH unset) the default for this CPU's vendor and the entry's path.
+// else (FK_PREFETCH unset) the default for this CPU's vendor, the entry's path and the
+// weights' row length.
 TEST(SoftwarePrefetchTest, DispatchPassesTheChoiceToTheKernel) {
   if (std::getenv("FK_PREFETCH") != nullptr) GTEST_SKIP() << "FK_PREFETCH is set";
   std::mt19937_64 rng(7);
@@ -1244,8 +1250,8 @@ TEST(SoftwarePrefetchTest, DispatchPassesTheChoiceToTheKernel) {
     const KernelEntry fake{Format::kQ4_0, Variant::kScalar, path, kCpuNone, 1, 1, 1,
                            record_software_prefetch, "q4_0_fake__scalar",
                            path == Path::kInt8 ? &act_q8_0_ref : nullptr};
-    const bool dflt = software_prefetch_default(cpu_vendor(), path);
-    EXPECT_EQ(software_prefetch_for(fake), dflt);
+    const bool dflt = software_prefetch_default(cpu_vendor(), path, w.view.row_bytes());
+    EXPECT_EQ(software_prefetch_for(fake, w.view.row_bytes()), dflt);
     for (std::optional<bool> set : {std::optional<bool>(), std::optional<bool>(true),
                                     std::optional<bool>(false)}) {
       SCOPED_TRACE(absl::StrCat(path_name(path), " override ", set ? (*set ? "on" : "off") : "none"));
