@@ -404,17 +404,13 @@ int main(int argc, char** argv) {
     // Dispatch's software-prefetch choice per path on this CPU (kernels/matmul.h).
     std::string prefetch;
     for (fk::Path p : {fk::Path::kInt8, fk::Path::kF32, fk::Path::kBf16, fk::Path::kF16}) {
-      for (const fk::KernelEntry& e : fk::all_kernels()) {
-        if (e.path != p) continue;
-        const bool short_rows = fk::software_prefetch_for(e, fk::kShortRowBytes - 1);
-        const bool long_rows = fk::software_prefetch_for(e, fk::kShortRowBytes);
-        absl::StrAppend(&prefetch, prefetch.empty() ? "" : ", ", fk::path_name(p), " ",
-                        short_rows == long_rows ? (long_rows ? "on" : "off")
-                                                : absl::StrCat(short_rows ? "on" : "off", " below ",
-                                                               fk::kShortRowBytes, "-byte rows, else ",
-                                                               long_rows ? "on" : "off"));
-        break;
-      }
+      const bool short_rows = fk::software_prefetch_for(p, fk::kShortRowBytes - 1);
+      const bool long_rows = fk::software_prefetch_for(p, fk::kShortRowBytes);
+      absl::StrAppend(&prefetch, prefetch.empty() ? "" : ", ", fk::path_name(p), " ",
+                      short_rows == long_rows ? (long_rows ? "on" : "off")
+                                              : absl::StrCat(short_rows ? "on" : "off", " below ",
+                                                             fk::kShortRowBytes, "-byte rows, else ",
+                                                             long_rows ? "on" : "off"));
     }
     benchmark::AddCustomContext("software_prefetch", absl::StrCat(prefetch, " (", fk::cpu_vendor(), ")"));
   }

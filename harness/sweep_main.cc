@@ -532,9 +532,9 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   }
   j["kernel"] = CaseName(c, r.layout);
   if (c.kind == CaseKind::kFused) {
-    j["software_prefetch"] = software_prefetch_for(*c.entry, c.shape.k / t.block_elems * t.block_bytes);
+    j["software_prefetch"] = software_prefetch_for(c.entry->path, c.shape.k / t.block_elems * t.block_bytes);
   } else if (c.kind == CaseKind::kDequantThenMatmul) {
-    j["software_prefetch"] = software_prefetch_for(*c.entry, c.shape.k * int64_t{sizeof(float)});
+    j["software_prefetch"] = software_prefetch_for(c.entry->path, c.shape.k * int64_t{sizeof(float)});
   }
   j["n"] = c.shape.n;
   j["k"] = c.shape.k;

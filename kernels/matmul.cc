@@ -118,12 +118,12 @@ bool software_prefetch_default(const std::string& cpu_vendor, Path path, int64_t
   return !(cpu_vendor == "AuthenticAMD" && path == Path::kInt8 && row_bytes < kShortRowBytes);
 }
 
-bool software_prefetch_for(const KernelEntry& e, int64_t row_bytes) {
+bool software_prefetch_for(Path path, int64_t row_bytes) {
   const int t = g_prefetch_for_testing.load(std::memory_order_relaxed);
   if (t >= 0) return t == 1;
   const int env = env_prefetch();
   if (env >= 0) return env == 1;
-  return software_prefetch_default(cpu_vendor(), e.path, row_bytes);
+  return software_prefetch_default(cpu_vendor(), path, row_bytes);
 }
 
 void set_software_prefetch_for_testing(std::optional<bool> on) {
@@ -204,7 +204,7 @@ absl::Status run_jobs(MultiContext& ctx, const float* input, int64_t m, ThreadPo
   for (int j = 0; j < ctx.n_jobs; ++j) {
     const KernelEntry& e = *ctx.e[j];
     MatmulArgs& a = ctx.args[j];
-    a.software_prefetch = software_prefetch_for(e, a.row_bytes);
+    a.software_prefetch = software_prefetch_for(e.path, a.row_bytes);
     if (e.path == Path::kInt8 && e.act == nullptr) {
       return absl::InternalError(absl::StrCat("kernel ", e.name, " has no activation packer"));
     }

@@ -132,11 +132,11 @@ const uint8_t* pack_activations(const ActPacker& p, const float* input, int64_t 
 // path 1.3x).
 constexpr int64_t kShortRowBytes = 4096;
 bool software_prefetch_default(const std::string& cpu_vendor, Path path, int64_t row_bytes);
-// What dispatch sets for entry e on weights of row_bytes per row: FK_PREFETCH from the
-// environment ("1" on, "0" off; read once, any other value is reported on stderr and
-// ignored), else software_prefetch_default(cpu_vendor(), e.path, row_bytes).
+// What dispatch sets for a kernel of `path` on weights of row_bytes per row: FK_PREFETCH
+// from the environment ("1" on, "0" off; read once, any other value is reported on stderr
+// and ignored), else software_prefetch_default(cpu_vendor(), path, row_bytes).
 // set_software_prefetch_for_testing overrides both (std::nullopt: back to them).
-bool software_prefetch_for(const KernelEntry& e, int64_t row_bytes);
+bool software_prefetch_for(Path path, int64_t row_bytes);
 void set_software_prefetch_for_testing(std::optional<bool> on);
 
 // Runs one specific registry entry (tests, benchmarks, the sweep). Same checks as above,

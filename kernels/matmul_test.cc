@@ -947,7 +947,7 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
     }
     // Software prefetch (dispatch's choice per CPU and kernel) is a hint: the other setting
     // gives the same bits.
-    const bool prefetch = software_prefetch_for(e, w.view.row_bytes());
+    const bool prefetch = software_prefetch_for(e.path, w.view.row_bytes());
     std::vector<float> flipped(static_cast<size_t>(s.m * s.n));
     set_software_prefetch_for_testing(!prefetch);
     const absl::Status st = run_kernel(e, buf.data() + 1, w.view, s.m, flipped.data(), s.m * s.n, pools[1]);
@@ -1237,9 +1237,9 @@ void record_software_prefetch(const MatmulArgs& a, int64_t n_begin, int64_t n_en
   }
 }
 
-// Dispatch hands every kernel software_prefetch_for(entry): the testing override if set,
-// else (FK_PREFETCH unset) the default for this CPU's vendor, the entry's path and the
-// weights' row length.
+// Dispatch hands every kernel software_prefetch_for(its path, the weights' row bytes): the
+// testing override if set, else (FK_PREFETCH unset) the default for this CPU's vendor, that
+// path and that row length.
 TEST(SoftwarePrefetchTest, DispatchPassesTheChoiceToTheKernel) {
   if (std::getenv("FK_PREFETCH") != nullptr) GTEST_SKIP() << "FK_PREFETCH is set";
   std::mt19937_64 rng(7);
@@ -1251,7 +1251,7 @@ TEST(SoftwarePrefetchTest, DispatchPassesTheChoiceToTheKernel) {
                            record_software_prefetch, "q4_0_fake__scalar",
                            path == Path::kInt8 ? &act_q8_0_ref : nullptr};
     const bool dflt = software_prefetch_default(cpu_vendor(), path, w.view.row_bytes());
-    EXPECT_EQ(software_prefetch_for(fake, w.view.row_bytes()), dflt);
+    EXPECT_EQ(software_prefetch_for(path, w.view.row_bytes()), dflt);
     for (std::optional<bool> set : {std::optional<bool>(), std::optional<bool>(true),
                                     std::optional<bool>(false)}) {
       SCOPED_TRACE(absl::StrCat(path_name(path), " override ", set ? (*set ? "on" : "off") : "none"));
