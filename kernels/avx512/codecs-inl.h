@@ -880,29 +880,78 @@ struct DecQ23_K {
 // scales 0..15 and mins (imin); Q3_K: q + 4 in [0, 7] (the third bit: bit z (bytes 0..31)
 // / 4 + z (bytes 32..63) of hmask[byte % 32]), signed scales (stored - 32) and the offset
 // -4 * sum_s sc_s * bsum16_s = (sum_s sc_s * (-16 bsum16_s)) / 4, exact (a multiple of 16
-// before the shift). dpbusd lanes <= 4 * 7 * 127 (int16 after packing).
+// before the shift).
 //
 // Q3_K: head() unpacks the 4 rows' scales at once: the 12 packed bytes of each, unpacked
 // with vector shifts, in the 4 128-bit lanes of one vector, widened to int16 into KHead::sw
-// (two rows per vector); each row's scale vectors are then one vpermw each. Q2_K: each
-// row's scale vectors are one vpshufb each from its 16 scale bytes (kPackedB, kPairB);
-// head() unpacks only the mins.
+// (two rows per vector). Q2_K: head() unpacks the mins; each row's scale vectors are one
+// vpshufb each from its 16 scale bytes (where a vpermw of widened scales is 2 uops on the
+// Intel Xeons seen, 1 on port 5).
 //
-// VNNI: the fields are isolated with one shift: q[0] = qs & 3, q[1] = qs & 0x0C (4 times the
-// field), q[2] = (qs >> 4) & 3, q[3] = (qs >> 4) & 0x0C (Q3_K: the third bit at bit 2 / 4).
-// After packing, int32 lane 4c + t of the scale products holds only even fields (t < 2) or
-// only odd fields (t >= 2) (dot_sub16), so lanes t >= 2 are exactly 4 times the sum. They
-// stay so (kHighLanesTimes4): the tile converts and accumulates them 4 times too large, which
-// is exact in float (scaling by a power of two commutes with every rounding), and multiplies
-// them by 1/4 before its final reduction: bit for bit the lanes an arithmetic shift per
-// super-block would give, one vector operation fewer per super-block and row. Odd fields
-// reach 4 * 28 * 127 per dpbusd lane (int16 after packing). Q3_K's offset rides in the same
-// vpdpwssd chain, against -16 bsum16 / 4 (exact) for lanes t < 2 and -16 bsum16 for lanes
-// t >= 2 (4 times, as the rest of those lanes).
+// Without VNNI (the 4 x 4 tile, KQuantInt8): decode() and isum(), vpmaddubsw / vpmaddwd per
+// field against the scales of its words (dot_sub16).
+//
+// With VNNI (the pair tile, KQuantPairInt8 in kernels/avx512/int8_kquant-inl.h): the fields
+// are isolated with one shift, q[0] = qs & 3, q[1] = qs & 0x0C (4 times the field), q[2] =
+// (qs >> 4) & 3, q[3] = (qs >> 4) & 0x0C (Q3_K: the third bit at bit 2 / 4), and rows A = 2p
+// and B = 2p + 1 of the tile share every packing and scale step: per field z,
+// packs(dpbusd(q_A[z], y), dpbusd(q_B[z], y)) puts A's 4-product sums in words 0..3 of each
+// 128-bit lane c (all of sub-block sub_k2(z, 16 c)) and B's in words 4..7; one vpdpwssd
+// against both rows' scales leaves A's sum in int32 lanes 4c, 4c + 1 and B's in 4c + 2,
+// 4c + 3, and one conversion and one FMA (d_A, d_B per lane) per pair and super-block take
+// them to float: per row and super-block 2 packs, 2 vpdpwssd and half a conversion and FMA,
+// where packing one row's fields in pairs took 2, 2 and 1. Even fields are weighted by 4 sc
+// instead of sc, so every lane is exactly 4 times its share (Q3_K's offset too: sc * (-16
+// bsum16) is 4 times -4 sc bsum16): the tile multiplies by 1/4 before its reduction, which
+// gives the bits of exact lanes (scaling by a power of two commutes with the roundings, short
+// of subnormal products). Ranges: a dpbusd lane <= 4 * 28 * 127 (odd fields of Q3_K: int16
+// after packing); a lane of the pair's sum covers 32 elements, |4 sc (q - 4) y| summed
+// <= 32 * 4 * 32 * 4 * 127 < 2^24 (Q3_K; Q2_K less), so its conversion is exact.
+// kernel_bench --hot, 1 thread, batch 1, AMD EPYC Zen 4, medians of 5 in 3 alternated rounds:
+// Q2_K 4096x4096 261-267 -> 246-248 us, 14336x4096 930-961 -> 875-894; Q3_K 365-366 ->
+// 344-350, 1276-1289 -> 1209-1224.
+
 // A word pattern with `by` added to every index.
 constexpr Words shifted(Words w, int by) {
   for (int i = 0; i < 32; ++i) w.v[i] = static_cast<uint16_t>(w.v[i] + by);
   return w;
+}
+
+// The pair tile's patterns. Q2_K: vpshufb patterns over a vector T whose 128-bit lane c holds
+// bytes 8h .. 8h + 7 (h = c / 2) of row A's 16 scale bytes, then the same bytes of row B:
+// word 4 r + u (r: the row, u < 4) of lane c <- the scale of sub-block sub_k2(z, 16 c) of
+// row r.
+constexpr Bytes q2_pair_pattern(int z) {
+  Bytes b{};
+  for (int w = 0; w < 32; ++w) {
+    const int c = w / 8, r = (w % 8) / 4;
+    b.v[2 * w] = static_cast<uint8_t>(8 * r + sub_k2(z, 16 * c) - 8 * (c / 2));
+    b.v[2 * w + 1] = 0x80;
+  }
+  return b;
+}
+// Q2_K: qword q of T for pair p, from a vector with row j's 16 bytes in 128-bit lane j.
+constexpr int64_t q2_pair_qword(int p, int q) { return 2 * (2 * p + (q % 2)) + (q / 2) / 2; }
+// Q3_K: vpermw patterns over KHead::sw[p] (row A's 16 scales in words 0..15, B's in 16..31).
+constexpr Words q3_pair_pattern(int z) {
+  Words r{};
+  for (int w = 0; w < 32; ++w) {
+    const int c = w / 8, row = (w % 8) / 4;
+    r.v[w] = static_cast<uint16_t>(16 * row + sub_k2(z, 16 * c));
+  }
+  return r;
+}
+// Q3_K's offset: int32 lane L = 4c + t takes sub-blocks 2P, 2P + 1 with P = 2c + t % 2 of
+// row A (t < 2) or B; words 2L + e: the scale of sub-block 2P + e (over sw[p]) against
+// -16 bsum16 of it (over the activations' 16 nbsum16 words).
+constexpr Words q3_pair_offset(bool scales) {
+  Words r{};
+  for (int w = 0; w < 32; ++w) {
+    const int l = w / 2, e = w % 2, c = l / 4, t = l % 4;
+    const int sub = 2 * (2 * c + t % 2) + e;
+    r.v[w] = static_cast<uint16_t>(sub + (scales && t >= 2 ? 16 : 0));
+  }
+  return r;
 }
 
 template <bool kThree, bool kVnni>
@@ -912,33 +961,25 @@ struct Int8Q23_K {
   static constexpr int kBytes = sizeof(Block);
   static constexpr int kQs = offsetof(Block, qs);
   static constexpr bool kMins = !kThree;
-  // KQuantInt8::tile: d * da broadcast from memory (Q2_K VNNI, kernel_bench --hot 4096x4096
-  // batch 1, best of 15: 352 -> 321 us; Q3_K 438 / 442 us, even; 7 fewer vector ops each).
+  // KQuantInt8::tile (without VNNI): d * da broadcast from memory. Measured on the VNNI 4 x 4
+  // tile the pair tile replaced (Q2_K, kernel_bench --hot 4096x4096 batch 1, best of 15:
+  // 352 -> 321 us; Q3_K even); kept for the avx512 tile, not measured there.
   static constexpr bool kDdFromMemory = true;
-  // VNNI: isum's lanes 4c + 2, 4c + 3 are 4 times their share (see above).
-  static constexpr bool kHighLanesTimes4 = kVnni;
-  // The scale patterns of row j: its scales are words 16 (j % 2) .. + 15 of KHead::sw[j / 2].
-  static constexpr Words kPacked[2][2] = {
-      {packed_pattern(0, SubK2{}), packed_pattern(1, SubK2{})},
-      {shifted(packed_pattern(0, SubK2{}), 16), shifted(packed_pattern(1, SubK2{}), 16)}};
+  // Without VNNI, the scale patterns of row j: its scales are words 16 (j % 2) .. + 15 of
+  // KHead::sw[j / 2] (Q3_K), or bytes of its own (Q2_K).
   static constexpr Words kPair[2][4] = {
       {pair_pattern(0, SubK2{}), pair_pattern(1, SubK2{}), pair_pattern(2, SubK2{}),
        pair_pattern(3, SubK2{})},
       {shifted(pair_pattern(0, SubK2{}), 16), shifted(pair_pattern(1, SubK2{}), 16),
        shifted(pair_pattern(2, SubK2{}), 16), shifted(pair_pattern(3, SubK2{}), 16)}};
 
-  // Q2_K: vpshufb patterns turning a row's 16 scale bytes (broadcast to every 128-bit lane,
-  // min nibbles cleared) into the int16 scale vectors; one vpshufb each, where a vpermw of
-  // KHead::sw is 2 uops on the Intel Xeons seen (1 on port 5) and needs the widened scales.
-  static constexpr Bytes kPackedB[2] = {bytes_of(packed_pattern(0, SubK2{})),
-                                        bytes_of(packed_pattern(1, SubK2{}))};
   static constexpr Bytes kPairB[4] = {
       bytes_of(pair_pattern(0, SubK2{})), bytes_of(pair_pattern(1, SubK2{})),
       bytes_of(pair_pattern(2, SubK2{})), bytes_of(pair_pattern(3, SubK2{}))};
 
   struct Dec {
     __m512i q[4];
-    __m512i s[4];  // VNNI: s[0], s[1]; otherwise one per q[z]
+    __m512i s[4];  // one per q[z]
     __m512i sc;    // Q3_K: the row's 16 signed scales as int16 in the low 256 bits (the high
                    // 256 bits are not used: they meet zeros)
   };
@@ -986,7 +1027,12 @@ struct Int8Q23_K {
       const __m512i mn = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
       h->mins = _mm512_unpacklo_epi8(mn, _mm512_setzero_si512());
       h->mins_hi = _mm512_unpackhi_epi8(mn, _mm512_setzero_si512());
-      // (No sw: decode picks each row's scales from its own bytes.)
+      if constexpr (kVnni) {
+        // The pair tile: the scale nibbles (sw[0]) and 4 times them (sw[1]), row j in lane j.
+        h->sw[0] = _mm512_and_si512(v, m15);
+        h->sw[1] = _mm512_and_si512(_mm512_slli_epi16(v, 2), _mm512_set1_epi8(0x3C));
+      }
+      // (Otherwise no sw: decode picks each row's scales from its own bytes.)
     }
   }
 
@@ -1001,7 +1047,9 @@ struct Int8Q23_K {
     return _mm512_srai_epi32(sum, 4);
   }
 
+  // Without VNNI.
   static FK_INLINE Dec decode(const uint8_t* blk, const KHead& h, int j) {
+    static_assert(!kVnni, "VNNI runs the pair tile");
     Dec d;
     const __m512i qs = in_reg(loadu512(blk + kQs));
     // Q3_K: rows 2t, 2t + 1's scales as int16 (KHead::sw); Q2_K: row j's 16 scale bytes in
@@ -1014,80 +1062,109 @@ struct Int8Q23_K {
       // Row j's scales in the low 256 bits: odd rows' halves swapped.
       d.sc = (j & 1) ? _mm512_shuffle_i64x2(sw, sw, 0x4E) : sw;
     }
-    if constexpr (kVnni) {
-      const __m512i qs4 = _mm512_srli_epi16(qs, 4);
-      const __m512i m3 = _mm512_set1_epi8(3), mc = _mm512_set1_epi8(0x0C);
-      d.q[0] = _mm512_and_si512(qs, m3);
-      d.q[1] = _mm512_and_si512(qs, mc);
-      d.q[2] = _mm512_and_si512(qs4, m3);
-      d.q[3] = _mm512_and_si512(qs4, mc);
-      if constexpr (kThree) {
-        // hm2: bit z of each byte is the third bit of field z (bytes 0..31: hmask, bytes
-        // 32..63: hmask >> 4); to bit 2 (fields 0, 2) or bit 4 (fields 1, 3), OR-ed in.
-        const __m512i hm = _mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ3_K, hmask)));
-        const __m512i hm2 = in_reg(_mm512_srlv_epi64(hm, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)));
-        const __m512i b2 = _mm512_set1_epi8(4), b4 = _mm512_set1_epi8(0x10);
-        d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
-        d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 3), b4, d.q[1], 0xEA);
-        d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
-        d.q[3] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b4, d.q[3], 0xEA);
-      }
-      if constexpr (kThree) {
-        d.s[0] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][0]), sw);
-        d.s[1] = _mm512_permutexvar_epi16(load512(&kPacked[j & 1][1]), sw);
-      } else {
-        d.s[0] = _mm512_shuffle_epi8(sw, load512(&kPackedB[0]));
-        d.s[1] = _mm512_shuffle_epi8(sw, load512(&kPackedB[1]));
-      }
-    } else {
-      const __m512i m3 = _mm512_set1_epi8(3);
-      d.q[0] = _mm512_and_si512(qs, m3);
-      d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs, 2), m3);
-      d.q[2] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m3);
-      d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs, 6), m3);
-      if constexpr (kThree) {
-        // hmask in both halves, the high half shifted right by 4: bit z of either half is then
-        // the third bit of q[z]'s byte; moved to bit 2 and OR-ed in ((A & 4) | q).
-        const __m256i hm = loadu256(blk + offsetof(BlockQ3_K, hmask));
-        const __m512i hm2 = in_reg(_mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1));
-        const __m512i b2 = _mm512_set1_epi8(4);
-        d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
-        d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b2, d.q[1], 0xEA);
-        d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
-        d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
-      }
-      for (int z = 0; z < 4; ++z) {
-        d.s[z] = kThree ? _mm512_permutexvar_epi16(load512(&kPair[j & 1][z]), sw)
-                        : _mm512_shuffle_epi8(sw, load512(&kPairB[z]));
-      }
+    const __m512i m3 = _mm512_set1_epi8(3);
+    d.q[0] = _mm512_and_si512(qs, m3);
+    d.q[1] = _mm512_and_si512(_mm512_srli_epi16(qs, 2), m3);
+    d.q[2] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m3);
+    d.q[3] = _mm512_and_si512(_mm512_srli_epi16(qs, 6), m3);
+    if constexpr (kThree) {
+      // hmask in both halves, the high half shifted right by 4: bit z of either half is then
+      // the third bit of q[z]'s byte; moved to bit 2 and OR-ed in ((A & 4) | q).
+      const __m256i hm = loadu256(blk + offsetof(BlockQ3_K, hmask));
+      const __m512i hm2 = in_reg(_mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1));
+      const __m512i b2 = _mm512_set1_epi8(4);
+      d.q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, d.q[0], 0xEA);
+      d.q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b2, d.q[1], 0xEA);
+      d.q[2] = _mm512_ternarylogic_epi32(hm2, b2, d.q[2], 0xEA);
+      d.q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hm2, 1), b2, d.q[3], 0xEA);
+    }
+    for (int z = 0; z < 4; ++z) {
+      d.s[z] = kThree ? _mm512_permutexvar_epi16(load512(&kPair[j & 1][z]), sw)
+                      : _mm512_shuffle_epi8(sw, load512(&kPairB[z]));
     }
     return d;
   }
-
   static FK_INLINE __m512i isum(const Dec& w, const ActQ8_K& y) {
-    if constexpr (kVnni) {
-      // Lanes 4c + t, t >= 2: 4 times the sum (odd fields), shifted back at the end.
-      __m512i acc = _mm512_setzero_si512();
-      if constexpr (kThree) {
-        // The offset pairs (sub-blocks 2L, 2L + 1 in lane L < 8): words 4c' .. 4c' + 3 of
-        // each 128 bits go to lanes t < 2, divided by 4 here.
-        const __m512i nb = _mm512_srav_epi16(
-            _mm512_zextsi256_si512(loadu256(y.nbsum16)),
-            _mm512_set4_epi32(0, 0, 0x00020002, 0x00020002));
-        acc = _mm512_dpwssd_epi32(acc, w.sc, nb);
-      }
-      const __m512i z = _mm512_setzero_si512();
-      const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[0], load512(y.y)),
-                                            _mm512_dpbusd_epi32(z, w.q[1], load512(y.y + 64)));
-      const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, w.q[2], load512(y.y + 128)),
-                                            _mm512_dpbusd_epi32(z, w.q[3], load512(y.y + 192)));
-      return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, w.s[0]), p1, w.s[1]);
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (kThree)
+      init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
+    return dot_sub16<kVnni>(init, w.q, w.s, y.y);
+  }
+
+  // ---- With VNNI: the pair tile (see above) ----
+  static constexpr bool kPairTile = kVnni;
+  struct PairScales {
+    __m512i s[4];  // field z: A's scales in words 0..3, B's in 4..7 of each 128-bit lane
+    __m512i off;   // Q3_K: the offset's scale words (kQ3PairOffSc)
+  };
+  static constexpr Bytes kQ2Pair[4] = {q2_pair_pattern(0), q2_pair_pattern(1), q2_pair_pattern(2),
+                                       q2_pair_pattern(3)};
+  static constexpr Words kQ3Pair[4] = {q3_pair_pattern(0), q3_pair_pattern(1), q3_pair_pattern(2),
+                                       q3_pair_pattern(3)};
+  static constexpr Words kQ3PairOffSc = q3_pair_offset(true), kQ3PairOffNb = q3_pair_offset(false);
+
+  // Even fields weighted by 4 sc (sw[1] / sw << 2), odd fields by sc.
+  static FK_INLINE PairScales pair_scales(const KHead& h, int p) {
+    PairScales r;
+    if constexpr (kThree) {
+      const __m512i sw = h.sw[p], sw4 = _mm512_slli_epi16(sw, 2);
+      for (int z = 0; z < 4; ++z) r.s[z] = _mm512_permutexvar_epi16(load512(&kQ3Pair[z]), (z % 2) ? sw : sw4);
+      r.off = _mm512_permutexvar_epi16(load512(&kQ3PairOffSc), sw);
     } else {
-      __m512i init = _mm512_setzero_si512();
-      if constexpr (kThree)
-        init = _mm512_srai_epi32(_mm512_madd_epi16(w.sc, _mm512_zextsi256_si512(loadu256(y.nbsum16))), 2);
-      return dot_sub16<kVnni>(init, w.q, w.s, y.y);
+      // Q2_K: one vpermq per pair and scale vector, then a vpshufb per field (where a vpermw
+      // is 2 uops on the Intel Xeons seen; on Zen 4 the two measured the same).
+      const __m512i idx = _mm512_setr_epi64(q2_pair_qword(p, 0), q2_pair_qword(p, 1), q2_pair_qword(p, 2),
+                                            q2_pair_qword(p, 3), q2_pair_qword(p, 4), q2_pair_qword(p, 5),
+                                            q2_pair_qword(p, 6), q2_pair_qword(p, 7));
+      const __m512i t = _mm512_permutexvar_epi64(idx, h.sw[0]);
+      const __m512i t4 = _mm512_permutexvar_epi64(idx, h.sw[1]);
+      for (int z = 0; z < 4; ++z) r.s[z] = _mm512_shuffle_epi8((z % 2) ? t : t4, load512(&kQ2Pair[z]));
+      r.off = _mm512_setzero_si512();
     }
+    return r;
+  }
+  // Per activation super-block: Q3_K's -16 bsum16 words in the offset's order.
+  static FK_INLINE __m512i pair_nb(const ActQ8_K& y) {
+    if constexpr (kThree) {
+      return _mm512_permutexvar_epi16(load512(&kQ3PairOffNb), _mm512_zextsi256_si512(loadu256(y.nbsum16)));
+    } else {
+      return _mm512_setzero_si512();
+    }
+  }
+  // The 4 field vectors of a row (odd fields 4 times; Q3_K: q + 4 with its third bit).
+  static FK_INLINE void fields(const uint8_t* blk, __m512i (&q)[4]) {
+    const __m512i qs = in_reg(loadu512(blk + kQs));
+    const __m512i qs4 = _mm512_srli_epi16(qs, 4);
+    const __m512i m3 = _mm512_set1_epi8(3), mc = _mm512_set1_epi8(0x0C);
+    q[0] = _mm512_and_si512(qs, m3);
+    q[1] = _mm512_and_si512(qs, mc);
+    q[2] = _mm512_and_si512(qs4, m3);
+    q[3] = _mm512_and_si512(qs4, mc);
+    if constexpr (kThree) {
+      // hm2: bit z of each byte is the third bit of field z (bytes 0..31: hmask, bytes
+      // 32..63: hmask >> 4); to bit 2 (fields 0, 2) or bit 4 (fields 1, 3), OR-ed in.
+      const __m512i hm = _mm512_broadcast_i64x4(loadu256(blk + offsetof(BlockQ3_K, hmask)));
+      const __m512i hm2 = in_reg(_mm512_srlv_epi64(hm, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)));
+      const __m512i b2 = _mm512_set1_epi8(4), b4 = _mm512_set1_epi8(0x10);
+      q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 2), b2, q[0], 0xEA);
+      q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 3), b4, q[1], 0xEA);
+      q[2] = _mm512_ternarylogic_epi32(hm2, b2, q[2], 0xEA);
+      q[3] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hm2, 1), b4, q[3], 0xEA);
+    }
+  }
+  // Int32 lanes 4c, 4c + 1: 4 times row A's integer dot (offset included), 4c + 2, 4c + 3:
+  // row B's.
+  static FK_INLINE __m512i isum_pair(const __m512i (&qa)[4], const __m512i (&qb)[4], const PairScales& ps,
+                                     const ActQ8_K& y, __m512i nb) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i acc = kThree ? _mm512_dpwssd_epi32(zero, ps.off, nb) : zero;
+    for (int z = 0; z < 4; ++z) {
+      const __m512i yz = load512(y.y + 64 * z);
+      acc = _mm512_dpwssd_epi32(
+          acc, _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, qa[z], yz), _mm512_dpbusd_epi32(zero, qb[z], yz)),
+          ps.s[z]);
+    }
+    return acc;
   }
 };
 

@@ -15,9 +15,10 @@
 // sum_s m_s * (sum of the activation quants of sub-block s).
 // A codec may set kIminNegated = true: its imin returns those lanes negated (saves the
 // negation; the tile subtracts with vfnmadd, the same rounding as adding the negated
-// product). With kHighLanesTimes4 = true its isum lanes 4c + 2, 4c + 3 are exactly 4 times
-// their share: the tile accumulates them so (exact in float: a power of two) and scales
-// them by 1/4 before the reduction, giving the same bits as exact lanes.
+// product).
+//
+// Q2_K and Q3_K with VNNI run the pair tile below (KQuantPairInt8) instead, whose codec
+// interface codecs-inl.h's Int8Q23_K describes.
 #ifndef KERNELS_AVX512_INT8_KQUANT_INL_H_
 #define KERNELS_AVX512_INT8_KQUANT_INL_H_
 
@@ -98,7 +99,8 @@ struct KHead {
   __m512i mins_hi;   // Q2_K: row j's mins of sub-blocks 8..15 as int16 in 128-bit lane j
   __m512i sw[2];     // Q3_K: the 16 sub-block scales of rows 2t and 2t + 1 as int16,
                      // in words 0..15 and 16..31 of sw[t]; IQ4_XS (VNNI): their 8 scales
-                     // ls - 32 as float (bits), in lanes 0..7 and 8..15
+                     // ls - 32 as float (bits), in lanes 0..7 and 8..15; Q2_K (VNNI): row
+                     // j's 16 scale nibbles in lane j of sw[0], 4 times them in sw[1]
   __m256 d;          // d_j in lane 2j, dmin_j (Q2_K / Q4_K / Q5_K) in lane 2j + 1
 };
 
@@ -110,22 +112,22 @@ FK_INLINE __m256 fp16_pairs(const uint8_t* const (&p)[kNR]) {
 }
 
 template <class C, class = void>
+struct DdFromMemory : std::false_type {};
+template <class C>
+struct DdFromMemory<C, std::void_t<decltype(C::kDdFromMemory)>>
+    : std::integral_constant<bool, C::kDdFromMemory> {};
+
+template <class C, class = void>
 struct IminNegated : std::false_type {};
 template <class C>
 struct IminNegated<C, std::void_t<decltype(C::kIminNegated)>>
     : std::integral_constant<bool, C::kIminNegated> {};
 
-template <class C, class = void>
-struct HighLanesTimes4 : std::false_type {};
-template <class C>
-struct HighLanesTimes4<C, std::void_t<decltype(C::kHighLanesTimes4)>>
-    : std::integral_constant<bool, C::kHighLanesTimes4> {};
 
 template <class C, class = void>
-struct DdFromMemory : std::false_type {};
+struct PairTile : std::false_type {};
 template <class C>
-struct DdFromMemory<C, std::void_t<decltype(C::kDdFromMemory)>>
-    : std::integral_constant<bool, C::kDdFromMemory> {};
+struct PairTile<C, std::void_t<decltype(C::kPairTile)>> : std::integral_constant<bool, C::kPairTile> {};
 
 // A codec's isum lanes as float: int32 lanes converted; a codec may return float lanes that
 // are exact integers already (IQ4_XS with VNNI).
@@ -215,16 +217,92 @@ struct KQuantInt8 {
       }
     }
     for (int i = 0; i < MR; ++i) {
-      if constexpr (HighLanesTimes4<C>::value) {
-        for (int j = 0; j < kNR; ++j)
-          acc[i][j] = _mm512_mul_ps(acc[i][j], _mm512_set4_ps(0.25f, 0.25f, 1.0f, 1.0f));
-      }
       // Lane 4j: row j's sum, less its mins.
       __m512 v = reduce_add4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
       if constexpr (C::kMins) v = _mm512_sub_ps(v, sum_quads(macc[i]));
       alignas(64) float r[16];
       _mm512_store_ps(r, v);
       for (int j = 0; j < nv; ++j) a.output[(i0 + i) * a.n + out_col(a, j0, j)] = r[4 * j];
+    }
+  }
+};
+
+// The pair tile (codecs with kPairTile: Q2_K / Q3_K with VNNI; codecs-inl.h says how a
+// pair of weight rows shares its packing and scale steps): the 4 weight rows as pairs
+// (0, 1) and (2, 3), one accumulator per (activation row, pair) with row 2p in lanes
+// 4c, 4c + 1 and row 2p + 1 in lanes 4c + 2, 4c + 3, every lane 4 times its share. Codec:
+// head, pair_scales(KHead, p), pair_nb(ActQ8_K), fields(block, q[4]), isum_pair, imin.
+template <class C>
+struct KQuantPairInt8 {
+  static_assert(C::kAct == Format::kQ8_K, "a codec of Q8_K kind");
+  using Prep = NoPrep;
+  template <int MR, int NR>
+  static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
+    static_assert(NR == kNR, "4-row tiles");
+    const int64_t nb = a.k / kQK_K;
+    const uint8_t* w[kNR];
+    tile_rows(a, j0, nv, w);
+    const ActQ8_K* y[MR];
+    for (int i = 0; i < MR; ++i)
+      y[i] = reinterpret_cast<const ActQ8_K*>(a.act + (i0 + i) * a.act_row_bytes);
+    __m512 acc[MR][2];
+    __m512 macc[MR];  // mins: lanes 4j .. 4j+3 for weight row j
+    for (int i = 0; i < MR; ++i) {
+      macc[i] = _mm512_setzero_ps();
+      acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    }
+    const __m512i odd = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+    // Lanes 4c + t <- lane 2 (2p + t / 2) of d * da: d of row 2p (t < 2) or 2p + 1.
+    const __m512i pair_d[2] = {_mm512_set4_epi32(2, 2, 0, 0), _mm512_set4_epi32(6, 6, 4, 4)};
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t off = b * C::kBytes;
+      prefetch_ahead<VecAvx512>(a, w, off, C::kBytes);
+      const uint8_t* blk[kNR];
+      for (int j = 0; j < kNR; ++j) blk[j] = w[j] + off;
+      KHead h;
+      C::head(blk, &h);
+      __m512 dd[MR];
+      __m512i ynb[MR];
+      for (int i = 0; i < MR; ++i) {
+        dd[i] = _mm512_castps256_ps512(_mm256_mul_ps(h.d, _mm256_set1_ps(y[i][b].d)));
+        ynb[i] = C::pair_nb(y[i][b]);
+      }
+      for (int p = 0; p < 2; ++p) {
+        const typename C::PairScales ps = C::pair_scales(h, p);
+        __m512i qa[4], qb[4];
+        C::fields(blk[2 * p], qa);
+        C::fields(blk[2 * p + 1], qb);
+        for (int i = 0; i < MR; ++i) {
+          const __m512i s = C::isum_pair(qa, qb, ps, y[i][b], ynb[i]);
+          acc[i][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pair_d[p], dd[i]), acc[i][p]);
+        }
+      }
+      if constexpr (C::kMins) {
+        for (int i = 0; i < MR; ++i) {
+          const __m512 dmin = _mm512_permutexvar_ps(odd, dd[i]);
+          macc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(C::imin(h, y[i][b])), dmin, macc[i]);
+        }
+      }
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 quarter = _mm512_set1_ps(0.25f);
+      const __m512 a0 = _mm512_mul_ps(acc[i][0], quarter), a1 = _mm512_mul_ps(acc[i][1], quarter);
+      // Lane 4c: lanes 4c + 4c + 1 (row 2p), lane 4c + 2: lanes 4c + 2 + 4c + 3 (row 2p + 1).
+      const __m512 h0 = _mm512_add_ps(a0, _mm512_permute_ps(a0, _MM_SHUFFLE(2, 3, 0, 1)));
+      const __m512 h1 = _mm512_add_ps(a1, _mm512_permute_ps(a1, _MM_SHUFFLE(2, 3, 0, 1)));
+      // Lane 4c + j: row j's share in 128-bit lane c; then the 4 lanes c added, (0 + 1) +
+      // (2 + 3) for every row.
+      __m512 v = _mm512_shuffle_ps(h0, h1, _MM_SHUFFLE(2, 0, 2, 0));
+      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+      alignas(64) float r[16], mn[16];
+      _mm512_store_ps(r, v);
+      _mm512_store_ps(mn, sum_quads(macc[i]));
+      for (int j = 0; j < nv; ++j) {
+        // Lane 4j of the mins (Q3_K: none, 0).
+        const float out = C::kMins ? r[j] - mn[4 * j] : r[j];
+        a.output[(i0 + i) * a.n + out_col(a, j0, j)] = out;
+      }
     }
   }
 };

@@ -26,6 +26,8 @@ void run_int8(const MatmulArgs& a, int64_t n_begin, int64_t n_end) {
     using C = Int8Codec<F, kVnni>;
     if constexpr (C::kAct == Format::kQ8_0) {
       run_tiles<VecAvx512, LegacyInt8<C>>(a, n_begin, n_end);
+    } else if constexpr (PairTile<C>::value) {
+      run_tiles<VecAvx512, KQuantPairInt8<C>>(a, n_begin, n_end);
     } else {
       run_tiles<VecAvx512, KQuantInt8<C>>(a, n_begin, n_end);
     }
