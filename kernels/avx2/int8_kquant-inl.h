@@ -23,7 +23,7 @@ struct KQuantInt8 {
     const uint8_t* w[NR];
     const uint8_t* y[MR];
     tile_rows(a, j0, nv, w);
-    for (int i = 0; i < MR; ++i) y[i] = a.act + (i0 + i) * a.act_row_bytes;
+    tile_acts(a, i0, y);
     __m256 acc[MR][NR];
     zero(acc);
     for (int64_t b = 0; b < nb; ++b) {

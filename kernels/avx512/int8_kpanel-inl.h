@@ -226,7 +226,7 @@ struct KPanelInt8 {
   static FK_NOINLINE void micro(const MatmulArgs& a, const Panel* panel, const int32_t* offs,
                                 int64_t nb, int64_t i0, int64_t j0, __mmask16 keep) {
     const Act* y[MR];
-    for (int i = 0; i < MR; ++i) y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
+    tile_acts(a, i0, y);
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     if constexpr (kLegacy) {

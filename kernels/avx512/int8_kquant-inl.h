@@ -168,8 +168,7 @@ struct KQuantInt8 {
     const uint8_t* w[kNR];
     tile_rows(a, j0, nv, w);
     const ActQ8_K* y[MR];
-    for (int i = 0; i < MR; ++i)
-      y[i] = reinterpret_cast<const ActQ8_K*>(a.act + (i0 + i) * a.act_row_bytes);
+    tile_acts(a, i0, y);
     __m512 acc[MR][kNR];
     __m512 macc[MR];  // Q4_K / Q5_K mins: lanes 4j .. 4j+3 for weight row j
     for (int i = 0; i < MR; ++i) {
@@ -243,8 +242,7 @@ struct KQuantPairInt8 {
     const uint8_t* w[kNR];
     tile_rows(a, j0, nv, w);
     const ActQ8_K* y[MR];
-    for (int i = 0; i < MR; ++i)
-      y[i] = reinterpret_cast<const ActQ8_K*>(a.act + (i0 + i) * a.act_row_bytes);
+    tile_acts(a, i0, y);
     __m512 acc[MR][2];
     __m512 macc[MR];  // mins: lanes 4j .. 4j+3 for weight row j
     for (int i = 0; i < MR; ++i) {

@@ -248,8 +248,7 @@ struct LegacyInt8 {
     const uint8_t* w[kNR];
     tile_rows(a, j0, nv, w);
     const ActQ8_0x4* y[MR];
-    for (int i = 0; i < MR; ++i)
-      y[i] = reinterpret_cast<const ActQ8_0x4*>(a.act + (i0 + i) * a.act_row_bytes);
+    tile_acts(a, i0, y);
     __m512 acc[MR];
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < full; ++g) {

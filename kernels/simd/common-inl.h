@@ -99,6 +99,12 @@ FK_INLINE void tile_rows(const MatmulArgs& a, int64_t j0, int nv, const uint8_t*
     w[j] = a.weights + (j0 + std::min(j, nv - 1) * a.row_step) * a.row_bytes;
 }
 
+// The packed activation rows i0 .. i0 + MR - 1 of a tile, as the kernel's block type.
+template <class Act, int MR>
+FK_INLINE void tile_acts(const MatmulArgs& a, int64_t i0, const Act* (&y)[MR]) {
+  for (int i = 0; i < MR; ++i) y[i] = reinterpret_cast<const Act*>(a.act + (i0 + i) * a.act_row_bytes);
+}
+
 // The output column of a tile's weight row j (MatmulArgs::row_step).
 FK_INLINE int64_t out_col(const MatmulArgs& a, int64_t j0, int j) { return j0 + j * a.row_step; }
 
