@@ -123,7 +123,6 @@ template <class C>
 struct IminNegated<C, std::void_t<decltype(C::kIminNegated)>>
     : std::integral_constant<bool, C::kIminNegated> {};
 
-
 template <class C, class = void>
 struct PairTile : std::false_type {};
 template <class C>
@@ -234,6 +233,7 @@ struct KQuantInt8 {
 template <class C>
 struct KQuantPairInt8 {
   static_assert(C::kAct == Format::kQ8_K, "a codec of Q8_K kind");
+  static_assert(!C::kMins || IminNegated<C>::value, "the tile subtracts imin's lanes with vfnmadd");
   using Prep = NoPrep;
   template <int MR, int NR>
   static FK_INLINE void tile(const MatmulArgs& a, const Prep&, int64_t i0, int64_t j0, int nv) {
