@@ -19,11 +19,16 @@ namespace {
 #define FK_CV(r) "vcvtdq2ps %%zmm20, %%zmm" #r "\n"
 #define FK_A(r) "vpandd %%zmm20, %%zmm21, %%zmm" #r "\n"
 #define FK_MV(r) "vmovdqa32 %%zmm22, %%zmm" #r "\n"
+// Mask registers: written from a general register or by a vector compare, read by a
+// merge-masked byte add (Q5_0 / Q5_1's fifth bits); any mask value will do.
+#define FK_KM(k) "kmovq %%rax, %%k" #k "\n"
+#define FK_TM(k) "vptestmb %%zmm20, %%zmm21, %%k" #k "\n"
+#define FK_MA(r, k) "vpaddb %%zmm20, %%zmm21, %%zmm" #r "%{%%k" #k "%}\n"
 #define FK_X8(m) m(0) m(1) m(2) m(3) m(4) m(5) m(6) m(7)
 #define FK_CLOBBERS                                                                           \
   "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",     \
       "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm20", "xmm21", "xmm22", "xmm24", "xmm25", \
-      "xmm26", "xmm27", "memory"
+      "xmm26", "xmm27", "k1", "k2", "k3", "k4", "rax", "memory"
 #define FK_LOOP(fn, body)                                                   \
   void fn(int64_t iters) {                                                  \
     __asm__ volatile("vpxord %%zmm20, %%zmm20, %%zmm20\n"                   \
@@ -50,6 +55,13 @@ FK_LOOP(copy_dpbusd, FK_MV(0) FK_D(0) FK_MV(1) FK_D(1) FK_MV(2) FK_D(2) FK_MV(3)
 FK_LOOP(dpbusd_pshufb, FK_D(0) FK_SH(8) FK_D(1) FK_SH(9) FK_D(2) FK_SH(10) FK_D(3) FK_SH(11))
 FK_LOOP(dpbusd_pandd, FK_D(0) FK_A(8) FK_D(1) FK_A(9) FK_D(2) FK_A(10) FK_D(3) FK_A(11))
 FK_LOOP(psrlw_pshufb, FK_SR(0) FK_SH(8) FK_SR(1) FK_SH(9) FK_SR(2) FK_SH(10) FK_SR(3) FK_SH(11))
+FK_LOOP(kmovq, FK_KM(1) FK_KM(2) FK_KM(3) FK_KM(4) FK_KM(1) FK_KM(2) FK_KM(3) FK_KM(4))
+FK_LOOP(kmovq_dpbusd, FK_KM(1) FK_D(0) FK_D(1) FK_KM(2) FK_D(2) FK_D(3) FK_KM(3) FK_D(4) FK_D(5) FK_KM(4)
+                          FK_D(6) FK_D(7))
+FK_LOOP(ptestmb_dpbusd, FK_TM(1) FK_D(0) FK_D(1) FK_TM(2) FK_D(2) FK_D(3) FK_TM(3) FK_D(4) FK_D(5) FK_TM(4)
+                            FK_D(6) FK_D(7))
+FK_LOOP(maskadd_dpbusd, FK_MA(8, 1) FK_D(0) FK_D(1) FK_MA(9, 2) FK_D(2) FK_D(3) FK_MA(10, 3) FK_D(4) FK_D(5)
+                            FK_MA(11, 4) FK_D(6) FK_D(7))
 FK_LOOP(dpbusd_pshufb_pandd, FK_D(0) FK_D(1) FK_SH(2) FK_SH(3) FK_A(4) FK_A(5) FK_D(6) FK_D(7)
                                  FK_SH(8) FK_SH(9) FK_A(10) FK_A(11))
 
@@ -74,6 +86,10 @@ const std::vector<IsaLoop>& isa_loops() {
       {"vpdpbusd + vpandd", 8, 0, dpbusd_pandd},
       {"vpsrlw + vpshufb", 8, 0, psrlw_pshufb},
       {"vpdpbusd + vpshufb + vpandd", 12, 0, dpbusd_pshufb_pandd},
+      {"kmovq k, r64", 8, 0, kmovq},
+      {"vpdpbusd x2 + kmovq k, r64", 12, 0, kmovq_dpbusd},
+      {"vpdpbusd x2 + vptestmb", 12, 0, ptestmb_dpbusd},
+      {"vpdpbusd x2 + vpaddb{k}", 12, 0, maskadd_dpbusd},
   };
   return loops;
 }

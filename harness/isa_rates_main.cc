@@ -1,6 +1,7 @@
 // //harness:isa_rates — how many 512-bit instructions of each kind (and of a few mixes) this
 // CPU runs per cycle, independent ones back to back: the throughputs the kernels' decode loops
-// are made of (the README's analysis of the Q2_K / Q3_K tiles on Zen 4 comes from this).
+// are made of, and what mask registers cost beside them (the README's analysis of the
+// Q2_K / Q3_K tiles and of Q5_0 / Q5_1's fifth bits on Zen 4 comes from this).
 //
 //   tools/bazel run -c opt //harness:isa_rates -- [--reps=5] [--iters=4000000]
 //
