@@ -596,6 +596,147 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
 }
 
 // Predicted seconds of a case (for the ETA only; calibrated against the elapsed time).
+// A new shape: activations (for the largest batch of its cases), output, checked columns.
+void EnterShape(Context& ctx, const Shape& shape, const std::vector<CaseSpec>& cases) {
+  ctx.shape = shape;
+  int64_t max_m = 1;
+  for (const CaseSpec& d : cases) {
+    if (d.shape.n == shape.n && d.shape.k == shape.k) max_m = std::max(max_m, d.m);
+  }
+  std::mt19937_64 rng(12345 + shape.n * 31 + shape.k);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  ctx.x.resize(static_cast<size_t>(max_m * shape.k));
+  for (float& v : ctx.x) v = nd(rng);
+  ctx.out.assign(static_cast<size_t>(max_m * shape.n), 0.0f);
+  ctx.cols = CheckColumns(shape.n, ctx.o->check_cols);
+  std::vector<float>().swap(ctx.dequant);
+}
+
+// The interleaved shares (--share_rounds): per shape and thread count, every format's
+// fastest batch-1 kernel of the run (its kept median), in rounds of one short burst each,
+// the order rotated every round. `kept[i]` is case i's record (fastest pass).
+constexpr double kShareBurstS = 0.025;
+ojson RunShares(Context& ctx, const std::vector<CaseSpec>& cases, const std::vector<const ojson*>& kept) {
+  const SweepOptions& o = *ctx.o;
+  ojson groups = ojson::array();
+  std::vector<Shape> shapes;
+  for (const CaseSpec& c : cases) {
+    if (std::none_of(shapes.begin(), shapes.end(),
+                     [&](const Shape& s) { return s.n == c.shape.n && s.k == c.shape.k; })) {
+      shapes.push_back(c.shape);
+    }
+  }
+  for (const Shape& shape : shapes) {
+    // Per thread count, per format (in the run's order): the fastest fused batch-1 case.
+    std::map<int, std::vector<size_t>> pick;
+    for (int t : o.threads) {
+      std::vector<size_t> best;  // case indices
+      for (size_t i = 0; i < cases.size(); ++i) {
+        const CaseSpec& c = cases[i];
+        if (c.kind != CaseKind::kFused || c.m != 1 || c.threads != t || c.shape.n != shape.n ||
+            c.shape.k != shape.k || kept[i] == nullptr || kept[i]->contains("error") ||
+            !kept[i]->contains("median_s")) {
+          continue;
+        }
+        const double med = (*kept[i])["median_s"].get<double>();
+        auto same = std::find_if(best.begin(), best.end(),
+                                 [&](size_t b) { return cases[b].format == c.format; });
+        if (same == best.end()) {
+          best.push_back(i);
+        } else if (med < (*kept[*same])["median_s"].get<double>()) {
+          *same = i;
+        }
+      }
+      if (best.size() >= 2) pick[t] = best;
+    }
+    if (pick.empty()) continue;
+    EnterShape(ctx, shape, cases);
+    std::map<Format, std::unique_ptr<Weights>> weights;
+    for (const auto& [t, idx] : pick) {
+      for (size_t i : idx) {
+        const Format f = cases[i].format;
+        if (weights.count(f)) continue;
+        absl::StatusOr<std::unique_ptr<Weights>> w = BuildWeights(f, shape, ctx.cold_bytes);
+        if (!w.ok()) {
+          std::fprintf(stderr, "sweep: shares: building %s %s weights: %s\n", traits(f).name,
+                       ShapeName(shape).c_str(), std::string(w.status().message()).c_str());
+          return groups;
+        }
+        weights[f] = std::move(*w);
+      }
+    }
+    for (const auto& [t, idx] : pick) {
+      ThreadPool* pool = ctx.pools.at(t).get();
+      std::vector<std::vector<double>> gbps(static_cast<size_t>(o.share_rounds),
+                                            std::vector<double>(idx.size(), std::nan("")));
+      std::vector<int> calls(idx.size(), 0);  // per format: cycles its weight copies across bursts
+      std::string error;
+      for (int r = 0; r < o.share_rounds && !g_stop && error.empty(); ++r) {
+        for (size_t q = 0; q < idx.size() && !g_stop; ++q) {
+          const size_t f = (q + static_cast<size_t>(r)) % idx.size();
+          const CaseSpec& c = cases[idx[f]];
+          Weights& w = *weights.at(c.format);
+          absl::Status status;
+          auto call = [&](int) {
+            status = run_kernel(*c.entry, ctx.x.data(), w.copies[calls[f]++ % w.copies.size()], 1,
+                                ctx.out.data(), shape.n, pool, &ctx.scratch);
+            return status.ok();
+          };
+          const std::vector<double> times = TimeReps(call, 1, 0.005, 3, kShareBurstS, kMaxReps, &g_stop);
+          if (!status.ok()) {
+            error = absl::StrCat(c.entry->name, ": ", status.message());
+            break;
+          }
+          if (times.empty()) continue;
+          const double med = ComputeStats(times).median;
+          if (med > 0) {
+            gbps[static_cast<size_t>(r)][f] =
+                static_cast<double>(w.copies[0].memory_bytes()) / med / 1e9;
+          }
+        }
+      }
+      if (g_stop) return groups;
+      const std::vector<ShareStats> shares = InterleavedShares(gbps);
+      ojson g;
+      g["n"] = shape.n;
+      g["k"] = shape.k;
+      g["threads"] = t;
+      if (!error.empty()) g["error"] = error;
+      ojson fs = ojson::array();
+      std::string line = absl::StrFormat("sweep: shares %11s t=%d:", ShapeName(shape), t);
+      for (size_t f = 0; f < idx.size(); ++f) {
+        const CaseSpec& c = cases[idx[f]];
+        std::vector<double> g_f;
+        for (const std::vector<double>& round : gbps) {
+          if (round[f] > 0) g_f.push_back(round[f]);
+        }
+        ojson e;
+        e["format"] = traits(c.format).name;
+        e["kernel"] = c.entry->name;
+        e["rounds"] = shares[f].rounds;
+        if (shares[f].rounds > 0) {
+          e["share"] = shares[f].median;
+          e["share_p25"] = shares[f].p25;
+          e["share_p75"] = shares[f].p75;
+          e["gbps_median"] = ComputeStats(g_f).median;
+        }
+        e["shares"] = shares[f].shares;
+        e["gbps"] = g_f;
+        fs.push_back(e);
+        if (shares[f].rounds > 0) {
+          absl::StrAppendFormat(&line, " %s %.0f%%", traits(c.format).name, 100 * shares[f].median);
+        }
+      }
+      g["formats"] = fs;
+      groups.push_back(g);
+      if (!error.empty()) absl::StrAppend(&line, "  FAILED: ", error);
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+  }
+  return groups;
+}
+
 double PredictSeconds(const Context& ctx, const CaseSpec& c) {
   const Machine& mc = *ctx.machine;
   const FormatTraits& t = traits(c.format);
@@ -868,18 +1009,7 @@ int Main(int argc, char** argv) {
     if (!have_shape || c.shape.n != ctx.shape.n || c.shape.k != ctx.shape.k) {
       have_shape = true;
       weights.reset();
-      ctx.shape = c.shape;
-      int64_t max_m = 1;
-      for (const CaseSpec& d : cases) {
-        if (d.shape.n == c.shape.n && d.shape.k == c.shape.k) max_m = std::max(max_m, d.m);
-      }
-      std::mt19937_64 rng(12345 + c.shape.n * 31 + c.shape.k);
-      std::normal_distribution<float> nd(0.0f, 1.0f);
-      ctx.x.resize(static_cast<size_t>(max_m * c.shape.k));
-      for (float& v : ctx.x) v = nd(rng);
-      ctx.out.assign(static_cast<size_t>(max_m * c.shape.n), 0.0f);
-      ctx.cols = CheckColumns(c.shape.n, o.check_cols);
-      std::vector<float>().swap(ctx.dequant);
+      EnterShape(ctx, c.shape, cases);
     }
     if (c.kind != CaseKind::kGgml && (!weights || weights->format != c.format)) {
       weights.reset();
@@ -964,6 +1094,27 @@ int Main(int argc, char** argv) {
   if (peer != nullptr) {
     doc["run"]["ggml"]["restarts"] = peer->restarts();
     peer.reset();
+  }
+  if (!g_stop && o.share_rounds > 0 && !records.empty()) {
+    std::vector<const ojson*> kept(cases.size(), nullptr);
+    for (size_t i = 0; i < cases.size(); ++i) kept[i] = &records[record_of[i]];  // every case ran
+    std::printf("sweep: interleaved shares: %d rounds of %.0f ms bursts per shape and thread count\n",
+                o.share_rounds, kShareBurstS * 1e3);
+    std::fflush(stdout);
+    const auto t_shares = std::chrono::steady_clock::now();
+    ojson sh;
+    sh["rounds"] = o.share_rounds;
+    sh["burst_s"] = kShareBurstS;
+    sh["method"] = absl::StrCat(
+        "after the cases, per shape and thread count: ", o.share_rounds,
+        " rounds; in each, every format's fastest batch-1 kernel of the run (lowest kept median) runs "
+        "one burst (a warm-up call, then >= 3 timed calls and >= ", kShareBurstS,
+        " s; same cold weight copies and activations as the cases), the order rotated by one format "
+        "per round. share: the median over rounds of the format's GB/s (median of its burst) over the "
+        "highest GB/s of that round; share_p25 / share_p75 its quartiles");
+    sh["groups"] = RunShares(ctx, cases, kept);
+    sh["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_shares).count();
+    if (!g_stop) doc["interleaved_shares"] = sh;
   }
 
   if (!g_stop && !records.empty()) {

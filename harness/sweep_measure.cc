@@ -36,6 +36,34 @@ TimeStats ComputeStats(std::vector<double> times) {
   return s;
 }
 
+std::vector<ShareStats> InterleavedShares(const std::vector<std::vector<double>>& gbps) {
+  size_t formats = 0;
+  for (const std::vector<double>& round : gbps) formats = std::max(formats, round.size());
+  std::vector<ShareStats> out(formats);
+  for (const std::vector<double>& round : gbps) {
+    double best = 0;
+    for (double g : round) {
+      if (g > best) best = g;  // false for NaN
+    }
+    if (best <= 0) continue;
+    for (size_t f = 0; f < round.size(); ++f) {
+      if (round[f] > 0) out[f].shares.push_back(round[f] / best);
+    }
+  }
+  for (ShareStats& s : out) {
+    s.rounds = static_cast<int>(s.shares.size());
+    if (s.shares.empty()) {
+      s.median = s.p25 = s.p75 = std::nan("");
+      continue;
+    }
+    const TimeStats t = ComputeStats(s.shares);
+    s.median = t.median;
+    s.p25 = t.p25;
+    s.p75 = t.p75;
+  }
+  return out;
+}
+
 std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup,
                              double warmup_time, int reps, double min_time, int max_reps,
                              const volatile int* stop, const SecondsClock& clock) {

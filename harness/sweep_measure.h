@@ -28,6 +28,18 @@ std::vector<double> TimeReps(const std::function<bool(int rep)>& fn, int warmup,
                              double warmup_time, int reps, double min_time, int max_reps,
                              const volatile int* stop, const SecondsClock& clock = nullptr);
 
+// Interleaved shares. gbps[r][f]: format f's GB/s in round r of bursts run one after
+// another (<= 0 or NaN: f did not run in that round). Per round, every format that ran is
+// divided by the round's highest; per format, the median of those ratios over the rounds it
+// ran in (NaN if none), with the quartiles. Formats thus meet the same machine state, where
+// comparing each format's best over a whole run compares different moments of it.
+struct ShareStats {
+  double median = 0, p25 = 0, p75 = 0;
+  int rounds = 0;              // rounds it ran in
+  std::vector<double> shares;  // per round it ran in, in order
+};
+std::vector<ShareStats> InterleavedShares(const std::vector<std::vector<double>>& gbps);
+
 // Output columns to check against the reference: `count` columns spread evenly over [0, n)
 // including the first and the last, plus the last partial tile's columns (n - 1 - i for
 // i < 8), sorted and unique.

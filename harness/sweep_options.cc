@@ -178,6 +178,13 @@ std::string SweepUsage(int cores) {
       "                    each case's fastest pass (default 1): a shared host that slows the\n"
       "                    machine for seconds or minutes then rarely slows one case in all\n"
       "                    of them, which matters most for the batch-1 GB/s shares\n"
+      "  --share_rounds=N  after the cases, per shape and thread count, N rounds in which\n"
+      "                    every format's fastest batch-1 kernel runs a short burst (~25 ms) in\n"
+      "                    turn; each format's GB/s is taken as a share of the best of the same\n"
+      "                    round and the median over rounds reported (interleaved_shares in\n"
+      "                    results.json, the share table of the report). A shared host whose\n"
+      "                    memory speeds up and slows down over seconds to minutes then meets\n"
+      "                    every format in the same state (default 12; --quick 0; 0 = off)\n"
       "  --warmup=N        untimed calls before timing, at least (default 1)\n"
       "  --warmup_time=S   ... and at least S seconds of them (default 0.1; with --quick\n"
       "                    0.02): on a virtual machine an idle second core has been seen to\n"
@@ -226,7 +233,7 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
   const std::set<std::string> value_flags = {
       "formats", "variants",   "paths",   "shapes",   "batch",     "threads", "reps",
       "min_time", "passes",    "warmup",  "warmup_time", "out",    "ggml",    "cold_mb",
-      "check_cols", "dram_mb", "settle_s", "reprobe_s", "likwid"};
+      "check_cols", "dram_mb", "settle_s", "reprobe_s", "likwid", "share_rounds"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     o.argv.push_back(a);
@@ -366,6 +373,13 @@ absl::StatusOr<SweepOptions> ParseSweepFlags(int argc, const char* const* argv, 
     absl::StatusOr<int64_t> v = ParseInt("passes", values["passes"], 1, 10);
     if (!v.ok()) return v.status();
     o.passes = static_cast<int>(*v);
+  }
+  if (has("share_rounds")) {
+    absl::StatusOr<int64_t> v = ParseInt("share_rounds", values["share_rounds"], 0, 200);
+    if (!v.ok()) return v.status();
+    o.share_rounds = static_cast<int>(*v);
+  } else if (o.quick) {
+    o.share_rounds = 0;
   }
   if (has("min_time")) {
     absl::StatusOr<double> v = ParseDouble("min_time", values["min_time"], 0.0, 60.0);

@@ -30,6 +30,10 @@ struct SweepOptions {
   int reps = 5;            // timed repetitions, at least
   double min_time = 0.05;  // ... and at least this many seconds of timed calls
   int passes = 1;          // batch-1 cases measured in this many passes, the fastest kept
+  // After the cases: rounds of short batch-1 bursts, every format's fastest kernel in turn
+  // per shape and thread count, each format's GB/s as a share of the round's best (0 = off;
+  // default 12, --quick 0).
+  int share_rounds = 12;
   int warmup = 1;          // untimed calls first, at least
   double warmup_time = 0.1;  // ... and at least this many seconds of them
   bool quick = false;

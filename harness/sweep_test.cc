@@ -49,6 +49,7 @@ TEST(SweepFlags, Defaults) {
   EXPECT_EQ(o->threads, (std::vector<int>{1, 4}));
   EXPECT_EQ(o->reps, 5);
   EXPECT_EQ(o->passes, 1);
+  EXPECT_EQ(o->share_rounds, 12);
   EXPECT_TRUE(o->plot);
   EXPECT_FALSE(o->quick);
 }
@@ -71,6 +72,8 @@ TEST(SweepFlags, QuickDefaultsYieldToExplicitFlags) {
   EXPECT_EQ(q->batches, (std::vector<int64_t>{1, 8}));
   EXPECT_EQ(q->threads, (std::vector<int>{2}));
   EXPECT_LT(q->min_time, 0.05);
+  EXPECT_EQ(q->share_rounds, 0);
+  EXPECT_EQ(Parse({"--quick", "--share_rounds=5"})->share_rounds, 5);
 
   absl::StatusOr<SweepOptions> e =
       Parse({"--quick", "--batch", "1,4", "--threads=1", "--shapes=256x512,64X256"}, 2);
@@ -118,6 +121,8 @@ TEST(SweepFlags, ErrorsNameTheFlagAndValue) {
       {{"--passes=0"}, {"--passes=0", "[1, 10]"}},
       {{"--passes=11"}, {"--passes=11"}},
       {{"--passes=3"}, {}},
+      {{"--share_rounds=-1"}, {"--share_rounds=-1", "[0, 200]"}},
+      {{"--share_rounds=0"}, {}},
       {{"--min_time=abc"}, {"--min_time=abc"}},
       {{"--quick=maybe"}, {"--quick=maybe", "true or false"}},
       {{"--out="}, {"--out"}},
@@ -143,7 +148,7 @@ TEST(SweepFlags, HelpStatesTheGridRule) {
   EXPECT_TRUE(o->help);
   const std::string usage = SweepUsage(2);
   for (const char* flag : {"--formats", "--variants", "--paths", "--shapes", "--batch",
-                           "--threads", "--reps", "--passes", "--quick", "--out", "--full", "--ggml"}) {
+                           "--threads", "--reps", "--passes", "--share_rounds", "--quick", "--out", "--full", "--ggml"}) {
     EXPECT_TRUE(absl::StrContains(usage, flag)) << flag;
   }
   EXPECT_TRUE(absl::StrContains(usage, "Grid rule"));
@@ -371,6 +376,31 @@ TEST(SweepMeasure, Stats) {
   EXPECT_DOUBLE_EQ(s.spread_pct, 2.0 / 3.0 * 100);
   EXPECT_DOUBLE_EQ(ComputeStats({1, 2, 3, 4}).median, 2.5);
   EXPECT_EQ(ComputeStats({}).reps, 0);
+}
+
+// Each round's formats against that round's best, not each format's best of the run against
+// the best of any: a format measured while the memory was fast must not set the bar for one
+// measured while it was slow.
+TEST(SweepMeasure, InterleavedSharesCompareWithinARound) {
+  const double nan = std::nan("");
+  // Rounds 0, 1: fast memory (A streams 60, B 45); rounds 2, 3: slow (A 30, B 29); round 4:
+  // C alone ran besides A (B missing).
+  const std::vector<ShareStats> s = InterleavedShares({{60, 45, nan}, {60, 45, nan}, {30, 29, nan},
+                                                       {30, 29, nan}, {40, 0, 20}});
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].rounds, 5);
+  EXPECT_DOUBLE_EQ(s[0].median, 1.0);
+  EXPECT_EQ(s[1].rounds, 4);
+  EXPECT_EQ(s[1].shares, (std::vector<double>{0.75, 0.75, 29.0 / 30, 29.0 / 30}));
+  EXPECT_DOUBLE_EQ(s[1].median, (0.75 + 29.0 / 30) / 2);  // best-of-run against best: 0.75
+  EXPECT_DOUBLE_EQ(s[1].p25, 0.75);
+  EXPECT_EQ(s[2].rounds, 1);
+  EXPECT_DOUBLE_EQ(s[2].median, 0.5);
+  // A round where nothing ran counts for nobody; a format that never ran has no share.
+  const std::vector<ShareStats> none = InterleavedShares({{nan, nan}, {10, nan}});
+  EXPECT_EQ(none[0].rounds, 1);
+  EXPECT_EQ(none[1].rounds, 0);
+  EXPECT_TRUE(std::isnan(none[1].median));
 }
 
 TEST(SweepMeasure, TimeRepsHonoursRepsMinTimeAndStop) {

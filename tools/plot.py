@@ -73,6 +73,7 @@ class Run:
         self.machine = doc["machine"]
         self.run = doc["run"]
         self.all_cases = doc["cases"]
+        self.interleaved = doc.get("interleaved_shares")  # sweep --share_rounds (None before)
         self.cases = [c for c in doc["cases"] if "error" not in c and c.get("median_s")]
         self.name = os.path.basename(self.dir)
         self.threads = sorted({c["threads"] for c in self.cases})
@@ -283,10 +284,24 @@ def passes_text(run):
 
 def stream_shares(run):
     """Batch 1 across formats: per thread count, ({format: (share, shapes)}, Counter of the
-    fastest format per shape), share = the format's weight GB/s (its fastest kernel) over the
-    highest GB/s any format reached at the same shape and threads, geometric mean over the
-    shapes where at least two formats ran. A case no faster with its threads than with 1
-    (no_speedup) is left out: its format has that shape missing at that thread count."""
+    fastest format per shape), share = geometric mean over the shapes where at least two
+    formats ran. From the run's interleaved shares (sweep --share_rounds) when it has them:
+    per shape, the median over rounds of the format's GB/s over the best of the same round.
+    Otherwise from the cases: the format's weight GB/s (its fastest kernel) over the highest
+    GB/s any format reached at the same shape and threads, a case no faster with its threads
+    than with 1 (no_speedup) left out (its format has that shape missing at that thread
+    count)."""
+    inter = interleaved_shares(run)
+    if inter is not None:
+        out = {}
+        for t, shapes in inter.items():
+            per, tops = defaultdict(list), Counter()
+            for _, fs in sorted(shapes.items()):
+                tops[max(fs, key=lambda f: fs[f])] += 1
+                for f, v in fs.items():
+                    per[f].append(v)
+            out[t] = ({f: (geomean(v), len(v)) for f, v in per.items()}, tops)
+        return out
     found = no_speedup(run)
     held_back = {id(c) for c in found[1]} if found else set()
     out = {}
@@ -305,6 +320,18 @@ def stream_shares(run):
         if per:
             out[t] = ({f: (geomean(v), len(v)) for f, v in per.items()}, tops)
     return out
+
+
+def interleaved_shares(run):
+    """{threads: {(n, k): {format: median share}}} from the run's interleaved shares, or None
+    when it has none (an older run, --share_rounds=0, or no shape with two formats)."""
+    groups = (run.interleaved or {}).get("groups") or []
+    out = defaultdict(dict)
+    for g in groups:
+        fs = {f["format"]: f["share"] for f in g.get("formats", []) if f.get("share") is not None}
+        if len(fs) >= 2:
+            out[g["threads"]][(g["n"], g["k"])] = fs
+    return dict(out) or None
 
 
 def fmt_num(v, digits=1):
@@ -791,12 +818,23 @@ def run_section(run, readme_dir):
         fastest = "; ".join(
             f"{t}T " + ", ".join(f"{f} ({c} of {sum(shares[t][1].values())})" for f, c in shares[t][1].most_common())
             for t in ts)
-        out.append("Each format's weight bytes per second at batch 1 (its fastest kernel) over the highest "
-                   "any format reached at the same shape and thread count, geometric mean over the shapes "
-                   "(how many in brackets). A format whose decode is compute-bound streams below the others; "
-                   "a few % either way is within the run-to-run noise of a shared machine; a case no faster "
-                   "with 2 or more threads than with 1 is left out (above)."
-                   f"{passes_text(run)} Fastest per shape: {fastest}.")
+        inter = interleaved_shares(run)
+        if inter is not None:
+            iv = run.interleaved
+            out.append(f"Interleaved (sweep --share_rounds): after the cases, per shape and thread count, "
+                       f"{iv.get('rounds')} rounds in which every format's fastest batch-1 kernel ran a burst "
+                       f"of about {1e3 * iv.get('burst_s', 0):.0f} ms in turn; a format's share at a shape is "
+                       "the median over rounds of its GB/s over the best GB/s of the same round, so every "
+                       "format is compared with the others in the same state of a shared machine's memory. "
+                       "Geometric mean over the shapes (how many in brackets). A format whose decode is "
+                       f"compute-bound streams below the others. Fastest per shape: {fastest}.")
+        else:
+            out.append("Each format's weight bytes per second at batch 1 (its fastest kernel) over the highest "
+                       "any format reached at the same shape and thread count, geometric mean over the shapes "
+                       "(how many in brackets). A format whose decode is compute-bound streams below the others; "
+                       "a few % either way is within the run-to-run noise of a shared machine; a case no faster "
+                       "with 2 or more threads than with 1 is left out (above)."
+                       f"{passes_text(run)} Fastest per shape: {fastest}.")
         out.append("")
         rows = []
         for f in run.formats:
@@ -806,6 +844,15 @@ def run_section(run, readme_dir):
                                for t in ts])
         out.append(table(["format"] + [f"{t} thread{'s' if t > 1 else ''}" for t in ts], rows))
         out.append("")
+        if inter is not None:
+            for t in sorted(inter):
+                shapes = sorted(inter[t], key=lambda s: (s[0] * s[1], s))
+                out.append(f"Per shape, {t} thread{'s' if t > 1 else ''} (median share over rounds):")
+                out.append("")
+                rows = [[f] + [f"{100 * inter[t][s][f]:.0f} %" if f in inter[t][s] else "–" for s in shapes]
+                        for f in run.formats if any(f in inter[t][s] for s in shapes)]
+                out.append(table(["format"] + [f"{n}x{k}" for n, k in shapes], rows))
+                out.append("")
 
     # Speedups.
     t = run.tmax

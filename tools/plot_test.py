@@ -256,6 +256,46 @@ class PlotTest(unittest.TestCase):
                       "F32-avx2-f32 4096x4096 m=1 t=2 (1.20x the 1-thread time, ±0 %).", readme)
         self.assertIn("| F32 | 100 % (1) | – |", readme)
 
+    def test_interleaved_shares_replace_the_cases_best_of_run(self):
+        doc = made_up_run()
+        # The cases say Q4_K streams 144 / 0.002 s against F32's 1024 / 0.010 s at 1 thread
+        # (70.3 %); the interleaved rounds, each format against the best of its own round, say
+        # otherwise, and they are what the table shows.
+        doc["interleaved_shares"] = {
+            "rounds": 3, "burst_s": 0.025, "method": "made up",
+            "groups": [
+                {"n": 4096, "k": 4096, "threads": 1, "formats": [
+                    {"format": "F32", "share": 1.0}, {"format": "Q4_K", "share": 0.5},
+                    {"format": "Q8_K", "share": 0.8}]},
+                {"n": 4096, "k": 4096, "threads": 2, "formats": [
+                    {"format": "Q4_K", "share": 0.9}, {"format": "Q8_K", "share": 1.0},
+                    {"format": "F32", "rounds": 0}]},  # never ran: no share
+                {"n": 4096, "k": 4096, "threads": 4, "formats": [{"format": "Q4_K", "share": 1.0}]},
+            ]}
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(doc, f)
+        run = plot.Run(self.run_dir)
+        shares = plot.stream_shares(run)
+        self.assertEqual(sorted(shares), [1, 2])  # one format alone is no comparison
+        self.assertAlmostEqual(shares[1][0]["Q4_K"][0], 0.5)
+        self.assertAlmostEqual(shares[2][0]["Q4_K"][0], 0.9)
+        self.assertNotIn("F32", shares[2][0])
+        self.assertEqual(shares[2][1].most_common(1)[0][0], "Q8_K")
+        self.assertEqual(plot.main([self.run_dir, "--no-png"]), 0)
+        with open(os.path.join(self.reports, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("Interleaved (sweep --share_rounds)", readme)
+        self.assertIn("3 rounds in which every format's fastest batch-1 kernel ran a burst of about 25 ms", readme)
+        self.assertIn("| Q4_K | 50 % (1) | 90 % (1) |", readme)
+        self.assertIn("Per shape, 2 threads (median share over rounds):", readme)
+        self.assertIn("| Q8_K | 100 % |", readme)
+        # Without them (older runs, --share_rounds=0) the table comes from the cases.
+        del doc["interleaved_shares"]
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(doc, f)
+        self.assertAlmostEqual(plot.stream_shares(plot.Run(self.run_dir))[1][0]["Q4_K"][0],
+                               (144 / 0.002) / (1024 / 0.010))
+
     def test_other_work_of_older_runs_is_not_claimed(self):
         doc = made_up_run()
         for c in doc["cases"]:
