@@ -704,11 +704,22 @@ ojson RunShares(Context& ctx, const std::vector<CaseSpec>& cases, const std::vec
       if (!error.empty()) g["error"] = error;
       ojson fs = ojson::array();
       std::string line = absl::StrFormat("sweep: shares %11s t=%d:", ShapeName(shape), t);
+      // Per round: the best GB/s (the memory's state at that moment, for the format that
+      // streams fastest).
+      ojson round_best = ojson::array();
+      for (const std::vector<double>& round : gbps) {
+        double b = 0;
+        for (double v : round) b = v > b ? v : b;
+        round_best.push_back(b > 0 ? ojson(b) : ojson(nullptr));
+      }
+      g["best_gbps"] = round_best;
       for (size_t f = 0; f < idx.size(); ++f) {
         const CaseSpec& c = cases[idx[f]];
         std::vector<double> g_f;
+        ojson per_round = ojson::array();  // aligned with best_gbps; null: did not run
         for (const std::vector<double>& round : gbps) {
           if (round[f] > 0) g_f.push_back(round[f]);
+          per_round.push_back(round[f] > 0 ? ojson(round[f]) : ojson(nullptr));
         }
         ojson e;
         e["format"] = traits(c.format).name;
@@ -721,7 +732,7 @@ ojson RunShares(Context& ctx, const std::vector<CaseSpec>& cases, const std::vec
           e["gbps_median"] = ComputeStats(g_f).median;
         }
         e["shares"] = shares[f].shares;
-        e["gbps"] = g_f;
+        e["gbps"] = per_round;
         fs.push_back(e);
         if (shares[f].rounds > 0) {
           absl::StrAppendFormat(&line, " %s %.0f%%", traits(c.format).name, 100 * shares[f].median);
@@ -1111,7 +1122,8 @@ int Main(int argc, char** argv) {
         "one burst (a warm-up call, then >= 3 timed calls and >= ", kShareBurstS,
         " s; same cold weight copies and activations as the cases), the order rotated by one format "
         "per round. share: the median over rounds of the format's GB/s (median of its burst) over the "
-        "highest GB/s of that round; share_p25 / share_p75 its quartiles");
+        "highest GB/s of that round (best_gbps, per round); share_p25 / share_p75 its quartiles, "
+        "shares the ratios of the rounds it ran in, gbps its GB/s per round (null: did not run)");
     sh["groups"] = RunShares(ctx, cases, kept);
     sh["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_shares).count();
     if (!g_stop) doc["interleaved_shares"] = sh;

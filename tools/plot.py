@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -319,6 +320,16 @@ def stream_shares(run):
                 per[f].append(c["weight_gbps"] / best[top]["weight_gbps"])
         if per:
             out[t] = ({f: (geomean(v), len(v)) for f, v in per.items()}, tops)
+    return out
+
+
+def round_best(run, t):
+    """{(n, k): median over the interleaved rounds of the round's best GB/s} at t threads."""
+    out = {}
+    for g in (run.interleaved or {}).get("groups") or []:
+        best = [b for b in g.get("best_gbps") or [] if b]
+        if g["threads"] == t and best:
+            out[(g["n"], g["k"])] = statistics.median(best)
     return out
 
 
@@ -851,6 +862,10 @@ def run_section(run, readme_dir):
                 out.append("")
                 rows = [[f] + [f"{100 * inter[t][s][f]:.0f} %" if f in inter[t][s] else "–" for s in shapes]
                         for f in run.formats if any(f in inter[t][s] for s in shapes)]
+                best = round_best(run, t)
+                if any(s in best for s in shapes):
+                    rows.append(["best GB/s (median of the rounds' best)"] +
+                                [fmt_num(best.get(s)) if s in best else "–" for s in shapes])
                 out.append(table(["format"] + [f"{n}x{k}" for n, k in shapes], rows))
                 out.append("")
 

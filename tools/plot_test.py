@@ -267,7 +267,7 @@ class PlotTest(unittest.TestCase):
                 {"n": 4096, "k": 4096, "threads": 1, "formats": [
                     {"format": "F32", "share": 1.0}, {"format": "Q4_K", "share": 0.5},
                     {"format": "Q8_K", "share": 0.8}]},
-                {"n": 4096, "k": 4096, "threads": 2, "formats": [
+                {"n": 4096, "k": 4096, "threads": 2, "best_gbps": [50.0, None, 30.0, 40.0], "formats": [
                     {"format": "Q4_K", "share": 0.9}, {"format": "Q8_K", "share": 1.0},
                     {"format": "F32", "rounds": 0}]},  # never ran: no share
                 {"n": 4096, "k": 4096, "threads": 4, "formats": [{"format": "Q4_K", "share": 1.0}]},
@@ -289,6 +289,7 @@ class PlotTest(unittest.TestCase):
         self.assertIn("| Q4_K | 50 % (1) | 90 % (1) |", readme)
         self.assertIn("Per shape, 2 threads (median share over rounds):", readme)
         self.assertIn("| Q8_K | 100 % |", readme)
+        self.assertIn("| best GB/s (median of the rounds' best) | 40.0 |", readme)
         # Without them (older runs, --share_rounds=0) the table comes from the cases.
         del doc["interleaved_shares"]
         with open(os.path.join(self.run_dir, "results.json"), "w") as f:
