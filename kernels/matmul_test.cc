@@ -962,6 +962,38 @@ TEST_P(DeterminismTest, SameBitsForAnyThreadCount) {
 INSTANTIATE_TEST_SUITE_P(AllKernels, DeterminismTest, ::testing::ValuesIn(all_entries()),
                          entry_name);
 
+// Batch 1 reads a thread's rows as 4 streams q rows apart (kernels/simd/driver-inl.h). Where
+// that distance would give the streams the same L1 set and way-predictor tag on AMD Zen, the
+// driver takes one row less per stream and the rows left over through the tail. Q5_1 with
+// k = 352 (264-byte rows) and n = 16384 is such a shape at 1 thread (4096 rows = 0x108000
+// bytes apart); every row must come out as when the rows are computed in slices whose
+// streams do not collide, bit for bit.
+TEST(GemvStreamsTest, CollidingStreamDistanceKeepsEveryRow) {
+  constexpr int64_t n = 16384, k = 352, slice = 1000;
+  std::mt19937_64 rng(0x5a5e);
+  UnalignedWeights w = make_weights(Format::kQ5_1, n, k, rng, false);
+  ASSERT_EQ(w.view.row_bytes(), 264);
+  std::vector<float> x = make_input(1, k, rng, false);
+  static ThreadPool* pool = new ThreadPool(1);
+  int ran = 0;
+  for (const KernelEntry& e : all_kernels()) {
+    if (e.format != Format::kQ5_1 || e.min_m != 1 || !kernel_runnable(e)) continue;
+    ++ran;
+    SCOPED_TRACE(e.name);
+    std::vector<float> whole(n), sliced(n, std::nanf(""));
+    ASSERT_TRUE(run_kernel(e, x.data() + 1, w.view, 1, whole.data(), n, pool).ok());
+    for (int64_t r = 0; r < n; r += slice) {
+      const int64_t rows = std::min(slice, n - r);
+      absl::StatusOr<WeightFormat> part = WeightFormat::View(
+          Format::kQ5_1, rows, k, w.view.row_data(r), static_cast<size_t>(rows * 264), nullptr);
+      ASSERT_TRUE(part.ok()) << part.status();
+      ASSERT_TRUE(run_kernel(e, x.data() + 1, *part, 1, sliced.data() + r, rows, pool).ok());
+    }
+    EXPECT_EQ(std::memcmp(whole.data(), sliced.data(), n * sizeof(float)), 0);
+  }
+  EXPECT_GT(ran, 1);
+}
+
 // ---- Variants that promise another variant's bits --------------------------------------------
 
 // The amx rows compute the int32 dots in AMX tiles and scale them with a panel row's float

@@ -53,6 +53,22 @@ FK_INLINE void gemv_tiles(const MatmulArgs& a, const typename K::Prep& p, int64_
   }
 }
 
+// Whether lines `distance` bytes apart fall in the same L1 set with the same way-predictor
+// tag on AMD Zen (see gemv_streams): a multiple of 4 KiB whose bits 12..27 cancel in the
+// tag's XOR pairs (12^27, 13^26, 14^25, 15^20, 16^21, 17^22, 18^23, 19^24).
+constexpr bool same_way_tag(int64_t distance) {
+  if (distance <= 0 || distance % 4096 != 0) return false;
+  constexpr int kPairs[8][2] = {{12, 27}, {13, 26}, {14, 25}, {15, 20}, {16, 21}, {17, 22}, {18, 23}, {19, 24}};
+  for (const auto& p : kPairs) {
+    if (((distance >> p[0]) ^ (distance >> p[1])) & 1) return false;
+  }
+  return true;
+}
+static_assert(same_way_tag(0x210000) && same_way_tag(0x420000) && same_way_tag(0x108000) &&
+                  !same_way_tag(0x300000) && !same_way_tag(0xC0000) && !same_way_tag(0x210000 - 4224),
+              "Q5_1 2048x5632's streams collide (and matmul_test's Q5_1 16384x352's), 4096x4096's "
+              "and 2048x2048's do not");
+
 // Batch 1 over [j, n_end): V::kGemvNR sequential streams. With q = (n_end - j) / NR, tile t
 // (t < q) takes the rows j + t, j + t + q, j + t + 2q, ... (MatmulArgs::row_step = q), so
 // each of its NR rows continues the row its predecessor read in the same slot; the last
@@ -65,7 +81,21 @@ template <class V, class K>
 FK_INLINE void gemv_streams(const MatmulArgs& a, const typename K::Prep& p, int64_t j,
                             int64_t n_end) {
   constexpr int NR = V::kGemvNR;
-  const int64_t q = (n_end - j) / NR;
+  int64_t q = (n_end - j) / NR;
+  // AMD Zen's L1 predicts the way of a load from a tag hashed from linear address bits
+  // 12..27 (AMD's optimization guide for family 17h; the hash as measured by Lipp et al.,
+  // "Take A Way", 2020): streams whose distance keeps both the set (bits 6..11) and that tag
+  // evict each other's lines. Measured on Zen 4 (kernel_bench --hot, 1 thread): Q5_1
+  // 2048x5632 and 5632x2048, Q5_0 4096x3072 (streams 2 MiB + 64 KiB apart) ran at 0.5-0.7x
+  // their speed at neighbouring shapes. One row less per stream moves the streams to other
+  // sets; the NR rows left over join the tail.
+  auto collide = [&](int64_t rows) {
+    for (int s = 1; s < NR; ++s) {
+      if (same_way_tag(s * rows * a.row_bytes)) return true;
+    }
+    return false;
+  };
+  if (q > 2 && collide(q) && !collide(q - 1)) --q;
   if (q > 1) {
     MatmulArgs s = a;
     s.row_step = q;
