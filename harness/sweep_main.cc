@@ -595,7 +595,6 @@ ojson Record(const Context& ctx, const CaseSpec& c, const CaseResult& r, int id)
   return j;
 }
 
-// Predicted seconds of a case (for the ETA only; calibrated against the elapsed time).
 // A new shape: activations (for the largest batch of its cases), output, checked columns.
 void EnterShape(Context& ctx, const Shape& shape, const std::vector<CaseSpec>& cases) {
   ctx.shape = shape;
@@ -748,6 +747,7 @@ ojson RunShares(Context& ctx, const std::vector<CaseSpec>& cases, const std::vec
   return groups;
 }
 
+// Predicted seconds of a case (for the ETA only; calibrated against the elapsed time).
 double PredictSeconds(const Context& ctx, const CaseSpec& c) {
   const Machine& mc = *ctx.machine;
   const FormatTraits& t = traits(c.format);
@@ -1120,7 +1120,7 @@ int Main(int argc, char** argv) {
         "after the cases, per shape and thread count: ", o.share_rounds,
         " rounds; in each, every format's fastest batch-1 kernel of the run (lowest kept median) runs "
         "one burst (a warm-up call, then >= 3 timed calls and >= ", kShareBurstS,
-        " s; same cold weight copies and activations as the cases), the order rotated by one format "
+        " s; weights and activations made as for the cases, cold copies cycled), the order rotated by one format "
         "per round. share: the median over rounds of the format's GB/s (median of its burst) over the "
         "highest GB/s of that round (best_gbps, per round); share_p25 / share_p75 its quartiles, "
         "shares the ratios of the rounds it ran in, gbps its GB/s per round (null: did not run)");
