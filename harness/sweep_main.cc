@@ -706,11 +706,7 @@ ojson RunShares(Context& ctx, const std::vector<CaseSpec>& cases, const std::vec
       // Per round: the best GB/s (the memory's state at that moment, for the format that
       // streams fastest).
       ojson round_best = ojson::array();
-      for (const std::vector<double>& round : gbps) {
-        double b = 0;
-        for (double v : round) b = v > b ? v : b;
-        round_best.push_back(b > 0 ? ojson(b) : ojson(nullptr));
-      }
+      for (double b : RoundBest(gbps)) round_best.push_back(b > 0 ? ojson(b) : ojson(nullptr));
       g["best_gbps"] = round_best;
       for (size_t f = 0; f < idx.size(); ++f) {
         const CaseSpec& c = cases[idx[f]];

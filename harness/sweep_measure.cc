@@ -36,18 +36,25 @@ TimeStats ComputeStats(std::vector<double> times) {
   return s;
 }
 
+std::vector<double> RoundBest(const std::vector<std::vector<double>>& gbps) {
+  std::vector<double> best(gbps.size(), 0.0);
+  for (size_t r = 0; r < gbps.size(); ++r) {
+    for (double g : gbps[r]) {
+      if (g > best[r]) best[r] = g;  // false for NaN
+    }
+  }
+  return best;
+}
+
 std::vector<ShareStats> InterleavedShares(const std::vector<std::vector<double>>& gbps) {
   size_t formats = 0;
   for (const std::vector<double>& round : gbps) formats = std::max(formats, round.size());
   std::vector<ShareStats> out(formats);
-  for (const std::vector<double>& round : gbps) {
-    double best = 0;
-    for (double g : round) {
-      if (g > best) best = g;  // false for NaN
-    }
-    if (best <= 0) continue;
-    for (size_t f = 0; f < round.size(); ++f) {
-      if (round[f] > 0) out[f].shares.push_back(round[f] / best);
+  const std::vector<double> best = RoundBest(gbps);
+  for (size_t r = 0; r < gbps.size(); ++r) {
+    if (best[r] <= 0) continue;
+    for (size_t f = 0; f < gbps[r].size(); ++f) {
+      if (gbps[r][f] > 0) out[f].shares.push_back(gbps[r][f] / best[r]);
     }
   }
   for (ShareStats& s : out) {

@@ -39,6 +39,8 @@ struct ShareStats {
   std::vector<double> shares;  // per round it ran in, in order
 };
 std::vector<ShareStats> InterleavedShares(const std::vector<std::vector<double>>& gbps);
+// Each round's highest GB/s (0 where no format ran): InterleavedShares' denominators.
+std::vector<double> RoundBest(const std::vector<std::vector<double>>& gbps);
 
 // Output columns to check against the reference: `count` columns spread evenly over [0, n)
 // including the first and the last, plus the last partial tile's columns (n - 1 - i for

@@ -396,6 +396,8 @@ TEST(SweepMeasure, InterleavedSharesCompareWithinARound) {
   EXPECT_DOUBLE_EQ(s[1].p25, 0.75);
   EXPECT_EQ(s[2].rounds, 1);
   EXPECT_DOUBLE_EQ(s[2].median, 0.5);
+  EXPECT_EQ(RoundBest({{60, 45, nan}, {30, 29, nan}, {nan, nan, nan}, {40, 0, 20}}),
+            (std::vector<double>{60, 30, 0, 40}));
   // A round where nothing ran counts for nobody; a format that never ran has no share.
   const std::vector<ShareStats> none = InterleavedShares({{nan, nan}, {10, nan}});
   EXPECT_EQ(none[0].rounds, 1);
